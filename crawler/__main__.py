@@ -1,0 +1,49 @@
+"""``python -m crawler``: run one crawl run of one topic (started by the scheduler).
+
+Exit status 0 means the run was recorded (whatever its status); anything else means the
+process failed before it could finish the run's row, and the parent records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from crawler.observability import configure_logging, init_sentry
+
+logger = logging.getLogger("topicwatch.crawl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler",
+        description="Run one crawl run of one topic and record it in the database.",
+    )
+    parser.add_argument("--database-url", required=True, help="SQLAlchemy URL of the database")
+    parser.add_argument("--topic", required=True, help="name of the topic to crawl")
+    parser.add_argument("--run-id", required=True, type=int, help="crawl_runs row to finish")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    configure_logging(args.log_format, args.log_level)
+    init_sentry("crawler")
+    import sentry_sdk
+
+    sentry_sdk.set_tag("topic", args.topic)
+    sentry_sdk.set_tag("run", str(args.run_id))
+    from crawler.run import crawl_topic
+
+    try:
+        crawl_topic(args.database_url, args.topic, args.run_id)
+    except Exception:
+        logger.exception("crawl run %s of topic %s crashed", args.run_id, args.topic)
+        sentry_sdk.flush(timeout=5)
+        return 1
+    sentry_sdk.flush(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

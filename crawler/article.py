@@ -1,0 +1,38 @@
+"""What extraction makes of one article page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Article:
+    """The parts of a news article that topicwatch watches.
+
+    ``url`` is the canonical URL (the article's identity); ``body`` is the main text with
+    paragraphs separated by blank lines; dates are kept as the site states them (ISO 8601
+    where the site gives it).
+    """
+
+    url: str
+    title: str
+    body: str
+    lead: str = ""
+    authors: tuple[str, ...] = ()
+    published: str | None = None
+    modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """SHA-256 over the normalised article, and one hash per watched field.
+
+    ``fields`` has the keys ``title``, ``lead``, ``body``, ``authors`` and ``dates``.
+    """
+
+    digest: str
+    fields: dict[str, str]
+
+    def changed_fields(self, other: dict[str, str]) -> list[str]:
+        """Names of the fields whose hash differs from ``other`` (sorted)."""
+        return sorted(k for k in self.fields.keys() | other.keys() if self.fields.get(k) != other.get(k))

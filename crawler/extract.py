@@ -1,0 +1,965 @@
+"""HTML → :class:`~crawler.article.Article`: metadata, lead and main body of one article page.
+
+Where each part comes from, first source that has it wins:
+
+- title: JSON-LD ``headline``, the profile's title selectors, ``og:title`` (minus the site's
+  suffix), the page's ``h1``, ``<title>``;
+- authors, dates, lead (``description``), canonical URL: JSON-LD ``NewsArticle``/``Article``
+  (also inside ``@graph`` and lists), then ``<meta>`` tags, then the markup;
+- body: the profile's body selectors with its noise rules when the profile has them and they
+  match, otherwise trafilatura on the page with generic noise (navigation, share bars,
+  related lists, newsletter boxes, captions, comment widgets) pruned first.
+
+The body is the article's paragraphs in page order, separated by blank lines. A page without
+article text (empty, binary, a listing) raises :class:`ExtractionError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import html as html_lib
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import lxml.etree
+import lxml.html
+import trafilatura
+from w3lib.encoding import html_body_declared_encoding, html_to_unicode
+
+from crawler.article import Article
+from crawler.fingerprint import COUNTER_LINE
+from crawler.profiles import SiteProfile, profile_for
+from crawler.urls import canonical_url, same_site
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ExtractionError", "extract", "whole_article_url"]
+
+
+class ExtractionError(ValueError):
+    """The page holds no article that could be extracted."""
+
+
+_BINARY_SIGNATURES = (
+    b"%PDF",
+    b"PK\x03\x04",
+    b"\x89PNG",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"\x1f\x8b",
+    b"RIFF",
+    b"OggS",
+    b"ID3",
+    b"\x00\x00\x00",
+)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_WHITESPACE = re.compile(r"\s+")
+_TAGS = re.compile(r"<[^>]+>")
+
+_ARTICLE_TYPES = frozenset(
+    {
+        "article",
+        "newsarticle",
+        "reportagenewsarticle",
+        "analysisnewsarticle",
+        "opinionnewsarticle",
+        "backgroundnewsarticle",
+        "reviewnewsarticle",
+        "askpublicnewsarticle",
+        "blogposting",
+        "liveblogposting",
+        "socialmediaposting",
+        "report",
+        "techarticle",
+        "scholarlyarticle",
+        "satiricalarticle",
+        "advertisercontentarticle",
+    }
+)
+
+# Elements that never hold article text.
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "iframe",
+    "form",
+    "button",
+    "select",
+    "nav",
+    "footer",
+    "aside",
+    "figure",
+    "figcaption",
+    "dialog",
+    "menu",
+)
+_DROP_ROLES = frozenset(
+    {
+        "navigation",
+        "complementary",
+        "contentinfo",
+        "banner",
+        "search",
+        "dialog",
+        "alertdialog",
+        "menu",
+        "menubar",
+        "toolbar",
+    }
+)
+# Words in class or id names that mark boilerplate blocks (matched as whole name parts).
+_NOISE_WORDS = frozenset(
+    {
+        "share",
+        "sharing",
+        "sharebar",
+        "social",
+        "related",
+        "newsletter",
+        "subscribe",
+        "subscription",
+        "trending",
+        "popular",
+        "promo",
+        "promoted",
+        "sponsored",
+        "advert",
+        "advertisement",
+        "advertising",
+        "ad",
+        "ads",
+        "adslot",
+        "adunit",
+        "banner",
+        "sidebar",
+        "breadcrumb",
+        "breadcrumbs",
+        "comment",
+        "comments",
+        "disqus",
+        "recommended",
+        "recommendation",
+        "recommendations",
+        "outbrain",
+        "taboola",
+        "caption",
+        "byline",
+        "widget",
+        "masthead",
+        "toolbar",
+        "pagination",
+        "pager",
+        "cookie",
+        "consent",
+        "modal",
+        "popup",
+        "readmore",
+        "bacajuga",
+        "tags",
+        "nav",
+        "navbar",
+        "menu",
+        "footer",
+    }
+)
+_NOISE_PAIRS = frozenset(
+    {
+        ("read", "more"),
+        ("read", "also"),
+        ("baca", "juga"),
+        ("see", "also"),
+        ("most", "read"),
+        ("most", "popular"),
+        ("more", "stories"),
+        ("sr", "only"),
+        ("visually", "hidden"),
+        ("screen", "reader"),
+    }
+)
+# A noise-named element is kept when it holds this share of the page's text or more: it is
+# then a wrapper around the article, not a box beside it.
+_WRAPPER_SHARE = 0.4
+_NAME_PARTS = re.compile(r"[a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "br",
+        "hr",
+        "figure",
+        "header",
+        "footer",
+        "center",
+    }
+)
+
+_INDONESIAN_MONTHS = {
+    "januari": 1,
+    "februari": 2,
+    "maret": 3,
+    "april": 4,
+    "mei": 5,
+    "juni": 6,
+    "juli": 7,
+    "agustus": 8,
+    "september": 9,
+    "oktober": 10,
+    "november": 11,
+    "desember": 12,
+}
+_INDONESIAN_ZONES = {"wib": 7, "wita": 8, "wit": 9}
+_INDONESIAN_DATE = re.compile(
+    r"(\d{1,2})\s+([a-z]+)\s+(\d{4})(?:[,\s]+(\d{1,2})[:.](\d{2})(?:\s*(wib|wita|wit))?)?",
+    re.IGNORECASE,
+)
+_PAGINATION_TEXT = re.compile(r"\bHalaman\s+\d+\s*/\s*\d+\b|\bPage\s+\d+\s+of\s+\d+\b", re.I)
+
+# Paragraphs that only point to other articles ("Baca juga: ...", "Read more: ...").
+_READ_ALSO = re.compile(
+    r"^\W*(?:baca\s+juga|baca\s+pula|lihat\s+juga|simak\s+juga|read\s+more|read\s+also|"
+    r"also\s+read|see\s+also|related|more\s+on\s+this|lesen\s+sie\s+auch|mehr\s+zum\s+thema|"
+    r"lire\s+aussi|lee\s+tambi[eé]n)\b\s*[:：»>|-]",
+    re.IGNORECASE,
+)
+_READ_ALSO_MAX_WORDS = 30
+
+# Pages without any sign of being an article need this many words of main text.
+_MIN_WORDS_WITHOUT_ARTICLE_SIGNS = 80
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode(html: str | bytes, encoding: str | None, url: str) -> str:
+    if isinstance(html, str):
+        text = html
+    else:
+        head = html[:1024]
+        if not html.strip():
+            raise ExtractionError(f"No article text found at URL: {url} (the page is empty)")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = html.decode("utf-16", errors="replace")
+        elif head.lstrip().startswith(_BINARY_SIGNATURES) or b"\x00" in head:
+            raise ExtractionError(
+                f"No article text found at URL: {url} (the response is binary, not HTML)"
+            )
+        else:
+            declared = encoding or html_body_declared_encoding(html)
+            if declared and _is_legacy(declared) and _is_utf8_text(html):
+                # Servers and pages often keep a stale legacy charset for UTF-8 content;
+                # real windows-1252 or GBK text is almost never valid UTF-8 as well.
+                declared = "utf-8"
+            text = (
+                _decode_as(html, declared, url)
+                if declared
+                else html_to_unicode(None, html, auto_detect_fun=_guess_encoding)[1]
+            )
+    text = _XML_DECLARATION.sub("", text, count=1)
+    return _CONTROL_CHARS.sub("", text)
+
+
+def _decode_as(html: bytes, encoding: str, url: str) -> str:
+    try:
+        return html_to_unicode(f"text/html; charset={encoding}", html)[1]
+    except LookupError:
+        logger.warning("Unknown encoding %r for %s; detecting it instead", encoding, url)
+        return html_to_unicode(None, html, auto_detect_fun=_guess_encoding)[1]
+
+
+def _is_legacy(encoding: str) -> bool:
+    name = encoding.lower().replace("_", "-")
+    return not name.startswith(("utf", "ucs"))
+
+
+def _is_utf8_text(body: bytes) -> bool:
+    if body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _guess_encoding(body: bytes) -> str:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def _parse(text: str, url: str) -> lxml.html.HtmlElement:
+    if not text.strip():
+        raise ExtractionError(f"No article text found at URL: {url} (the page is empty)")
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        tree = lxml.html.document_fromstring(text, parser=parser)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise ExtractionError(
+            f"No article text found at URL: {url} (the HTML could not be parsed: {exc})"
+        ) from exc
+    if tree is None:  # pragma: no cover - lxml raises instead on current releases
+        raise ExtractionError(f"No article text found at URL: {url} (the page is empty)")
+    return tree
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def _clean(text: str | None) -> str:
+    if not text:
+        return ""
+    return _WHITESPACE.sub(" ", html_lib.unescape(_TAGS.sub(" ", text))).strip()
+
+
+def _text_of(element: lxml.html.HtmlElement) -> str:
+    return _WHITESPACE.sub(" ", element.text_content()).strip()
+
+
+def _select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
+    try:
+        return list(tree.cssselect(selector))
+    except Exception:  # cssselect raises several error types for selectors it cannot read
+        logger.warning("Ignoring the CSS selector %r, which cannot be parsed", selector)
+        return []
+
+
+def _blocks(element: lxml.html.HtmlElement) -> list[str]:
+    """The element's text split into paragraphs at block-level elements, in document order."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = _WHITESPACE.sub(" ", "".join(current)).strip()
+        if text:
+            paragraphs.append(text)
+        current.clear()
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        block = tag.lower() in _BLOCK_TAGS
+        if block:
+            flush()
+        if isinstance(node.tag, str) and node.text:
+            current.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                current.append(child.tail)
+        if block:
+            flush()
+
+    walk(element)
+    flush()
+    return paragraphs
+
+
+# --------------------------------------------------------------------------- JSON-LD
+
+
+def _json_ld_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for script in tree.xpath('//script[contains(translate(@type, "LDJSON", "ldjson"), "ld+json")]'):
+        raw = (script.text or "").strip()
+        if not raw:
+            continue
+        raw = re.sub(r"^\s*(?:<!\[CDATA\[|<!--)|(?:\]\]>|-->)\s*$", "", raw)
+        try:
+            data = json.loads(raw, strict=False)
+        except ValueError:
+            try:
+                data = json.loads(re.sub(r",\s*([}\]])", r"\1", raw), strict=False)
+            except ValueError:
+                logger.debug("Skipping a JSON-LD block that is not valid JSON")
+                continue
+        objects.extend(_flatten_json_ld(data))
+    return objects
+
+
+def _flatten_json_ld(data: object) -> Iterator[dict[str, Any]]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _flatten_json_ld(item)
+    elif isinstance(data, dict):
+        yield data
+        graph = data.get("@graph")
+        if graph is not None:
+            yield from _flatten_json_ld(graph)
+        for key in ("mainEntity", "mainEntityOfPage"):
+            nested = data.get(key)
+            if isinstance(nested, dict) and "@type" in nested:
+                yield from _flatten_json_ld(nested)
+
+
+def _types(obj: dict[str, Any]) -> set[str]:
+    value = obj.get("@type", ())
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return {str(v).rsplit("/", 1)[-1].lower() for v in values}
+
+
+def _article_object(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
+    candidates = [o for o in objects if _types(o) & _ARTICLE_TYPES]
+    if not candidates:
+        return None
+    # The page's own article carries a headline; a news type is the most specific claim.
+    candidates.sort(
+        key=lambda o: (
+            not o.get("headline"),
+            not any(t.endswith("newsarticle") for t in _types(o)),
+        )
+    )
+    return candidates[0]
+
+
+def _ld_text(value: object) -> str:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, list) and value:
+        return _ld_text(value[0])
+    if isinstance(value, dict):
+        return _ld_text(value.get("@value") or value.get("name"))
+    return ""
+
+
+def _ld_names(value: object) -> list[str]:
+    if isinstance(value, str):
+        return _split_authors(_clean(value))
+    if isinstance(value, list):
+        return [name for item in value for name in _ld_names(item)]
+    if isinstance(value, dict):
+        name = value.get("name")
+        if isinstance(name, str | list | dict):
+            return _ld_names(name)
+    return []
+
+
+def _ld_url(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        return _ld_url(value.get("@id") or value.get("url"))
+    if isinstance(value, list) and value:
+        return _ld_url(value[0])
+    return ""
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _meta_tags(tree: lxml.html.HtmlElement) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for meta in tree.iter("meta"):
+        key = meta.get("property") or meta.get("name") or meta.get("itemprop")
+        content = meta.get("content")
+        if key and content and content.strip():
+            found.setdefault(key.strip().lower(), content.strip())
+    return found
+
+
+def _strip_suffix(title: str, suffixes: Iterable[str]) -> str:
+    for suffix in suffixes:
+        if suffix and title.lower().endswith(suffix.lower()) and len(title) > len(suffix):
+            return title[: -len(suffix)].strip()
+    return title
+
+
+def _site_suffixes(meta: dict[str, str], profile: SiteProfile) -> list[str]:
+    suffixes = list(profile.title_suffixes)
+    site = meta.get("og:site_name") or meta.get("application-name")
+    if site:
+        suffixes.extend(f"{sep}{site}" for sep in (" - ", " | ", " – ", " — ", " :: "))
+    return suffixes
+
+
+def _title(
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    profile: SiteProfile,
+) -> str:
+    if ld:
+        headline = _ld_text(ld.get("headline")) or _ld_text(ld.get("name"))
+        if headline:
+            return headline
+    for selector in profile.title_selectors:
+        for element in _select(tree, selector):
+            text = _text_of(element)
+            if text:
+                return text
+    suffixes = _site_suffixes(meta, profile)
+    for key in ("og:title", "twitter:title"):
+        if meta.get(key):
+            return _strip_suffix(_clean(meta[key]), suffixes)
+    for h1 in tree.iter("h1"):
+        text = _text_of(h1)
+        if text:
+            return text
+    titles = tree.xpath("//title")
+    if titles:
+        return _strip_suffix(_text_of(titles[0]), suffixes)
+    return ""
+
+
+def _split_authors(text: str) -> list[str]:
+    text = re.sub(r"^(?:by|oleh|von|par|por|di)\s+", "", text.strip(), flags=re.IGNORECASE)
+    parts = re.split(r"\s*(?:,|;|&|\band\b|\bdan\b|\bund\b)\s*", text)
+    return [p.strip() for p in parts if p.strip() and not p.strip().startswith("http")]
+
+
+def _authors(
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    profile: SiteProfile,
+) -> tuple[str, ...]:
+    names: list[str] = []
+    if ld:
+        names = _ld_names(ld.get("author") or ld.get("creator"))
+    if not names:
+        for selector in profile.author_selectors:
+            names = [t for t in (_text_of(e) for e in _select(tree, selector)) if t]
+            if names:
+                break
+    if not names:
+        for key in ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author"):
+            value = meta.get(key)
+            if value and not value.startswith("http"):
+                names = _split_authors(value)
+                break
+    unique: list[str] = []
+    for name in names:
+        if name not in unique:
+            unique.append(name)
+    return tuple(unique)
+
+
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "article.published",
+    "published_time",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date",
+    "dc.date.issued",
+    "dcterms.created",
+    "date",
+)
+_MODIFIED_META = (
+    "article:modified_time",
+    "og:article:modified_time",
+    "og:updated_time",
+    "datemodified",
+    "article.updated",
+    "last-modified",
+    "dcterms.modified",
+)
+
+
+def _indonesian_date(text: str) -> str | None:
+    match = _INDONESIAN_DATE.search(text)
+    if not match or match.group(2).lower() not in _INDONESIAN_MONTHS:
+        return None
+    day, month_name, year, hour, minute, zone = match.groups()
+    month = _INDONESIAN_MONTHS[month_name.lower()]
+    try:
+        if hour is None:
+            return datetime(int(year), month, int(day), tzinfo=timezone.utc).date().isoformat()
+        offset = timezone(timedelta(hours=_INDONESIAN_ZONES.get((zone or "wib").lower(), 7)))
+        return datetime(int(year), month, int(day), int(hour), int(minute), tzinfo=offset).isoformat()
+    except ValueError:
+        return None
+
+
+def _dates(
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    profile: SiteProfile,
+) -> tuple[str | None, str | None]:
+    published = _ld_text(ld.get("datePublished") or ld.get("dateCreated")) if ld else ""
+    modified = _ld_text(ld.get("dateModified")) if ld else ""
+    published = published or next((meta[k] for k in _PUBLISHED_META if meta.get(k)), "")
+    modified = modified or next((meta[k] for k in _MODIFIED_META if meta.get(k)), "")
+    if not published:
+        for selector in profile.published_selectors:
+            for element in _select(tree, selector):
+                published = element.get("datetime") or _indonesian_date(_text_of(element)) or ""
+                if published:
+                    break
+            if published:
+                break
+    if not published:
+        for element in tree.xpath("//time[@datetime] | //*[@itemprop='datePublished']"):
+            published = (element.get("datetime") or element.get("content") or "").strip()
+            if published:
+                break
+    return published or None, modified or None
+
+
+def _lead(
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    profile: SiteProfile,
+) -> str:
+    if ld:
+        description = _ld_text(ld.get("description")) or _ld_text(ld.get("abstract"))
+        if description:
+            return description
+    for selector in profile.lead_selectors:
+        for element in _select(tree, selector):
+            text = _text_of(element)
+            if text:
+                return text
+    for key in ("og:description", "twitter:description", "description"):
+        if meta.get(key):
+            return _clean(meta[key])
+    return ""
+
+
+def _canonical(
+    tree: lxml.html.HtmlElement, ld: dict[str, Any] | None, meta: dict[str, str], url: str
+) -> str:
+    candidates: list[str] = [
+        link.get("href", "")
+        for link in tree.xpath("//link[@href]")
+        if "canonical" in (link.get("rel") or "").lower().split()
+    ]
+    candidates.append(meta.get("og:url", ""))
+    if ld:
+        candidates.extend((_ld_url(ld.get("url")), _ld_url(ld.get("mainEntityOfPage"))))
+    page_path = urlsplit(url).path.strip("/")
+    for candidate in candidates:
+        if not candidate:
+            continue
+        resolved = urljoin(url, candidate.strip())
+        parts = urlsplit(resolved)
+        if parts.scheme not in ("http", "https") or not same_site(resolved, url):
+            continue
+        # A canonical pointing at the home page of an article is a site template bug.
+        if page_path and not parts.path.strip("/"):
+            continue
+        return canonical_url(resolved)
+    return canonical_url(url)
+
+
+# --------------------------------------------------------------------------- body
+
+
+def _name_parts(element: lxml.html.HtmlElement) -> list[list[str]]:
+    """The words of each class name and of the id: ``"shareBar related-box"`` → share, bar…"""
+    names = f"{element.get('class') or ''} {element.get('id') or ''}".split()
+    return [_NAME_PARTS.findall(_CAMEL.sub("-", name).lower()) for name in names]
+
+
+def _is_noise_name(names: list[list[str]]) -> bool:
+    for parts in names:
+        if any(part in _NOISE_WORDS for part in parts):
+            return True
+        if any(pair in _NOISE_PAIRS for pair in zip(parts, parts[1:], strict=False)):
+            return True
+    return False
+
+
+def _sort_classes(root: lxml.html.HtmlElement) -> None:
+    """Put class names in one order: the extractor's class tests must not depend on it."""
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            classes = element.get("class")
+            if classes and " " in classes.strip():
+                element.set("class", " ".join(sorted(classes.split())))
+
+
+def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """Elements holding much paragraph text directly: the article's containers.
+
+    An article is often split into several containers by ads and widgets, so every element
+    with at least a fifth of the heaviest container's paragraph text counts.
+    """
+    weights: dict[lxml.html.HtmlElement, int] = {}
+    for paragraph in scope.iter("p"):
+        parent = paragraph.getparent()
+        length = len(_text_of(paragraph))
+        if parent is not None and length >= 25:
+            weights[parent] = weights.get(parent, 0) + length
+    if not weights:
+        return []
+    heaviest = max(weights.values())
+    return [e for e, w in weights.items() if w >= heaviest / 5 and w >= 150 or w == heaviest]
+
+
+def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
+    """Remove boilerplate blocks in place; wrappers around the article text are kept."""
+    for selector in profile.noise_selectors:
+        for element in _select(root, selector):
+            _drop(element)
+    body = root.find("body")
+    scope = body if body is not None else root
+    for element in list(scope.iter("script", "style", "noscript", "template", "svg", "iframe")):
+        _drop(element)
+    total = max(len(_text_of(scope)), 1)
+    protected: set[lxml.html.HtmlElement] = set()
+    for block in _content_blocks(scope):
+        protected.add(block)
+        protected.update(block.iterancestors())
+    doomed: list[lxml.html.HtmlElement] = []
+    for element in scope.iter():
+        if not isinstance(element.tag, str) or element in protected:
+            continue
+        noisy = (
+            element.tag.lower() in _DROP_TAGS
+            or (element.get("role") or "").lower() in _DROP_ROLES
+            or _is_noise_name(_name_parts(element))
+        )
+        if noisy and len(_text_of(element)) < _WRAPPER_SHARE * total:
+            doomed.append(element)
+    for element in doomed:
+        _drop(element)
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    # Keep the tail: it is text of the parent that follows the removed element.
+    element.drop_tree()
+
+
+def _apply_patterns(paragraphs: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    compiled = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+    result = []
+    for paragraph in paragraphs:
+        for pattern in compiled:
+            paragraph = pattern.sub("", paragraph)
+        paragraph = _WHITESPACE.sub(" ", paragraph).strip()
+        if paragraph:
+            result.append(paragraph)
+    return result
+
+
+def _profile_body(tree: lxml.html.HtmlElement, profile: SiteProfile) -> list[str] | None:
+    for selector in profile.body_selectors:
+        containers = _select(tree, selector)
+        if not containers:
+            continue
+        paragraphs: list[str] = []
+        for container in containers:
+            if any(c is not container and container in c.iterancestors() for c in containers):
+                continue
+            piece = copy.deepcopy(container)
+            for noise in profile.noise_selectors:
+                for element in _select(piece, noise):
+                    _drop(element)
+            paragraphs.extend(_blocks(piece))
+        paragraphs = _apply_patterns(paragraphs, profile.noise_patterns)
+        if paragraphs:
+            return paragraphs
+    return None
+
+
+def _trafilatura_paragraphs(tree: lxml.html.HtmlElement, url: str, **options: bool) -> list[str]:
+    text = trafilatura.extract(
+        copy.deepcopy(tree),
+        url=url,
+        output_format="txt",
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        deduplicate=False,
+        with_metadata=False,
+        **options,
+    )
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def _word_count(paragraphs: Iterable[str]) -> int:
+    """Words, counting two CJK characters as one (those scripts do not separate words)."""
+    return sum(len(_WORD.findall(p)) + len(_CJK.findall(p)) // 2 for p in paragraphs)
+
+
+def _general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> list[str]:
+    ordered = copy.deepcopy(tree)
+    _sort_classes(ordered)
+    pruned = copy.deepcopy(ordered)
+    _prune_noise(pruned, profile)
+    best = _trafilatura_paragraphs(pruned, url, favor_precision=True)
+    # Precision mode sometimes stops at the first block of an article split by widgets, and
+    # pruning can take away what the extractor anchors on; the other readings are taken when
+    # they hold far more text.
+    if _word_count(best) < 150:
+        for candidate, options in ((pruned, {"favor_recall": True}), (ordered, {})):
+            other = _trafilatura_paragraphs(candidate, url, **options)
+            if _word_count(other) > 2 * _word_count(best):
+                best = other
+    return _apply_patterns(best, profile.noise_patterns)
+
+
+def _tidy(paragraphs: list[str], title: str) -> list[str]:
+    """Paragraphs without immediate repeats, bare counters ("12 Comments"), "read also"
+    pointers, and the headline repeated at the top."""
+    result: list[str] = []
+    squashed_title = _WHITESPACE.sub(" ", title).strip().casefold()
+    for paragraph in paragraphs:
+        if COUNTER_LINE.fullmatch(paragraph):
+            continue
+        if _READ_ALSO.match(paragraph) and len(paragraph.split()) <= _READ_ALSO_MAX_WORDS:
+            continue
+        if not result and squashed_title and paragraph.casefold() == squashed_title:
+            continue
+        if not result or result[-1] != paragraph:
+            result.append(paragraph)
+    return result
+
+
+def _has_article_signs(
+    tree: lxml.html.HtmlElement, ld: dict[str, Any] | None, meta: dict[str, str]
+) -> bool:
+    if ld is not None or "article" in meta.get("og:type", "").lower():
+        return True
+    return bool(tree.xpath("//article[.//p]"))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def extract(
+    html: str | bytes,
+    url: str,
+    *,
+    profile: SiteProfile | None = None,
+    encoding: str | None = None,
+) -> Article:
+    """Extract the article on one page.
+
+    ``html`` may be bytes, decoded with ``encoding`` when given, else by BOM, declared
+    charset, or UTF-8 with a windows-1252 fallback. ``profile`` defaults to the profile for the
+    URL's host. Raises :class:`ExtractionError` when the page holds no article text.
+    """
+    profile = profile or profile_for(url)
+    tree = _parse(_decode(html, encoding, url), url)
+    meta = _meta_tags(tree)
+    ld = _article_object(_json_ld_objects(tree))
+
+    paragraphs = _profile_body(tree, profile) if profile.body_selectors else None
+    from_profile = paragraphs is not None
+    if paragraphs is None:
+        if profile.body_selectors:
+            logger.debug("No body selector of profile %s matched at %s", profile.name, url)
+        paragraphs = _general_body(tree, url, profile)
+    title = _title(tree, ld, meta, profile)
+    paragraphs = _tidy(paragraphs, title)
+
+    if not paragraphs:
+        raise ExtractionError(f"No article text found at URL: {url}")
+    if (
+        not from_profile
+        and not _has_article_signs(tree, ld, meta)
+        and _word_count(paragraphs) < _MIN_WORDS_WITHOUT_ARTICLE_SIGNS
+    ):
+        raise ExtractionError(
+            f"No article text found at URL: {url} (the page has no article markup and only "
+            f"{_word_count(paragraphs)} words of main text; it looks like a listing)"
+        )
+
+    published, modified = _dates(tree, ld, meta, profile)
+    return Article(
+        url=_canonical(tree, ld, meta, url),
+        title=title,
+        body="\n\n".join(paragraphs),
+        lead=_lead(tree, ld, meta, profile),
+        authors=_authors(tree, ld, meta, profile),
+        published=published,
+        modified=modified,
+    )
+
+
+def whole_article_url(html: str | bytes, url: str, profile: SiteProfile | None = None) -> str | None:
+    """The URL that shows the whole article when this page shows only part of it, else None.
+
+    Needs a profile with ``whole_article_query`` (e.g. ``page=all``) and a page that shows
+    pagination (the profile's pagination selectors, "Halaman 1/2", or a link to ``?page=2`` of
+    the same path). Returns None when the URL already asks for the whole article.
+    """
+    profile = profile or profile_for(url)
+    query = profile.whole_article_query
+    if not query:
+        return None
+    parts = urlsplit(url)
+    wanted = parse_qsl(query, keep_blank_values=True)
+    current = parse_qsl(parts.query, keep_blank_values=True)
+    if all(pair in current for pair in wanted):
+        return None
+    try:
+        tree = _parse(_decode(html, None, url), url)
+    except ExtractionError:
+        return None
+    if not _is_paginated(tree, url, profile):
+        return None
+    keys = {key for key, _ in wanted}
+    merged = [(k, v) for k, v in current if k not in keys] + wanted
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(merged), ""))
+
+
+def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> bool:
+    for selector in profile.pagination_selectors:
+        if _select(tree, selector):
+            return True
+    body = tree.find("body")
+    if body is not None and _PAGINATION_TEXT.search(body.text_content()):
+        return True
+    path = urlsplit(url).path.rstrip("/")
+    param = profile.pagination_param or "page"
+    for link in tree.iter("a"):
+        href = link.get("href")
+        if not href:
+            continue
+        target = urlsplit(urljoin(url, href))
+        if target.path.rstrip("/") == path and any(
+            k == param and v.isdigit() and v != "1" for k, v in parse_qsl(target.query)
+        ):
+            return True
+    return False
+

@@ -1,0 +1,146 @@
+"""Fingerprints: SHA-256 over an article's normalised content, overall and per field.
+
+Two fetches of an unchanged article must give the same fingerprint even when the site
+re-renders it: Unicode forms, invisible characters, whitespace, typographic quotes and dashes,
+relative times ("5 menit lalu", "2 hours ago") and the topic's own ignore patterns are
+normalised away first. The URL is the article's identity, not its content, and is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from crawler.article import Article, Fingerprint
+
+__all__ = ["FIELDS", "compile_patterns", "fingerprint", "normalise_text"]
+
+FIELDS = ("title", "lead", "body", "authors", "dates")
+
+_ZERO_WIDTH = dict.fromkeys(
+    map(ord, "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"),
+    None,
+)
+_TYPOGRAPHY = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+    }
+)
+_RELATIVE_TIMES = re.compile(
+    r"""
+    \b(?:about\s+|around\s+|sekitar\s+)?
+    (?:\d+|an?|one|se)\s*
+    (?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?
+      |detik|menit|jam|hari|minggu|bulan|tahun)
+    \s+(?:ago|yang\s+lalu|lalu)\b
+    | \bvor\s+\d+\s+(?:Sekunden|Minuten|Stunden|Tagen|Wochen|Monaten|Jahren)\b
+    | \bil\s+y\s+a\s+\d+\s+(?:secondes?|minutes?|heures?|jours?)\b
+    | \bhace\s+\d+\s+(?:segundos?|minutos?|horas?|d[ií]as?)\b
+    | \b(?:just\s+now|baru\s+saja)\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+# A line that is nothing but a counter ("12 Comments", "3.4K shares", "Komentar (5)"): the
+# site changes it without editing the article.
+COUNTER_LINE = re.compile(
+    r"""^[^\S\n]*(?:
+      \(?\d[\d.,]*[kKmM]?\)?[^\S\n]*
+      (?:comments?|replies|responses|shares?|views?|likes?|reactions?|reads?
+        |komentar|kommentare?|commentaires?|comentarios?|reacties|kali[^\S\n]+dibaca)
+    | (?:comments?|komentar|kommentare?|shares?|views?|dibaca)[^\S\n]*:?[^\S\n]*
+      \(?\d[\d.,]*[kKmM]?\)?(?:[^\S\n]+kali)?
+    )[^\S\n]*$""",
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise ValueError(f"The ignore pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
+def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    """Compile ignore patterns, saying which one is invalid (ValueError) if any is."""
+    return [_compile(p) for p in patterns]
+
+
+def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
+    """Text as the fingerprint sees it.
+
+    Unicode NFKC, zero-width characters and soft hyphens dropped, typographic quotes and
+    dashes made plain, lines that are only a counter ("12 Comments") and relative times
+    removed, ``ignore_patterns`` (regexes) removed, and
+    whitespace collapsed to single spaces.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_TYPOGRAPHY)
+    text = COUNTER_LINE.sub(" ", text)
+    text = _RELATIVE_TIMES.sub(" ", text)
+    for pattern in compile_patterns(ignore_patterns):
+        text = pattern.sub(" ", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _normalise_date(value: str | None) -> str:
+    if not value:
+        return ""
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return normalise_text(text)
+    if moment.tzinfo is None:
+        return moment.isoformat()
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fingerprint(article: Article, ignore_patterns: Sequence[str] = ()) -> Fingerprint:
+    """SHA-256 fingerprint of the article's content, with one hash per field.
+
+    Fields: ``title``, ``lead``, ``body``, ``authors`` (order-insensitive), ``dates`` (the
+    publication time, compared as an instant when it is ISO 8601). The modification time is
+    kept with each version but left out: sites move it without editing the article (a
+    re-save, a republish), and with an edit it says nothing the edit itself does not.
+    """
+    authors = sorted({normalise_text(a) for a in article.authors} - {""})
+    values = {
+        "title": normalise_text(article.title, ignore_patterns),
+        "lead": normalise_text(article.lead, ignore_patterns),
+        "body": normalise_text(article.body, ignore_patterns),
+        "authors": "\n".join(authors),
+        "dates": _normalise_date(article.published),
+    }
+    fields = {name: _sha256(f"{name}\x1f{values[name]}") for name in FIELDS}
+    digest = _sha256("\x1e".join(f"{name}\x1f{fields[name]}" for name in FIELDS))
+    return Fingerprint(digest=digest, fields=fields)

@@ -1,0 +1,338 @@
+"""The topic spider: listing pages → article links → article pages → items for storage.
+
+One spider instance is one crawl run of one topic. It reads what it needs from the database
+(the topic's known articles and their validators) and hands every outcome to the storage
+pipeline as an item; failures are kept in ``self.failures`` with the URL and a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import ConnectionRefusedError as TxConnectionRefusedError
+from twisted.internet.error import DNSLookupError
+from twisted.internet.error import TimeoutError as TxTimeoutError
+from twisted.python.failure import Failure
+
+from crawler.discover import discover, matches_keywords
+from crawler.extract import ExtractionError, extract, whole_article_url
+from crawler.fingerprint import fingerprint
+from crawler.items import ArticleGone, ArticleNotModified, ArticlePage
+from crawler.profiles import SiteProfile, profile_by_name, profile_for
+from crawler.urls import canonical_url, same_site
+from storage import repository
+from storage.db import make_engine, session_factory
+from storage.repository import KnownArticle, Observation
+from storage.spec import TopicSpec
+
+logger = logging.getLogger(__name__)
+fetch_logger = logging.getLogger("topicwatch.fetch")
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+FEED_TYPES = ("xml", "rss", "atom")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TopicSpider(scrapy.Spider):
+    """Crawls one topic. Arguments: ``topic_id``, ``spec`` (TopicSpec), ``run_id``."""
+
+    name = "topic"
+
+    def __init__(
+        self,
+        *args: Any,
+        topic_id: int,
+        spec: TopicSpec,
+        run_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.topic_id = topic_id
+        self.spec = spec
+        self.run_id = run_id
+        self.failures: list[dict[str, str]] = []
+        self.listing_failures: list[dict[str, str]] = []
+        self.listing_refused = False
+        self.listed: set[str] = set()
+        self._scheduled: set[str] = set()
+        self.profile: SiteProfile | None = profile_by_name(spec.profile) if spec.profile else None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TopicSpider:
+        spider: TopicSpider = super().from_crawler(crawler, *args, **kwargs)
+        spider.engine = make_engine(crawler.settings["TOPICWATCH_DATABASE_URL"])
+        spider.session_factory = session_factory(spider.engine)
+        return spider
+
+    def closed(self, reason: str) -> None:
+        self.engine.dispose()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def profile_of(self, url: str) -> SiteProfile:
+        return self.profile or profile_for(url)
+
+    def count(self, key: str, n: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"topicwatch/{key}", n)
+
+    def fail(self, url: str, reason: str, *, listing: bool = False) -> None:
+        entry = {"url": url, "reason": reason}
+        self.failures.append(entry)
+        if listing:
+            self.listing_failures.append(entry)
+        self.count("failures")
+        fetch_logger.warning(
+            "fetch failed topic=%s url=%s reason=%s", self.spec.name, url, reason
+        )
+
+    def article_request(self, url: str, known: KnownArticle | None, *, origin: str) -> scrapy.Request:
+        headers: dict[str, str] = {}
+        if known is not None and known.status == "live" and known.current_version > 0:
+            if known.etag:
+                headers["If-None-Match"] = known.etag
+            if known.last_modified:
+                headers["If-Modified-Since"] = known.last_modified
+        return scrapy.Request(
+            url,
+            headers=headers,
+            callback=self.parse_article,
+            errback=self.article_error,
+            meta={
+                "handle_httpstatus_list": [304, 404, 410],
+                "topicwatch_url": url,
+                "topicwatch_known": known,
+                "topicwatch_origin": origin,
+            },
+            priority=0 if origin == "listing" else -10,
+        )
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for source in self.spec.sources:
+            yield scrapy.Request(
+                source,
+                callback=self.parse_listing,
+                errback=self.listing_error,
+                meta={"topicwatch_page": 1, "topicwatch_source": source},
+                priority=10,
+                dont_filter=True,
+            )
+        # Known articles that left the listing are re-checked on an age-based table; the
+        # listing pages above re-check everything still listed.
+        candidates = repository.recheck_candidates(
+            self.session_factory,
+            self.topic_id,
+            _now(),
+            self.spec.recheck_for,
+            exclude=(),
+        )
+        for known in candidates:
+            if known.url in self._scheduled:
+                continue
+            self._scheduled.add(known.url)
+            self.count("rechecks")
+            yield self.article_request(known.url, known, origin="recheck")
+
+    # -- listings --------------------------------------------------------------------------
+
+    def parse_listing(self, response: Response) -> Iterator[scrapy.Request]:
+        page: int = response.meta["topicwatch_page"]
+        source: str = response.meta["topicwatch_source"]
+        self.count("listing_pages")
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+        if not isinstance(response, TextResponse) and not any(
+            t in content_type for t in FEED_TYPES
+        ):
+            self.fail(
+                response.url,
+                f"listing is not a web page or feed (Content-Type {content_type or 'missing'})",
+                listing=True,
+            )
+            return
+        listing = discover(response.body, response.url, content_type or None, self.profile_of(source))
+        links = [
+            link
+            for link in listing.links
+            if matches_keywords(f"{link.title} {link.summary}", self.spec.keywords)
+        ]
+        urls = [link.url for link in links]
+        self.count("links_listed", len(urls))
+        if not urls:
+            logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
+        known_urls = repository.note_listed(self.session_factory, self.topic_id, urls, _now())
+        self.listed.update(urls)
+        known = repository.known_state(self.session_factory, urls)
+        new_here = 0
+        for url in urls:
+            if url not in known_urls:
+                new_here += 1
+            if url in self._scheduled:
+                continue
+            self._scheduled.add(url)
+            yield self.article_request(url, known.get(url), origin="listing")
+        if listing.next_page and page < self.spec.max_pages:
+            if new_here == 0 and page > 0 and urls:
+                # Listings are newest first: a page with nothing new means the pages after
+                # it hold nothing new either; their articles are re-checked by age.
+                self.count("pagination_stopped_early")
+                return
+            yield scrapy.Request(
+                listing.next_page,
+                callback=self.parse_listing,
+                errback=self.listing_error,
+                meta={"topicwatch_page": page + 1, "topicwatch_source": source},
+                priority=10,
+            )
+
+    def listing_error(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        reason = describe_failure(failure, self.spec.crawl.download_timeout)
+        if is_refusal(failure):
+            self.listing_refused = True
+            reason = f"{reason}; the topic cannot be crawled as configured"
+        self.fail(request.url, reason, listing=True)
+
+    # -- articles --------------------------------------------------------------------------
+
+    def parse_article(self, response: Response) -> Iterator[Any]:
+        url: str = response.meta["topicwatch_url"]
+        known: KnownArticle | None = response.meta["topicwatch_known"]
+        self.count("article_responses")
+        if response.status == 304:
+            yield ArticleNotModified(url=url, reason="304")
+            return
+        if response.status in (404, 410):
+            yield ArticleGone(url=url, reason=f"HTTP {response.status}")
+            return
+        if response.meta.get("redirect_urls") and self.is_home_or_listing(response.url):
+            yield ArticleGone(url=url, reason=f"redirected to {response.url}")
+            return
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+        if not isinstance(response, TextResponse) or not any(t in content_type for t in HTML_TYPES):
+            self.fail(url, f"not a web page (Content-Type {content_type or 'missing'})")
+            return
+        first_page: Response = response.meta.get("topicwatch_first_page", response)
+        raw_sha = hashlib.sha256(first_page.body).hexdigest()
+        if known is not None and known.status == "live" and known.raw_sha256 == raw_sha:
+            yield ArticleNotModified(
+                url=url,
+                reason="identical",
+                etag=header(first_page, "ETag"),
+                last_modified=header(first_page, "Last-Modified"),
+            )
+            return
+        profile = self.profile_of(url)
+        if "topicwatch_first_page" not in response.meta:
+            whole = whole_article_url(response.text, response.url, profile)
+            if whole and whole != response.url:
+                self.count("multipage")
+                yield response.request.replace(  # type: ignore[union-attr]
+                    url=whole,
+                    headers={},
+                    meta={**response.meta, "topicwatch_first_page": response},
+                    dont_filter=True,
+                )
+                return
+        try:
+            article = extract(response.body, response.url, profile=profile, encoding=response.encoding)
+        except ExtractionError as exc:
+            if not response.body.strip():
+                self.count("empty_body")
+            self.fail(url, str(exc))
+            return
+        if not article.body.strip():
+            self.count("empty_body")
+            self.fail(url, "the page has no article text (empty body)")
+            return
+        identity = canonical_url(article.url) if article.url and same_site(article.url, url) else url
+        print_ = fingerprint(article, self.spec.ignore_patterns)
+        raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
+        yield ArticlePage(
+            observation=Observation(
+                url=identity,
+                title=article.title,
+                body=article.body,
+                lead=article.lead,
+                authors=article.authors,
+                published=article.published,
+                modified=article.modified,
+                fingerprint=print_.digest,
+                field_hashes=print_.fields,
+                etag=header(first_page, "ETag"),
+                last_modified=header(first_page, "Last-Modified"),
+                raw_sha256=raw_sha,
+                raw_html=raw_html,
+            )
+        )
+
+    def article_error(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        self.fail(request.meta.get("topicwatch_url", request.url), describe_failure(
+            failure, self.spec.crawl.download_timeout
+        ))
+
+    def is_home_or_listing(self, url: str) -> bool:
+        path = urlsplit(url).path
+        if path in ("", "/"):
+            return True
+        target = canonical_url(url)
+        return any(canonical_url(source) == target for source in self.spec.sources)
+
+
+def header(response: Response, name: str) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def is_refusal(failure: Failure) -> bool:
+    if failure.check(HttpError):
+        return failure.value.response.status in (401, 403)  # type: ignore[union-attr]
+    return bool(failure.check(IgnoreRequest)) and "robots.txt" in str(failure.value)
+
+
+def describe_failure(failure: Failure, timeout: float) -> str:
+    """One short sentence saying why a request failed."""
+    value = failure.value
+    if failure.check(HttpError):
+        status = value.response.status  # type: ignore[union-attr]
+        return f"HTTP {status}"
+    if failure.check(IgnoreRequest):
+        text = str(value)
+        if "robots.txt" in text:
+            return "refused by robots.txt"
+        if "redirections" in text:
+            return "redirect loop (too many redirects)"
+        return f"request ignored: {text}"
+    if failure.check(DownloadTimeoutError, TxTimeoutError):
+        return f"timed out after {timeout:g} s"
+    if failure.check(DownloadConnectionRefusedError, TxConnectionRefusedError):
+        return "connection refused"
+    if failure.check(CannotResolveHostError, DNSLookupError):
+        return "host name could not be resolved"
+    if failure.check(DownloadCancelledError):
+        return f"response larger than the download size cap: {value}"
+    if failure.check(ResponseDataLossError, DownloadFailedError):
+        return f"download failed: {value}"
+    return f"{type(value).__name__}: {value}"

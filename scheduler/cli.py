@@ -1,0 +1,700 @@
+"""The ``topicwatch`` command: each subcommand is a few lines over a library call.
+
+Errors that an operator can fix (a wrong config value, an outdated schema, an unreachable
+database or SMTP server, an unknown topic or URL) are printed as one line,
+``topicwatch: error: …``, with exit status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.diff import diff_text, has_changes, word_diff
+from alerts.dispatcher import VIEW_STATUSES, DispatchReport, dispatch, list_alerts
+from alerts.smtp import DeliveryError, send_test_email
+from crawler.observability import configure_logging, format_fields, init_sentry, package_version
+from scheduler.config import (
+    DEFAULT_PATH,
+    Config,
+    ConfigError,
+    UnknownTopic,
+    load_config,
+    parse_duration,
+)
+from scheduler.daemon import next_due, run_daemon, schedule_of
+from scheduler.runner import RunOutcome, run_crawl
+from storage import repository
+from storage.db import (
+    DatabaseUnavailable,
+    SchemaOutdated,
+    check_schema,
+    head_revision,
+    make_engine,
+    safe_url,
+    session_factory,
+    upgrade,
+)
+from storage.repository import ArticleHistory, UnknownArticle, VersionRecord
+from storage.spec import CHANGE_KINDS
+
+PROG = "topicwatch"
+EXAMPLE_CONFIG = Path(__file__).resolve().parent / "topicwatch.example.toml"
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why."""
+
+
+# The errors an operator can act on: one line, no traceback.
+OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
+    CommandError,
+    ConfigError,
+    UnknownTopic,
+    repository.UnknownTopic,
+    UnknownArticle,
+    SchemaOutdated,
+    DatabaseUnavailable,
+    DeliveryError,
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What every command gets: the parsed arguments and, loaded on first use, the config."""
+
+    args: argparse.Namespace
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.args.config)
+            configure_logging(
+                getattr(self.args, "log_format", None) or self._config.logging.format,
+                self._config.logging.level,
+            )
+        return self._config
+
+    @contextmanager
+    def database(self) -> Iterator[sessionmaker[Session]]:
+        """Sessions on the configured database, whose schema must be up to date."""
+        engine = make_engine(self.config.database.url)
+        try:
+            check_schema(engine)
+            yield session_factory(engine)
+        finally:
+            engine.dispose()
+
+
+def _utc(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else _utc(moment)
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [len(title) for title in header]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _dispatch_line(report: DispatchReport) -> str:
+    return "topicwatch.alerts " + format_fields(
+        {
+            "emails": report.sent_messages,
+            "sent": report.sent_alerts,
+            "failed": report.failed_alerts,
+            "deferred": report.deferred_alerts,
+        }
+    )
+
+
+def _since(text: str) -> datetime:
+    """``--since``: a duration back from now ("1d", "6h") or an ISO date or time (UTC)."""
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a duration like "1d" or "6h", or a date like 2026-11-26, got {text!r}'
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_run(ctx: Context) -> int:
+    """Run the daemon in the foreground: crawl every topic on its schedule, send alerts."""
+    return run_daemon(ctx.args.config, log_format=ctx.args.log_format)
+
+
+def cmd_crawl(ctx: Context) -> int:
+    """Crawl one topic now, print the run's summary line, then send pending alerts."""
+    config = ctx.config
+    config.topic(ctx.args.topic)
+    init_sentry("cli")
+    smtp = config.smtp_settings()
+    with ctx.database() as sessions:
+        repository.sync_topics(sessions, config.topic_specs())
+        outcome = asyncio.run(_crawl_once(ctx, sessions))
+        print(outcome.summary())
+        if smtp is None:
+            print(f"{PROG}: alerts not sent: {config.path} has no [smtp] section", file=sys.stderr)
+        else:
+            report = dispatch(
+                sessions,
+                smtp,
+                max_attempts=config.alerts.max_attempts,
+                backoff=config.alerts.retry_backoff,
+            )
+            print(_dispatch_line(report))
+    return 0 if outcome.succeeded else 1
+
+
+async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutcome:
+    config = ctx.config
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        return await run_crawl(
+            config.database.url,
+            sessions,
+            ctx.args.topic,
+            timeout=ctx.args.timeout if ctx.args.timeout is not None else config.crawl.run_timeout,
+            log_format=ctx.args.log_format or config.logging.format,
+            log_level=config.logging.level,
+            stop=stop,
+        )
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def cmd_status(ctx: Context) -> int:
+    """Per topic: the last run, its counts, when the next run is due, failures in a row."""
+    config = ctx.config
+    now = datetime.now(UTC)
+    with ctx.database() as sessions:
+        known = {status.name: status for status in repository.topic_status(sessions)}
+    entries: list[dict[str, Any]] = []
+    for spec in config.topics:
+        status = known.get(spec.name)
+        run = status.last_run if status else None
+        due = next_due(spec, run.started_at if run else None)
+        entry: dict[str, Any] = {
+            "topic": spec.name,
+            "title": spec.title,
+            "schedule": schedule_of(spec),
+            "last_run": None,
+            "next_run": _iso(due),
+            "overdue": due is None or due <= now,
+            "consecutive_failures": status.consecutive_failures if status else 0,
+            "last_ok_at": _iso(status.last_ok_at) if status else None,
+        }
+        if run is not None:
+            entry["last_run"] = {
+                "id": run.id,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "status": run.status,
+                "duration": None if run.duration is None else run.duration.total_seconds(),
+                "message": run.message,
+                **run.counts,
+            }
+        entries.append(entry)
+    if ctx.args.json:
+        _print_json(entries)
+        return 0
+    if not entries:
+        print(f"{config.path} defines no topics.")
+        return 0
+    rows = []
+    for entry in entries:
+        last: dict[str, Any] = entry["last_run"] or {}
+        next_run = entry["next_run"] or "now"
+        if entry["overdue"] and entry["next_run"]:
+            next_run += " (overdue)"
+        rows.append(
+            [
+                entry["topic"],
+                entry["schedule"],
+                last.get("started_at") or "never",
+                last.get("status", "-"),
+                str(last.get("articles_seen", "-")),
+                str(last.get("articles_new", "-")),
+                str(last.get("articles_updated", "-")),
+                str(last.get("articles_removed", "-")),
+                str(last.get("errors", "-")),
+                next_run,
+                str(entry["consecutive_failures"]),
+            ]
+        )
+    header = [
+        "TOPIC",
+        "SCHEDULE",
+        "LAST RUN",
+        "STATUS",
+        "ARTICLES",
+        "NEW",
+        "UPDATED",
+        "REMOVED",
+        "ERRORS",
+        "NEXT RUN",
+        "FAILURES",
+    ]
+    print(_table(rows, header))
+    return 0
+
+
+def cmd_db_upgrade(ctx: Context) -> int:
+    """Create the database schema, or upgrade it to this release's."""
+    url = ctx.config.database.url
+    upgrade(url)
+    print(f"The database at {safe_url(url)} is at schema revision {head_revision()}.")
+    return 0
+
+
+def cmd_alerts(ctx: Context) -> int:
+    """List alerts (newest first): pending and failed ones by default."""
+    statuses = [ctx.args.status] if ctx.args.status else ["pending", "failed"]
+    with ctx.database() as sessions:
+        views = [
+            view for status in statuses for view in list_alerts(sessions, status, ctx.args.limit)
+        ]
+    views.sort(key=lambda view: view.id, reverse=True)
+    if ctx.args.json:
+        _print_json(
+            [
+                {
+                    "id": view.id,
+                    "status": view.status,
+                    "recipient": view.recipient,
+                    "topic": view.topic,
+                    "kind": view.kind,
+                    "url": view.url,
+                    "title": view.title,
+                    "detected_at": _iso(view.detected_at),
+                    "attempts": view.attempts,
+                    "next_attempt_at": _iso(view.next_attempt_at),
+                    "last_error": view.last_error,
+                    "sent_at": _iso(view.sent_at),
+                }
+                for view in views
+            ]
+        )
+        return 0
+    if not views:
+        print(f"No {' or '.join(statuses)} alerts.")
+        return 0
+    rows = [
+        [
+            str(view.id),
+            view.status,
+            view.recipient,
+            view.topic,
+            view.kind,
+            _utc(view.detected_at),
+            str(view.attempts),
+            view.url,
+            view.last_error or "",
+        ]
+        for view in views
+    ]
+    header = ["ID", "STATUS", "RECIPIENT", "TOPIC", "KIND", "DETECTED", "TRIES", "URL", "ERROR"]
+    print(_table(rows, header))
+    return 0
+
+
+def cmd_alerts_send(ctx: Context) -> int:
+    """Send the pending alerts that are due now, as digest emails."""
+    config = ctx.config
+    smtp = config.smtp_settings()
+    if smtp is None:
+        raise CommandError(f"{config.path} has no [smtp] section, so alerts cannot be sent")
+    init_sentry("cli")
+    with ctx.database() as sessions:
+        report = dispatch(
+            sessions,
+            smtp,
+            max_attempts=config.alerts.max_attempts,
+            backoff=config.alerts.retry_backoff,
+        )
+    print(_dispatch_line(report))
+    for error in report.errors:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def cmd_test_email(ctx: Context) -> int:
+    """Send a test email through the configured SMTP server, proving the settings."""
+    config = ctx.config
+    smtp = config.smtp_settings()
+    if smtp is None:
+        raise CommandError(f"{config.path} has no [smtp] section; add one to send email")
+    reply = send_test_email(smtp, ctx.args.address)
+    print(f"Sent a test email to {ctx.args.address} through {smtp.server}: {reply}")
+    return 0
+
+
+def cmd_topics(ctx: Context) -> int:
+    """List the topics the configuration defines, with their schedules and sources."""
+    config = ctx.config
+    if ctx.args.json:
+        _print_json(
+            [
+                {
+                    "name": spec.name,
+                    "title": spec.title,
+                    "schedule": schedule_of(spec),
+                    "sources": list(spec.sources),
+                    "alert_to": list(spec.alert_to),
+                    "alert_on": list(spec.alert_on),
+                }
+                for spec in config.topics
+            ]
+        )
+        return 0
+    if not config.topics:
+        print(f"{config.path} defines no topics.")
+        return 0
+    rows = [
+        [
+            spec.name,
+            spec.title,
+            schedule_of(spec),
+            " ".join(spec.sources),
+            ", ".join(spec.alert_to) or "-",
+        ]
+        for spec in config.topics
+    ]
+    print(_table(rows, ["NAME", "TITLE", "SCHEDULE", "SOURCES", "ALERT TO"]))
+    return 0
+
+
+def cmd_changes(ctx: Context) -> int:
+    """List recorded changes, newest first."""
+    args = ctx.args
+    with ctx.database() as sessions:
+        entries = repository.list_changes(
+            sessions, topic=args.topic, since=args.since, kind=args.kind, limit=args.limit
+        )
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": entry.id,
+                    "detected_at": _iso(entry.detected_at),
+                    "kind": entry.kind,
+                    "topic": entry.topic,
+                    "url": entry.url,
+                    "title": entry.title,
+                    "fields": list(entry.fields),
+                    "from_version": entry.from_version,
+                    "to_version": entry.to_version,
+                    "alerted": entry.alerted,
+                    "crawl_run_id": entry.crawl_run_id,
+                }
+                for entry in entries
+            ]
+        )
+        return 0
+    if not entries:
+        print("No changes.")
+        return 0
+    rows = [
+        [
+            _utc(entry.detected_at),
+            entry.kind,
+            entry.topic,
+            ",".join(entry.fields) or "-",
+            entry.url,
+            entry.title,
+        ]
+        for entry in entries
+    ]
+    print(_table(rows, ["DETECTED", "KIND", "TOPIC", "FIELDS", "URL", "TITLE"]))
+    return 0
+
+
+def cmd_show(ctx: Context) -> int:
+    """Show an article's versions and changes, and the word diff between two versions."""
+    with ctx.database() as sessions:
+        history = repository.article_history(sessions, ctx.args.url)
+    print(_render_history(history, ctx.args.from_version, ctx.args.to_version))
+    return 0
+
+
+def _render_history(history: ArticleHistory, first: int | None, second: int | None) -> str:
+    lines = [
+        history.url,
+        f"status: {history.status}   topics: {', '.join(history.topics) or '-'}",
+        f"first seen: {_utc(history.first_seen)}   last checked: {_utc(history.last_checked)}",
+        "",
+        "versions:",
+    ]
+    for version in history.versions:
+        lines.append(
+            f"  v{version.version}  {_utc(version.fetched_at)}  {version.fingerprint[:12]}  "
+            f"{version.title}"
+        )
+    if history.changes:
+        lines += ["", "changes:"]
+        for change in history.changes:
+            versions = "→".join(
+                f"v{v}" for v in (change.from_version, change.to_version) if v is not None
+            )
+            fields = f" ({', '.join(change.fields)})" if change.fields else ""
+            lines.append(
+                f"  {_utc(change.detected_at)}  {change.kind} {versions}{fields}  [{change.topic}]"
+            )
+    by_number = {version.version: version for version in history.versions}
+    if first is None and second is None:
+        if len(history.versions) < 2:
+            lines += ["", "Only one version is stored; there is nothing to compare."]
+            return "\n".join(lines)
+        first, second = history.versions[-2].version, history.versions[-1].version
+    elif second is None:
+        second = history.versions[-1].version if history.versions else None
+    elif first is None:
+        first = second - 1
+    numbers = ", ".join(str(n) for n in by_number) or "none"
+    for wanted in (first, second):
+        if wanted not in by_number:
+            raise CommandError(f"{history.url} has no version {wanted} (its versions: {numbers})")
+    assert first is not None
+    assert second is not None
+    lines += [
+        "",
+        f"diff v{first} → v{second}:",
+        *_version_diff(by_number[first], by_number[second]),
+    ]
+    return "\n".join(lines)
+
+
+def _version_diff(old: VersionRecord, new: VersionRecord) -> list[str]:
+    fields: list[tuple[str, str, str]] = [
+        ("title", old.title, new.title),
+        ("lead", old.lead, new.lead),
+        ("authors", ", ".join(old.authors), ", ".join(new.authors)),
+        ("published", old.published or "", new.published or ""),
+        ("modified", old.modified or "", new.modified or ""),
+        ("body", old.body, new.body),
+    ]
+    lines: list[str] = []
+    for name, before, after in fields:
+        ops = word_diff(before, after)
+        if has_changes(ops):
+            lines += [f"--- {name}", diff_text(ops), ""]
+    if not lines:
+        lines = ["(the versions' texts are the same)"]
+    return lines
+
+
+def cmd_init(ctx: Context) -> int:
+    """Write a commented example configuration file to edit."""
+    target = Path(ctx.args.path) if ctx.args.path else Path(ctx.args.config or DEFAULT_PATH)
+    if target.exists():
+        raise CommandError(f"{target} already exists; not overwriting it")
+    text = EXAMPLE_CONFIG.read_text("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    print(
+        f"Wrote {target}. Edit it, then run `{PROG} --config {target} db upgrade` and "
+        f"`{PROG} --config {target} run`."
+    )
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+Handler = Callable[[Context], int]
+
+
+def _command(
+    subparsers: Any, name: str, handler: Handler, *, aliases: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    doc = (handler.__doc__ or "").strip()
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=doc.splitlines()[0] if doc else None, description=doc, aliases=list(aliases)
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or as one JSON object per line (default: [logging] format)",
+    )
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Watch news topic pages and email what changed: new, edited and removed "
+        "articles, with diffs.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: $TOPICWATCH_CONFIG, else ./{DEFAULT_PATH})",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    _log_format(_command(commands, "run", cmd_run))
+
+    crawl = _command(commands, "crawl", cmd_crawl)
+    crawl.add_argument("topic", metavar="TOPIC", help="name of a topic in the configuration")
+    crawl.add_argument(
+        "--timeout",
+        type=_duration,
+        metavar="DURATION",
+        help="wall-clock limit of the run (default: [crawl] run_timeout)",
+    )
+    _log_format(crawl)
+
+    status = _command(commands, "status", cmd_status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    db = _command(commands, "db", _missing_subcommand)
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    _command(db_commands, "upgrade", cmd_db_upgrade)
+
+    alerts = _command(commands, "alerts", cmd_alerts)
+    alerts.add_argument(
+        "--status",
+        choices=VIEW_STATUSES,
+        help="only alerts with this status (default: pending and failed)",
+    )
+    alerts.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    alerts.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND")
+    _command(alerts_commands, "send", cmd_alerts_send)
+
+    test_email = _command(commands, "test-email", cmd_test_email)
+    test_email.add_argument("address", metavar="ADDRESS", help="where to send the test email")
+
+    topics = _command(commands, "topics", cmd_topics)
+    topics.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    changes = _command(commands, "changes", cmd_changes)
+    changes.add_argument("--topic", metavar="TOPIC", help="only changes of this topic")
+    changes.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help='only changes since then: a duration back from now ("1d", "6h") or a date',
+    )
+    changes.add_argument("--kind", choices=CHANGE_KINDS, help="only changes of this kind")
+    changes.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    changes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    show = _command(commands, "show", cmd_show)
+    show.add_argument("url", metavar="URL", help="the article's canonical URL")
+    show.add_argument(
+        "--from",
+        dest="from_version",
+        type=int,
+        metavar="V",
+        help="compare from this version (default: the one before --to)",
+    )
+    show.add_argument(
+        "--to",
+        dest="to_version",
+        type=int,
+        metavar="V",
+        help="compare to this version (default: the latest)",
+    )
+
+    init = _command(commands, "init", cmd_init)
+    init.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help=f"where to write it (default: --config, else ./{DEFAULT_PATH})",
+    )
+    return parser
+
+
+def _missing_subcommand(ctx: Context) -> int:  # pragma: no cover - argparse requires one
+    """Database maintenance."""
+    raise CommandError("a subcommand is required")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``topicwatch`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    if getattr(args, "alerts_command", None) == "send":
+        args.handler = cmd_alerts_send
+    ctx = Context(args)
+    try:
+        code: int = args.handler(ctx)
+    except OPERATOR_ERRORS as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`topicwatch changes | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, LookupError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]  # KeyError-style repr quotes would hide the sentence
+    else:
+        text = str(exc)
+    return " ".join(text.split())

@@ -1,0 +1,535 @@
+"""``topicwatch run``: the long-running service that crawls each topic on its schedule.
+
+At start-up the daemon refuses a database whose schema is behind, writes the configured
+topics into the database, marks runs left ``running`` by a previous process as failed, and
+rebuilds every topic's schedule from the config and the ``crawl_runs`` history (APScheduler
+keeps no job store of its own here): a topic that is overdue runs once soon, one that ran
+recently runs one interval after its last start.
+
+Each crawl run is a child process (see :mod:`scheduler.runner`): one run per topic at a time,
+at most ``max_concurrent_runs`` at once. After each run the daemon logs one summary line,
+warns when a topic's health looks wrong, and sends pending alerts; alerts also go out on a
+timer. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
+grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.dispatcher import dispatch
+from alerts.smtp import SmtpSettings
+from crawler.observability import configure_logging, flush_sentry, init_sentry, log_fields
+from scheduler.config import Config, ConfigError, format_duration, load_config
+from scheduler.runner import (
+    RUN_EVENT,
+    ChildCommand,
+    CrawlRunner,
+    RunOutcome,
+    crawl_command,
+    monitor_config,
+)
+from storage import repository
+from storage.db import (
+    DatabaseUnavailable,
+    SchemaOutdated,
+    check_schema,
+    make_engine,
+    safe_url,
+    session_factory,
+)
+from storage.spec import TopicSpec
+
+logger = logging.getLogger(__name__)
+health_logger = logging.getLogger("topicwatch.health")
+run_logger = logging.getLogger(RUN_EVENT)
+alerts_logger = logging.getLogger("topicwatch.alerts")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_SCHEMA = 2
+# A topic whose runs failed this many times in a row is reported as an ERROR (and to Sentry).
+ESCALATE_AFTER = 3
+# Seconds between the first runs of overdue topics at start-up, so they do not all start
+# in the same instant.
+STAGGER = 1.0
+UNFINISHED_MESSAGE = "daemon stopped before the run finished"
+DISPATCH_JOB = "alerts:dispatch"
+
+
+def job_id(topic: str) -> str:
+    return f"topic:{topic}"
+
+
+def schedule_of(spec: TopicSpec) -> str:
+    """The topic's schedule as the config file spells it, for logs and ``status``."""
+    if spec.cron is not None:
+        return f"cron {spec.cron}"
+    return f"every {format_duration(spec.every or 900.0)}"
+
+
+def next_due(spec: TopicSpec, last_started: datetime | None) -> datetime | None:
+    """When the topic is next due by its schedule and its last run; None when never run.
+
+    A time in the past means the topic is overdue.
+    """
+    if last_started is None:
+        return None
+    if spec.cron is not None:
+        trigger = CronTrigger.from_crontab(spec.cron, timezone=UTC)
+        due: datetime | None = trigger.get_next_fire_time(None, last_started + timedelta(seconds=1))
+        return due
+    return last_started + timedelta(seconds=spec.every or 900.0)
+
+
+def first_run_time(
+    spec: TopicSpec, last_started: datetime | None, now: datetime, *, stagger: float = 0.0
+) -> datetime:
+    """When a topic runs first after start-up: soon when overdue or new, else when due."""
+    due = next_due(spec, last_started)
+    if due is None or due <= now:
+        return now + timedelta(seconds=stagger)
+    return due
+
+
+def trigger_for(spec: TopicSpec, first: datetime) -> IntervalTrigger | CronTrigger:
+    """The APScheduler trigger of a topic's schedule, with its jitter."""
+    jitter = int(spec.jitter) if spec.jitter >= 1 else None
+    if spec.cron is not None:
+        trigger = CronTrigger.from_crontab(spec.cron, timezone=UTC)
+        trigger.jitter = jitter
+        return trigger
+    return IntervalTrigger(
+        seconds=spec.every or 900.0, start_date=first, timezone=UTC, jitter=jitter
+    )
+
+
+@dataclass
+class _TopicHealth:
+    consecutive_failures: int = 0
+    last_articles: int | None = None  # articles seen by the last ok/partial run
+
+
+class Daemon:
+    """The scheduler of crawl runs and alert deliveries; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        log_format: str,
+        log_level: str,
+        env: Mapping[str, str] | None = None,
+        child_command: ChildCommand = crawl_command,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.log_format = log_format
+        self.log_level = log_level
+        self.child_command = child_command
+        self.specs: dict[str, TopicSpec] = {spec.name: spec for spec in config.topics}
+        self.health: dict[str, _TopicHealth] = {}
+        self.active: dict[str, asyncio.Task[Any]] = {}
+        self.smtp: SmtpSettings | None = None
+        self.engine: Engine | None = None
+        self.sessions: sessionmaker[Session] | None = None
+        self.runner: CrawlRunner | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.semaphore = asyncio.Semaphore(config.crawl.max_concurrent_runs)
+        self.stopping = asyncio.Event()
+        self.stop_runs = asyncio.Event()
+        self.dispatch_lock = asyncio.Lock()
+        self.reloading: asyncio.Task[None] | None = None
+
+    # -- start and stop --------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; the process exit code."""
+        try:
+            await self.prepare()
+        except SchemaOutdated as exc:
+            logger.error("Refusing to start: %s", exc)
+            return EXIT_SCHEMA
+        except (DatabaseUnavailable, ConfigError) as exc:
+            logger.error("Cannot start: %s", exc)
+            return EXIT_ERROR
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            self.start_scheduler()
+            await self.stopping.wait()
+            await self.shutdown()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            if self.engine is not None:
+                self.engine.dispose()
+            flush_sentry()
+        return EXIT_OK
+
+    async def prepare(self) -> None:
+        config = self.config
+        self.smtp = config.smtp_settings()
+        if self.smtp is None:
+            logger.warning(
+                "%s has no [smtp] section: alerts are recorded but no email is sent",
+                config.path,
+            )
+        self.engine = make_engine(config.database.url)
+        await asyncio.to_thread(check_schema, self.engine)
+        self.sessions = session_factory(self.engine)
+        await asyncio.to_thread(repository.sync_topics, self.sessions, config.topic_specs())
+        stale = await asyncio.to_thread(
+            repository.mark_unfinished_runs, self.sessions, "failed", UNFINISHED_MESSAGE
+        )
+        if stale:
+            logger.warning(
+                "Marked %d crawl run(s) left running by a previous process as failed", stale
+            )
+        self.runner = CrawlRunner(
+            config.database.url,
+            self.sessions,
+            log_format=self.log_format,
+            log_level=self.log_level,
+            child_command=self.child_command,
+            env=self.env,
+        )
+        if not config.topics:
+            logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)
+
+    def start_scheduler(self) -> None:
+        config = self.config
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self.scheduler.start()
+        last_started = self._history()
+        now = datetime.now(UTC)
+        self.add_topic_jobs(config.topics, last_started, now)
+        self.scheduler.add_job(
+            self.dispatch_job,
+            IntervalTrigger(seconds=config.alerts.dispatch_every, timezone=UTC),
+            id=DISPATCH_JOB,
+            name="alert dispatch",
+        )
+        logger.info(
+            "topicwatch daemon started: %d topic(s), database %s, config %s, "
+            "at most %d concurrent run(s)",
+            len(config.topics),
+            safe_url(config.database.url),
+            config.path,
+            config.crawl.max_concurrent_runs,
+        )
+
+    def _history(self) -> dict[str, datetime]:
+        """The start of each topic's last run, and each topic's failure streak."""
+        assert self.sessions is not None
+        started: dict[str, datetime] = {}
+        for status in repository.topic_status(self.sessions):
+            health = self.health.setdefault(status.name, _TopicHealth())
+            health.consecutive_failures = status.consecutive_failures
+            run = status.last_run
+            if run is not None:
+                started[status.name] = run.started_at
+                if run.status in repository.GOOD_RUN_STATUSES:
+                    health.last_articles = run.counts.get("articles_seen", 0)
+        return started
+
+    def add_topic_jobs(
+        self, specs: Iterable[TopicSpec], last_started: Mapping[str, datetime], now: datetime
+    ) -> None:
+        """Schedule ``specs``; the overdue ones start one after another, ``STAGGER`` apart."""
+        overdue = 0
+        for spec in specs:
+            due = next_due(spec, last_started.get(spec.name))
+            if due is None or due <= now:
+                due = now + timedelta(seconds=overdue * STAGGER)
+                overdue += 1
+            self.add_topic_job(spec, due)
+
+    def add_topic_job(self, spec: TopicSpec, first: datetime) -> None:
+        assert self.scheduler is not None
+        trigger = trigger_for(spec, first)
+        self.scheduler.add_job(
+            self.crawl_job,
+            trigger,
+            args=[spec.name],
+            id=job_id(spec.name),
+            name=f"crawl {spec.name}",
+            next_run_time=first,
+            replace_existing=True,
+        )
+        logger.info(
+            "Topic %s: %s, first run at %s",
+            spec.name,
+            schedule_of(spec),
+            first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def request_stop(self, signum: int) -> None:
+        if self.stopping.is_set():
+            logger.warning("Second %s: stopping running crawls now", signal.Signals(signum).name)
+            self.stop_runs.set()
+            return
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        self.stopping.set()
+
+    async def shutdown(self) -> None:
+        grace = self.config.crawl.shutdown_grace
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        if self.reloading is not None:
+            with contextlib.suppress(Exception):
+                await self.reloading
+        running = {task for task in self.active.values() if not task.done()}
+        if running:
+            logger.info(
+                "Waiting up to %gs for %d running crawl(s): %s",
+                grace,
+                len(running),
+                ", ".join(sorted(self.active)),
+            )
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            if pending:
+                logger.warning("Stopping %d crawl(s) still running at shutdown", len(pending))
+                self.stop_runs.set()
+                await asyncio.wait(pending, timeout=60.0)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        await self.dispatch()
+        logger.info("topicwatch daemon stopped")
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def crawl_job(self, name: str) -> None:
+        """One scheduled run of one topic; never raises, so one topic cannot stop others."""
+        task = asyncio.current_task()
+        if self.stopping.is_set() or name not in self.specs or name in self.active:
+            return
+        assert task is not None
+        self.active[name] = task
+        try:
+            await self._crawl(name)
+        except Exception:
+            logger.exception(
+                "The crawl job of topic %s failed", name, extra={"fields": {"topic": name}}
+            )
+        finally:
+            self.active.pop(name, None)
+
+    async def _crawl(self, name: str) -> None:
+        assert self.runner is not None
+        async with self.semaphore:
+            spec = self.specs.get(name)
+            if self.stopping.is_set() or spec is None:
+                return
+            outcome = await self.runner.run(
+                name,
+                timeout=self.config.crawl.run_timeout,
+                stop=self.stop_runs,
+                monitor=monitor_config(spec, self.config.crawl.run_timeout),
+            )
+        self.report(spec, outcome)
+        await self.dispatch()
+
+    def next_run_time(self, name: str) -> datetime | None:
+        if self.scheduler is None or self.stopping.is_set():
+            return None
+        job = self.scheduler.get_job(job_id(name))
+        return None if job is None else job.next_run_time
+
+    def report(self, spec: TopicSpec, outcome: RunOutcome) -> None:
+        """The run's summary line, then what its result says about the topic's health."""
+        level = logging.INFO if outcome.succeeded else logging.WARNING
+        log_fields(run_logger, level, None, **outcome.summary_fields(self.next_run_time(spec.name)))
+        health = self.health.setdefault(spec.name, _TopicHealth())
+        if not outcome.succeeded:
+            health.consecutive_failures += 1
+            if health.consecutive_failures >= ESCALATE_AFTER:
+                log_fields(
+                    health_logger,
+                    logging.ERROR,
+                    "failing",
+                    topic=spec.name,
+                    failures=health.consecutive_failures,
+                    status=outcome.status,
+                    run=outcome.run_id,
+                    url=spec.sources[0],
+                    message=outcome.message,
+                )
+            return
+        health.consecutive_failures = 0
+        articles = outcome.count("articles_seen")
+        listed = int(outcome.stats.get("topicwatch/links_listed", articles) or 0)
+        if articles == 0 and listed == 0 and health.last_articles:
+            log_fields(
+                health_logger,
+                logging.WARNING,
+                "empty_listing",
+                topic=spec.name,
+                url=" ".join(spec.sources),
+                previous_articles=health.last_articles,
+                run=outcome.run_id,
+            )
+        empty = int(outcome.stats.get("topicwatch/empty_body", 0) or 0)
+        if empty:
+            urls = [
+                failure.get("url", "")
+                for failure in outcome.failures
+                if "empty body" in failure.get("reason", "")
+            ]
+            log_fields(
+                health_logger,
+                logging.WARNING,
+                "empty_bodies",
+                topic=spec.name,
+                count=empty,
+                url=urls[0] if urls else spec.sources[0],
+                run=outcome.run_id,
+            )
+        health.last_articles = articles
+
+    async def dispatch_job(self) -> None:
+        if not self.stopping.is_set():
+            await self.dispatch()
+
+    async def dispatch(self) -> None:
+        """Send the pending alerts that are due; never raises."""
+        if self.sessions is None or self.smtp is None:
+            return  # without SMTP, alerts stay pending; start-up said so once
+        alerts = self.config.alerts
+        try:
+            async with self.dispatch_lock:
+                report = await asyncio.to_thread(
+                    dispatch,
+                    self.sessions,
+                    self.smtp,
+                    max_attempts=alerts.max_attempts,
+                    backoff=alerts.retry_backoff,
+                )
+        except Exception:
+            logger.exception("Sending alerts failed")
+            return
+        if report.sent_messages or report.failed_alerts or report.errors:
+            log_fields(
+                alerts_logger,
+                logging.WARNING if report.errors or report.failed_alerts else logging.INFO,
+                None,
+                emails=report.sent_messages,
+                sent=report.sent_alerts,
+                failed=report.failed_alerts,
+                deferred=report.deferred_alerts,
+            )
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        if self.stopping.is_set():
+            return
+        logger.info("SIGHUP received: reloading %s", self.config.path)
+        self.reloading = asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> None:
+        """Apply the config file again; when it is invalid, keep the running configuration."""
+        try:
+            new = load_config(self.config.path, env=self.env)
+            smtp = new.smtp_settings()
+        except ConfigError as exc:
+            logger.error("Reloading the configuration failed; keeping the running one: %s", exc)
+            return
+        try:
+            await self._apply(new, smtp)
+        except Exception:
+            logger.exception("Applying the reloaded configuration failed")
+
+    async def _apply(self, new: Config, smtp: SmtpSettings | None) -> None:
+        old = self.config
+        assert self.sessions is not None
+        assert self.scheduler is not None
+        if new.database.url != old.database.url:
+            logger.warning(
+                "database.url changed in %s; the daemon keeps %s until it is restarted",
+                new.path,
+                safe_url(old.database.url),
+            )
+            new = Config(
+                path=new.path,
+                database=old.database,
+                smtp=new.smtp,
+                crawl=new.crawl,
+                alerts=new.alerts,
+                logging=new.logging,
+                topics=new.topics,
+            )
+        await asyncio.to_thread(repository.sync_topics, self.sessions, new.topic_specs())
+        old_specs = self.specs
+        new_specs = {spec.name: spec for spec in new.topics}
+        added = [name for name in new_specs if name not in old_specs]
+        removed = [name for name in old_specs if name not in new_specs]
+        changed = [
+            name for name in new_specs if name in old_specs and new_specs[name] != old_specs[name]
+        ]
+        self.specs = new_specs
+        self.config = new
+        self.smtp = smtp
+        if new.crawl.max_concurrent_runs != old.crawl.max_concurrent_runs:
+            # Runs under way keep their place in the old semaphore.
+            self.semaphore = asyncio.Semaphore(new.crawl.max_concurrent_runs)
+        for name in removed:
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(job_id(name))
+        last_started = await asyncio.to_thread(self._history)
+        now = datetime.now(UTC)
+        self.add_topic_jobs([new_specs[name] for name in added], last_started, now)
+        for name in changed:
+            spec, before = new_specs[name], old_specs[name]
+            if (spec.every, spec.cron, spec.jitter) != (before.every, before.cron, before.jitter):
+                first = first_run_time(spec, last_started.get(name), now)
+                self.add_topic_job(spec, first)
+        if new.alerts.dispatch_every != old.alerts.dispatch_every:
+            self.scheduler.reschedule_job(
+                DISPATCH_JOB,
+                trigger=IntervalTrigger(seconds=new.alerts.dispatch_every, timezone=UTC),
+            )
+        logger.info(
+            "Configuration reloaded: %d topic(s); added %s; changed %s; removed %s",
+            len(new_specs),
+            ", ".join(added) or "none",
+            ", ".join(changed) or "none",
+            ", ".join(removed) or "none",
+        )
+
+
+def run_daemon(
+    config_path: str | Path | None = None,
+    *,
+    log_format: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """``topicwatch run``: load the config, set up logging and Sentry, serve until stopped.
+
+    Raises :class:`ConfigError` when the config file is invalid; returns the exit code.
+    """
+    config = load_config(config_path, env=env)
+    fmt = log_format or config.logging.format
+    configure_logging(fmt, config.logging.level)
+    init_sentry("daemon", env=env)
+    daemon = Daemon(config, log_format=fmt, log_level=config.logging.level, env=env)
+    return asyncio.run(daemon.serve())

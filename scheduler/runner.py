@@ -1,0 +1,382 @@
+"""One crawl run of one topic, as a supervised child process.
+
+The parent records that the run starts (a ``crawl_runs`` row), starts ``python -m crawler``
+in a process group of its own, and waits for it with a wall-clock limit. The child crawls
+and finishes the row itself. The parent steps in only when the child does not:
+
+- past the limit the child's group gets SIGTERM, then SIGKILL a few seconds later, and the
+  run is recorded as ``timeout`` ("killed after 600 s");
+- when asked to stop (daemon shutdown) the same happens, recorded as ``failed`` with the
+  message "stopped at shutdown";
+- when the child exits without finishing the row (a crash, a signal), the run is recorded
+  as ``failed`` with the exit code or signal.
+
+The daemon and ``topicwatch crawl`` both use :func:`run_crawl`. With Sentry on, each run of
+the daemon is also a Sentry Crons check-in (in progress, then ok or error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sentry_sdk.crons
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.observability import format_fields
+from storage import repository
+from storage.repository import GOOD_RUN_STATUSES, RunRecord
+from storage.spec import TopicSpec
+
+if TYPE_CHECKING:
+    from sentry_sdk._types import MonitorConfig
+
+logger = logging.getLogger(__name__)
+
+RUN_EVENT = "topicwatch.run"
+KILL_AFTER = 5.0
+STOPPED_MESSAGE = "stopped at shutdown"
+# The directory that holds the topicwatch packages, so a child finds them also when the
+# project runs from a checkout rather than an installed distribution.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ChildRequest:
+    """What a crawl child is told: where the database is, which topic, which run row."""
+
+    database_url: str
+    topic: str
+    run_id: int
+    log_format: str
+    log_level: str
+
+
+ChildCommand = Callable[[ChildRequest], Sequence[str]]
+
+
+def crawl_command(request: ChildRequest) -> list[str]:
+    """The command line of the crawl child, ``python -m crawler …``."""
+    return [
+        sys.executable,
+        "-m",
+        "crawler",
+        "--database-url",
+        request.database_url,
+        "--topic",
+        request.topic,
+        "--run-id",
+        str(request.run_id),
+        "--log-format",
+        request.log_format,
+        "--log-level",
+        request.log_level,
+    ]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one crawl run ended, as recorded in its ``crawl_runs`` row."""
+
+    topic: str
+    run_id: int
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: Mapping[str, int]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    failures: tuple[Mapping[str, str], ...] = ()
+    message: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_record(cls, record: RunRecord, exit_code: int | None) -> RunOutcome:
+        return cls(
+            topic=record.topic,
+            run_id=record.id,
+            status=record.status,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            counts=dict(record.counts),
+            stats=dict(record.stats),
+            failures=tuple(record.failures),
+            message=record.message,
+            exit_code=exit_code,
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run did its work (``ok``, or ``partial`` with some fetches failed)."""
+        return self.status in GOOD_RUN_STATUSES
+
+    @property
+    def duration(self) -> float:
+        if self.finished_at is None:
+            return 0.0
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+    def count(self, name: str) -> int:
+        return int(self.counts.get(name, 0))
+
+    def summary_fields(self, next_run: datetime | None = None) -> dict[str, object]:
+        """The fields of the run's summary line, in their order."""
+        fields: dict[str, object] = {
+            "topic": self.topic,
+            "run": self.run_id,
+            "status": self.status,
+            "pages": self.count("pages_fetched"),
+            "articles": self.count("articles_seen"),
+            "new": self.count("articles_new"),
+            "updated": self.count("articles_updated"),
+            "removed": self.count("articles_removed"),
+        }
+        if self.count("articles_restored"):
+            fields["restored"] = self.count("articles_restored")
+        fields["unchanged"] = self.count("articles_unchanged") + self.count("articles_not_modified")
+        fields["errors"] = self.count("errors")
+        fields["duration"] = f"{self.duration:.1f}s"
+        if next_run is not None:
+            fields["next"] = next_run.astimezone(UTC).strftime("%H:%M:%SZ")
+        if self.message:
+            fields["message"] = self.message
+        return fields
+
+    def summary(self, next_run: datetime | None = None) -> str:
+        """``topicwatch.run topic=… run=… status=… pages=… …`` on one line."""
+        return f"{RUN_EVENT} {format_fields(self.summary_fields(next_run))}"
+
+
+def monitor_config(spec: TopicSpec, run_timeout: float) -> MonitorConfig:
+    """The Sentry Crons monitor of a topic: its schedule, and how late or long a run may be.
+
+    Sentry counts intervals in whole minutes; a shorter interval is reported as one minute.
+    """
+    max_runtime = max(1, math.ceil(run_timeout / 60))
+    if spec.cron is not None:
+        return {
+            "schedule": {"type": "crontab", "value": spec.cron},
+            "timezone": "UTC",
+            "checkin_margin": max(1, math.ceil(spec.jitter / 60)),
+            "max_runtime": max_runtime,
+        }
+    every = spec.every or 900.0
+    minutes = max(1, round(every / 60))
+    return {
+        "schedule": {"type": "interval", "value": minutes, "unit": "minute"},
+        "timezone": "UTC",
+        "checkin_margin": max(1, math.ceil(spec.jitter / 60)),
+        "max_runtime": max_runtime,
+    }
+
+
+class CrawlRunner:
+    """Starts and supervises crawl children recording into one database."""
+
+    def __init__(
+        self,
+        database_url: str,
+        sessions: sessionmaker[Session],
+        *,
+        log_format: str = "text",
+        log_level: str = "INFO",
+        child_command: ChildCommand = crawl_command,
+        kill_after: float = KILL_AFTER,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.sessions = sessions
+        self.log_format = log_format
+        self.log_level = log_level
+        self.child_command = child_command
+        self.kill_after = kill_after
+        self.env = env
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ if self.env is None else self.env)
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if str(PACKAGE_ROOT) not in paths:
+            env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *paths])
+        return env
+
+    async def run(
+        self,
+        topic: str,
+        *,
+        timeout: float,
+        stop: asyncio.Event | None = None,
+        monitor: MonitorConfig | None = None,
+    ) -> RunOutcome:
+        """Crawl ``topic`` once in a child process; how the run ended.
+
+        ``stop`` set while the child runs stops it ("stopped at shutdown"). With ``monitor``,
+        the run is reported as a Sentry Crons check-in of the monitor named after the topic.
+        """
+        topic_id, _spec = await asyncio.to_thread(repository.load_topic, self.sessions, topic)
+        run_id = await asyncio.to_thread(repository.start_run, self.sessions, topic_id)
+        check_in: str | None = None
+        if monitor is not None:
+            check_in = sentry_sdk.crons.capture_checkin(
+                monitor_slug=topic, status="in_progress", monitor_config=monitor
+            )
+        began = time.monotonic()
+        outcome: RunOutcome | None = None
+        try:
+            outcome = await self._supervise(topic, run_id, timeout=timeout, stop=stop)
+            return outcome
+        finally:
+            if check_in is not None:
+                sentry_sdk.crons.capture_checkin(
+                    monitor_slug=topic,
+                    check_in_id=check_in,
+                    status="ok" if outcome is not None and outcome.succeeded else "error",
+                    duration=time.monotonic() - began,
+                )
+
+    async def _supervise(
+        self, topic: str, run_id: int, *, timeout: float, stop: asyncio.Event | None
+    ) -> RunOutcome:
+        request = ChildRequest(self.database_url, topic, run_id, self.log_format, self.log_level)
+        command = list(self.child_command(request))
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=subprocess.DEVNULL,
+                # The child's stdout joins its log on stderr: stdout is the CLI's output.
+                stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None,
+                env=self.child_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            message = f"cannot start the crawl process {command[0]}: {exc.strerror or exc}"
+            return await self._finish(run_id, "failed", message, None, override=True)
+        logger.debug("Crawl run %d of topic %s: child process %d", run_id, topic, process.pid)
+
+        waiter = asyncio.ensure_future(process.wait())
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            pending = {waiter} if stopper is None else {waiter, stopper}
+            done, _ = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter in done:
+                return await self._after_exit(run_id, waiter.result())
+            if stopper is not None and stopper in done:
+                code = await self._terminate(process, waiter)
+                return await self._finish(run_id, "failed", STOPPED_MESSAGE, code, override=True)
+            code = await self._terminate(process, waiter)
+            message = f"killed after {timeout:g} s"
+            return await self._finish(run_id, "timeout", message, code, override=True)
+        except asyncio.CancelledError:
+            # The daemon gave up on this run: never leave the child behind.
+            if process.returncode is None:
+                _signal_group(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+
+    async def _terminate(
+        self, process: asyncio.subprocess.Process, waiter: asyncio.Future[int]
+    ) -> int:
+        """SIGTERM to the child's process group, SIGKILL if still there after a grace."""
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), self.kill_after)
+        except TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            return await waiter
+
+    async def _after_exit(self, run_id: int, code: int) -> RunOutcome:
+        record = await asyncio.to_thread(repository.get_run, self.sessions, run_id)
+        if record.status != "running":
+            return RunOutcome.from_record(record, code)
+        if code == 0:
+            message = "the crawl process exited without recording the run's result"
+        elif code < 0:
+            message = f"the crawl process was killed by signal {_signal_name(-code)}"
+        else:
+            message = f"the crawl process exited with code {code}"
+        return await self._finish(run_id, "failed", message, code, override=False)
+
+    async def _finish(
+        self, run_id: int, status: str, message: str, code: int | None, *, override: bool
+    ) -> RunOutcome:
+        """Record the end of a run the child did not (or not rightly) finish.
+
+        With ``override`` the parent's status wins also over one the child recorded while
+        it was being stopped; the child's counters are kept.
+        """
+
+        def work() -> RunRecord:
+            record = repository.get_run(self.sessions, run_id)
+            if record.status == "running" or override:
+                repository.finish_run(
+                    self.sessions,
+                    run_id,
+                    status=status,
+                    counts=record.counts,
+                    errors=[dict(failure) for failure in record.failures],
+                    stats=record.stats,
+                    message=message if record.message is None else f"{message}; {record.message}",
+                )
+            return repository.get_run(self.sessions, run_id)
+
+        record = await asyncio.to_thread(work)
+        return RunOutcome.from_record(record, code)
+
+
+async def run_crawl(
+    database_url: str,
+    sessions: sessionmaker[Session],
+    topic: str,
+    *,
+    timeout: float,
+    log_format: str = "text",
+    log_level: str = "INFO",
+    stop: asyncio.Event | None = None,
+    monitor: MonitorConfig | None = None,
+    child_command: ChildCommand = crawl_command,
+    kill_after: float = KILL_AFTER,
+) -> RunOutcome:
+    """Crawl ``topic`` once in a supervised child process; how the run ended."""
+    runner = CrawlRunner(
+        database_url,
+        sessions,
+        log_format=log_format,
+        log_level=log_level,
+        child_command=child_command,
+        kill_after=kill_after,
+    )
+    return await runner.run(topic, timeout=timeout, stop=stop, monitor=monitor)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _has_fileno(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True

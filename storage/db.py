@@ -1,0 +1,254 @@
+"""Engines, sessions and the schema's version.
+
+SQLite (the default) is opened in WAL mode with a busy timeout and foreign keys on, and every
+transaction that may write starts with ``BEGIN IMMEDIATE``: Python's ``sqlite3`` would
+otherwise begin a transaction only at the first write, and a reader that later writes can
+then fail at once with "database is locked" instead of waiting its turn. PostgreSQL is
+reached through psycopg 3.
+
+The schema is created and upgraded only by :func:`upgrade` (Alembic, migrations shipped in
+this package); :func:`check_schema` refuses a database that is behind.
+
+Errors::
+
+    RuntimeError
+    ├── DatabaseUnavailable   the database cannot be reached or opened
+    └── SchemaOutdated        the database's schema is not the one this code needs
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT = 30.0
+# Execution option: a transaction that only reads may start with a plain (deferred) BEGIN,
+# so it never waits for a writer on SQLite.
+READ_ONLY = "topicwatch_read_only"
+UPGRADE_COMMAND = "topicwatch db upgrade"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached (server down, wrong address) or opened."""
+
+
+class SchemaOutdated(RuntimeError):
+    """The database's schema revision is not the one this code was written for."""
+
+
+def safe_url(url: str | URL) -> str:
+    """``url`` fit for logs and messages: any password is replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+
+
+def normalise_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL for ``url``; PostgreSQL URLs of any spelling use psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(
+            f"The database URL {safe_url(url)!r} is not a valid URL; expected e.g. "
+            "'sqlite:///data/topicwatch.db' or 'postgresql+psycopg://user@host/dbname'."
+        ) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        if driver not in ("", "psycopg"):
+            raise ValueError(
+                f"The database URL {safe_url(url)!r} names the driver {driver!r}; topicwatch "
+                "talks to PostgreSQL through psycopg 3 ('postgresql+psycopg://…')."
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed
+    raise ValueError(
+        f"The database URL {safe_url(url)!r} is neither SQLite nor PostgreSQL; topicwatch "
+        "supports 'sqlite:///path/to/file.db' and 'postgresql+psycopg://user@host/dbname'."
+    )
+
+
+def make_engine(url: str | URL, *, foreign_keys: bool = True) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL), set up as topicwatch needs it.
+
+    For a SQLite file the parent directory is created when missing. ``foreign_keys=False``
+    is for schema migrations only: rebuilding a SQLite table must not cascade.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        directory = Path(database).expanduser().parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"Cannot create the directory {directory} for the SQLite database at "
+                f"{safe_url(parsed)}: {exc.strerror or exc}"
+            ) from exc
+    engine = create_engine(
+        parsed, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}
+    )
+    _configure_sqlite(engine, foreign_keys=foreign_keys)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
+    # SQLAlchemy's recipe for SQLite transactions: sqlite3 emits no BEGIN of its own
+    # (isolation_level None) and SQLAlchemy emits one when a transaction starts.
+    pragmas = (
+        f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}",
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reading only: on SQLite it never waits for a writer."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def _reason(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split()) or type(original).__name__
+
+
+def _connect(engine: Engine) -> Connection:
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(
+            f"Cannot connect to the database at {safe_url(engine.url)}: {_reason(exc)}"
+        ) from exc
+
+
+def connect_check(engine: Engine) -> None:
+    """Raise :class:`DatabaseUnavailable` unless the database answers a query."""
+    with _connect(engine) as connection:
+        try:
+            connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(
+                f"The database at {safe_url(engine.url)} does not answer: {_reason(exc)}"
+            ) from exc
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """Alembic's configuration for topicwatch's migrations, without any ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        rendered = normalise_url(url).render_as_string(hide_password=False)
+        # ConfigParser interpolates '%'; URL-encoded passwords contain it.
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The schema revision this code needs."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"No migrations were found in {MIGRATIONS}.")
+    return head
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Create or upgrade the schema of the database at ``url`` to ``revision``."""
+    engine = make_engine(url, foreign_keys=False)
+    try:
+        with _connect(engine) as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            logger.info("Upgrading the database at %s to %s", safe_url(engine.url), revision)
+            command.upgrade(config, revision)
+            if engine.dialect.name == "sqlite":
+                _check_foreign_keys(connection, engine)
+    finally:
+        engine.dispose()
+
+
+def _check_foreign_keys(connection: Connection, engine: Engine) -> None:
+    # Table rebuilds ran with foreign keys off; make sure they left none dangling.
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    connection.rollback()
+    if problems:
+        raise RuntimeError(
+            f"After the upgrade, the database at {safe_url(engine.url)} has rows whose "
+            f"foreign keys point nowhere: {problems[:10]}"
+        )
+
+
+def schema_status(engine: Engine) -> tuple[str | None, str]:
+    """The database's schema revision (None when it has none) and the one this code needs."""
+    with _connect(engine) as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        connection.rollback()
+    return current, head_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaOutdated` unless the database's schema is the one this code needs."""
+    current, head = schema_status(engine)
+    if current == head:
+        return
+    known = ScriptDirectory.from_config(alembic_config())
+    if current is not None and current not in {
+        script.revision for script in known.walk_revisions()
+    }:
+        raise SchemaOutdated(
+            f"The database at {safe_url(engine.url)} is at schema revision {current}, which "
+            f"this topicwatch (schema {head}) does not know: it was upgraded by a newer "
+            "release; run that release instead."
+        )
+    if current != head:
+        raise SchemaOutdated(
+            f"The database at {safe_url(engine.url)} is at schema revision {current} but "
+            f'this topicwatch needs {head}; run "{UPGRADE_COMMAND}" to upgrade it.'
+        )

@@ -1,0 +1,243 @@
+"""The database schema, as SQLAlchemy 2 typed models.
+
+The schema is created and upgraded only through the Alembic migrations in
+``storage/migrations``; these classes are what the migrations are checked against.
+
+Every timestamp is a timezone-aware UTC ``datetime`` in Python (see :class:`UTCDateTime`).
+The indexes are chosen for a database of a few hundred thousand articles: recording an
+observation, choosing the articles to re-check and listing recent changes each read a
+handful of rows through an index, never the whole table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.spec import CHANGE_KINDS
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ARTICLE_STATUSES = ("live", "removed")
+RUN_STATUSES = ("running", "ok", "partial", "failed", "timeout", "refused")
+ALERT_STATUSES = ("pending", "sent", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC on every backend and always read back timezone-aware (UTC).
+
+    SQLite has no time zones: the value is stored as naive UTC text. PostgreSQL stores a
+    ``timestamptz``; whatever the session's time zone, the value comes back in UTC. A naive
+    ``datetime`` is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"The timestamp {value.isoformat()} has no time zone; topicwatch stores "
+                "timezone-aware datetimes only (use datetime.now(UTC))."
+            )
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ARTICLE_STATUSES), name="status"),
+        # Re-checks look at recently first-seen articles only.
+        Index("ix_articles_first_seen", "first_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    first_seen: Mapped[datetime]
+    last_seen_on_listing: Mapped[datetime | None]
+    last_checked: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="live")
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    # 0 while the article has been listed but not yet read.
+    current_version: Mapped[int] = mapped_column(default=0)
+    # SHA-256 of the last response body, so a byte-identical page skips extraction.
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    versions: Mapped[list[ArticleVersion]] = relationship(
+        back_populates="article", order_by="ArticleVersion.version"
+    )
+
+
+class TopicArticle(Base):
+    __tablename__ = "topic_articles"
+    __table_args__ = (UniqueConstraint("topic_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    since: Mapped[datetime]
+    last_listed: Mapped[datetime | None]
+
+
+class ArticleVersion(Base):
+    __tablename__ = "article_versions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "version"),
+        Index("ix_article_versions_article_fingerprint", "article_id", "fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    field_hashes: Mapped[dict[str, Any]]
+    title: Mapped[str] = mapped_column(Text, default="")
+    lead: Mapped[str] = mapped_column(Text, default="")
+    authors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    published: Mapped[str | None] = mapped_column(String(64))
+    modified: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, default="")
+    fetched_at: Mapped[datetime]
+    # zlib-compressed response body, kept only when the topic asks for it.
+    raw_html: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        Index("ix_crawl_runs_topic_started", "topic_id", "started_at"),
+        # Finding runs left 'running' by a crash.
+        Index("ix_crawl_runs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    pages_fetched: Mapped[int] = mapped_column(default=0)
+    articles_seen: Mapped[int] = mapped_column(default=0)
+    articles_new: Mapped[int] = mapped_column(default=0)
+    articles_updated: Mapped[int] = mapped_column(default=0)
+    articles_removed: Mapped[int] = mapped_column(default=0)
+    articles_restored: Mapped[int] = mapped_column(default=0)
+    articles_unchanged: Mapped[int] = mapped_column(default=0)
+    articles_not_modified: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    error_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", CHANGE_KINDS), name="kind"),
+        Index("ix_changes_detected_at", "detected_at"),
+        # "Has this topic announced this article?" and an article's changes.
+        Index("ix_changes_article_topic", "article_id", "topic_id"),
+        # A topic's recent changes.
+        Index("ix_changes_topic_detected", "topic_id", "detected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    from_version: Mapped[int | None]
+    to_version: Mapped[int | None]
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detected_at: Mapped[datetime]
+    crawl_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="SET NULL"), index=True
+    )
+    # False when the content returned to a version already alerted on (A -> B -> A).
+    alerted: Mapped[bool] = mapped_column(default=True)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("change_id", "recipient"),
+        CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+        # RFC 5321 caps a forward path at 256 octets; 320 leaves room for a display name.
+        CheckConstraint("length(recipient) BETWEEN 1 AND 320", name="recipient_length"),
+        Index("ix_alerts_status_next", "status", "next_attempt_at"),
+        Index("ix_alerts_topic_status", "topic_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]

@@ -1,0 +1,365 @@
+"""The ``topicwatch`` command: help for everything, one-line errors, and the commands at work
+against a real fixture site, real databases (SQLite and PostgreSQL), a real crawl child and a
+real SMTP server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixture_site import REFERENCE_TOPIC, SEED_ARTICLE_ID, FixtureSite
+from mailserver import MailServer, mail_server
+
+from crawler.observability import package_version
+from scheduler.cli import build_parser, main
+from storage import repository
+from storage.db import make_engine, session_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands install a stderr log handler; the next test must not write to a stale one."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    """stderr without log lines (those start with a UTC time stamp)."""
+    return [line for line in err.splitlines() if not re.match(r"\d{4}-\d\d-\d\dT", line)]
+
+
+# -- help and usage ------------------------------------------------------------------------
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser, str | None]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub, helps.get(name)
+                yield from _subcommands(sub, (*prefix, name))
+
+
+COMMANDS = [" ".join(path) for path, _, _ in _subcommands(build_parser())]
+
+
+def test_the_commands_are_all_there() -> None:
+    assert set(COMMANDS) == {
+        "run",
+        "crawl",
+        "status",
+        "db",
+        "db upgrade",
+        "alerts",
+        "alerts send",
+        "test-email",
+        "topics",
+        "changes",
+        "show",
+        "init",
+    }
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    found = {" ".join(path): (sub, text) for path, sub, text in _subcommands(build_parser())}
+    sub, text = found[command]
+    assert text, f"`topicwatch {command}` has no one-line help in the command list"
+    assert sub.description, f"`topicwatch {command}` has no description"
+    for action in sub._actions:
+        if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            assert action.help, f"`topicwatch {command}` option {action.dest} has no help"
+    code, out, _ = run(capsys, *command.split(), "--help")
+    assert code == 0
+    assert sub.description.split("\n")[0] in " ".join(out.split())
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--version") == (0, f"topicwatch {package_version()}\n", "")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "frobnicate")
+    assert code == 2
+    assert "invalid choice: 'frobnicate'" in err
+    code, _, err = run(capsys, "changes", "--since", "fortnight")
+    assert code == 2
+    assert 'expected a duration like "1d" or "6h"' in err
+    code, _, _ = run(capsys)
+    assert code == 2
+
+
+# -- errors are one line -----------------------------------------------------------------
+
+
+def write_config(path: Path, database_url: str, body: str = "") -> Path:
+    path.write_text(f'[database]\nurl = "{database_url}"\n{body}', encoding="utf-8")
+    return path
+
+
+def test_a_missing_config_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TOPICWATCH_CONFIG", raising=False)
+    code, out, err = run(capsys, "status")
+    assert (code, out) == (1, "")
+    assert err == (
+        "topicwatch: error: topicwatch.toml: no such configuration file; write one with "
+        "`topicwatch init topicwatch.toml` or name another with --config or "
+        "TOPICWATCH_CONFIG\n"
+    )
+
+
+def test_a_bad_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "tw.toml"
+    config.write_text('[[topic]]\nname = "a"\nsources = ["https://x.org/"]\nevery = "soon"\n')
+    code, _, err = run(capsys, "--config", str(config), "topics")
+    assert code == 1
+    assert err == (
+        f"topicwatch: error: {config}: topic[0].every: expected a duration like "
+        '"15m" or "2h", got "soon"\n'
+    )
+
+
+def test_an_outdated_schema_names_the_upgrade_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_url: str
+) -> None:
+    config = write_config(tmp_path / "tw.toml", db_url)
+    code, _, err = run(capsys, "--config", str(config), "status")
+    assert code == 1
+    [line] = error_lines(err)
+    assert line.startswith("topicwatch: error: The database at ")
+    assert 'run "topicwatch db upgrade" to upgrade it.' in line
+    assert "Traceback" not in err
+
+
+def test_an_unreachable_database_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/nowhere"
+    config = write_config(tmp_path / "tw.toml", url)
+    code, _, err = run(capsys, "--config", str(config), "changes")
+    assert code == 1
+    [line] = error_lines(err)
+    assert line.startswith(
+        f"topicwatch: error: Cannot connect to the database at postgresql+psycopg://postgres@"
+        f"127.0.0.1:{port}/nowhere:"
+    )
+
+
+def test_init_writes_the_example_once(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "etc" / "topicwatch.toml"
+    code, out, _ = run(capsys, "init", str(target))
+    assert code == 0
+    assert out.startswith(f"Wrote {target}.")
+    assert target.read_text() == (ROOT / "deploy" / "topicwatch.example.toml").read_text()
+    code, out, _ = run(capsys, "--config", str(target), "topics")
+    assert code == 0
+    assert "konflik-rusia-ukraina" in out
+    assert "every 15m" in out
+    code, _, err = run(capsys, "init", str(target))
+    assert code == 1
+    assert err == f"topicwatch: error: {target} already exists; not overwriting it\n"
+
+
+def test_without_smtp_email_commands_say_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "tw.toml", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    code, _, err = run(capsys, "--config", str(config), "test-email", "desk@example.org")
+    assert code == 1
+    assert err == (f"topicwatch: error: {config} has no [smtp] section; add one to send email\n")
+
+
+def smtp_section(server: MailServer) -> str:
+    return (
+        f'[smtp]\nhost = "{server.host}"\nport = {server.port}\nsecurity = "none"\n'
+        'sender = "topicwatch <alerts@example.org>"\ntimeout = "10s"\n'
+    )
+
+
+def test_test_email_proves_the_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with mail_server() as server:
+        config = write_config(tmp_path / "tw.toml", "sqlite://", smtp_section(server))
+        code, out, err = run(capsys, "--config", str(config), "test-email", "desk@example.org")
+        assert (code, error_lines(err)) == (0, [])
+        assert out.startswith(f"Sent a test email to desk@example.org through {server.host}:")
+        [mail] = server.to("desk@example.org")
+        assert mail.message["Subject"] == "[topicwatch] Test email"
+    code, _, err = run(capsys, "--config", str(config), "test-email", "desk@example.org")
+    assert code == 1
+    [line] = error_lines(err)
+    assert line.startswith("topicwatch: error: ")
+    assert f"{server.host}:{server.port}" in line
+
+
+# -- the commands at work ----------------------------------------------------------------
+
+
+@pytest.fixture
+def site() -> Iterator[FixtureSite]:
+    with FixtureSite.reference_site() as served:
+        yield served
+
+
+TOPIC = "konflik"
+
+
+@pytest.fixture
+def configured(tmp_path: Path, db_url: str, site: FixtureSite) -> Path:
+    body = f"""
+[crawl]
+download_delay = 0
+autothrottle = false
+retry_times = 0
+
+[[topic]]
+name = "{TOPIC}"
+title = "Konflik Rusia Vs Ukraina"
+sources = ["{site.listing_url(REFERENCE_TOPIC)}"]
+every = "1h"
+alert_to = ["desk@example.org"]
+
+[[topic]]
+name = "broken"
+sources = ["{site.base_url}/topic/does-not-exist"]
+cron = "*/30 * * * *"
+"""
+    return write_config(tmp_path / "tw.toml", db_url, body)
+
+
+@pytest.mark.slow
+def test_crawl_status_changes_show_and_alerts(
+    capsys: pytest.CaptureFixture[str], configured: Path, db_url: str, site: FixtureSite
+) -> None:
+    config = str(configured)
+    code, out, _ = run(capsys, "--config", config, "db", "upgrade")
+    assert code == 0
+    assert out.startswith("The database at ")
+
+    code, out, err = run(capsys, "--config", config, "status", "--json")
+    assert code == 0
+    assert [(e["topic"], e["last_run"], e["overdue"]) for e in json.loads(out)] == [
+        (TOPIC, None, True),
+        ("broken", None, True),
+    ]
+
+    code, out, err = run(capsys, "--config", config, "crawl", TOPIC)
+    assert code == 0, err
+    summary = out.splitlines()[0]
+    assert re.fullmatch(
+        rf"topicwatch\.run topic={TOPIC} run=\d+ status=ok pages=\d+ articles=6 new=6 "
+        r"updated=0 removed=0 unchanged=0 errors=0 duration=\d+\.\ds",
+        summary,
+    )
+    assert "no [smtp] section" in err
+
+    site.edit_body(SEED_ARTICLE_ID, insert_sentence="Kremlin membantah laporan itu.")
+    code, out, _ = run(capsys, "--config", config, "crawl", TOPIC)
+    assert code == 0
+    assert " updated=1 " in out.splitlines()[0]
+
+    code, out, err = run(capsys, "--config", config, "crawl", "broken")
+    assert code == 1
+    assert " status=failed " in out.splitlines()[0]
+
+    code, out, err = run(capsys, "--config", config, "crawl", "nonesuch")
+    assert code == 1
+    assert error_lines(err) == [
+        f"topicwatch: error: No topic by the name of 'nonesuch' is defined in {config} "
+        "(topics: konflik, broken)"
+    ]
+
+    # status agrees with the database
+    engine = make_engine(db_url)
+    try:
+        known = {s.name: s for s in repository.topic_status(session_factory(engine))}
+    finally:
+        engine.dispose()
+    code, out, _ = run(capsys, "--config", config, "status", "--json")
+    entries = {entry["topic"]: entry for entry in json.loads(out)}
+    for name in (TOPIC, "broken"):
+        last = known[name].last_run
+        assert last is not None
+        shown = entries[name]["last_run"]
+        assert shown["id"] == last.id
+        assert shown["status"] == last.status
+        assert shown["articles_seen"] == last.counts["articles_seen"]
+        assert shown["articles_updated"] == last.counts["articles_updated"]
+        assert entries[name]["consecutive_failures"] == known[name].consecutive_failures
+    assert entries["broken"]["consecutive_failures"] == 1
+    assert entries[TOPIC]["overdue"] is False
+    assert entries[TOPIC]["schedule"] == "every 1h"
+    code, out, _ = run(capsys, "--config", config, "status")
+    assert code == 0
+    [header, first, second] = out.splitlines()
+    assert header.split()[:4] == ["TOPIC", "SCHEDULE", "LAST", "RUN"]
+    assert first.split()[0] == TOPIC
+    assert second.split()[:5] == ["broken", "cron", "*/30", "*", "*"]
+
+    code, out, _ = run(capsys, "--config", config, "changes", "--json", "--since", "1h")
+    changes = json.loads(out)
+    assert [c["kind"] for c in changes].count("new") == 6
+    [updated] = [c for c in changes if c["kind"] == "updated"]
+    assert updated["fields"] == ["body"]
+    code, out, _ = run(capsys, "--config", config, "changes", "--kind", "updated")
+    assert code == 0
+    assert updated["url"] in out
+
+    code, out, _ = run(capsys, "--config", config, "show", updated["url"])
+    assert code == 0
+    assert "diff v1 → v2:" in out
+    assert "{+Kremlin membantah laporan itu.+}" in out
+    code, _, err = run(capsys, "--config", config, "show", updated["url"], "--from", "7")
+    assert code == 1
+    assert error_lines(err) == [
+        f"topicwatch: error: {updated['url']} has no version 7 (its versions: 1, 2)"
+    ]
+    code, _, err = run(capsys, "--config", config, "show", site.base_url + "/nope")
+    assert code == 1
+    assert error_lines(err) == [
+        f"topicwatch: error: No article with the URL '{site.base_url}/nope' is in the database."
+    ]
+
+    code, out, _ = run(capsys, "--config", config, "alerts", "--json")
+    pending = json.loads(out)
+    assert {a["status"] for a in pending} == {"pending"}
+    assert len(pending) == 7  # six new and one updated, for the one recipient
+
+    with mail_server() as server:
+        with_smtp = configured.with_name("smtp.toml")
+        with_smtp.write_text(configured.read_text() + smtp_section(server))
+        code, out, err = run(capsys, "--config", str(with_smtp), "alerts", "send")
+        assert code == 0, err
+        assert out == "topicwatch.alerts emails=1 sent=7 failed=0 deferred=0\n"
+        [mail] = server.to("desk@example.org")
+        assert mail.message["Subject"].startswith("[topicwatch] Konflik Rusia Vs Ukraina:")
+    code, out, _ = run(capsys, "--config", config, "alerts")
+    assert out == "No pending or failed alerts.\n"
+    code, out, _ = run(capsys, "--config", config, "alerts", "--status", "sent")
+    assert len(out.splitlines()) == 8

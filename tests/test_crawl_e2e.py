@@ -1,0 +1,229 @@
+"""End to end: ``topicwatch crawl`` against the local reference-like site, as a user runs it.
+
+Each step changes the site the way an editor (or the site's own churn) would, runs one crawl
+as a real process, and checks what the database holds afterwards. Runs on SQLite and
+PostgreSQL (``db_url``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixture_site import (
+    MULTIPAGE_ARTICLE_ID,
+    REFERENCE_TOPIC,
+    REFERENCE_TOPIC_TITLE,
+    SEED_ARTICLE_ID,
+    FixtureSite,
+)
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import make_engine, session_factory
+from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
+
+TOPICWATCH = str(Path(sys.executable).with_name("topicwatch"))
+TOPIC = "konflik"
+CLARIFICATION = (
+    "Artikel ini telah diperbarui untuk mengklarifikasi sumber dan menambahkan pernyataan "
+    "Gedung Putih."
+)
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(path: Path, db_url: str, sources: list[str], **topic: str) -> Path:
+    extra = "".join(f"{key} = {value}\n" for key, value in topic.items())
+    path.write_text(
+        f"""
+[database]
+url = "{db_url}"
+
+[crawl]
+user_agent = "topicwatch-test/1.0 (+http://127.0.0.1/bot)"
+download_delay = 0
+autothrottle = false
+download_timeout = 3
+retry_times = 0
+download_maxsize = "2MB"
+
+[[topic]]
+name = "{TOPIC}"
+title = "{REFERENCE_TOPIC_TITLE}"
+sources = {sources!r}
+profile = "tribunnews"
+max_pages = 2
+alert_to = ["desk@example.org"]
+{extra}""".replace("'", '"'),
+        encoding="utf-8",
+    )
+    return path
+
+
+def topicwatch(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TOPICWATCH, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Crawl:
+    """One topic's crawls against one database, with the questions the tests ask of it."""
+
+    def __init__(self, config: Path, db_url: str) -> None:
+        self.config = config
+        self.engine = make_engine(db_url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        done = topicwatch(config, "db", "upgrade")
+        assert done.returncode == 0, done.stderr
+
+    def run(self) -> tuple[CrawlRun, list[Change], str]:
+        done = topicwatch(self.config, "crawl", TOPIC)
+        log = done.stdout + done.stderr
+        assert done.returncode == 0, log
+        with self.sessions() as session:
+            run = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc())).first()
+            assert run is not None
+            changes = list(
+                session.scalars(
+                    select(Change).where(Change.crawl_run_id == run.id).order_by(Change.id)
+                )
+            )
+        assert f"topicwatch.run topic={TOPIC} run={run.id} status=" in log, log
+        return run, changes, log
+
+    def count(self, model: type[ArticleVersion] | type[Alert] | type[Article]) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(model)) or 0
+
+    def versions(self, url: str) -> list[ArticleVersion]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(ArticleVersion)
+                    .join(Article)
+                    .where(Article.url == url)
+                    .order_by(ArticleVersion.version)
+                )
+            )
+
+    def alerts_for(self, change: Change) -> int:
+        with self.sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count()).select_from(Alert).where(Alert.change_id == change.id)
+                )
+                or 0
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@pytest.fixture
+def site() -> Iterator[FixtureSite]:
+    with FixtureSite.reference_site() as site:
+        site.start()
+        yield site
+
+
+@pytest.fixture
+def crawl(site: FixtureSite, db_url: str, tmp_path: Path) -> Iterator[Crawl]:
+    config = write_config(tmp_path / "topicwatch.toml", db_url, [site.listing_url(REFERENCE_TOPIC)])
+    crawl = Crawl(config, db_url)
+    yield crawl
+    crawl.close()
+
+
+def test_reference_topic_through_its_life(site: FixtureSite, crawl: Crawl) -> None:
+    listed = site.listing_ids(REFERENCE_TOPIC)
+    seed_url = site.article_url(SEED_ARTICLE_ID)
+    assert len(listed) == 6
+    assert MULTIPAGE_ARTICLE_ID in listed
+
+    # 1. First run: every listed article is new, with one version each.
+    run, changes, _ = crawl.run()
+    assert run.status == "ok", run.error_details
+    assert [c.kind for c in changes] == ["new"] * len(listed)
+    assert crawl.count(ArticleVersion) == len(listed)
+    assert all(crawl.alerts_for(c) == 1 for c in changes)
+    multipage = crawl.versions(site.article_url(MULTIPAGE_ARTICLE_ID))[0]
+    for paragraph in site.article(MULTIPAGE_ARTICLE_ID).paragraphs:
+        assert paragraph in multipage.body  # both pages were read (?page=all)
+
+    # 2. Nothing changed: no changes, no versions, every article answered 304.
+    site.clear_requests()
+    run, changes, _ = crawl.run()
+    assert changes == []
+    assert crawl.count(ArticleVersion) == len(listed)
+    assert run.articles_not_modified == len(listed)
+    answered_304 = [r for r in site.requests if r.status == 304]
+    assert len(answered_304) == len(listed)
+
+    # 3. A sentence added to one body, like the seed's clarification: one update of the body.
+    site.edit_body(SEED_ARTICLE_ID, insert_sentence=CLARIFICATION, after_paragraph=3)
+    run, changes, _ = crawl.run()
+    assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+    before, after = crawl.versions(seed_url)
+    assert CLARIFICATION not in before.body
+    assert CLARIFICATION in after.body
+    assert after.body.replace(CLARIFICATION, "").split() == before.body.split()
+
+    # 4. A headline edit: one update of the title.
+    title_a = site.article(SEED_ARTICLE_ID).title
+    title_b = title_a.replace("Rahasia", "Tertutup")
+    assert title_b != title_a
+    site.set_title(SEED_ARTICLE_ID, title_b)
+    run, changes, _ = crawl.run()
+    assert [(c.kind, c.fields) for c in changes] == [("updated", ["title"])]
+    assert crawl.alerts_for(changes[0]) == 1
+
+    # 5. Noise only: other "Baca juga" links, recommendations, counters, nonces, ads, trends.
+    site.rotate_noise()
+    site.clear_requests()
+    run, changes, _ = crawl.run()
+    assert changes == []
+    assert run.articles_unchanged + run.articles_not_modified == len(listed)
+    assert any(
+        r.status == 200 and r.path == site.article_path(SEED_ARTICLE_ID) for r in site.requests
+    )
+
+    # 6. The headline flips back (B -> A): recorded as a version, but no second alert for A.
+    site.set_title(SEED_ARTICLE_ID, title_a)
+    run, changes, _ = crawl.run()
+    assert [(c.kind, c.fields) for c in changes] == [("updated", ["title"])]
+    assert crawl.alerts_for(changes[0]) == 0
+    assert [v.title for v in crawl.versions(seed_url)][-3:] == [title_a, title_b, title_a]
+
+    # 7. A 404 is a removal; the page coming back is a restore.
+    victim = listed[-1]
+    site.set_status(victim, 404)
+    run, changes, _ = crawl.run()
+    assert [(c.kind, c.from_version) for c in changes] == [("removed", 1)]
+    site.set_status(victim, 200)
+    run, changes, _ = crawl.run()
+    assert [c.kind for c in changes] == ["restored"]
+
+    # 8. An article that drops off the listing is not removed: news ages out.
+    site.remove_from_listing(REFERENCE_TOPIC, listed[0])
+    run, changes, _ = crawl.run()
+    assert changes == []
+    with crawl.sessions() as session:
+        statuses = set(session.scalars(select(Article.status)))
+    assert statuses == {"live"}
+
+
+def test_redirect_to_home_is_a_removal(site: FixtureSite, crawl: Crawl) -> None:
+    crawl.run()
+    victim = site.listing_ids(REFERENCE_TOPIC)[1]
+    site.set_status(victim, "redirect_home")
+    _, changes, log = crawl.run()
+    assert [c.kind for c in changes] == ["removed"]
+    assert "kind=removed" in log

@@ -1,0 +1,481 @@
+"""The alert outbox end to end: rows written by the repository, digests through aiosmtpd.
+
+Every test runs on SQLite and on PostgreSQL (the ``session_factory`` fixture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mailserver import PASSWORD, USER, MailServer, free_port, mail_server
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.dispatcher import DispatchReport, dispatch, list_alerts
+from alerts.smtp import SmtpSettings
+from storage.repository import (
+    Observation,
+    load_topic,
+    record_gone,
+    record_page,
+    start_run,
+    sync_topics,
+)
+from storage.spec import TopicSpec
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+SENDER = "topicwatch <alerts@example.org>"
+DESK = "desk@example.org"
+EDITOR = "editor@example.org"
+SITE = "https://news.example/internasional"
+
+EDITED_OLD = "Sumbernya adalah pejabat AS yang terlibat langsung."
+EDITED_NEW = "Sumbernya adalah mantan pejabat AS yang terlibat langsung."
+
+Factory = sessionmaker[Session]
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def observation(url: str, title: str, body: str, lead: str = "") -> Observation:
+    hashes = {
+        "title": sha(title),
+        "lead": sha(lead),
+        "body": sha(body),
+        "authors": sha(""),
+        "dates": sha(""),
+    }
+    return Observation(
+        url=url,
+        title=title,
+        body=body,
+        lead=lead,
+        authors=(),
+        published="2026-01-05T14:40:00+07:00",
+        modified=None,
+        fingerprint=sha("|".join(hashes[k] for k in sorted(hashes))),
+        field_hashes=hashes,
+    )
+
+
+def make_topic(
+    factory: Factory,
+    *,
+    title: str = "Konflik Rusia Vs Ukraina",
+    recipients: tuple[str, ...] = (DESK, EDITOR),
+) -> int:
+    spec = TopicSpec(
+        name="konflik-rusia-ukraina",
+        title=title,
+        sources=("https://news.example/topic/konflik",),
+        alert_to=recipients,
+        alert_on=("new", "updated", "removed"),
+    )
+    sync_topics(factory, [spec], now=T0)
+    topic_id, _ = load_topic(factory, spec.name)
+    return topic_id
+
+
+def record(factory: Factory, topic_id: int, obs: Observation, now: datetime) -> None:
+    run_id = start_run(factory, topic_id, now=now)
+    record_page(factory, topic_id=topic_id, run_id=run_id, observation=obs, now=now)
+
+
+def smtp_for(
+    server: MailServer | None = None, *, port: int | None = None, **extra: object
+) -> SmtpSettings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": server.port if server else port,
+        "security": "none",
+        "sender": SENDER,
+        "timeout": 10.0,
+    }
+    values.update(extra)
+    return SmtpSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server() -> Iterator[MailServer]:
+    with mail_server() as running:
+        yield running
+
+
+def statuses(factory: Factory) -> list[str]:
+    return sorted(view.status for view in list_alerts(factory, None, 100, now=T0))
+
+
+def test_digest_of_two_new_and_one_updated_reaches_each_recipient_once(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory)
+    edited = f"{SITE}/2026/01/04/pembicaraan-rahasia"
+    record(
+        session_factory,
+        topic_id,
+        observation(edited, "Pembicaraan Rahasia AS-Rusia", EDITED_OLD),
+        T0 - timedelta(days=1),
+    )
+    first = dispatch(session_factory, smtp_for(server), now=T0 - timedelta(days=1))
+    assert (first.sent_messages, first.sent_alerts) == (2, 2)
+
+    record(
+        session_factory,
+        topic_id,
+        observation(
+            f"{SITE}/2026/01/05/sistem-pertahanan",
+            "Ukraina Terima Sistem Pertahanan Udara",
+            "Badan artikel.",
+            lead="Kyiv menyebut sistem itu melindungi jaringan listrik.",
+        ),
+        T0,
+    )
+    record(
+        session_factory,
+        topic_id,
+        observation(f"{SITE}/2026/01/05/harga-gandum", "Harga Gandum Naik", "Badan artikel kedua."),
+        T0,
+    )
+    record(
+        session_factory,
+        topic_id,
+        observation(edited, "Pembicaraan Rahasia AS dan Rusia", EDITED_NEW),
+        T0,
+    )
+
+    report = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(seconds=1))
+
+    assert report == DispatchReport(
+        sent_messages=2, sent_alerts=6, failed_alerts=0, deferred_alerts=0, errors=[]
+    )
+    assert len(server.received) == 4
+    for recipient in (DESK, EDITOR):
+        [received] = server.to(recipient)[1:]
+        assert received.rcpt_tos == [recipient]
+        message = received.message
+        assert message["Subject"] == "[topicwatch] Konflik Rusia Vs Ukraina: 2 new, 1 updated"
+        assert message["To"] == recipient
+        assert message.get_content_type() == "multipart/alternative"
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        for part in (text, html):
+            assert "Ukraina Terima Sistem Pertahanan Udara" in part
+            assert "Harga Gandum Naik" in part
+            assert f"{SITE}/2026/01/05/sistem-pertahanan" in part
+            assert f"{SITE}/2026/01/05/harga-gandum" in part
+            assert "Kyiv menyebut sistem itu melindungi jaringan listrik." in part
+        assert "Sumbernya adalah {+mantan+} pejabat AS yang terlibat langsung." in text
+        assert "[-AS-Rusia-]{+AS dan Rusia+}" in text
+        assert ">mantan</ins> pejabat AS" in html
+
+    sent = list_alerts(session_factory, "sent", 100)
+    assert len(sent) == 8
+    latest = [view for view in sent if view.sent_at == T0 + timedelta(seconds=1)]
+    assert len(latest) == 6
+    by_recipient = {view.recipient: view.message_id for view in latest}
+    for recipient in (DESK, EDITOR):
+        assert by_recipient[recipient] == server.to(recipient)[1].message["Message-ID"]
+    assert all(view.attempts == 1 and view.last_error is None for view in sent)
+
+    again = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(hours=1))
+    assert again == DispatchReport()
+    assert len(server.received) == 4
+
+
+def test_smtp_down_keeps_rows_pending_then_delivers_once(session_factory: Factory) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), T0)
+    port = free_port()
+    smtp = smtp_for(port=port)
+
+    down = dispatch(session_factory, smtp, now=T0, backoff=60.0)
+
+    assert (down.sent_messages, down.deferred_alerts, down.failed_alerts) == (0, 2, 0)
+    [error] = down.errors
+    assert f"127.0.0.1:{port}" in error
+    pending = list_alerts(session_factory, "pending", 10, now=T0)
+    assert len(pending) == 2
+    for view in pending:
+        assert view.attempts == 1
+        assert view.last_error == error
+        assert view.next_attempt_at == T0 + timedelta(seconds=60)
+        assert view.message_id is None
+        assert view.sent_at is None
+
+    with mail_server(port=port) as server:
+        early = dispatch(session_factory, smtp, now=T0 + timedelta(seconds=30))
+        assert early == DispatchReport()
+        assert server.received == []
+
+        later = dispatch(session_factory, smtp, now=T0 + timedelta(minutes=2))
+        assert (later.sent_messages, later.sent_alerts, later.deferred_alerts) == (1, 2, 0)
+        [received] = server.received
+        assert received.message["Subject"] == "[topicwatch] Konflik Rusia Vs Ukraina: 2 new"
+
+        assert dispatch(session_factory, smtp, now=T0 + timedelta(days=1)) == DispatchReport()
+        assert len(server.received) == 1
+
+    sent = list_alerts(session_factory, "sent", 10)
+    assert [v.attempts for v in sent] == [2, 2]
+    assert {v.message_id for v in sent} == {received.message["Message-ID"]}
+
+
+def test_backoff_doubles_and_gives_up_after_max_attempts(
+    session_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    smtp = smtp_for(port=free_port())
+
+    dispatch(session_factory, smtp, now=T0, max_attempts=3, backoff=10.0)
+    [view] = list_alerts(session_factory, None, 10, now=T0)
+    assert view.next_attempt_at == T0 + timedelta(seconds=10)
+
+    second = T0 + timedelta(seconds=10)
+    dispatch(session_factory, smtp, now=second, max_attempts=3, backoff=10.0)
+    [view] = list_alerts(session_factory, None, 10, now=second)
+    assert (view.status, view.attempts) == ("pending", 2)
+    assert view.next_attempt_at == second + timedelta(seconds=20)
+
+    caplog.set_level(logging.WARNING, logger="alerts.dispatcher")
+    third = second + timedelta(seconds=20)
+    report = dispatch(session_factory, smtp, now=third, max_attempts=3, backoff=10.0)
+
+    assert (report.failed_alerts, report.deferred_alerts) == (1, 0)
+    [view] = list_alerts(session_factory, "failed", 10)
+    assert view.attempts == 3
+    assert "connection refused" in (view.last_error or "")
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and r.name == "alerts.dispatcher"
+    ]
+    assert len(errors) == 1
+    assert (
+        "Giving up on 1 alert(s) for desk@example.org (topic konflik-rusia-ukraina)"
+        in errors[0].getMessage()
+    )
+
+    assert dispatch(session_factory, smtp, now=third + timedelta(days=1)) == DispatchReport()
+    assert statuses(session_factory) == ["failed"]
+
+
+def test_without_smtp_rows_stay_pending_with_one_warning(
+    session_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic_id = make_topic(session_factory)
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), T0)
+    caplog.set_level(logging.WARNING, logger="alerts.dispatcher")
+
+    report = dispatch(session_factory, None, now=T0)
+
+    assert report == DispatchReport(deferred_alerts=4)
+    warnings = [r for r in caplog.records if r.name == "alerts.dispatcher"]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert "SMTP is not configured" in warnings[0].getMessage()
+    assert statuses(session_factory) == ["pending"] * 4
+    assert all(v.attempts == 0 for v in list_alerts(session_factory, "pending", 10))
+
+
+def test_topic_without_recipients_sends_nothing(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory, recipients=())
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+
+    assert dispatch(session_factory, smtp_for(server), now=T0) == DispatchReport()
+    assert server.received == []
+
+
+def test_line_breaks_in_titles_cannot_add_headers_or_recipients(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(
+        session_factory, title="Konflik\r\nBcc: victim@example.org", recipients=(DESK,)
+    )
+    record(
+        session_factory,
+        topic_id,
+        observation(f"{SITE}/a", "Breaking\r\nBcc: victim@example.org\r\n\r\nbody", "Isi."),
+        T0,
+    )
+
+    report = dispatch(session_factory, smtp_for(server), now=T0)
+
+    assert report.sent_messages == 1
+    [received] = server.received
+    assert received.rcpt_tos == [DESK]
+    message = received.message
+    assert message["Bcc"] is None
+    assert message["Subject"] == "[topicwatch] Konflik Bcc: victim@example.org: 1 new"
+    assert "\n" not in message["Subject"]
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "* Breaking Bcc: victim@example.org body" in text
+
+
+def test_script_in_a_title_is_escaped_in_html(session_factory: Factory, server: MailServer) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(
+        session_factory,
+        topic_id,
+        observation(f"{SITE}/a", '<script>alert("x")</script> Judul', "Isi <b>tebal</b>."),
+        T0,
+    )
+
+    dispatch(session_factory, smtp_for(server), now=T0)
+
+    [received] = server.received
+    html = received.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Judul" in html
+    text = received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert '<script>alert("x")</script> Judul' in text
+
+
+def test_removed_article_is_reported_with_its_last_title(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    url = f"{SITE}/video"
+    record(session_factory, topic_id, observation(url, "Video: Serangan Drone", "Isi."), T0)
+    dispatch(session_factory, smtp_for(server), now=T0)
+    run_id = start_run(session_factory, topic_id, now=T0 + timedelta(hours=1))
+    record_gone(
+        session_factory, topic_id=topic_id, run_id=run_id, url=url, now=T0 + timedelta(hours=1)
+    )
+
+    dispatch(session_factory, smtp_for(server), now=T0 + timedelta(hours=1))
+
+    received = server.received[-1].message
+    assert received["Subject"] == "[topicwatch] Konflik Rusia Vs Ukraina: 1 removed"
+    text = received.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "* Video: Serangan Drone" in text
+    assert url in text
+
+
+def test_rejected_login_is_recorded_clearly(session_factory: Factory, tmp_path: Path) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+
+    with mail_server(tls_dir=tmp_path, mode="starttls") as server:
+        wrong = smtp_for(
+            server, security="starttls", ca_file=server.ca_file, username=USER, password="wrong"
+        )
+        report = dispatch(session_factory, wrong, now=T0)
+        assert server.received == []
+
+        [view] = list_alerts(session_factory, "pending", 10, now=T0)
+        assert view.last_error is not None
+        assert (
+            f"The SMTP server 127.0.0.1:{server.port} rejected the login of user '{USER}': 535"
+            in view.last_error
+        )
+        assert report.errors == [view.last_error]
+
+        right = smtp_for(
+            server, security="starttls", ca_file=server.ca_file, username=USER, password=PASSWORD
+        )
+        dispatch(session_factory, right, now=T0 + timedelta(minutes=5))
+        [received] = server.received
+        assert received.tls
+        assert received.authenticated
+
+
+def test_concurrent_dispatchers_send_each_digest_once(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(
+        session_factory, recipients=tuple(f"reader{i}@example.org" for i in range(6))
+    )
+    for n in range(3):
+        record(
+            session_factory, topic_id, observation(f"{SITE}/{n}", f"Artikel {n}", f"Isi {n}."), T0
+        )
+    reports: list[DispatchReport] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(3, timeout=30)
+
+    def run() -> None:
+        try:
+            start.wait()
+            reports.append(dispatch(session_factory, smtp_for(server), now=T0))
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+    assert failures == []
+    assert sum(r.sent_messages for r in reports) == 6
+    assert sum(r.sent_alerts for r in reports) == 18
+    assert len(server.received) == 6
+    assert sorted(r.rcpt_tos[0] for r in server.received) == [
+        f"reader{i}@example.org" for i in range(6)
+    ]
+    assert statuses(session_factory) == ["sent"] * 18
+
+
+def test_an_unconfirmed_delivery_is_retried_with_the_same_message_id(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    # The server stores the message but answers only after the client gave up waiting.
+    server.handler.reply_delay = 3.0
+
+    first = dispatch(session_factory, smtp_for(server, timeout=1.0), now=T0)
+
+    assert first.sent_messages == 0
+    assert "may or may not have accepted it" in first.errors[0]
+    [view] = list_alerts(session_factory, "pending", 10, now=T0)
+    assert view.attempts == 1
+    assert view.message_id == server.received[0].message["Message-ID"]
+
+    record(
+        session_factory,
+        topic_id,
+        observation(f"{SITE}/b", "Artikel B", "Isi B."),
+        T0 + timedelta(seconds=30),
+    )
+    server.handler.reply_delay = 0.0
+    second = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(minutes=5))
+
+    # The retried digest keeps its Message-ID; the newer change goes in a digest of its own.
+    assert second.sent_messages == 2
+    ids = [r.message["Message-ID"] for r in server.received]
+    assert len(ids) == 3
+    assert ids[0] == ids[1] != ids[2]
+    assert [r.message["Subject"] for r in server.received[1:]] == [
+        "[topicwatch] Konflik Rusia Vs Ukraina: 1 new",
+        "[topicwatch] Konflik Rusia Vs Ukraina: 1 new",
+    ]
+    assert statuses(session_factory) == ["sent", "sent"]
+
+
+def test_list_alerts_filters_by_status(session_factory: Factory) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+
+    [view] = list_alerts(session_factory, "pending", 10)
+    assert (view.recipient, view.topic, view.kind, view.url, view.title) == (
+        DESK,
+        "konflik-rusia-ukraina",
+        "new",
+        f"{SITE}/a",
+        "Artikel A",
+    )
+    assert list_alerts(session_factory, "sent", 10) == []
+    with pytest.raises(ValueError, match="Unknown alert status 'done'"):
+        list_alerts(session_factory, "done", 10)
