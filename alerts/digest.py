@@ -38,6 +38,8 @@ __all__ = [
     "digest_subject",
     "message_id_for",
     "one_line",
+    "render_html",
+    "render_text",
 ]
 
 ChangeKind = Literal["new", "updated", "removed", "restored"]

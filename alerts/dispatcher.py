@@ -143,6 +143,7 @@ def dispatch(
         return report
     lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
     message_domain = domain or smtp.sender_address.domain or "localhost"
+    message_id_for("", message_domain)  # an invalid domain fails here, before any claim
     for group in groups:
         _deliver(
             session_factory,

@@ -166,11 +166,6 @@ def _body_text_nodes(
     return found
 
 
-def _locate(tree: lxml.html.HtmlElement, path: str) -> lxml.html.HtmlElement:
-    found = tree.getroottree().xpath(path)
-    return found[0]  # type: ignore[no-any-return]
-
-
 def _edit_pair(
     tree: lxml.html.HtmlElement, page: CorpusPage, rng: random.Random, kind: str
 ) -> tuple[bytes, bytes] | None:
@@ -178,10 +173,8 @@ def _edit_pair(
     if not nodes:
         return None
     element, attr = rng.choice(nodes)
-    path = tree.getroottree().getpath(element)
-    after_tree = copy.deepcopy(tree)
-    target = _locate(after_tree, path)
-    text = getattr(target, attr)
+    original = getattr(element, attr)
+    text = original
     if kind == "edit-sentence":
         match = re.search(r"[.!?。](\s+)", text)
         addition = " The ministry later revised this figure."
@@ -199,7 +192,12 @@ def _edit_pair(
         else:
             replacement = "revised" if word.group().lower() != "revised" else "amended"
         text = text[: word.start()] + replacement + text[word.end() :]
-    setattr(target, attr, text)
+    # An edit made in the CMS changes every rendering of the paragraph on the page (mobile
+    # and desktop copies, highlight boxes), so every text node with this text is changed.
+    after_tree = copy.deepcopy(tree)
+    for node, node_attr, _owner in _text_nodes(after_tree):
+        if getattr(node, node_attr) == original:
+            setattr(node, node_attr, text)
     return _serialise(tree), _serialise(after_tree)
 
 

@@ -820,20 +820,81 @@ def _word_count(paragraphs: Iterable[str]) -> int:
     return sum(len(_WORD.findall(p)) + len(_CJK.findall(p)) // 2 for p in paragraphs)
 
 
+def _squash(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _merge_span(precise: list[str], recalled: list[str]) -> list[str]:
+    """Precision-mode paragraphs plus those recall mode found between them.
+
+    Precision mode drops borderline paragraphs inside the article; recall mode keeps them but
+    adds boilerplate around it. Recall's paragraphs from the first to the last one that
+    precision also found are the article, in page order.
+    """
+    kept = {_squash(p) for p in precise}
+    positions = [i for i, p in enumerate(recalled) if _squash(p) in kept]
+    if not positions:
+        return precise
+    span = recalled[positions[0] : positions[-1] + 1]
+    if _word_count(span) < _word_count(precise):
+        return precise
+    return span
+
+
+def _add_missing_chunks(
+    root: lxml.html.HtmlElement, paragraphs: list[str]
+) -> list[str]:
+    """Add article chunks the extractor skipped.
+
+    Some layouts split the article into several containers of the same kind (same tag and
+    class) with widgets between them; the extractor may read only the first. A chunk of the
+    same kind as one that was read, with none of its paragraphs in the result, is added in
+    page order.
+    """
+    body = root.find("body")
+    blocks = _content_blocks(body if body is not None else root)
+    if len(blocks) < 2:
+        return paragraphs
+    present = {_squash(p): i for i, p in enumerate(paragraphs)}
+    chunks = []
+    for block in blocks:
+        texts = [_text_of(p) for p in block if isinstance(p.tag, str) and p.tag == "p"]
+        texts = [t for t in texts if len(t) >= 25]
+        found = [present[t] for t in texts if t in present]
+        chunks.append(((block.tag, block.get("class")), texts, found))
+    read_kinds = {kind for kind, _texts, found in chunks if found}
+    result = list(paragraphs)
+    offset = 0
+    last_index = -1
+    for kind, texts, found in chunks:
+        if found:
+            last_index = max(found) + offset
+            continue
+        if kind not in read_kinds or not texts:
+            continue
+        insert_at = last_index + 1
+        result[insert_at:insert_at] = texts
+        offset += len(texts)
+        last_index = insert_at + len(texts) - 1
+    return result
+
+
 def _general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> list[str]:
     ordered = copy.deepcopy(tree)
     _sort_classes(ordered)
     pruned = copy.deepcopy(ordered)
     _prune_noise(pruned, profile)
-    best = _trafilatura_paragraphs(pruned, url, favor_precision=True)
-    # Precision mode sometimes stops at the first block of an article split by widgets, and
-    # pruning can take away what the extractor anchors on; the other readings are taken when
-    # they hold far more text.
+    precise = _trafilatura_paragraphs(pruned, url, favor_precision=True)
+    recalled = _trafilatura_paragraphs(pruned, url, favor_recall=True)
+    best = _merge_span(precise, recalled)
+    # Pruning can take away what the extractor anchors on, and precision mode sometimes
+    # stops at the first block of an article split by widgets: the other readings are taken
+    # when they hold far more text.
     if _word_count(best) < 150:
-        for candidate, options in ((pruned, {"favor_recall": True}), (ordered, {})):
-            other = _trafilatura_paragraphs(candidate, url, **options)
+        for other in (recalled, _trafilatura_paragraphs(ordered, url)):
             if _word_count(other) > 2 * _word_count(best):
                 best = other
+    best = _add_missing_chunks(pruned, best)
     return _apply_patterns(best, profile.noise_patterns)
 
 

@@ -1767,7 +1767,7 @@ class FixtureSite:
             return
         self._stopping.clear()
         self._server = _Server((self._host, self._port), self)
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -1849,6 +1849,11 @@ class FixtureSite:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, self._state_file)
         self._state_signature = _file_signature(self._state_file.stat())
+
+    def _attach_state_file(self, path: str | os.PathLike[str] | None) -> None:
+        if path is not None:
+            self._state_file = Path(path)
+            self._save_state_file()
 
     def _load_state_file(self) -> None:
         assert self._state_file is not None
@@ -2320,8 +2325,9 @@ class FixtureSite:
         three more, dated and numeric URLs mixed. Topic ``timnas-indonesia`` (older ``ul.lsi``
         layout) lists three sport articles, which also fill the "Berita Terkini" sidebars;
         topic ``ekonomi-digital`` is a WordPress-like category of three posts, two per page.
-        ``kwargs`` go to the constructor.
+        ``kwargs`` go to the constructor; a ``state_file`` is overwritten with this state.
         """
+        state_file = kwargs.pop("state_file", None)
         site = cls(**{**kwargs, "start": False})
         site.add_topic(
             REFERENCE_TOPIC,
@@ -2396,6 +2402,7 @@ class FixtureSite:
                 words=420,
             )
         site.set_listing(GENERIC_TOPIC, [7480303, 7480302, 7480301])
+        site._attach_state_file(state_file)
         if kwargs.get("start", True):
             site.start()
         return site
@@ -2415,8 +2422,10 @@ class FixtureSite:
 
         Article ``i`` is listed on ``topics[i % len(topics)]`` (every seventh on a second topic
         too), newest first; every ``multipage_every``-th article has two pages; URL shapes
-        alternate. ``kwargs`` go to the constructor.
+        alternate. ``kwargs`` go to the constructor; a ``state_file`` is overwritten with this
+        state.
         """
+        state_file = kwargs.pop("state_file", None)
         site = cls(**{**kwargs, "start": False})
         for slug in topics:
             layout = "lsi" if slug == LSI_TOPIC else "p2030"
@@ -2461,7 +2470,7 @@ class FixtureSite:
             for t in state.topics.values():
                 t.article_ids.sort(key=lambda a: state.articles[a].published, reverse=True)
             state.cache.clear()
-            site._save_state_file()
+        site._attach_state_file(state_file)
         if kwargs.get("start", True):
             site.start()
         return site
@@ -2717,12 +2726,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         site = FixtureSite(state_file=state_file, **options)
     else:
         if args.articles is not None:
-            site = FixtureSite.generate(args.articles, **options)
+            site = FixtureSite.generate(args.articles, state_file=state_file, **options)
         else:
-            site = FixtureSite.reference_site(**options)
-        if state_file is not None:
-            site._state_file = state_file
-            site._save_state_file()
+            site = FixtureSite.reference_site(state_file=state_file, **options)
     site.start()
     print(site.base_url, flush=True)
     try:

@@ -14,7 +14,7 @@ from fixture_site import (
     FixtureSite,
 )
 
-from crawler.discover import Listing, ListedLink, discover, matches_keywords
+from crawler.discover import ListedLink, Listing, discover, matches_keywords
 from crawler.profiles import GENERIC, TRIBUNNEWS, SiteProfile
 from crawler.urls import canonical_url
 
@@ -248,7 +248,8 @@ CASES = [
         _html(
             '<div class="item"><a href="/ekonomi/2025/10/03/harga-beras-turun?utm_source=x">'
             '<img src="a.jpg" alt=""></a>'
-            '<h2><a href="/ekonomi/2025/10/03/harga-beras-turun#top">Harga Beras Turun</a></h2></div>'
+            '<h2><a href="/ekonomi/2025/10/03/harga-beras-turun#top">Harga Beras Turun</a></h2>'
+            "</div>"
         ),
         "text/html",
         "html",
@@ -286,12 +287,12 @@ CASES = [
     ),
     Case(
         "profile-selector-on-windows-1252",
-        '<html><head><meta charset="windows-1252"></head><body><ul>'
-        '<li class="p2030"><h3><a href="/bisnis/7480999/kafe-naikkan-harga">Café “Crème” Naik €2</a>'
-        '</h3><div>Harga naik.</div></li></ul><div class="berita-terkini"><ul><li><h3>'
-        '<a href="/bisnis/7480998/bukan-daftar">Bukan</a></h3></li></ul></div></body></html>'.encode(
-            "cp1252"
-        ),
+        (
+            '<html><head><meta charset="windows-1252"></head><body><ul><li class="p2030"><h3>'
+            '<a href="/bisnis/7480999/kafe-naikkan-harga">Café “Crème” Naik €2</a></h3>'
+            '<div>Harga naik.</div></li></ul><div class="berita-terkini"><ul><li><h3>'
+            '<a href="/bisnis/7480998/bukan-daftar">Bukan</a></h3></li></ul></div></body></html>'
+        ).encode("cp1252"),
         "text/html",
         "html",
         [("https://www.example.co.id/bisnis/7480999/kafe-naikkan-harga", "Café “Crème” Naik €2")],

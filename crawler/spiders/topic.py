@@ -125,6 +125,9 @@ class TopicSpider(scrapy.Spider):
                 "topicwatch_origin": origin,
             },
             priority=0 if origin == "listing" else -10,
+            # The spider de-duplicates articles itself; Scrapy's filter would also drop the
+            # hops of a redirect loop silently, and the article would vanish from the run.
+            dont_filter=True,
         )
 
     # -- start ----------------------------------------------------------------------------
@@ -208,7 +211,7 @@ class TopicSpider(scrapy.Spider):
 
     def listing_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
-        reason = describe_failure(failure, self.spec.crawl.download_timeout)
+        reason = self.describe(failure, request.url)
         if is_refusal(failure):
             self.listing_refused = True
             reason = f"{reason}; the topic cannot be crawled as configured"
@@ -289,9 +292,19 @@ class TopicSpider(scrapy.Spider):
 
     def article_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
-        self.fail(request.meta.get("topicwatch_url", request.url), describe_failure(
-            failure, self.spec.crawl.download_timeout
-        ))
+        self.fail(
+            request.meta.get("topicwatch_url", request.url), self.describe(failure, request.url)
+        )
+
+    def describe(self, failure: Failure, url: str) -> str:
+        reason = describe_failure(failure, self.spec.crawl.download_timeout)
+        if reason == "refused by robots.txt":
+            parts = urlsplit(url)
+            reason = (
+                f"refused by robots.txt: {parts.scheme}://{parts.netloc}/robots.txt disallows "
+                f"this URL for user agent {self.spec.crawl.user_agent!r}"
+            )
+        return reason
 
     def is_home_or_listing(self, url: str) -> bool:
         path = urlsplit(url).path

@@ -1,0 +1,615 @@
+"""The daemon as a real process: second-scale schedules against the fixture site, real crawl
+children, real databases; signals, reloads, timeouts, restarts and Sentry.
+
+The fixture site serves from a thread of the test process; the daemon and its children reach
+it over 127.0.0.1 like any other web site.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from fixture_site import LSI_TOPIC, REFERENCE_TOPIC, SEED_ARTICLE_ID, FixtureSite
+from mailserver import MailServer, mail_server
+from sentry_sdk.envelope import Envelope
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from scheduler.cli import main
+from storage import repository
+from storage.db import make_engine, read_session, session_factory, upgrade
+from storage.models import Change, CrawlRun, Topic
+from storage.spec import TopicSpec
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+SUMMARY = re.compile(
+    r"^\S+Z (?:INFO|WARNING) topicwatch\.run topic=(?P<topic>\S+) run=(?P<run>\d+) "
+    r"status=(?P<status>\w+) pages=\d+ articles=\d+ new=\d+ updated=\d+ removed=\d+ "
+    r"(?:restored=\d+ )?unchanged=\d+ errors=\d+ duration=\d+\.\ds(?: next=\d\d:\d\d:\d\dZ)?"
+    r"(?: message=.*)?$",
+    re.MULTILINE,
+)
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, daemon: DaemonProcess) -> T:
+    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"Waited {timeout:g} s for {what}; the daemon's log ends with:\n{daemon.tail()}"
+            )
+        if daemon.popen.poll() is not None and not value:
+            raise AssertionError(
+                f"The daemon exited ({daemon.popen.returncode}) while waiting for {what}:\n"
+                f"{daemon.tail()}"
+            )
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    topic: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    message: str | None
+    articles_seen: int
+
+
+class Database:
+    """What the test reads back from the daemon's database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+
+    def runs(self, topic: str | None = None) -> list[Run]:
+        query = (
+            select(CrawlRun, Topic.name)
+            .join(Topic, Topic.id == CrawlRun.topic_id)
+            .order_by(CrawlRun.id)
+        )
+        if topic is not None:
+            query = query.where(Topic.name == topic)
+        with read_session(self.sessions) as session:
+            return [
+                Run(
+                    run.id,
+                    name,
+                    run.status,
+                    run.started_at,
+                    run.finished_at,
+                    run.message,
+                    run.articles_seen,
+                )
+                for run, name in session.execute(query)
+            ]
+
+    def finished(self, topic: str, status: str | None = None) -> list[Run]:
+        return [
+            run
+            for run in self.runs(topic)
+            if run.status != "running" and (status is None or run.status == status)
+        ]
+
+    def changes(self, kind: str) -> list[tuple[str, int | None]]:
+        with read_session(self.sessions) as session:
+            rows = session.execute(
+                select(Topic.name, Change.crawl_run_id)
+                .join(Topic, Topic.id == Change.topic_id)
+                .where(Change.kind == kind)
+            )
+            return [(name, run_id) for name, run_id in rows]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class DaemonProcess:
+    """``python -m scheduler --config F run`` with its log (and its children's) in a file."""
+
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.log_path = log
+        inherited = ("SENTRY_DSN", "TOPICWATCH_DATABASE_URL", "TOPICWATCH_CONFIG")
+        environment = {k: v for k, v in os.environ.items() if k not in inherited}
+        environment.update(env or {})
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        with log.open("ab") as handle:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "scheduler", "--config", str(config), "run"],
+                cwd=ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def summaries(self, topic: str | None = None) -> list[re.Match[str]]:
+        return [m for m in SUMMARY.finditer(self.log()) if topic in (None, m["topic"])]
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def stop(self, timeout: float = 90.0) -> int:
+        """SIGTERM, then wait for the exit; the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=30)
+            raise AssertionError(
+                f"The daemon did not exit within {timeout} s of SIGTERM:\n{self.tail()}"
+            ) from None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=30)
+
+
+def topic_toml(name: str, source: str, **options: Any) -> str:
+    lines = ["[[topic]]", f'name = "{name}"', f'sources = ["{source}"]', "jitter = 0"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def config_toml(
+    database_url: str,
+    *topics: str,
+    smtp: MailServer | None = None,
+    run_timeout: str = "60s",
+    shutdown_grace: str = "10s",
+    retry_times: int = 0,
+) -> str:
+    text = f"""
+[database]
+url = "{database_url}"
+
+[crawl]
+download_delay = 0
+autothrottle = false
+retry_times = {retry_times}
+download_timeout = "90s"
+run_timeout = "{run_timeout}"
+shutdown_grace = "{shutdown_grace}"
+max_concurrent_runs = 2
+
+[alerts]
+dispatch_every = "2s"
+retry_backoff = "2s"
+"""
+    if smtp is not None:
+        text += f"""
+[smtp]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "none"
+sender = "topicwatch <alerts@example.org>"
+timeout = "10s"
+"""
+    return text + "\n" + "\n".join(topics)
+
+
+@pytest.fixture
+def site() -> Iterator[FixtureSite]:
+    with FixtureSite.reference_site() as served:
+        yield served
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    upgrade(db_url)
+    db = Database(db_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
+    """Daemons started by a test; any still running at its end are killed."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.kill()
+
+
+def start(
+    daemons: list[DaemonProcess],
+    config: Path,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+) -> DaemonProcess:
+    daemon = DaemonProcess(config, tmp_path / f"daemon-{len(daemons)}.log", env)
+    daemons.append(daemon)
+    return daemon
+
+
+def test_topics_run_on_schedule_record_changes_and_send_alerts(
+    tmp_path: Path,
+    site: FixtureSite,
+    database: Database,
+    daemons: list[DaemonProcess],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "topicwatch.toml"
+    with mail_server() as smtp:
+        config.write_text(
+            config_toml(
+                database.url,
+                topic_toml(
+                    "konflik",
+                    site.listing_url(REFERENCE_TOPIC),
+                    every="2s",
+                    title="Konflik Rusia Vs Ukraina",
+                    alert_to=["desk@example.org"],
+                ),
+                topic_toml("timnas", site.listing_url(LSI_TOPIC), every="2s"),
+                smtp=smtp,
+            )
+        )
+        daemon = start(daemons, config, tmp_path)
+        wait_for(
+            lambda: database.finished("konflik", "ok") and database.finished("timnas", "ok"),
+            90,
+            "a first run of each topic",
+            daemon,
+        )
+        site.edit_body(SEED_ARTICLE_ID, insert_sentence="Kremlin menolak berkomentar.")
+        updated = wait_for(
+            lambda: database.changes("updated"), 90, "the edit to be detected", daemon
+        )
+        assert [name for name, _ in updated] == ["konflik"]
+        wait_for(
+            lambda: all(len(database.finished(t, "ok")) >= 3 for t in ("konflik", "timnas")),
+            120,
+            "three runs of each topic",
+            daemon,
+        )
+        wait_for(
+            lambda: (
+                any(
+                    "Kremlin menolak berkomentar." in mail.raw.decode("utf-8", "replace")
+                    for mail in smtp.to("desk@example.org")
+                )
+                or any(
+                    "updated" in str(mail.message["Subject"])
+                    for mail in smtp.to("desk@example.org")
+                )
+            ),
+            60,
+            "the digest of the update",
+            daemon,
+        )
+        assert daemon.stop() == 0
+    subjects = [str(mail.message["Subject"]) for mail in smtp.to("desk@example.org")]
+    assert subjects[0] == "[topicwatch] Konflik Rusia Vs Ukraina: 6 new"
+    assert "[topicwatch] Konflik Rusia Vs Ukraina: 1 updated" in subjects
+
+    log = daemon.log()
+    for topic in ("konflik", "timnas"):
+        lines = daemon.summaries(topic)
+        assert len(lines) >= 3, log
+        assert {m["status"] for m in lines} == {"ok"}
+        # the next run is named, except by runs that end while the daemon stops
+        assert "next=" in lines[0].group(0)
+    update_run = updated[0][1]
+    assert any(m["run"] == str(update_run) for m in daemon.summaries("konflik"))
+    assert re.search(
+        rf"topicwatch\.run topic=konflik run={update_run} status=ok .* updated=1 ", log
+    )
+    assert re.search(r"INFO topicwatch\.change kind=updated topic=konflik url=\S+", log)
+    assert not [run for run in database.runs() if run.status == "running"]
+    assert "Traceback" not in log
+
+    # `topicwatch status` tells what the database holds
+    assert main(["--config", str(config), "status", "--json"]) == 0
+    shown = {entry["topic"]: entry for entry in json.loads(capsys.readouterr().out)}
+    for topic in ("konflik", "timnas"):
+        last = database.runs(topic)[-1]
+        assert shown[topic]["last_run"]["id"] == last.id
+        assert shown[topic]["last_run"]["status"] == last.status
+        assert shown[topic]["last_run"]["articles_seen"] == last.articles_seen
+        assert shown[topic]["consecutive_failures"] == 0
+        assert shown[topic]["schedule"] == "every 2s"
+
+
+def test_a_hanging_topic_is_killed_at_the_run_timeout_while_others_run(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    site.set_fault(site.listing_path(LSI_TOPIC), "hang", seconds=120)
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(
+        config_toml(
+            database.url,
+            topic_toml("hanging", site.listing_url(LSI_TOPIC), every="1h"),
+            topic_toml("good", site.listing_url(REFERENCE_TOPIC), every="1s"),
+            run_timeout="6s",
+        )
+    )
+    daemon = start(daemons, config, tmp_path)
+    [timed_out] = wait_for(
+        lambda: database.finished("hanging"), 90, "the hanging run to be killed", daemon
+    )
+    assert timed_out.status == "timeout"
+    assert timed_out.message is not None
+    assert timed_out.message.startswith("killed after 6 s")
+    # the other topic went on running while one crawl hung
+    during = [
+        run
+        for run in database.finished("good", "ok")
+        if timed_out.finished_at is not None
+        and run.finished_at is not None
+        and timed_out.started_at < run.started_at
+        and run.finished_at < timed_out.finished_at
+    ]
+    assert during, daemon.tail()
+    assert daemon.stop() == 0
+    assert [m["status"] for m in daemon.summaries("hanging")] == ["timeout"]
+    assert not [run for run in database.runs() if run.status == "running"]
+
+
+def test_sigterm_during_a_crawl_then_a_restart_runs_the_overdue_topic_once(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    site.set_fault(site.listing_path(LSI_TOPIC), "hang", seconds=120)
+    slow = topic_toml("slow", site.listing_url(LSI_TOPIC), every="1h")
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(config_toml(database.url, slow, shutdown_grace="2s"))
+    daemon = start(daemons, config, tmp_path)
+    wait_for(
+        lambda: [run for run in database.runs("slow") if run.status == "running"],
+        60,
+        "the crawl to start",
+        daemon,
+    )
+    time.sleep(1.0)  # let the child get into its request
+    daemon.signal(signal.SIGTERM)
+    assert daemon.stop(timeout=60) == 0
+    [stopped] = database.runs("slow")
+    assert stopped.status == "failed"
+    assert stopped.message is not None
+    assert stopped.message.startswith("stopped at shutdown")
+    assert not [run for run in database.runs() if run.status == "running"]
+    assert "topicwatch daemon stopped" in daemon.log()
+
+    # A topic whose last run is two hours old is overdue at the next start and runs once
+    # soon; "slow" ran moments ago and waits for its hour.
+    site.clear_faults()
+    overdue = TopicSpec(
+        name="overdue",
+        title="overdue",
+        sources=(site.listing_url(REFERENCE_TOPIC),),
+        every=3600.0,
+        jitter=0.0,
+    )
+    repository.sync_topics(database.sessions, [overdue])
+    topic_id, _ = repository.load_topic(database.sessions, "overdue")
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    old_run = repository.start_run(database.sessions, topic_id, now=long_ago)
+    repository.finish_run(
+        database.sessions,
+        old_run,
+        status="ok",
+        counts={},
+        errors=[],
+        stats={},
+        now=long_ago + timedelta(seconds=5),
+    )
+    config.write_text(
+        config_toml(
+            database.url,
+            slow,
+            topic_toml("overdue", site.listing_url(REFERENCE_TOPIC), every="1h"),
+        )
+    )
+    restarted = start(daemons, config, tmp_path)
+    wait_for(
+        lambda: len(database.finished("overdue")) == 2,
+        60,
+        "the overdue topic to run",
+        restarted,
+    )
+    time.sleep(3.0)  # room for a wrong second run to show up
+    assert [run.status for run in database.runs("overdue")] == ["ok", "ok"]
+    assert len(database.runs("slow")) == 1
+    assert restarted.stop() == 0
+
+
+def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    first = topic_toml("first", site.listing_url(REFERENCE_TOPIC), every="2s")
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(config_toml(database.url, first))
+    daemon = start(daemons, config, tmp_path)
+    wait_for(lambda: database.finished("first"), 60, "the first topic's run", daemon)
+
+    second = topic_toml("second", site.listing_url(LSI_TOPIC), every="1h")
+    config.write_text(config_toml(database.url, first, second))
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: database.finished("second", "ok"), 60, "the added topic to run", daemon)
+    assert "Configuration reloaded: 2 topic(s); added second; changed none; removed none" in (
+        daemon.log()
+    )
+
+    config.write_text(config_toml(database.url, first, second).replace('"1h"', '"sometime"'))
+    daemon.signal(signal.SIGHUP)
+    wait_for(
+        lambda: (
+            "Reloading the configuration failed; keeping the running one: "
+            f'{config}: topic[1].every: expected a duration like "15m" or "2h", got "sometime"'
+            in daemon.log()
+        ),
+        30,
+        "the reload error",
+        daemon,
+    )
+    runs_before = len(database.finished("first"))
+    wait_for(
+        lambda: len(database.finished("first")) >= runs_before + 2,
+        60,
+        "the running configuration to go on",
+        daemon,
+    )
+
+    config.write_text(config_toml(database.url, first))
+    daemon.signal(signal.SIGHUP)
+    wait_for(
+        lambda: "added none; changed none; removed second" in daemon.log(),
+        30,
+        "the topic to be removed",
+        daemon,
+    )
+    assert daemon.stop() == 0
+    assert re.search(r"ERROR scheduler\.daemon Reloading the configuration failed", daemon.log())
+
+
+class SentryServer:
+    """A stand-in for Sentry's ingestion endpoint on 127.0.0.1 that keeps every envelope."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                encoding = self.headers.get("Content-Encoding", "")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "br":
+                    import brotli
+
+                    body = brotli.decompress(body)
+                with outer.lock:
+                    outer.envelopes.append(Envelope.deserialize(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.dsn = f"http://public@127.0.0.1:{self.server.server_address[1]}/1"
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                item.payload.json
+                for envelope in self.envelopes
+                for item in envelope.items
+                if item.type == kind and item.payload.json is not None
+            ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def sentry() -> Iterator[SentryServer]:
+    server = SentryServer()
+    yield server
+    server.close()
+
+
+def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
+    tmp_path: Path,
+    site: FixtureSite,
+    sqlite_url: str,
+    daemons: list[DaemonProcess],
+    sentry: SentryServer,
+) -> None:
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    broken_url = f"{site.base_url}/topic/{LSI_TOPIC}"
+    site.set_fault(site.listing_path(LSI_TOPIC), "status", code=500)
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(
+        config_toml(
+            sqlite_url,
+            topic_toml("good", site.listing_url(REFERENCE_TOPIC), every="1h"),
+            topic_toml("broken", broken_url, every="1s"),
+            retry_times=1,
+        )
+    )
+    daemon = start(daemons, config, tmp_path, env={"SENTRY_DSN": sentry.dsn})
+    try:
+        wait_for(
+            lambda: len(database.finished("broken")) >= 3 and database.finished("good"),
+            120,
+            "three failed runs of the broken topic",
+            daemon,
+        )
+        wait_for(
+            lambda: "ERROR topicwatch.health failing topic=broken failures=3" in daemon.log(),
+            30,
+            "the escalation",
+            daemon,
+        )
+        assert daemon.stop() == 0
+    finally:
+        database.close()
+
+    events = sentry.items("event")
+    from_daemon = [e for e in events if e.get("tags", {}).get("component") == "daemon"]
+    [escalation] = [e for e in from_daemon if "failures=3" in e["logentry"]["formatted"]]
+    assert escalation["tags"]["topic"] == "broken"
+    assert escalation["tags"]["url"] == broken_url
+    assert escalation["release"].startswith("topicwatch@")
+
+    from_children = [e for e in events if e.get("tags", {}).get("component") == "crawler"]
+    assert from_children, [e.get("logentry") for e in events]
+    assert all(e["tags"]["topic"] == "broken" for e in from_children)
+    assert any(broken_url in json.dumps(e.get("logentry", {})) for e in from_children)
+
+    check_ins = sentry.items("check_in")
+    for topic, final in (("good", "ok"), ("broken", "error")):
+        mine = [c for c in check_ins if c["monitor_slug"] == topic]
+        assert mine, check_ins
+        assert mine[0]["status"] == "in_progress"
+        assert mine[0]["monitor_config"]["schedule"]["type"] == "interval"
+        closing = [c for c in mine if c["check_in_id"] == mine[0]["check_in_id"]]
+        assert [c["status"] for c in closing] == ["in_progress", final]
