@@ -195,9 +195,13 @@ def _edit_pair(
     # An edit made in the CMS changes every rendering of the paragraph on the page (mobile
     # and desktop copies, highlight boxes), so every text node with this text is changed.
     after_tree = copy.deepcopy(tree)
-    for node, node_attr, _owner in _text_nodes(after_tree):
-        if getattr(node, node_attr) == original:
+    wanted = _squash(original)
+    for node, node_attr, _owner in list(_text_nodes(after_tree)):
+        value = getattr(node, node_attr)
+        if value == original:
             setattr(node, node_attr, text)
+        elif value and _squash(value) == wanted:
+            setattr(node, node_attr, text.strip())
     return _serialise(tree), _serialise(after_tree)
 
 

@@ -256,7 +256,7 @@ _READ_ALSO = re.compile(
 _READ_ALSO_MAX_WORDS = 30
 
 # Pages without any sign of being an article need this many words of main text.
-_MIN_WORDS_WITHOUT_ARTICLE_SIGNS = 80
+_MIN_WORDS_WITHOUT_ARTICLE_SIGNS = 50
 
 
 # --------------------------------------------------------------------------- decoding

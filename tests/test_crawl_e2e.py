@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 
 def write_config(path: Path, db_url: str, sources: list[str], **topic: str) -> Path:
+    topic.setdefault("alert_to", '["desk@example.org"]')
     extra = "".join(f"{key} = {value}\n" for key, value in topic.items())
     path.write_text(
         f"""
@@ -57,7 +58,6 @@ title = "{REFERENCE_TOPIC_TITLE}"
 sources = {sources!r}
 profile = "tribunnews"
 max_pages = 2
-alert_to = ["desk@example.org"]
 {extra}""".replace("'", '"'),
         encoding="utf-8",
     )

@@ -536,10 +536,10 @@ class SentryServer:
     def items(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
             return [
-                item.payload.json
+                json.loads(item.payload.get_bytes())
                 for envelope in self.envelopes
                 for item in envelope.items
-                if item.type == kind and item.payload.json is not None
+                if item.type == kind
             ]
 
     def close(self) -> None:

@@ -590,39 +590,47 @@ def test_entrypoint_upgrades_the_schema_then_runs_the_daemon_until_sigterm(
 ) -> None:
     database = f"sqlite:///{tmp_path / 'data' / 'topicwatch.db'}"
     env = cli_env(tmp_path, database)
-    process = subprocess.Popen(
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    with subprocess.Popen(
         ["sh", str(ENTRYPOINT)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(
-        target=lambda: [lines.put(line) for line in process.stderr or ()], daemon=True
-    )
-    reader.start()
-    seen: list[str] = []
-    try:
-        while not any("topicwatch daemon started" in line for line in seen):
-            try:
-                seen.append(lines.get(timeout=TIMEOUT))
-            except queue.Empty:
-                pytest.fail("the daemon did not start:\n" + "".join(seen))
-        health = run([str(TOPICWATCH_BIN), "status"], env, tmp_path)
-        assert health.returncode == 0, health.stderr
-        # The entrypoint exec'd the daemon, so the signal reaches it directly.
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=TIMEOUT)
-    reader.join(timeout=TIMEOUT)
+    ) as process:
+        assert process.stderr is not None
+        assert process.stdout is not None
+        reader = threading.Thread(target=_forward, args=(process.stderr, lines), daemon=True)
+        reader.start()
+        try:
+            while not any("topicwatch daemon started" in line for line in seen):
+                try:
+                    seen.append(lines.get(timeout=TIMEOUT))
+                except queue.Empty:
+                    pytest.fail("the daemon did not start:\n" + "".join(seen))
+            health = run([str(TOPICWATCH_BIN), "status"], env, tmp_path)
+            assert health.returncode == 0, health.stderr
+            # The entrypoint exec'd the daemon, so the signal reaches it directly.
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=TIMEOUT)
+        reader.join(timeout=TIMEOUT)
+        output = process.stdout.read()
+    while not lines.empty():
+        seen.append(lines.get_nowait())
     assert code == 0, "".join(seen)
-    assert "is at schema revision" in (process.stdout.read() if process.stdout else "")
+    assert "is at schema revision" in output
     assert any("topicwatch daemon stopped" in line for line in seen)
+
+
+def _forward(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
 
 
 # -- moving from SQLite to PostgreSQL ----------------------------------------------------------

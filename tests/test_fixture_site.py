@@ -487,6 +487,8 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
         writer.set_title(SEED_ARTICLE_ID, SEED_ALT_TITLE)
         url = reader.base_url + writer.article_path(SEED_ARTICLE_ID)
         assert SEED_ALT_TITLE in fetch(url).text
+    again = FixtureSite.reference_site(start=False, state_file=state)  # starts afresh
+    assert again.article(SEED_ARTICLE_ID).title != SEED_ALT_TITLE
 
 
 # -- as a process ----------------------------------------------------------------------------

@@ -1,0 +1,253 @@
+"""Extraction from pages written for these tests (tests/fixtures/pages), shaped like real ones."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from crawler.article import Article
+from crawler.extract import ExtractionError, extract, whole_article_url
+from crawler.fingerprint import fingerprint
+from crawler.profiles import GENERIC, TRIBUNNEWS, ProfileLookupError, profile_by_name, profile_for
+
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+TRIBUN_URL = (
+    "http://127.0.0.1:8080/internasional/2025/10/03/"
+    "diplomasi-jalur-belakang-as-rusia-soal-ukraina-terungkap"
+)
+GENERIC_URL = "https://www.coastal-ledger.example/news/2024/05/17/harbour-bridge-reopens-after-repairs"
+
+
+def page(name: str) -> bytes:
+    return (PAGES / name).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def tribun() -> Article:
+    return extract(page("tribunnews_article.html"), TRIBUN_URL, profile=profile_by_name("tribunnews"))
+
+
+@pytest.fixture(scope="module")
+def generic() -> Article:
+    return extract(page("generic_article.html"), GENERIC_URL)
+
+
+# --------------------------------------------------------------------------- reference site
+
+
+def test_tribun_metadata(tribun: Article) -> None:
+    assert tribun.title == "Diplomasi Jalur Belakang AS-Rusia Soal Ukraina Terungkap"
+    assert tribun.authors == ("Sari Wulandari",)
+    assert tribun.published == "2025-10-03T12:40:00+07:00"
+    assert tribun.modified == "2025-10-03T15:05:00+07:00"
+    assert tribun.lead == "Pembicaraan tidak resmi membuat kedua pihak memahami garis merah masing-masing."
+
+
+def test_tribun_canonical_is_normalised(tribun: Article) -> None:
+    # The page's canonical link carries utm_* parameters and no port; it is resolved and cleaned.
+    assert tribun.url == (
+        "http://127.0.0.1/internasional/2025/10/03/"
+        "diplomasi-jalur-belakang-as-rusia-soal-ukraina-terungkap"
+    )
+
+
+def test_tribun_body_paragraphs_in_order(tribun: Article) -> None:
+    paragraphs = tribun.body.split("\n\n")
+    assert paragraphs[0].startswith("Sementara perang terus berlangsung")
+    assert paragraphs[-1].startswith("Disclaimer: Artikel ini telah diperbarui")
+    assert "Peluang Perundingan" in paragraphs
+    assert len(paragraphs) == 6
+
+
+NOISE_TEXTS = [
+    ("dateline", "TRIBUNNEWS.COM"),
+    ("baca-juga-paragraph", "Baca juga"),
+    ("baca-juga-link", "Tank-Tank Baru Tiba"),
+    ("summary-box", "Pertemuan tidak resmi berlangsung rutin"),
+    ("caption", "Seorang anak berfoto"),
+    ("ad-slot", "Advertisement"),
+    ("recommendations", "Rekomendasi untuk Anda"),
+    ("recommended-link", "Rupiah Menguat"),
+    ("latest-news", "Berita Terkini"),
+    ("footer", "All Right Reserved"),
+    ("share-count", "dibagikan"),
+    ("navigation", "Nasional"),
+]
+
+
+@pytest.mark.parametrize("text", [n[1] for n in NOISE_TEXTS], ids=[n[0] for n in NOISE_TEXTS])
+def test_tribun_body_has_no_noise(tribun: Article, text: str) -> None:
+    assert text not in tribun.body
+
+
+def _edit(html: bytes, old: str, new: str) -> bytes:
+    assert old.encode() in html, f"fixture lacks {old!r}"
+    return html.replace(old.encode(), new.encode())
+
+
+NOISE_EDITS = [
+    ("caption", "Seorang anak berfoto", "Dua anak berfoto"),
+    ("baca-juga", "Tank-Tank Baru Tiba di Garis Depan", "Jet Tempur Baru Tiba"),
+    ("recommendation", "Rupiah Menguat Pagi Ini", "IHSG Dibuka Melemah"),
+    ("latest", "Banjir Surut di Pesisir", "Gempa Kecil Guncang Pesisir"),
+    ("footer", "© 2025 TribunNews.com", "© 2026 TribunNews.com"),
+    ("share-count", "1.204 kali dibagikan", "1.377 kali dibagikan"),
+    ("script", '"rid": "a81f"', '"rid": "c93e"'),
+    ("summary-box", "Pertemuan tidak resmi berlangsung rutin.", "Pertemuan digelar rutin."),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), [e[1:] for e in NOISE_EDITS], ids=[e[0] for e in NOISE_EDITS])
+def test_tribun_noise_changes_keep_fingerprint(tribun: Article, old: str, new: str) -> None:
+    changed = extract(_edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS)
+    assert fingerprint(changed) == fingerprint(tribun)
+
+
+CONTENT_EDITS = [
+    ("body-word", "dua kali sebulan", "tiga kali sebulan", ["body"]),
+    (
+        "body-sentence",
+        "sambungan daring.</p>",
+        "sambungan daring. Jadwalnya dirahasiakan.</p>",
+        ["body"],
+    ),
+    (
+        "headline-everywhere",
+        "Soal Ukraina Terungkap",
+        "Soal Ukraina Akhirnya Terungkap",
+        ["title"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fields"), [e[1:] for e in CONTENT_EDITS], ids=[e[0] for e in CONTENT_EDITS]
+)
+def test_tribun_content_changes_are_detected(
+    tribun: Article, old: str, new: str, fields: list[str]
+) -> None:
+    changed = extract(_edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS)
+    assert fingerprint(changed).changed_fields(fingerprint(tribun).fields) == fields
+
+
+def test_tribun_profile_found_by_host() -> None:
+    assert profile_for("https://www.tribunnews.com/internasional/2025/10/03/x") is TRIBUNNEWS
+    assert profile_for("https://m.tribunnews.com/x") is TRIBUNNEWS
+    assert profile_for("http://127.0.0.1:8080/x") is GENERIC
+    assert profile_for("https://nottribunnews.com/x") is GENERIC
+
+
+def test_unknown_profile_name_is_named() -> None:
+    with pytest.raises(ProfileLookupError, match="No site profile by the name of 'kompas'"):
+        profile_by_name("kompas")
+
+
+def test_time_text_gives_date_when_metadata_lacks_it() -> None:
+    article = extract(
+        page("tribunnews_paged.html"), "http://127.0.0.1/bisnis/2025/12/01/harga", profile=TRIBUNNEWS
+    )
+    assert article.published == "2025-12-01T09:15:00+07:00"
+    assert article.authors == ("Bima Pratama",)
+    assert "Halaman" not in article.body
+
+
+# --------------------------------------------------------------------------- multi-page articles
+
+
+PAGED_URL = "http://127.0.0.1/bisnis/2025/12/01/harga-pangan-naik"
+WHOLE_CASES = [
+    ("paged", "tribunnews_paged.html", PAGED_URL, TRIBUNNEWS, PAGED_URL + "?page=all"),
+    ("already-whole", "tribunnews_paged.html", PAGED_URL + "?page=all", TRIBUNNEWS, None),
+    ("keeps-query", "tribunnews_paged.html", PAGED_URL + "?src=x", TRIBUNNEWS, PAGED_URL + "?src=x&page=all"),
+    ("single-page", "tribunnews_article.html", TRIBUN_URL, TRIBUNNEWS, None),
+    ("no-whole-query-in-profile", "tribunnews_paged.html", PAGED_URL, GENERIC, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "profile", "expected"), [c[1:] for c in WHOLE_CASES], ids=[c[0] for c in WHOLE_CASES]
+)
+def test_whole_article_url(name: str, url: str, profile: object, expected: str | None) -> None:
+    assert whole_article_url(page(name), url, profile) == expected  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- other layouts
+
+
+def test_generic_metadata_from_json_ld_graph(generic: Article) -> None:
+    assert generic.title == "Harbour bridge reopens after repairs"
+    assert generic.authors == ("Ana Lopez", "Tom Reid")
+    assert generic.published == "2024-05-17T08:00:00Z"
+    assert generic.lead == "Traffic is flowing again across the harbour after eight months of work."
+    assert generic.url == GENERIC_URL
+
+
+def test_generic_body_drops_boilerplate(generic: Article) -> None:
+    paragraphs = generic.body.split("\n\n")
+    assert paragraphs[0].startswith("The harbour bridge reopened")
+    assert paragraphs[-1].startswith("The department said")
+    assert len(paragraphs) == 4
+    for noise in ("Share on", "Photo: Staff", "Ferry timetable", "morning briefing", "Comments", "rights"):
+        assert noise not in generic.body
+
+
+def test_og_title_suffix_stripped_without_json_ld() -> None:
+    html = re.sub(rb"<script type=\"application/ld\+json\">.*?</script>", b"", page("generic_article.html"), flags=re.S)
+    html = html.replace(b"<h1>Harbour bridge reopens after repairs</h1>", b"")
+    article = extract(html, GENERIC_URL)
+    assert article.title == "Harbour bridge reopens after repairs"
+
+
+def test_windows_1252_page_with_declared_charset() -> None:
+    article = extract(page("windows1252.html"), "https://example.org/news/cafe-owners-quiet-street")
+    assert article.title == "Café owners welcome the “quiet street” trial"
+    assert "naïve worries" in article.body
+    assert "résumé of the trial’s results" in article.body
+    assert "\ufffd" not in article.body
+
+
+def test_declared_encoding_overrides_meta() -> None:
+    html = page("windows1252.html")
+    article = extract(html, "https://example.org/news/cafe-owners-quiet-street", encoding="cp1252")
+    assert "cafés" in article.body
+
+
+def test_malformed_html_is_read() -> None:
+    article = extract(page("malformed.html"), "https://example.org/news/council-votes-on-new-park-plan")
+    assert article.title == "Council votes on new park plan"
+    assert article.body.startswith("The city council voted late on Tuesday")
+    assert "northern entrance" in article.body
+
+
+NO_ARTICLE_CASES = [
+    ("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "binary"),
+    ("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    ("nul-bytes", b"<html>\x00\x00\x00\x01\x02</html>", "binary"),
+    ("empty", b"", "empty"),
+    ("whitespace", b"   \n\t ", "empty"),
+    ("empty-str", "", "empty"),
+    ("no-text", b"<html><body><div></div></body></html>", ""),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), [c[1:] for c in NO_ARTICLE_CASES], ids=[c[0] for c in NO_ARTICLE_CASES])
+def test_no_article_raises(body: bytes | str, reason: str) -> None:
+    url = "https://example.org/files/report"
+    with pytest.raises(ExtractionError, match=rf"^No article text found at URL: {re.escape(url)}.*{reason}"):
+        extract(body, url)
+
+
+def test_listing_page_raises() -> None:
+    with pytest.raises(ExtractionError, match="looks like a listing"):
+        extract(page("tribunnews_listing.html"), "http://127.0.0.1/topic/konflik", profile=TRIBUNNEWS)
+
+
+def test_extraction_error_is_a_value_error() -> None:
+    assert issubclass(ExtractionError, ValueError)
+
+
+def test_str_input_is_accepted() -> None:
+    text = page("generic_article.html").decode("utf-8")
+    assert extract(text, GENERIC_URL).title == "Harbour bridge reopens after repairs"

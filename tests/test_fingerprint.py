@@ -1,0 +1,101 @@
+"""Normalisation and fingerprints: what counts as a change of the article, and what does not."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from crawler.article import Article
+from crawler.fingerprint import FIELDS, fingerprint, normalise_text
+
+NORMALISE_CASES = [
+    # (id, text, ignore_patterns, expected)
+    ("whitespace", "  a\n\n b\t c  ", (), "a b c"),
+    ("nfkc", "ﬁnance ①", (), "finance 1"),
+    ("zero-width", "in\u200bter\u200dna\ufefftional\u00ad", (), "international"),
+    ("curly-quotes", "\u201cquoted\u201d and \u2018single\u2019", (), '"quoted" and \'single\''),
+    ("dashes", "2020\u20132024 \u2014 done \u2212 minus", (), "2020-2024 - done - minus"),
+    ("nbsp", "a\u00a0b", (), "a b"),
+    ("relative-time-id", "Diperbarui 5 menit lalu oleh redaksi", (), "Diperbarui oleh redaksi"),
+    ("relative-time-id-yang", "Terbit 2 jam yang lalu", (), "Terbit"),
+    ("relative-time-en", "Updated 2 hours ago by staff", (), "Updated by staff"),
+    ("relative-time-an-hour", "Posted an hour ago", (), "Posted"),
+    ("relative-time-de", "Aktualisiert vor 3 Minuten", (), "Aktualisiert"),
+    ("just-now", "Updated just now", (), "Updated"),
+    ("counter-line", "First paragraph.\n12 Comments\nSecond.", (), "First paragraph. Second."),
+    ("counter-inside-sentence-kept", "It drew 12 comments overnight.", (), "It drew 12 comments overnight."),
+    ("ignore-pattern", "Views: 1,204 Body text", (r"Views: [\d,]+",), "Body text"),
+    ("ignore-multiline", "Body\nSponsored by Acme\nMore", (r"^Sponsored by .*$",), "Body More"),
+    ("absolute-date-kept", "3 Oktober 2025", (), "3 Oktober 2025"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "patterns", "expected"),
+    [c[1:] for c in NORMALISE_CASES],
+    ids=[c[0] for c in NORMALISE_CASES],
+)
+def test_normalise_text(text: str, patterns: tuple[str, ...], expected: str) -> None:
+    assert normalise_text(text, patterns) == expected
+
+
+def test_invalid_ignore_pattern_is_named() -> None:
+    with pytest.raises(ValueError, match=r"The ignore pattern '\(unclosed' is not a valid"):
+        normalise_text("text", ["(unclosed"])
+
+
+BASE = Article(
+    url="https://example.com/news/2024/05/17/bridge",
+    title="Harbour bridge reopens",
+    body="The bridge reopened on Friday.\n\nEngineers replaced four hundred bolts.",
+    lead="Traffic flows again.",
+    authors=("Ana Lopez", "Tom Reid"),
+    published="2024-05-17T08:00:00Z",
+    modified="2024-05-17T10:30:00+00:00",
+)
+
+SAME_CASES = [
+    ("url-is-identity", {"url": "https://example.com/other"}),
+    ("paragraph-spacing", {"body": "The bridge reopened on Friday.\nEngineers replaced four hundred bolts."}),
+    ("typography", {"title": "Harbour bridge reopens\u200b"}),
+    ("author-order", {"authors": ("Tom Reid", "Ana Lopez")}),
+    ("same-instant", {"published": "2024-05-17T15:00:00+07:00"}),
+    ("modified-time-alone", {"modified": "2024-05-18T09:00:00Z"}),
+]
+CHANGED_CASES = [
+    ("title", {"title": "Harbour bridge reopens to traffic"}, ["title"]),
+    ("body-word", {"body": BASE.body.replace("four", "five")}, ["body"]),
+    ("body-sentence", {"body": BASE.body + " Work ends in May."}, ["body"]),
+    ("lead", {"lead": "Traffic flows again after repairs."}, ["lead"]),
+    ("authors", {"authors": ("Ana Lopez",)}, ["authors"]),
+    ("published", {"published": "2024-05-18T09:00:00Z"}, ["dates"]),
+    ("title-and-body", {"title": "Bridge reopens", "body": "New text."}, ["body", "title"]),
+]
+
+
+@pytest.mark.parametrize("change", [c[1] for c in SAME_CASES], ids=[c[0] for c in SAME_CASES])
+def test_fingerprint_ignores(change: dict[str, object]) -> None:
+    assert fingerprint(dataclasses.replace(BASE, **change)) == fingerprint(BASE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "fields"), [c[1:] for c in CHANGED_CASES], ids=[c[0] for c in CHANGED_CASES]
+)
+def test_fingerprint_names_changed_fields(change: dict[str, object], fields: list[str]) -> None:
+    before, after = fingerprint(BASE), fingerprint(dataclasses.replace(BASE, **change))  # type: ignore[arg-type]
+    assert after.digest != before.digest
+    assert after.changed_fields(before.fields) == fields
+
+
+def test_fingerprint_shape() -> None:
+    result = fingerprint(BASE)
+    assert set(result.fields) == set(FIELDS)
+    assert len(result.digest) == 64
+    assert all(len(v) == 64 for v in result.fields.values())
+
+
+def test_ignore_patterns_apply_to_every_text_field() -> None:
+    noisy = dataclasses.replace(BASE, body=BASE.body + "\n\nDibaca 1.204 kali", title="LIVE: " + BASE.title)
+    patterns = (r"^LIVE: ", r"Dibaca [\d.]+ kali")
+    assert fingerprint(noisy, patterns) == fingerprint(BASE, patterns)
