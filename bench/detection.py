@@ -43,12 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import lxml.html  # noqa: E402
+import lxml.html
 
-from bench.corpus import CorpusMissingError, CorpusPage, aeb_pages, fundus_pages  # noqa: E402
-from crawler.article import Fingerprint  # noqa: E402
-from crawler.extract import ExtractionError, extract  # noqa: E402
-from crawler.fingerprint import fingerprint  # noqa: E402
+from bench.corpus import CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
+from crawler.article import Fingerprint
+from crawler.extract import ExtractionError, extract
+from crawler.fingerprint import fingerprint
 
 EDIT_KINDS = ("edit-sentence", "edit-word")
 HEADLINE_KIND = "headline"
@@ -339,9 +339,9 @@ def _noise_pair(
     after = copy.deepcopy(tree)
     how = "changed"
 
-    def pick(root: lxml.html.HtmlElement, test: Callable[[lxml.html.HtmlElement], bool]) -> list[
-        lxml.html.HtmlElement
-    ]:
+    def pick(
+        root: lxml.html.HtmlElement, test: Callable[[lxml.html.HtmlElement], bool]
+    ) -> list[lxml.html.HtmlElement]:
         body = root.find("body")
         if body is None:
             return []
@@ -354,9 +354,11 @@ def _noise_pair(
     if kind == "navigation":
         navs = pick(
             after,
-            lambda e: e.tag == "nav"
-            or e.get("role") == "navigation"
-            or (e.tag in ("ul", "div") and _name_has(e, ("menu", "nav"))),
+            lambda e: (
+                e.tag == "nav"
+                or e.get("role") == "navigation"
+                or (e.tag in ("ul", "div") and _name_has(e, ("menu", "nav")))
+            ),
         )
         links = [a for nav in navs for a in nav.iter("a") if _squash(a.text_content())]
         if not links:
@@ -371,9 +373,11 @@ def _noise_pair(
     elif kind == "footer":
         footers = pick(
             after,
-            lambda e: e.tag == "footer"
-            or e.get("role") == "contentinfo"
-            or (e.tag == "div" and _name_has(e, ("footer",))),
+            lambda e: (
+                e.tag == "footer"
+                or e.get("role") == "contentinfo"
+                or (e.tag == "div" and _name_has(e, ("footer",)))
+            ),
         )
         if not footers:
             return None
@@ -387,8 +391,10 @@ def _noise_pair(
     elif kind == "caption":
         captions = pick(
             after,
-            lambda e: e.tag == "figcaption"
-            or (e.tag in ("div", "p", "span") and _name_has(e, ("caption",))),
+            lambda e: (
+                e.tag == "figcaption"
+                or (e.tag in ("div", "p", "span") and _name_has(e, ("caption",)))
+            ),
         )
         captions = [c for c in captions if _squash(c.text_content())]
         if not captions:
@@ -400,8 +406,10 @@ def _noise_pair(
     elif kind == "comments":
         counters = pick(
             after,
-            lambda e: e.tag in ("a", "span", "div", "button")
-            and bool(_COMMENT_COUNT.match(_squash(e.text_content()))),
+            lambda e: (
+                e.tag in ("a", "span", "div", "button")
+                and bool(_COMMENT_COUNT.match(_squash(e.text_content())))
+            ),
         )
         if counters:
             counter = counters[0]
@@ -414,7 +422,7 @@ def _noise_pair(
             anchors = [_content_anchor(t, page) for t in (before, after)]
             if anchors[0] is None or anchors[1] is None:
                 return None
-            for (parent, paragraphs), count in zip(anchors, (12, 19), strict=True):
+            for (_parent, paragraphs), count in zip(anchors, (12, 19), strict=True):
                 paragraphs[0].addprevious(
                     lxml.html.fragment_fromstring(f'<a href="#comments">{count} Comments</a>')
                 )
@@ -440,12 +448,16 @@ def _noise_pair(
         anchors = [_content_anchor(t, page) for t in (before, after)]
         if anchors[0] is None or anchors[1] is None:
             return None
-        for (parent, paragraphs), headlines in zip(anchors, (_HEADLINES_A, _HEADLINES_B), strict=True):
+        for (parent, paragraphs), headlines in zip(
+            anchors, (_HEADLINES_A, _HEADLINES_B), strict=True
+        ):
             if kind == "related":
                 block = lxml.html.fragment_fromstring(_link_list(headlines, "Related articles"))
                 parent.addnext(block)
             else:
-                block = lxml.html.fragment_fromstring(_link_list(headlines, "Trending now", "section"))
+                block = lxml.html.fragment_fromstring(
+                    _link_list(headlines, "Trending now", "section")
+                )
                 paragraphs[len(paragraphs) // 2].addnext(block)
         how = "added, rotated"
     else:  # pragma: no cover - kinds are fixed above
@@ -479,8 +491,14 @@ def evaluate_page(page: CorpusPage) -> list[PairResult]:
             )
             outcome = "fail" if alerted else "ok"
             results.append(
-                PairResult(page.corpus, page.page_id, kind, outcome, not naive_changed,
-                           f"{detail}; changed: {fields}" if alerted else detail)
+                PairResult(
+                    page.corpus,
+                    page.page_id,
+                    kind,
+                    outcome,
+                    not naive_changed,
+                    f"{detail}; changed: {fields}" if alerted else detail,
+                )
             )
         else:
             detected = (
@@ -489,21 +507,43 @@ def evaluate_page(page: CorpusPage) -> list[PairResult]:
                 and base_fp.fields[want_field] != after_fp.fields[want_field]
             )
             results.append(
-                PairResult(page.corpus, page.page_id, kind, "ok" if detected else "fail",
-                           naive_changed, detail if detected else f"{detail}; {want_field} unchanged")
+                PairResult(
+                    page.corpus,
+                    page.page_id,
+                    kind,
+                    "ok" if detected else "fail",
+                    naive_changed,
+                    detail if detected else f"{detail}; {want_field} unchanged",
+                )
             )
 
     for kind in EDIT_KINDS:
         pair = _edit_pair(tree, page, rng, kind)
         if pair is None:
-            results.append(PairResult(page.corpus, page.page_id, kind, "skipped", False,
-                                      "no expected-body text node found in the HTML"))
+            results.append(
+                PairResult(
+                    page.corpus,
+                    page.page_id,
+                    kind,
+                    "skipped",
+                    False,
+                    "no expected-body text node found in the HTML",
+                )
+            )
         else:
             record(kind, pair[1], want_field="body")
     headline = _headline_pair(tree, page, title)
     if headline is None:
-        results.append(PairResult(page.corpus, page.page_id, HEADLINE_KIND, "skipped", False,
-                                  "headline not found in the page"))
+        results.append(
+            PairResult(
+                page.corpus,
+                page.page_id,
+                HEADLINE_KIND,
+                "skipped",
+                False,
+                "headline not found in the page",
+            )
+        )
     else:
         record(HEADLINE_KIND, headline[1], want_field="title")
 
@@ -514,12 +554,17 @@ def evaluate_page(page: CorpusPage) -> list[PairResult]:
             same = (first is None and second is None) or (
                 first is not None and second is not None and first.digest == second.digest
             )
-            results.append(PairResult(page.corpus, page.page_id, kind, "ok" if same else "fail", True))
+            results.append(
+                PairResult(page.corpus, page.page_id, kind, "ok" if same else "fail", True)
+            )
             continue
         noise = _noise_pair(tree, page, kind)
         if noise is None:
-            results.append(PairResult(page.corpus, page.page_id, kind, "skipped", True,
-                                      f"page has no {kind} element"))
+            results.append(
+                PairResult(
+                    page.corpus, page.page_id, kind, "skipped", True, f"page has no {kind} element"
+                )
+            )
             continue
         before, after, how = noise
         if before != base:
@@ -541,7 +586,8 @@ def _report(corpus: str, results: list[PairResult], worst: int) -> None:
     mine = [r for r in results if r.corpus == corpus]
     pages = len({r.page_id for r in mine})
     print(f"\n{corpus}: {pages} pages")
-    print(f"  {'pair kind':<24} {'pairs':>6} {'skipped':>8} {'topicwatch':>11} {'naive hash':>11}  target")
+    header = f"{'pair kind':<24} {'pairs':>6} {'skipped':>8} {'topicwatch':>11} {'naive hash':>11}"
+    print(f"  {header}  target")
     for kind in (*EDIT_KINDS, HEADLINE_KIND, *NOISE_KINDS):
         rows = [r for r in mine if r.kind == kind]
         done = [r for r in rows if r.outcome != "skipped"]
@@ -565,7 +611,9 @@ def _report(corpus: str, results: list[PairResult], worst: int) -> None:
         print(f"  failing pages, worst first (top {worst}):")
         for page_id, count in failures.most_common(worst):
             kinds = "; ".join(
-                f"{r.kind}: {r.detail}" for r in mine if r.page_id == page_id and r.outcome == "fail"
+                f"{r.kind}: {r.detail}"
+                for r in mine
+                if r.page_id == page_id and r.outcome == "fail"
             )
             print(f"    {page_id:<40} {count} failed  [{kinds[:160]}]")
 
@@ -587,8 +635,10 @@ def main(argv: list[str] | None = None) -> int:
         results = [r for rs in pool.imap(evaluate_page, pages, chunksize=2) for r in rs]
     for corpus in corpora:
         _report(corpus, results, args.worst)
-    print(f"\n{len(pages)} pages, {len(results)} pairs in {time.perf_counter() - started:.1f}s "
-          f"with {args.workers} workers")
+    print(
+        f"\n{len(pages)} pages, {len(results)} pairs in {time.perf_counter() - started:.1f}s "
+        f"with {args.workers} workers"
+    )
     return 0
 
 

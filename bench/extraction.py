@@ -18,15 +18,15 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import trafilatura  # noqa: E402
+import trafilatura
 
-from bench.corpus import (  # noqa: E402
+from bench.corpus import (
     BodyScore,
     CorpusMissingError,
     CorpusPage,
@@ -35,7 +35,7 @@ from bench.corpus import (  # noqa: E402
     score_body,
     summarise,
 )
-from crawler.extract import ExtractionError, extract  # noqa: E402
+from crawler.extract import ExtractionError, extract
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ class PageResult:
 
 def _baseline_text(html: bytes, url: str) -> str:
     return (
-        trafilatura.extract(
-            html.decode("utf-8", errors="replace"), url=url, include_comments=False
-        )
+        trafilatura.extract(html.decode("utf-8", errors="replace"), url=url, include_comments=False)
         or ""
     )
 
@@ -75,8 +73,10 @@ def evaluate_page(page: CorpusPage) -> PageResult:
     else:
         title, published, authors = article.title, article.published, article.authors
         text = article.body
-        if page.corpus == "fundus" and article.lead and _squash(article.lead) not in _squash(
-            article.body
+        if (
+            page.corpus == "fundus"
+            and article.lead
+            and _squash(article.lead) not in _squash(article.body)
         ):
             text = article.lead + "\n\n" + article.body
     seconds = time.perf_counter() - started
@@ -111,7 +111,7 @@ def dates_match(extracted: str | None, expected: str | None) -> bool:
         return False
     has_time = len(extracted.strip()) > 10
     if got.tzinfo is not None and want.tzinfo is not None and has_time:
-        return got.astimezone(timezone.utc) == want.astimezone(timezone.utc)
+        return got.astimezone(UTC) == want.astimezone(UTC)
     return got.date() == want.date()
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import copy
 import html as html_lib
+import itertools
 import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -496,11 +497,30 @@ def _strip_suffix(title: str, suffixes: Iterable[str]) -> str:
     return title
 
 
-def _site_suffixes(meta: dict[str, str], profile: SiteProfile) -> list[str]:
+_TITLE_SEPARATORS = (" - ", " | ", " – ", " — ", " :: ", " · ")
+
+
+def _site_suffixes(
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    profile: SiteProfile,
+) -> list[str]:
+    """Endings that name the site rather than the article: " - Tribunnews.com", " | Site"."""
     suffixes = list(profile.title_suffixes)
-    site = meta.get("og:site_name") or meta.get("application-name")
-    if site:
-        suffixes.extend(f"{sep}{site}" for sep in (" - ", " | ", " – ", " — ", " :: "))
+    names = [meta.get("og:site_name"), meta.get("application-name")]
+    if ld:
+        names.append(_ld_text(ld.get("publisher")))
+    # The part of <title> after its last separator is the site's name on most sites.
+    titles = tree.xpath("//title")
+    if titles:
+        page_title = _text_of(titles[0])
+        for separator in _TITLE_SEPARATORS:
+            if separator in page_title:
+                names.append(page_title.rsplit(separator, 1)[1])
+    for name in names:
+        if name and len(name) <= 60:
+            suffixes.extend(f"{separator}{name.strip()}" for separator in _TITLE_SEPARATORS)
     return suffixes
 
 
@@ -510,16 +530,16 @@ def _title(
     meta: dict[str, str],
     profile: SiteProfile,
 ) -> str:
+    suffixes = _site_suffixes(tree, ld, meta, profile)
     if ld:
         headline = _ld_text(ld.get("headline")) or _ld_text(ld.get("name"))
         if headline:
-            return headline
+            return _strip_suffix(headline, suffixes)
     for selector in profile.title_selectors:
         for element in _select(tree, selector):
             text = _text_of(element)
             if text:
                 return text
-    suffixes = _site_suffixes(meta, profile)
     for key in ("og:title", "twitter:title"):
         if meta.get(key):
             return _strip_suffix(_clean(meta[key]), suffixes)
@@ -601,9 +621,11 @@ def _indonesian_date(text: str) -> str | None:
     month = _INDONESIAN_MONTHS[month_name.lower()]
     try:
         if hour is None:
-            return datetime(int(year), month, int(day), tzinfo=timezone.utc).date().isoformat()
+            return datetime(int(year), month, int(day), tzinfo=UTC).date().isoformat()
         offset = timezone(timedelta(hours=_INDONESIAN_ZONES.get((zone or "wib").lower(), 7)))
-        return datetime(int(year), month, int(day), int(hour), int(minute), tzinfo=offset).isoformat()
+        return datetime(
+            int(year), month, int(day), int(hour), int(minute), tzinfo=offset
+        ).isoformat()
     except ValueError:
         return None
 
@@ -694,7 +716,7 @@ def _is_noise_name(names: list[list[str]]) -> bool:
     for parts in names:
         if any(part in _NOISE_WORDS for part in parts):
             return True
-        if any(pair in _NOISE_PAIRS for pair in zip(parts, parts[1:], strict=False)):
+        if any(pair in _NOISE_PAIRS for pair in itertools.pairwise(parts)):
             return True
     return False
 
@@ -723,7 +745,7 @@ def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]
     if not weights:
         return []
     heaviest = max(weights.values())
-    return [e for e, w in weights.items() if w >= heaviest / 5 and w >= 150 or w == heaviest]
+    return [e for e, w in weights.items() if (w >= heaviest / 5 and w >= 150) or w == heaviest]
 
 
 def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
@@ -767,11 +789,12 @@ def _apply_patterns(paragraphs: Iterable[str], patterns: Iterable[str]) -> list[
     compiled = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
     result = []
     for paragraph in paragraphs:
+        text = paragraph
         for pattern in compiled:
-            paragraph = pattern.sub("", paragraph)
-        paragraph = _WHITESPACE.sub(" ", paragraph).strip()
-        if paragraph:
-            result.append(paragraph)
+            text = pattern.sub("", text)
+        text = _WHITESPACE.sub(" ", text).strip()
+        if text:
+            result.append(text)
     return result
 
 
@@ -795,7 +818,13 @@ def _profile_body(tree: lxml.html.HtmlElement, profile: SiteProfile) -> list[str
     return None
 
 
-def _trafilatura_paragraphs(tree: lxml.html.HtmlElement, url: str, **options: bool) -> list[str]:
+def _trafilatura_paragraphs(
+    tree: lxml.html.HtmlElement,
+    url: str,
+    *,
+    favor_precision: bool = False,
+    favor_recall: bool = False,
+) -> list[str]:
     text = trafilatura.extract(
         copy.deepcopy(tree),
         url=url,
@@ -806,7 +835,8 @@ def _trafilatura_paragraphs(tree: lxml.html.HtmlElement, url: str, **options: bo
         include_links=False,
         deduplicate=False,
         with_metadata=False,
-        **options,
+        favor_precision=favor_precision,
+        favor_recall=favor_recall,
     )
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
@@ -841,9 +871,7 @@ def _merge_span(precise: list[str], recalled: list[str]) -> list[str]:
     return span
 
 
-def _add_missing_chunks(
-    root: lxml.html.HtmlElement, paragraphs: list[str]
-) -> list[str]:
+def _add_missing_chunks(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
     """Add article chunks the extractor skipped.
 
     Some layouts split the article into several containers of the same kind (same tag and
@@ -977,7 +1005,9 @@ def extract(
     )
 
 
-def whole_article_url(html: str | bytes, url: str, profile: SiteProfile | None = None) -> str | None:
+def whole_article_url(
+    html: str | bytes, url: str, profile: SiteProfile | None = None
+) -> str | None:
     """The URL that shows the whole article when this page shows only part of it, else None.
 
     Needs a profile with ``whole_article_query`` (e.g. ``page=all``) and a page that shows
@@ -1023,4 +1053,3 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
         ):
             return True
     return False
-

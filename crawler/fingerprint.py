@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from crawler.article import Article, Fingerprint
@@ -84,7 +84,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.MULTILINE)
     except re.error as exc:
-        raise ValueError(f"The ignore pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise ValueError(
+            f"The ignore pattern {pattern!r} is not a valid regular expression: {exc}"
+        ) from exc
 
 
 def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -118,7 +120,7 @@ def _normalise_date(value: str | None) -> str:
         return normalise_text(text)
     if moment.tzinfo is None:
         return moment.isoformat()
-    return moment.astimezone(timezone.utc).isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
 def _sha256(text: str) -> str:

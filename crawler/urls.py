@@ -215,7 +215,9 @@ def site_of(url: str) -> str:
             host = host[len(prefix) :]
             break
     labels = host.split(".")
-    keep = 3 if len(labels) >= 3 and labels[-2] in _SHORT_SECOND_LEVEL and len(labels[-1]) == 2 else 2
+    keep = (
+        3 if len(labels) >= 3 and labels[-2] in _SHORT_SECOND_LEVEL and len(labels[-1]) == 2 else 2
+    )
     return ".".join(labels[-keep:])
 
 

@@ -57,7 +57,6 @@ from storage.spec import TopicSpec
 logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
 run_logger = logging.getLogger(RUN_EVENT)
-alerts_logger = logging.getLogger("topicwatch.alerts")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -69,6 +68,8 @@ ESCALATE_AFTER = 3
 STAGGER = 1.0
 UNFINISHED_MESSAGE = "daemon stopped before the run finished"
 DISPATCH_JOB = "alerts:dispatch"
+LISTED_STAT = "topicwatch/links_listed"
+EMPTY_BODY_STAT = "topicwatch/empty_body"
 
 
 def job_id(topic: str) -> str:
@@ -121,7 +122,15 @@ def trigger_for(spec: TopicSpec, first: datetime) -> IntervalTrigger | CronTrigg
 @dataclass
 class _TopicHealth:
     consecutive_failures: int = 0
-    last_articles: int | None = None  # articles seen by the last ok/partial run
+    last_listed: int | None = None  # article links the last ok/partial run found listed
+
+
+def listed_articles(counts: Mapping[str, int], stats: Mapping[str, Any]) -> int:
+    """How many article links a run found on its listings (articles seen, without the stat)."""
+    listed = stats.get(LISTED_STAT)
+    if isinstance(listed, int):
+        return listed
+    return int(counts.get("articles_seen", 0))
 
 
 class Daemon:
@@ -249,7 +258,7 @@ class Daemon:
             if run is not None:
                 started[status.name] = run.started_at
                 if run.status in repository.GOOD_RUN_STATUSES:
-                    health.last_articles = run.counts.get("articles_seen", 0)
+                    health.last_listed = listed_articles(run.counts, run.stats)
         return started
 
     def add_topic_jobs(
@@ -376,19 +385,18 @@ class Daemon:
                 )
             return
         health.consecutive_failures = 0
-        articles = outcome.count("articles_seen")
-        listed = int(outcome.stats.get("topicwatch/links_listed", articles) or 0)
-        if articles == 0 and listed == 0 and health.last_articles:
+        listed = listed_articles(outcome.counts, outcome.stats)
+        if listed == 0 and health.last_listed:
             log_fields(
                 health_logger,
                 logging.WARNING,
                 "empty_listing",
                 topic=spec.name,
                 url=" ".join(spec.sources),
-                previous_articles=health.last_articles,
+                previous=health.last_listed,
                 run=outcome.run_id,
             )
-        empty = int(outcome.stats.get("topicwatch/empty_body", 0) or 0)
+        empty = int(outcome.stats.get(EMPTY_BODY_STAT, 0) or 0)
         if empty:
             urls = [
                 failure.get("url", "")
@@ -404,7 +412,9 @@ class Daemon:
                 url=urls[0] if urls else spec.sources[0],
                 run=outcome.run_id,
             )
-        health.last_articles = articles
+        if listed:
+            # An empty listing warns at every run until articles are listed again.
+            health.last_listed = listed
 
     async def dispatch_job(self) -> None:
         if not self.stopping.is_set():
@@ -427,16 +437,7 @@ class Daemon:
         except Exception:
             logger.exception("Sending alerts failed")
             return
-        if report.sent_messages or report.failed_alerts or report.errors:
-            log_fields(
-                alerts_logger,
-                logging.WARNING if report.errors or report.failed_alerts else logging.INFO,
-                None,
-                emails=report.sent_messages,
-                sent=report.sent_alerts,
-                failed=report.failed_alerts,
-                deferred=report.deferred_alerts,
-            )
+        logger.debug("Alert dispatch: %s", report)
 
     # -- reload ------------------------------------------------------------------------------
 

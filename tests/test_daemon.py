@@ -8,7 +8,9 @@ it over 127.0.0.1 like any other web site.
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import logging
 import os
 import re
 import signal
@@ -24,19 +26,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from fixture_site import LSI_TOPIC, REFERENCE_TOPIC, SEED_ARTICLE_ID, FixtureSite
+from fixture_site import (
+    LSI_TOPIC,
+    REFERENCE_TOPIC,
+    SEED_ARTICLE_ID,
+    FixtureSite,
+)
 from mailserver import MailServer, mail_server
 from sentry_sdk.envelope import Envelope
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler.observability import configure_logging
 from scheduler.cli import main
+from scheduler.config import Config
+from scheduler.daemon import Daemon, first_run_time, next_due
+from scheduler.runner import RunOutcome
 from storage import repository
 from storage.db import make_engine, read_session, session_factory, upgrade
 from storage.models import Change, CrawlRun, Topic
 from storage.spec import TopicSpec
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -260,6 +269,7 @@ def start(
     return daemon
 
 
+@pytest.mark.slow
 def test_topics_run_on_schedule_record_changes_and_send_alerts(
     tmp_path: Path,
     site: FixtureSite,
@@ -301,16 +311,20 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
             "three runs of each topic",
             daemon,
         )
+        # health: a listing that used to list articles lists none
+        site.set_listing(LSI_TOPIC, [])
         wait_for(
-            lambda: (
-                any(
-                    "Kremlin menolak berkomentar." in mail.raw.decode("utf-8", "replace")
-                    for mail in smtp.to("desk@example.org")
-                )
-                or any(
-                    "updated" in str(mail.message["Subject"])
-                    for mail in smtp.to("desk@example.org")
-                )
+            lambda: re.search(
+                r"WARNING topicwatch\.health empty_listing topic=timnas url=\S+ previous=3 ",
+                daemon.log(),
+            ),
+            60,
+            "the empty listing warning",
+            daemon,
+        )
+        wait_for(
+            lambda: any(
+                "updated" in str(mail.message["Subject"]) for mail in smtp.to("desk@example.org")
             ),
             60,
             "the digest of the update",
@@ -325,7 +339,7 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
     for topic in ("konflik", "timnas"):
         lines = daemon.summaries(topic)
         assert len(lines) >= 3, log
-        assert {m["status"] for m in lines} == {"ok"}
+        assert {m["status"] for m in lines} <= {"ok", "partial"}
         # the next run is named, except by runs that end while the daemon stops
         assert "next=" in lines[0].group(0)
     update_run = updated[0][1]
@@ -349,6 +363,7 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
         assert shown[topic]["schedule"] == "every 2s"
 
 
+@pytest.mark.slow
 def test_a_hanging_topic_is_killed_at_the_run_timeout_while_others_run(
     tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
 ) -> None:
@@ -384,6 +399,7 @@ def test_a_hanging_topic_is_killed_at_the_run_timeout_while_others_run(
     assert not [run for run in database.runs() if run.status == "running"]
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_crawl_then_a_restart_runs_the_overdue_topic_once(
     tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
 ) -> None:
@@ -451,6 +467,7 @@ def test_sigterm_during_a_crawl_then_a_restart_runs_the_overdue_topic_once(
     assert restarted.stop() == 0
 
 
+@pytest.mark.slow
 def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
     tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
 ) -> None:
@@ -555,6 +572,7 @@ def sentry() -> Iterator[SentryServer]:
     server.close()
 
 
+@pytest.mark.slow
 def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
     tmp_path: Path,
     site: FixtureSite,
@@ -613,3 +631,93 @@ def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
         assert mine[0]["monitor_config"]["schedule"]["type"] == "interval"
         closing = [c for c in mine if c["check_in_id"] == mine[0]["check_in_id"]]
         assert [c["status"] for c in closing] == ["in_progress", final]
+
+
+def outcome(run_id: int, status: str, **extra: Any) -> RunOutcome:
+    counts = {"articles_seen": extra.pop("articles", 0), "errors": extra.pop("errors", 0)}
+    moment = datetime(2026, 11, 26, 10, 15, tzinfo=UTC)
+    return RunOutcome(
+        topic="alpha",
+        run_id=run_id,
+        status=status,
+        started_at=moment,
+        finished_at=moment + timedelta(seconds=6.4),
+        counts=counts,
+        **extra,
+    )
+
+
+def test_run_results_tell_the_health_of_a_topic() -> None:
+    """Summary lines, and warnings for what looks like a broken site rather than no news."""
+    spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/topic/a",))
+    daemon = Daemon(
+        Config(path=Path("tw.toml"), topics=(spec,)), log_format="text", log_level="INFO"
+    )
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("text", "INFO", stream=stream)
+    try:
+        page = "http://127.0.0.1:9/a/1"
+        empty_body = {"url": page, "reason": "the page has no article text (empty body)"}
+        daemon.report(spec, outcome(1, "ok", articles=5, stats={"topicwatch/links_listed": 5}))
+        daemon.report(spec, outcome(2, "ok", articles=2, stats={"topicwatch/links_listed": 0}))
+        daemon.report(
+            spec,
+            outcome(
+                3,
+                "partial",
+                articles=5,
+                errors=1,
+                stats={"topicwatch/links_listed": 5, "topicwatch/empty_body": 1},
+                failures=(empty_body,),
+            ),
+        )
+        for run_id in (4, 5, 6):
+            daemon.report(spec, outcome(run_id, "failed", message="listing: HTTP 500"))
+        daemon.report(spec, outcome(7, "ok", articles=5, stats={"topicwatch/links_listed": 5}))
+        daemon.report(spec, outcome(8, "timeout", message="killed after 600 s"))
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "INFO topicwatch.run topic=alpha run=1 status=ok pages=0 articles=5 new=0 updated=0 "
+        "removed=0 unchanged=0 errors=0 duration=6.4s",
+        "INFO topicwatch.run topic=alpha run=2 status=ok pages=0 articles=2 new=0 updated=0 "
+        "removed=0 unchanged=0 errors=0 duration=6.4s",
+        "WARNING topicwatch.health empty_listing topic=alpha url=http://127.0.0.1:9/topic/a "
+        "previous=5 run=2",
+        "INFO topicwatch.run topic=alpha run=3 status=partial pages=0 articles=5 new=0 "
+        "updated=0 removed=0 unchanged=0 errors=1 duration=6.4s",
+        f"WARNING topicwatch.health empty_bodies topic=alpha count=1 url={page} run=3",
+        *(
+            f"WARNING topicwatch.run topic=alpha run={run_id} status=failed pages=0 articles=0 "
+            'new=0 updated=0 removed=0 unchanged=0 errors=0 duration=6.4s message="listing: '
+            'HTTP 500"'
+            for run_id in (4, 5, 6)
+        ),
+        "ERROR topicwatch.health failing topic=alpha failures=3 status=failed run=6 "
+        'url=http://127.0.0.1:9/topic/a message="listing: HTTP 500"',
+        "INFO topicwatch.run topic=alpha run=7 status=ok pages=0 articles=5 new=0 updated=0 "
+        "removed=0 unchanged=0 errors=0 duration=6.4s",
+        "WARNING topicwatch.run topic=alpha run=8 status=timeout pages=0 articles=0 new=0 "
+        'updated=0 removed=0 unchanged=0 errors=0 duration=6.4s message="killed after 600 s"',
+    ]
+
+
+def test_first_runs_after_a_start_follow_the_history() -> None:
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    every = TopicSpec(name="a", title="a", sources=("http://x/",), every=900.0)
+    cron = TopicSpec(name="b", title="b", sources=("http://x/",), every=None, cron="*/15 * * * *")
+    # never run, or overdue: soon (after the stagger)
+    assert first_run_time(every, None, now, stagger=2.0) == now + timedelta(seconds=2)
+    assert first_run_time(every, now - timedelta(hours=1), now) == now
+    assert first_run_time(cron, now - timedelta(minutes=20), now) == now
+    # ran recently: one interval after the last start, or the next cron time after it
+    assert first_run_time(every, now - timedelta(minutes=5), now) == now + timedelta(minutes=10)
+    later = now + timedelta(minutes=5)
+    assert first_run_time(cron, later - timedelta(minutes=4), later) == now + timedelta(minutes=15)
+    assert next_due(every, None) is None

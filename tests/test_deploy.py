@@ -1,7 +1,7 @@
 """The deployment files: systemd unit, container image, compose file, SQLite-to-PostgreSQL copy.
 
-The unit is checked by systemd itself (``systemd-analyze verify`` and ``security``). No
-container engine runs here, so the image is not built: the Containerfile and the compose file
+The unit is checked by systemd itself (``systemd-analyze verify`` and ``security``). The
+image is not built (that needs a container engine): the Containerfile and the compose file
 are checked for what holds without one (real base images, files that exist, valid keys,
 agreement with each other and with the code), and the container's entrypoint and health
 check command run for real against real databases.
@@ -631,6 +631,65 @@ def test_entrypoint_upgrades_the_schema_then_runs_the_daemon_until_sigterm(
 def _forward(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
+
+
+# -- the operations guide ------------------------------------------------------------------
+
+GUIDE = ROOT / "docs" / "operations.md"
+# `topicwatch WORD …` at the start of a command: after the line's start, sudo, a path, or the
+# compose service name (`exec topicwatch topicwatch status`).
+GUIDE_COMMAND = re.compile(
+    r"(?:^|sudo\s+|/bin/|topicwatch\s+)topicwatch(?:-admin)?"
+    r"(?:\s+--config\s+\S+)?\s+([a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?(.*)$"
+)
+# Log lines quoted in the guide that begin with the word topicwatch.
+LOG_WORDS = {"daemon"}
+
+
+def guide_code() -> list[str]:
+    """The guide's command lines: fenced block lines (comments cut) and inline code spans."""
+    pieces: list[str] = []
+    fenced = False
+    for line in GUIDE.read_text("utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            pieces.append(line.split(" #", 1)[0].strip())
+        else:
+            pieces.extend(re.findall(r"`([^`]+)`", line))
+    return pieces
+
+
+def cli_help(words: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from scheduler.cli import main
+
+    code = main([*words, "--help"])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_operations_guide_names_real_commands_and_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checked: set[str] = set()
+    for piece in guide_code():
+        for match in GUIDE_COMMAND.finditer(piece):
+            command, argument, rest = match.groups()
+            if command in LOG_WORDS:
+                continue
+            code, text = cli_help([command], capsys)
+            assert code == 0, f"the guide names `topicwatch {command}`, which does not exist"
+            if argument:
+                sub_code, sub_text = cli_help([command, argument], capsys)
+                if sub_code == 0 and sub_text != text:
+                    command, text = f"{command} {argument}", sub_text
+            _, top = cli_help([], capsys)
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+                assert option in text or option in top, f"`topicwatch {command}` has no {option}"
+            checked.add(command)
+    # The guide's main commands were found, so the check above covered them.
+    assert {"run", "db upgrade", "status", "alerts", "alerts send", "test-email"} <= checked
 
 
 # -- moving from SQLite to PostgreSQL ----------------------------------------------------------

@@ -17,7 +17,9 @@ TRIBUN_URL = (
     "http://127.0.0.1:8080/internasional/2025/10/03/"
     "diplomasi-jalur-belakang-as-rusia-soal-ukraina-terungkap"
 )
-GENERIC_URL = "https://www.coastal-ledger.example/news/2024/05/17/harbour-bridge-reopens-after-repairs"
+GENERIC_URL = (
+    "https://www.coastal-ledger.example/news/2024/05/17/harbour-bridge-reopens-after-repairs"
+)
 
 
 def page(name: str) -> bytes:
@@ -26,7 +28,9 @@ def page(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def tribun() -> Article:
-    return extract(page("tribunnews_article.html"), TRIBUN_URL, profile=profile_by_name("tribunnews"))
+    return extract(
+        page("tribunnews_article.html"), TRIBUN_URL, profile=profile_by_name("tribunnews")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,10 @@ def test_tribun_metadata(tribun: Article) -> None:
     assert tribun.authors == ("Sari Wulandari",)
     assert tribun.published == "2025-10-03T12:40:00+07:00"
     assert tribun.modified == "2025-10-03T15:05:00+07:00"
-    assert tribun.lead == "Pembicaraan tidak resmi membuat kedua pihak memahami garis merah masing-masing."
+    assert (
+        tribun.lead
+        == "Pembicaraan tidak resmi membuat kedua pihak memahami garis merah masing-masing."
+    )
 
 
 def test_tribun_canonical_is_normalised(tribun: Article) -> None:
@@ -99,9 +106,13 @@ NOISE_EDITS = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new"), [e[1:] for e in NOISE_EDITS], ids=[e[0] for e in NOISE_EDITS])
+@pytest.mark.parametrize(
+    ("old", "new"), [e[1:] for e in NOISE_EDITS], ids=[e[0] for e in NOISE_EDITS]
+)
 def test_tribun_noise_changes_keep_fingerprint(tribun: Article, old: str, new: str) -> None:
-    changed = extract(_edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS)
+    changed = extract(
+        _edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS
+    )
     assert fingerprint(changed) == fingerprint(tribun)
 
 
@@ -128,7 +139,9 @@ CONTENT_EDITS = [
 def test_tribun_content_changes_are_detected(
     tribun: Article, old: str, new: str, fields: list[str]
 ) -> None:
-    changed = extract(_edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS)
+    changed = extract(
+        _edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS
+    )
     assert fingerprint(changed).changed_fields(fingerprint(tribun).fields) == fields
 
 
@@ -146,7 +159,9 @@ def test_unknown_profile_name_is_named() -> None:
 
 def test_time_text_gives_date_when_metadata_lacks_it() -> None:
     article = extract(
-        page("tribunnews_paged.html"), "http://127.0.0.1/bisnis/2025/12/01/harga", profile=TRIBUNNEWS
+        page("tribunnews_paged.html"),
+        "http://127.0.0.1/bisnis/2025/12/01/harga",
+        profile=TRIBUNNEWS,
     )
     assert article.published == "2025-12-01T09:15:00+07:00"
     assert article.authors == ("Bima Pratama",)
@@ -160,14 +175,22 @@ PAGED_URL = "http://127.0.0.1/bisnis/2025/12/01/harga-pangan-naik"
 WHOLE_CASES = [
     ("paged", "tribunnews_paged.html", PAGED_URL, TRIBUNNEWS, PAGED_URL + "?page=all"),
     ("already-whole", "tribunnews_paged.html", PAGED_URL + "?page=all", TRIBUNNEWS, None),
-    ("keeps-query", "tribunnews_paged.html", PAGED_URL + "?src=x", TRIBUNNEWS, PAGED_URL + "?src=x&page=all"),
+    (
+        "keeps-query",
+        "tribunnews_paged.html",
+        PAGED_URL + "?src=x",
+        TRIBUNNEWS,
+        PAGED_URL + "?src=x&page=all",
+    ),
     ("single-page", "tribunnews_article.html", TRIBUN_URL, TRIBUNNEWS, None),
     ("no-whole-query-in-profile", "tribunnews_paged.html", PAGED_URL, GENERIC, None),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "url", "profile", "expected"), [c[1:] for c in WHOLE_CASES], ids=[c[0] for c in WHOLE_CASES]
+    ("name", "url", "profile", "expected"),
+    [c[1:] for c in WHOLE_CASES],
+    ids=[c[0] for c in WHOLE_CASES],
 )
 def test_whole_article_url(name: str, url: str, profile: object, expected: str | None) -> None:
     assert whole_article_url(page(name), url, profile) == expected  # type: ignore[arg-type]
@@ -189,12 +212,24 @@ def test_generic_body_drops_boilerplate(generic: Article) -> None:
     assert paragraphs[0].startswith("The harbour bridge reopened")
     assert paragraphs[-1].startswith("The department said")
     assert len(paragraphs) == 4
-    for noise in ("Share on", "Photo: Staff", "Ferry timetable", "morning briefing", "Comments", "rights"):
+    for noise in (
+        "Share on",
+        "Photo: Staff",
+        "Ferry timetable",
+        "morning briefing",
+        "Comments",
+        "rights",
+    ):
         assert noise not in generic.body
 
 
 def test_og_title_suffix_stripped_without_json_ld() -> None:
-    html = re.sub(rb"<script type=\"application/ld\+json\">.*?</script>", b"", page("generic_article.html"), flags=re.S)
+    html = re.sub(
+        rb"<script type=\"application/ld\+json\">.*?</script>",
+        b"",
+        page("generic_article.html"),
+        flags=re.S,
+    )
     html = html.replace(b"<h1>Harbour bridge reopens after repairs</h1>", b"")
     article = extract(html, GENERIC_URL)
     assert article.title == "Harbour bridge reopens after repairs"
@@ -215,7 +250,9 @@ def test_declared_encoding_overrides_meta() -> None:
 
 
 def test_malformed_html_is_read() -> None:
-    article = extract(page("malformed.html"), "https://example.org/news/council-votes-on-new-park-plan")
+    article = extract(
+        page("malformed.html"), "https://example.org/news/council-votes-on-new-park-plan"
+    )
     assert article.title == "Council votes on new park plan"
     assert article.body.startswith("The city council voted late on Tuesday")
     assert "northern entrance" in article.body
@@ -232,16 +269,22 @@ NO_ARTICLE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "reason"), [c[1:] for c in NO_ARTICLE_CASES], ids=[c[0] for c in NO_ARTICLE_CASES])
+@pytest.mark.parametrize(
+    ("body", "reason"), [c[1:] for c in NO_ARTICLE_CASES], ids=[c[0] for c in NO_ARTICLE_CASES]
+)
 def test_no_article_raises(body: bytes | str, reason: str) -> None:
     url = "https://example.org/files/report"
-    with pytest.raises(ExtractionError, match=rf"^No article text found at URL: {re.escape(url)}.*{reason}"):
+    with pytest.raises(
+        ExtractionError, match=rf"^No article text found at URL: {re.escape(url)}.*{reason}"
+    ):
         extract(body, url)
 
 
 def test_listing_page_raises() -> None:
     with pytest.raises(ExtractionError, match="looks like a listing"):
-        extract(page("tribunnews_listing.html"), "http://127.0.0.1/topic/konflik", profile=TRIBUNNEWS)
+        extract(
+            page("tribunnews_listing.html"), "http://127.0.0.1/topic/konflik", profile=TRIBUNNEWS
+        )
 
 
 def test_extraction_error_is_a_value_error() -> None:

@@ -14,7 +14,7 @@ NORMALISE_CASES = [
     ("whitespace", "  a\n\n b\t c  ", (), "a b c"),
     ("nfkc", "ﬁnance ①", (), "finance 1"),
     ("zero-width", "in\u200bter\u200dna\ufefftional\u00ad", (), "international"),
-    ("curly-quotes", "\u201cquoted\u201d and \u2018single\u2019", (), '"quoted" and \'single\''),
+    ("curly-quotes", "\u201cquoted\u201d and \u2018single\u2019", (), "\"quoted\" and 'single'"),
     ("dashes", "2020\u20132024 \u2014 done \u2212 minus", (), "2020-2024 - done - minus"),
     ("nbsp", "a\u00a0b", (), "a b"),
     ("relative-time-id", "Diperbarui 5 menit lalu oleh redaksi", (), "Diperbarui oleh redaksi"),
@@ -24,7 +24,12 @@ NORMALISE_CASES = [
     ("relative-time-de", "Aktualisiert vor 3 Minuten", (), "Aktualisiert"),
     ("just-now", "Updated just now", (), "Updated"),
     ("counter-line", "First paragraph.\n12 Comments\nSecond.", (), "First paragraph. Second."),
-    ("counter-inside-sentence-kept", "It drew 12 comments overnight.", (), "It drew 12 comments overnight."),
+    (
+        "counter-inside-sentence-kept",
+        "It drew 12 comments overnight.",
+        (),
+        "It drew 12 comments overnight.",
+    ),
     ("ignore-pattern", "Views: 1,204 Body text", (r"Views: [\d,]+",), "Body text"),
     ("ignore-multiline", "Body\nSponsored by Acme\nMore", (r"^Sponsored by .*$",), "Body More"),
     ("absolute-date-kept", "3 Oktober 2025", (), "3 Oktober 2025"),
@@ -57,7 +62,10 @@ BASE = Article(
 
 SAME_CASES = [
     ("url-is-identity", {"url": "https://example.com/other"}),
-    ("paragraph-spacing", {"body": "The bridge reopened on Friday.\nEngineers replaced four hundred bolts."}),
+    (
+        "paragraph-spacing",
+        {"body": "The bridge reopened on Friday.\nEngineers replaced four hundred bolts."},
+    ),
     ("typography", {"title": "Harbour bridge reopens\u200b"}),
     ("author-order", {"authors": ("Tom Reid", "Ana Lopez")}),
     ("same-instant", {"published": "2024-05-17T15:00:00+07:00"}),
@@ -96,6 +104,8 @@ def test_fingerprint_shape() -> None:
 
 
 def test_ignore_patterns_apply_to_every_text_field() -> None:
-    noisy = dataclasses.replace(BASE, body=BASE.body + "\n\nDibaca 1.204 kali", title="LIVE: " + BASE.title)
+    noisy = dataclasses.replace(
+        BASE, body=BASE.body + "\n\nDibaca 1.204 kali", title="LIVE: " + BASE.title
+    )
     patterns = (r"^LIVE: ", r"Dibaca [\d.]+ kali")
     assert fingerprint(noisy, patterns) == fingerprint(BASE, patterns)

@@ -57,7 +57,11 @@ CANONICAL_CASES = [
         "https://example.com/news/bridge-reopens-after-repairs?amp=1",
         "https://example.com/news/bridge-reopens-after-repairs",
     ),
-    ("percent-encoding", "https://example.com/caf%C3%A9/%7Euser", "https://example.com/caf%C3%A9/~user"),
+    (
+        "percent-encoding",
+        "https://example.com/caf%C3%A9/%7Euser",
+        "https://example.com/caf%C3%A9/~user",
+    ),
     ("user-info-dropped", "https://user:pw@example.com/a", "https://example.com/a"),
     ("double-slashes", "https://example.com//news//a", "https://example.com/news/a"),
 ]
@@ -70,7 +74,9 @@ def test_canonical_url(url: str, expected: str) -> None:
     assert canonical_url(url) == expected
 
 
-@pytest.mark.parametrize(("url", "_expected"), [c[1:] for c in CANONICAL_CASES], ids=[c[0] for c in CANONICAL_CASES])
+@pytest.mark.parametrize(
+    ("url", "_expected"), [c[1:] for c in CANONICAL_CASES], ids=[c[0] for c in CANONICAL_CASES]
+)
 def test_canonical_url_is_idempotent(url: str, _expected: str) -> None:
     once = canonical_url(url)
     assert canonical_url(once) == once
@@ -78,17 +84,52 @@ def test_canonical_url_is_idempotent(url: str, _expected: str) -> None:
 
 ARTICLE_CASES = [
     # (id, url, profile, expected)
-    ("tribun-dated", "https://www.tribunnews.com/internasional/2025/10/03/judul-berita", TRIBUNNEWS, True),
-    ("tribun-subsection", "https://www.tribunnews.com/bisnis/ekonomi/2025/10/03/harga-naik", TRIBUNNEWS, True),
-    ("tribun-numeric-id", "https://www.tribunnews.com/nasional/123456/judul-berita", TRIBUNNEWS, True),
-    ("tribun-page-all", "http://127.0.0.1:8080/internasional/2025/10/03/judul?page=all", TRIBUNNEWS, True),
-    ("tribun-topic", "https://www.tribunnews.com/topic/konflik-rusia-vs-ukraina", TRIBUNNEWS, False),
+    (
+        "tribun-dated",
+        "https://www.tribunnews.com/internasional/2025/10/03/judul-berita",
+        TRIBUNNEWS,
+        True,
+    ),
+    (
+        "tribun-subsection",
+        "https://www.tribunnews.com/bisnis/ekonomi/2025/10/03/harga-naik",
+        TRIBUNNEWS,
+        True,
+    ),
+    (
+        "tribun-numeric-id",
+        "https://www.tribunnews.com/nasional/123456/judul-berita",
+        TRIBUNNEWS,
+        True,
+    ),
+    (
+        "tribun-page-all",
+        "http://127.0.0.1:8080/internasional/2025/10/03/judul?page=all",
+        TRIBUNNEWS,
+        True,
+    ),
+    (
+        "tribun-topic",
+        "https://www.tribunnews.com/topic/konflik-rusia-vs-ukraina",
+        TRIBUNNEWS,
+        False,
+    ),
     ("tribun-section", "https://www.tribunnews.com/internasional", TRIBUNNEWS, False),
     ("tribun-home", "https://www.tribunnews.com/", TRIBUNNEWS, False),
     ("generic-dated", "https://example.com/news/2024/05/17/bridge-reopens", GENERIC, True),
-    ("generic-slug", "https://example.com/world/harbour-bridge-reopens-after-repairs", GENERIC, True),
+    (
+        "generic-slug",
+        "https://example.com/world/harbour-bridge-reopens-after-repairs",
+        GENERIC,
+        True,
+    ),
     ("generic-numeric", "https://example.com/article/1234567", GENERIC, True),
-    ("generic-slug-html", "https://example.com/news/bridge-reopens-after-long-repairs.html", GENERIC, True),
+    (
+        "generic-slug-html",
+        "https://example.com/news/bridge-reopens-after-long-repairs.html",
+        GENERIC,
+        True,
+    ),
     ("generic-tag", "https://example.com/tag/harbour-bridge-repairs-and-more", GENERIC, False),
     ("generic-category", "https://example.com/category/local-news-from-the-coast", GENERIC, False),
     ("generic-author", "https://example.com/author/ana-lopez-the-reporter", GENERIC, False),
@@ -100,7 +141,9 @@ ARTICLE_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("url", "profile", "expected"), [c[1:] for c in ARTICLE_CASES], ids=[c[0] for c in ARTICLE_CASES]
+    ("url", "profile", "expected"),
+    [c[1:] for c in ARTICLE_CASES],
+    ids=[c[0] for c in ARTICLE_CASES],
 )
 def test_is_article_url(url: str, profile: object, expected: bool) -> None:
     assert is_article_url(url, profile) is expected  # type: ignore[arg-type]

@@ -1,0 +1,680 @@
+"""Crawl throughput: topicwatch's full pipeline beside a bare Scrapy fetch of the same pages.
+
+    .venv/bin/python bench/throughput.py [--articles 2000] [--repeat 3] [--db sqlite,postgresql]
+                                         [--concurrency 16] [--profile DIR]
+
+A local site on 127.0.0.1 (the fixture site of the tests, ``FixtureSite.generate``: pages
+shaped like the reference site, article bodies of 500–900 words, behind four topic listings
+of 20 links a page) is rendered once and served from memory by a small keep-alive HTTP
+server in a process of its own, with the same ``ETag`` / ``Last-Modified`` / 304 behaviour as
+the fixture site. Then, in each repetition, every crawl in a child process of its own:
+
+- ``bare``: a Scrapy spider that requests every page the pipeline reads (listing pages,
+  article pages, the ``?page=all`` view of multi-page articles) and does nothing with them;
+- ``full``: ``crawler.run.crawl_topic`` on a fresh database (SQLite, PostgreSQL): listings,
+  discovery, extraction, fingerprint, database writes, the run's row;
+- ``recheck``: the same topic crawled again on the unchanged site: conditional requests,
+  304s, no new rows.
+
+Politeness limits are lifted for this local host only, through the benchmark topic's own
+crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
+product's defaults are untouched. Rates are pages (responses) per second of crawl time
+(Scrapy's ``elapsed_time_seconds``, spider opened to spider closed); the figures are medians
+over the repetitions. ``--profile DIR`` also records the first full SQLite crawl with py-spy
+(when installed) and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+TOPIC = "bench"
+USER_AGENT = "topicwatch-bench/1.0 (+http://127.0.0.1/bench)"
+POSTGRES_SERVER = os.environ.get(
+    "TOPICWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+CHILD_TIMEOUT = 600.0
+
+
+# -- the site: rendered once, served from memory ---------------------------------------------
+
+
+@dataclass
+class Page:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Manifest:
+    """What the served site holds: its base URL, the listings and every page a crawl reads."""
+
+    base_url: str
+    sources: list[str]
+    max_pages: int
+    listing_urls: list[str]
+    article_urls: list[str]
+    whole_urls: list[str]
+    article_bytes: int
+
+    def pages(self) -> list[str]:
+        return [*self.listing_urls, *self.article_urls, *self.whole_urls]
+
+
+def render_site(n_articles: int) -> tuple[dict[str, Page], Manifest]:
+    """Generate the fixture site, fetch each of its pages once, and keep them in memory."""
+    from fixture_site import FixtureSite
+
+    site = FixtureSite.generate(n_articles)
+    try:
+        base = site.base_url
+        listing_paths = [
+            site.listing_path(topic, page)
+            for topic in site.topics
+            for page in range(1, site.page_count(topic) + 1)
+        ]
+        article_paths: list[str] = []
+        whole_paths: list[str] = []
+        for article in site.articles:
+            article_paths.append(article.path)
+            if article.pages > 1:
+                whole_paths.append(f"{article.path}?page=all")
+        pages: dict[str, Page] = {}
+        for target in ["/robots.txt", *listing_paths, *article_paths, *whole_paths]:
+            pages[target] = _fetch(base + target)
+        manifest = Manifest(
+            base_url=base,
+            sources=[site.listing_url(topic) for topic in site.topics],
+            max_pages=max(site.page_count(topic) for topic in site.topics),
+            listing_urls=[base + p for p in listing_paths],
+            article_urls=[base + p for p in article_paths],
+            whole_urls=[base + p for p in whole_paths],
+            article_bytes=sum(len(pages[p].body) for p in article_paths),
+        )
+    finally:
+        site.close()
+    return pages, manifest
+
+
+def _fetch(url: str) -> Page:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (local site)
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "date"}
+            return Page(response.status, headers, response.read())
+    except urllib.error.HTTPError as error:
+        return Page(error.code, dict(error.headers.items()), error.read())
+
+
+def _not_modified(page: Page, request_headers: dict[str, str]) -> bool:
+    """RFC 9110 as the fixture site applies it: If-None-Match when sent, else the date."""
+    import email.utils
+
+    etag = page.headers.get("ETag")
+    if_none_match = request_headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return etag is not None and ("*" in tags or etag in tags)
+    since_text = request_headers.get("if-modified-since")
+    last_modified = page.headers.get("Last-Modified")
+    if since_text and last_modified:
+        try:
+            since = email.utils.parsedate_to_datetime(since_text)
+            modified = email.utils.parsedate_to_datetime(last_modified)
+        except (TypeError, ValueError):
+            return False
+        return modified <= since
+    return False
+
+
+class _SiteProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive over the pages in memory: GET and HEAD, nothing else."""
+
+    def __init__(self, pages: dict[str, Page], counts: Counter[int]) -> None:
+        self.pages = pages
+        self.counts = counts
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer and self.transport is not None:
+            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = (lines[0].split(" ", 2) + ["", ""])[:3]
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            keep_alive = version == "HTTP/1.1" and headers.get("connection", "") != "close"
+            self.transport.write(self.answer(method, target, headers, keep_alive))
+            if not keep_alive:
+                self.transport.close()
+                return
+
+    def answer(self, method: str, target: str, headers: dict[str, str], keep_alive: bool) -> bytes:
+        page = self.pages.get(target)
+        if page is None:
+            page = Page(404, {"Content-Type": "text/html; charset=UTF-8"}, b"<h1>404</h1>")
+        status, body, extra = page.status, page.body, dict(page.headers)
+        if status == 200 and _not_modified(page, headers):
+            status, body = 304, b""
+            extra.pop("Content-Type", None)
+        self.counts[status] += 1
+        extra["Content-Length"] = str(len(body))
+        extra["Connection"] = "keep-alive" if keep_alive else "close"
+        reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}.get(status, "Status")
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in extra.items()
+        )
+        return head.encode("latin-1") + b"\r\n" + (b"" if method == "HEAD" else body)
+
+
+def serve(n_articles: int, manifest_path: Path) -> int:
+    """The site process: render, write the manifest, print the base URL, serve until SIGTERM."""
+    pages, manifest = render_site(n_articles)
+    port = int(manifest.base_url.rsplit(":", 1)[1])
+    counts: Counter[int] = Counter()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        server = await loop.create_server(
+            lambda: _SiteProtocol(pages, counts), "127.0.0.1", port, reuse_address=True
+        )
+        manifest_path.write_text(json.dumps(manifest.__dict__), encoding="utf-8")
+        print(manifest.base_url, flush=True)
+        async with server:
+            await stop.wait()
+
+    asyncio.run(main())
+    print(json.dumps(dict(counts)), file=sys.stderr, flush=True)
+    return 0
+
+
+class SiteProcess:
+    """The site, served by ``throughput.py --child serve`` in a process of its own."""
+
+    def __init__(self, n_articles: int, workdir: Path) -> None:
+        manifest_path = workdir / "manifest.json"
+        self.popen = subprocess.Popen(
+            [sys.executable, __file__, "--child", "serve", "--articles", str(n_articles),
+             "--manifest", str(manifest_path)],
+            stdout=subprocess.PIPE,
+            stderr=(workdir / "site.stderr").open("wb"),
+        )
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline().decode().strip()
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError(
+                f"The benchmark site did not start; see {workdir / 'site.stderr'}"
+            )
+        self.manifest = Manifest(**json.loads(manifest_path.read_text(encoding="utf-8")))
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+
+# -- crawl children ----------------------------------------------------------------------------
+
+
+def lifted_limits(concurrency: int) -> dict[str, Any]:
+    """Scrapy settings that lift politeness limits; used for the local benchmark host only."""
+    return {
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "DOWNLOAD_DELAY": 0,
+        "AUTOTHROTTLE_ENABLED": False,
+    }
+
+
+def crawl_bare(manifest: Manifest, concurrency: int) -> dict[str, Any]:
+    """A spider that requests every page and does nothing with the answers."""
+    import scrapy
+    from scrapy.crawler import AsyncCrawlerProcess
+
+    class BareSpider(scrapy.Spider):
+        name = "bare"
+
+        async def start(self) -> AsyncIterator[scrapy.Request]:
+            for url in manifest.pages():
+                yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+        def parse(self, response: Any) -> None:
+            return None
+
+    settings = {
+        **lifted_limits(concurrency),
+        "USER_AGENT": USER_AGENT,
+        "LOG_LEVEL": "INFO",
+        "LOGSTATS_INTERVAL": 0,
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "COOKIES_ENABLED": False,
+    }
+    process = AsyncCrawlerProcess(settings)
+    crawler = process.create_crawler(BareSpider)
+    process.crawl(crawler)
+    process.start()
+    return _crawl_stats(crawler.stats.get_stats())
+
+
+def crawl_full(database_url: str, run_id: int, concurrency: int) -> dict[str, Any]:
+    """One crawl run of the benchmark topic, exactly as ``python -m crawler`` runs it."""
+    from crawler.observability import configure_logging
+    from crawler.run import crawl_topic
+
+    configure_logging("text", "INFO")
+    started = time.perf_counter()
+    result = crawl_topic(database_url, TOPIC, run_id, CONCURRENT_REQUESTS=concurrency)
+    wall = time.perf_counter() - started
+    stats = _crawl_stats(result.stats)
+    stats.update(status=result.status, counts=result.counts, run_seconds=wall)
+    return stats
+
+
+def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    def number(key: str) -> float:
+        return float(stats.get(key, 0) or 0)
+
+    return {
+        "elapsed": number("elapsed_time_seconds"),
+        "responses": int(number("downloader/response_count")),
+        "bytes": int(number("downloader/response_bytes")),
+        "status_200": int(number("downloader/response_status_count/200")),
+        "status_304": int(number("downloader/response_status_count/304")),
+        "identical": int(number("topicwatch/identical_bodies")),
+        "finish_reason": str(stats.get("finish_reason")),
+    }
+
+
+def run_child(args: list[str], log: Path, *, profile: Path | None = None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", *args]
+    if profile is not None:
+        command = [
+            str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+            "--rate", "200", "--output", str(profile), "--", *command,
+        ]
+    with log.open("ab") as stderr:
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=stderr, timeout=CHILD_TIMEOUT, check=False
+        )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"The benchmark child {' '.join(args)} failed (exit {done.returncode}); see {log}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
+    """An empty database with topicwatch's schema, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from storage.db import upgrade
+
+    if kind == "sqlite":
+        directory = Path(tempfile.mkdtemp(prefix="db-", dir=workdir))
+        url = f"sqlite:///{directory / 'topicwatch.db'}"
+        upgrade(url)
+        try:
+            yield url
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return
+    name = f"topicwatch_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = f"{POSTGRES_SERVER}/{name}"
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_spec(manifest: Manifest, concurrency: int) -> Any:
+    from storage.spec import CrawlSettings, TopicSpec
+
+    return TopicSpec(
+        name=TOPIC,
+        title="Benchmark topic",
+        sources=tuple(manifest.sources),
+        max_pages=manifest.max_pages,
+        alert_to=("desk@example.org",),
+        profile="tribunnews",
+        crawl=CrawlSettings(
+            user_agent=USER_AGENT,
+            download_delay=0.0,
+            autothrottle=False,
+            concurrent_per_domain=concurrency,
+        ),
+    )
+
+
+@dataclass
+class Rows:
+    versions: int
+    changes: int
+    alerts: int
+    articles: int
+
+    def minus(self, other: Rows) -> Rows:
+        return Rows(
+            self.versions - other.versions,
+            self.changes - other.changes,
+            self.alerts - other.alerts,
+            self.articles - other.articles,
+        )
+
+
+def count_rows(url: str) -> Rows:
+    from sqlalchemy import func, select
+
+    from storage.db import make_engine, session_factory
+    from storage.models import Alert, Article, ArticleVersion, Change
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+
+            def n(model: Any) -> int:
+                return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+            return Rows(n(ArticleVersion), n(Change), n(Alert), n(Article))
+    finally:
+        engine.dispose()
+
+
+def new_run(url: str, spec: Any | None = None) -> int:
+    from storage import repository
+    from storage.db import make_engine, session_factory
+
+    engine = make_engine(url)
+    try:
+        sessions = session_factory(engine)
+        if spec is not None:
+            repository.sync_topics(sessions, [spec])
+        topic_id, _ = repository.load_topic(sessions, TOPIC)
+        return repository.start_run(sessions, topic_id)
+    finally:
+        engine.dispose()
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    bare: list[dict[str, Any]] = field(default_factory=list)
+    full: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    recheck: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: dict[str, list[Rows]] = field(default_factory=dict)
+    first_rows: dict[str, list[Rows]] = field(default_factory=dict)
+
+
+def rate(result: dict[str, Any]) -> float:
+    return result["responses"] / result["elapsed"] if result["elapsed"] else 0.0
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
+    results = Results()
+    log = workdir / "children.log"
+    site = SiteProcess(args.articles, workdir)
+    manifest = site.manifest
+    manifest_file = workdir / "manifest.json"
+    spec = bench_spec(manifest, args.concurrency)
+    print(
+        f"site: {len(manifest.article_urls)} articles "
+        f"(+{len(manifest.whole_urls)} whole-article views), "
+        f"{len(manifest.listing_urls)} listing pages, "
+        f"{manifest.article_bytes / len(manifest.article_urls) / 1024:.1f} KiB per article page; "
+        f"served at {manifest.base_url}",
+        flush=True,
+    )
+    try:
+        for rep in range(1, args.repeat + 1):
+            bare = run_child(
+                ["bare", "--manifest", str(manifest_file), "--concurrency", str(args.concurrency)],
+                log,
+            )
+            results.bare.append(bare)
+            line = [f"rep {rep}: bare {rate(bare):6.1f} p/s"]
+            for kind in args.db:
+                with fresh_database(kind, workdir) as url:
+                    run_id = new_run(url, spec)
+                    profile = None
+                    if args.profile is not None and rep == 1 and kind == "sqlite":
+                        profile = args.profile / "full-sqlite.txt"
+                    full = run_child(
+                        ["full", "--database-url", url, "--run-id", str(run_id),
+                         "--concurrency", str(args.concurrency)],
+                        log,
+                        profile=profile,
+                    )
+                    after_first = count_rows(url)
+                    recheck = run_child(
+                        ["full", "--database-url", url, "--run-id", str(new_run(url)),
+                         "--concurrency", str(args.concurrency)],
+                        log,
+                    )
+                    written = count_rows(url).minus(after_first)
+                results.full.setdefault(kind, []).append(full)
+                results.recheck.setdefault(kind, []).append(recheck)
+                results.rows.setdefault(kind, []).append(written)
+                results.first_rows.setdefault(kind, []).append(after_first)
+                line.append(
+                    f"{kind} full {rate(full):6.1f} p/s ({full['status']}), "
+                    f"recheck {recheck['elapsed']:.2f} s"
+                )
+            print(" | ".join(line), flush=True)
+    finally:
+        site.stop()
+    return results
+
+
+def print_table(results: Results, args: argparse.Namespace) -> None:
+    cores = os.cpu_count()
+    bare_rate = median([rate(r) for r in results.bare])
+    print()
+    print(
+        f"Throughput, {args.articles} articles, concurrency {args.concurrency}, "
+        f"{cores} cores (nproc), medians of {args.repeat} repetitions"
+    )
+    header = f"{'crawl':<24}{'pages':>8}{'seconds':>10}{'pages/s':>10}{'full/bare':>11}"
+    print(header)
+    print("-" * len(header))
+    bare_pages = median([r["responses"] for r in results.bare])
+    bare_secs = median([r["elapsed"] for r in results.bare])
+    print(f"{'bare Scrapy':<24}{bare_pages:>8.0f}{bare_secs:>10.2f}{bare_rate:>10.1f}{'1.00':>11}")
+    for kind, runs in results.full.items():
+        full_rate = median([rate(r) for r in runs])
+        print(
+            f"{'full pipeline, ' + kind:<24}{median([r['responses'] for r in runs]):>8.0f}"
+            f"{median([r['elapsed'] for r in runs]):>10.2f}{full_rate:>10.1f}"
+            f"{full_rate / bare_rate:>11.2f}"
+        )
+    print()
+    print("Re-check of the unchanged site, as a ratio to the first crawl (medians)")
+    header = (
+        f"{'database':<12}{'seconds':>9}{'speed-up':>10}{'304s':>7}{'200s':>6}{'bytes':>12}"
+        f"{'bytes/1st':>11}{'new versions':>14}{'new changes':>13}{'new alerts':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for kind, runs in results.recheck.items():
+        first = results.full[kind]
+        secs = median([r["elapsed"] for r in runs])
+        speedup = median([f["elapsed"] / r["elapsed"] for f, r in zip(first, runs, strict=True)])
+        rows = results.rows[kind]
+        print(
+            f"{kind:<12}{secs:>9.2f}{speedup:>9.1f}x{median([r['status_304'] for r in runs]):>7.0f}"
+            f"{median([r['status_200'] for r in runs]):>6.0f}"
+            f"{median([r['bytes'] for r in runs]):>12.0f}"
+            f"{median([r['bytes'] / f['bytes'] for f, r in zip(first, runs, strict=True)]):>11.3f}"
+            f"{max(r.versions for r in rows):>14}{max(r.changes for r in rows):>13}"
+            f"{max(r.alerts for r in rows):>12}"
+        )
+    for kind, runs in results.full.items():
+        firsts = results.first_rows[kind]
+        print(
+            f"first crawl, {kind}: {median([f.versions for f in firsts]):.0f} versions, "
+            f"{median([f.changes for f in firsts]):.0f} changes, "
+            f"{median([f.alerts for f in firsts]):.0f} alerts; process time per run "
+            f"{median([r['run_seconds'] for r in runs]):.2f} s "
+            f"(re-check {median([r['run_seconds'] for r in results.recheck[kind]]):.2f} s)"
+        )
+
+
+# -- profile summary -------------------------------------------------------------------------
+
+
+PROFILE_GROUPS = (
+    ("extraction (crawler/extract.py)", ("crawler/extract.py", "trafilatura")),
+    ("fingerprint", ("crawler/fingerprint.py",)),
+    ("discovery", ("crawler/discover.py",)),
+    ("database writes and reads", ("storage/", "sqlalchemy", "psycopg", "sqlite3")),
+    ("spider, other", ("crawler/spiders/topic.py",)),
+    ("Scrapy and Twisted (download, scheduling)", ("scrapy", "twisted")),
+)
+
+
+def summarise_profile(path: Path) -> None:
+    """Where the time of a crawl child went, from py-spy's collapsed stacks."""
+    totals: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        group = "idle or start-up"
+        for name, markers in PROFILE_GROUPS:
+            if any(marker in frame for frame in frames for marker in markers):
+                group = name
+                break
+        if any("select" in f or "epoll" in f or "poll (" in f for f in frames[-2:]):
+            group = "waiting for the network (event loop)"
+        totals[group] += count
+        leaves[frames[-1].split(" (")[0] + " (" + frames[-1].rsplit("/", 1)[-1]] += count
+    if not samples:
+        print(f"no samples in {path}")
+        return
+    print()
+    print(f"Where the time goes (py-spy, {samples} samples of the first full SQLite crawl)")
+    for group, count in totals.most_common():
+        print(f"  {100 * count / samples:5.1f}%  {group}")
+    print("  busiest functions (self time):")
+    for name, count in leaves.most_common(12):
+        print(f"  {100 * count / samples:5.1f}%    {name}")
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
+    )
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="directory for a py-spy profile")
+    parser.add_argument("--workdir", type=Path, help="keep logs and databases here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child == "serve":
+        return serve(args.articles, args.manifest)
+    if args.child == "bare":
+        manifest = Manifest(**json.loads(args.manifest.read_text(encoding="utf-8")))
+        print(json.dumps(crawl_bare(manifest, args.concurrency)), flush=True)
+        return 0
+    if args.child == "full":
+        print(json.dumps(crawl_full(args.database_url, args.run_id, args.concurrency)), flush=True)
+        return 0
+
+    args.db = [kind.strip() for kind in args.db.split(",") if kind.strip()]
+    unknown = set(args.db) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown database kind(s): {', '.join(sorted(unknown))}")
+    if args.profile is not None:
+        if not Path(sys.executable).with_name("py-spy").exists():
+            parser.error("--profile needs py-spy in the virtualenv (pip install py-spy)")
+        args.profile.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        results = run_benchmark(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="topicwatch-bench-") as tmp:
+            results = run_benchmark(args, Path(tmp))
+    print_table(results, args)
+    if args.profile is not None:
+        summarise_profile(args.profile / "full-sqlite.txt")
+    print(f"\nbenchmark time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
