@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from alerts.digest import KINDS, ChangeKind, DigestItem, build_digest, message_id_for
 from alerts.smtp import DeliveryError, SmtpSettings, send
 from storage.db import read_session
-from storage.models import Alert, Article, ArticleVersion, Change, Topic
+from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Topic
 from storage.spec import TopicSpec
 
 __all__ = ["AlertView", "DispatchReport", "dispatch", "list_alerts"]
@@ -222,7 +222,18 @@ def list_alerts(
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(Alert.status == "pending", Alert.next_attempt_at <= now)
+    # A run's changes go out together: none of them while the run that found them is still
+    # going (its digest would be split in two).
+    running = (
+        select(Change.id)
+        .join(CrawlRun, CrawlRun.id == Change.crawl_run_id)
+        .where(CrawlRun.status == "running")
+    )
+    return and_(
+        Alert.status == "pending",
+        Alert.next_attempt_at <= now,
+        Alert.change_id.not_in(running),
+    )
 
 
 def _claimed(now: datetime) -> ColumnElement[bool]:

@@ -276,7 +276,7 @@ def crawl_bare(manifest: Manifest, concurrency: int) -> dict[str, Any]:
 
         async def start(self) -> AsyncIterator[scrapy.Request]:
             for url in manifest.pages():
-                yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+                yield scrapy.Request(url, callback=self.parse, dont_filter=True, headers={"If-None-Match": "*"} if os.environ.get("BENCH_304") else {}, meta={"handle_httpstatus_list": [304]})
 
         def parse(self, response: Any) -> None:
             return None
@@ -289,6 +289,7 @@ def crawl_bare(manifest: Manifest, concurrency: int) -> dict[str, Any]:
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "COOKIES_ENABLED": False,
+        **json.loads(os.environ.get("BENCH_EXTRA", "{}")),
     }
     process = AsyncCrawlerProcess(settings)
     crawler = process.create_crawler(BareSpider)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from crawler.observability import configure_logging, init_sentry
@@ -20,12 +21,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m crawler",
         description="Run one crawl run of one topic and record it in the database.",
     )
-    parser.add_argument("--database-url", required=True, help="SQLAlchemy URL of the database")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TOPICWATCH_DATABASE_URL"),
+        help="SQLAlchemy URL of the database (default: $TOPICWATCH_DATABASE_URL)",
+    )
     parser.add_argument("--topic", required=True, help="name of the topic to crawl")
     parser.add_argument("--run-id", required=True, type=int, help="crawl_runs row to finish")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("the database URL is needed: --database-url or TOPICWATCH_DATABASE_URL")
 
     configure_logging(args.log_format, args.log_level)
     init_sentry("crawler")

@@ -35,4 +35,6 @@ class Fingerprint:
 
     def changed_fields(self, other: dict[str, str]) -> list[str]:
         """Names of the fields whose hash differs from ``other`` (sorted)."""
-        return sorted(k for k in self.fields.keys() | other.keys() if self.fields.get(k) != other.get(k))
+        return sorted(
+            k for k in self.fields.keys() | other.keys() if self.fields.get(k) != other.get(k)
+        )

@@ -501,7 +501,6 @@ _TITLE_SEPARATORS = (" - ", " | ", " – ", " — ", " :: ", " · ")
 
 
 def _site_suffixes(
-    tree: lxml.html.HtmlElement,
     ld: dict[str, Any] | None,
     meta: dict[str, str],
     profile: SiteProfile,
@@ -511,13 +510,6 @@ def _site_suffixes(
     names = [meta.get("og:site_name"), meta.get("application-name")]
     if ld:
         names.append(_ld_text(ld.get("publisher")))
-    # The part of <title> after its last separator is the site's name on most sites.
-    titles = tree.xpath("//title")
-    if titles:
-        page_title = _text_of(titles[0])
-        for separator in _TITLE_SEPARATORS:
-            if separator in page_title:
-                names.append(page_title.rsplit(separator, 1)[1])
     for name in names:
         if name and len(name) <= 60:
             suffixes.extend(f"{separator}{name.strip()}" for separator in _TITLE_SEPARATORS)
@@ -530,7 +522,7 @@ def _title(
     meta: dict[str, str],
     profile: SiteProfile,
 ) -> str:
-    suffixes = _site_suffixes(tree, ld, meta, profile)
+    suffixes = _site_suffixes(ld, meta, profile)
     if ld:
         headline = _ld_text(ld.get("headline")) or _ld_text(ld.get("name"))
         if headline:
@@ -656,21 +648,90 @@ def _dates(
     return published or None, modified or None
 
 
+_LEAD_WORDS = frozenset(
+    {
+        "lead",
+        "standfirst",
+        "summary",
+        "teaser",
+        "intro",
+        "excerpt",
+        "dek",
+        "deck",
+        "subtitle",
+        "subheadline",
+        "subhead",
+        "sapo",
+        "chapo",
+        "abstract",
+        "description",
+        "strapline",
+    }
+)
+_LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
+# How far after the headline (in elements) a standfirst is looked for.
+_LEAD_WINDOW = 80
+
+
+def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
+    """The standfirst shown under the headline: an element named like one, near the h1."""
+    body = tree.find("body")
+    if body is None:
+        return ""
+    noise = {e for selector in profile.noise_selectors for e in _select(body, selector)}
+    seen_h1 = False
+    budget = _LEAD_WINDOW
+    for element in body.iter():
+        if not isinstance(element.tag, str):
+            continue
+        tag = element.tag.lower()
+        if tag == "h1":
+            seen_h1 = True
+            continue
+        if not seen_h1:
+            continue
+        budget -= 1
+        if budget < 0:
+            break
+        if tag in _LEAD_SKIP or tag in ("script", "style"):
+            continue
+        parts = {part for name in _name_parts(element) for part in name}
+        if not parts & _LEAD_WORDS:
+            continue
+        if element in noise or any(
+            a in noise or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
+            for a in element.iterancestors()
+        ):
+            continue
+        text = _text_of(element)
+        if 40 <= len(text) <= 1000:
+            return text
+    return ""
+
+
 def _lead(
     tree: lxml.html.HtmlElement,
     ld: dict[str, Any] | None,
     meta: dict[str, str],
     profile: SiteProfile,
 ) -> str:
-    if ld:
-        description = _ld_text(ld.get("description")) or _ld_text(ld.get("abstract"))
-        if description:
-            return description
+    """The lead (standfirst) as readers see it, else as the metadata describes the article.
+
+    The visible standfirst comes first: editors change it on the page, while descriptions
+    are often truncated or written for search engines and are not always updated with it.
+    """
     for selector in profile.lead_selectors:
         for element in _select(tree, selector):
             text = _text_of(element)
             if text:
                 return text
+    visible = _visible_lead(tree, profile)
+    if visible:
+        return visible
+    if ld:
+        description = _ld_text(ld.get("description")) or _ld_text(ld.get("abstract"))
+        if description:
+            return description
     for key in ("og:description", "twitter:description", "description"):
         if meta.get(key):
             return _clean(meta[key])

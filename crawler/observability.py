@@ -14,7 +14,6 @@ before them as breadcrumbs, to Sentry; without it nothing is sent and nothing fa
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -54,7 +53,9 @@ NOISY_LOGGERS = (
 )
 
 _BARE_VALUE = re.compile(r"^[^\s\"]+$")
-_PAIRS = re.compile(r'([A-Za-z_][\w.\-/]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s+|$)')
+_KEY = r"[A-Za-z_][\w.\-/]*"
+_FIRST_KEY = re.compile(rf"(?:^|(?<=\s)){_KEY}=")
+_PAIR = re.compile(rf'({_KEY})=("(?:[^"\\]|\\.)*"(?=\s|$)|.*?)(?=\s+{_KEY}=|$)')
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
@@ -125,20 +126,28 @@ class TextFormatter(logging.Formatter):
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
-    """The structured fields of ``record``: from :func:`log_fields`, else from its message."""
+    """The structured fields of ``record``: from :func:`log_fields`, else from its message.
+
+    A message of the form ``[words ]key=value key=value …`` gives its pairs; a value runs to
+    the next `` key=`` unless it is JSON-quoted. Anything else (prose, tracebacks) has none.
+    """
     fields = getattr(record, "fields", None)
     if isinstance(fields, dict):
         return {key: _jsonable(value) for key, value in fields.items()}
     message = record.getMessage()
-    pairs = list(_PAIRS.finditer(message))
-    if not pairs or pairs[0].start() != 0 or pairs[-1].end() != len(message):
-        return {}
-    if any(a.end() != b.start() for a, b in itertools.pairwise(pairs)):
+    start = _FIRST_KEY.search(message)
+    if start is None or "\n" in message or "=" in message[: start.start()]:
         return {}
     parsed: dict[str, Any] = {}
-    for match in pairs:
+    for match in _PAIR.finditer(message, start.start()):
         raw = match.group(2)
-        parsed[match.group(1)] = json.loads(raw) if raw.startswith('"') else raw
+        if raw.startswith('"') and raw.endswith('"') and len(raw) > 1:
+            try:
+                parsed[match.group(1)] = json.loads(raw)
+                continue
+            except json.JSONDecodeError:
+                pass
+        parsed[match.group(1)] = raw
     return parsed
 
 

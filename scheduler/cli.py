@@ -199,6 +199,7 @@ async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutco
             log_format=ctx.args.log_format or config.logging.format,
             log_level=config.logging.level,
             stop=stop,
+            stop_message="interrupted",
         )
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -169,13 +169,22 @@ class Daemon:
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; the process exit code."""
         try:
-            await self.prepare()
-        except SchemaOutdated as exc:
-            logger.error("Refusing to start: %s", exc)
-            return EXIT_SCHEMA
-        except (DatabaseUnavailable, ConfigError) as exc:
-            logger.error("Cannot start: %s", exc)
-            return EXIT_ERROR
+            try:
+                await self.prepare()
+            except SchemaOutdated as exc:
+                logger.error("Refusing to start: %s", exc)
+                return EXIT_SCHEMA
+            except (DatabaseUnavailable, ConfigError) as exc:
+                logger.error("Cannot start: %s", exc)
+                return EXIT_ERROR
+            await self.run_until_stopped()
+            return EXIT_OK
+        finally:
+            if self.engine is not None:
+                self.engine.dispose()
+            flush_sentry()
+
+    async def run_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
@@ -187,10 +196,6 @@ class Daemon:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            if self.engine is not None:
-                self.engine.dispose()
-            flush_sentry()
-        return EXIT_OK
 
     async def prepare(self) -> None:
         config = self.config
@@ -417,7 +422,9 @@ class Daemon:
             health.last_listed = listed
 
     async def dispatch_job(self) -> None:
-        if not self.stopping.is_set():
+        """The timer's delivery, for retries; while crawls run, their ends deliver instead
+        (a run still recording its changes would otherwise be split over several digests)."""
+        if not self.stopping.is_set() and not self.active:
             await self.dispatch()
 
     async def dispatch(self) -> None:

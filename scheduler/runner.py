@@ -64,17 +64,21 @@ class ChildRequest:
     log_level: str
 
 
+DATABASE_URL_ENV = "TOPICWATCH_DATABASE_URL"
+
 ChildCommand = Callable[[ChildRequest], Sequence[str]]
 
 
 def crawl_command(request: ChildRequest) -> list[str]:
-    """The command line of the crawl child, ``python -m crawler …``."""
+    """The command line of the crawl child, ``python -m crawler …``.
+
+    The database URL goes to the child in its environment (``TOPICWATCH_DATABASE_URL``),
+    not on its command line.
+    """
     return [
         sys.executable,
         "-m",
         "crawler",
-        "--database-url",
-        request.database_url,
         "--topic",
         request.topic,
         "--run-id",
@@ -205,6 +209,8 @@ class CrawlRunner:
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ if self.env is None else self.env)
+        if PACKAGE_ROOT.name in ("site-packages", "dist-packages"):
+            return env  # installed: the child finds the packages where the parent did
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         if str(PACKAGE_ROOT) not in paths:
             env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *paths])
@@ -216,11 +222,13 @@ class CrawlRunner:
         *,
         timeout: float,
         stop: asyncio.Event | None = None,
+        stop_message: str = STOPPED_MESSAGE,
         monitor: MonitorConfig | None = None,
     ) -> RunOutcome:
         """Crawl ``topic`` once in a child process; how the run ended.
 
-        ``stop`` set while the child runs stops it ("stopped at shutdown"). With ``monitor``,
+        ``stop`` set while the child runs stops it; the run is recorded as failed with
+        ``stop_message`` (default "stopped at shutdown"). With ``monitor``,
         the run is reported as a Sentry Crons check-in of the monitor named after the topic.
         """
         topic_id, _spec = await asyncio.to_thread(repository.load_topic, self.sessions, topic)
@@ -233,7 +241,9 @@ class CrawlRunner:
         began = time.monotonic()
         outcome: RunOutcome | None = None
         try:
-            outcome = await self._supervise(topic, run_id, timeout=timeout, stop=stop)
+            outcome = await self._supervise(
+                topic, run_id, timeout=timeout, stop=stop, stop_message=stop_message
+            )
             return outcome
         finally:
             if check_in is not None:
@@ -245,7 +255,13 @@ class CrawlRunner:
                 )
 
     async def _supervise(
-        self, topic: str, run_id: int, *, timeout: float, stop: asyncio.Event | None
+        self,
+        topic: str,
+        run_id: int,
+        *,
+        timeout: float,
+        stop: asyncio.Event | None,
+        stop_message: str,
     ) -> RunOutcome:
         request = ChildRequest(self.database_url, topic, run_id, self.log_format, self.log_level)
         command = list(self.child_command(request))
@@ -255,7 +271,8 @@ class CrawlRunner:
                 stdin=subprocess.DEVNULL,
                 # The child's stdout joins its log on stderr: stdout is the CLI's output.
                 stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None,
-                env=self.child_env(),
+                # The URL may hold a password: the environment keeps it out of `ps`.
+                env={**self.child_env(), DATABASE_URL_ENV: self.database_url},
                 start_new_session=True,
             )
         except OSError as exc:
@@ -274,7 +291,7 @@ class CrawlRunner:
                 return await self._after_exit(run_id, waiter.result())
             if stopper is not None and stopper in done:
                 code = await self._terminate(process, waiter)
-                return await self._finish(run_id, "failed", STOPPED_MESSAGE, code, override=True)
+                return await self._finish(run_id, "failed", stop_message, code, override=True)
             code = await self._terminate(process, waiter)
             message = f"killed after {timeout:g} s"
             return await self._finish(run_id, "timeout", message, code, override=True)
@@ -346,6 +363,7 @@ async def run_crawl(
     log_format: str = "text",
     log_level: str = "INFO",
     stop: asyncio.Event | None = None,
+    stop_message: str = STOPPED_MESSAGE,
     monitor: MonitorConfig | None = None,
     child_command: ChildCommand = crawl_command,
     kill_after: float = KILL_AFTER,
@@ -359,7 +377,9 @@ async def run_crawl(
         child_command=child_command,
         kill_after=kill_after,
     )
-    return await runner.run(topic, timeout=timeout, stop=stop, monitor=monitor)
+    return await runner.run(
+        topic, timeout=timeout, stop=stop, stop_message=stop_message, monitor=monitor
+    )
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -667,61 +667,186 @@ def recheck_candidates(
 # -- observations -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PageNotModified:
+    """A crawl got 304 Not Modified for ``url``, or the very bytes it got last time."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class PageGone:
+    """``url`` answered 404 / 410, or redirected to the home or topic page."""
+
+    url: str
+
+
+Outcome = Observation | PageNotModified | PageGone
+
+
 @dataclass
-class _State:
-    previous: Previous | None
-    current: ArticleVersion | None
+class _Stored:
+    """An article as one recording transaction reads and changes it."""
+
+    id: int
+    url: str
+    status: str
+    current_version: int
+    etag: str | None
+    last_modified: str | None
+    raw_sha256: str | None
+    fingerprint: str = ""
+    field_hashes: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    announced: set[int] = field(default_factory=set)
+    known_fingerprints: frozenset[str] = frozenset()
 
 
-def _lock_article(session: Session, url: str) -> Article | None:
-    return session.scalars(
-        select(Article).where(Article.url == url).with_for_update()
-    ).one_or_none()
+@dataclass
+class _Writes:
+    """The rows one recording transaction adds, written together at its end."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    # Per change: its topic's name, the title and whether it alerts, for the ChangeRecord.
+    records: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
-def _state(session: Session, article: Article) -> _State:
-    if article.current_version == 0:
-        return _State(None, None)
-    current = session.scalars(
-        select(ArticleVersion).where(
-            ArticleVersion.article_id == article.id,
-            ArticleVersion.version == article.current_version,
+def _segments(outcomes: Sequence[Outcome]) -> Iterator[Sequence[Outcome]]:
+    """``outcomes`` cut, in order, into runs in which no URL appears twice."""
+    start = 0
+    seen: set[str] = set()
+    for index, outcome in enumerate(outcomes):
+        if outcome.url in seen:
+            yield outcomes[start:index]
+            start, seen = index, set()
+        seen.add(outcome.url)
+    if start < len(outcomes):
+        yield outcomes[start:]
+
+
+def _load_stored(
+    session: Session, outcomes: Sequence[Outcome], topic_id: int, now: datetime
+) -> dict[str, _Stored]:
+    """Create the articles of the pages that are new, lock every article the outcomes name
+    (in URL order, so concurrent writers never deadlock), and read what is stored of them."""
+    page_urls = sorted({o.url for o in outcomes if isinstance(o, Observation)})
+    for chunk in _chunks(page_urls):
+        session.execute(
+            _insert(session, Article)
+            .values(
+                [
+                    {"url": url, "first_seen": now, "status": "live", "current_version": 0}
+                    for url in chunk
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[Article.url])
         )
-    ).one()
-    alerted = session.scalars(
-        select(ArticleVersion.fingerprint)
-        .distinct()
-        .join(
-            Change,
-            and_(
-                Change.article_id == ArticleVersion.article_id,
-                Change.to_version == ArticleVersion.version,
-            ),
+    stored: dict[str, _Stored] = {}
+    for chunk in _chunks(sorted({o.url for o in outcomes})):
+        rows = session.execute(
+            select(
+                Article.id,
+                Article.url,
+                Article.status,
+                Article.current_version,
+                Article.etag,
+                Article.last_modified,
+                Article.raw_sha256,
+            )
+            .where(Article.url.in_(chunk))
+            .order_by(Article.url)
+            .with_for_update()
         )
-        .where(ArticleVersion.article_id == article.id, Change.alerted.is_(True))
-    ).all()
-    previous = Previous(
-        status=article.status,
-        current_fingerprint=current.fingerprint,
-        current_field_hashes=dict(current.field_hashes),
-        known_fingerprints=frozenset(alerted),
+        for row in rows:
+            stored[row.url] = _Stored(*row)
+    by_id = {article.id: article for article in stored.values()}
+    linked = sorted(stored[url].id for url in page_urls if url in stored)
+    for chunk_ids in _chunks(linked):
+        insert = _insert(session, TopicArticle).values(
+            [
+                {"topic_id": topic_id, "article_id": i, "since": now, "last_listed": None}
+                for i in chunk_ids
+            ]
+        )
+        session.execute(
+            insert.on_conflict_do_nothing(
+                index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
+            )
+        )
+    versioned = sorted(i for i, article in by_id.items() if article.current_version > 0)
+    for chunk_ids in _chunks(versioned):
+        current = session.execute(
+            select(
+                ArticleVersion.article_id,
+                ArticleVersion.fingerprint,
+                ArticleVersion.field_hashes,
+                ArticleVersion.title,
+            )
+            .join(
+                Article,
+                and_(
+                    Article.id == ArticleVersion.article_id,
+                    Article.current_version == ArticleVersion.version,
+                ),
+            )
+            .where(ArticleVersion.article_id.in_(chunk_ids))
+        )
+        for article_id, fingerprint, field_hashes, title in current:
+            article = by_id[article_id]
+            article.fingerprint = fingerprint
+            article.field_hashes = dict(field_hashes)
+            article.title = title
+    for chunk_ids in _chunks(sorted(by_id)):
+        announced = session.execute(
+            select(Change.article_id, Change.topic_id)
+            .distinct()
+            .where(Change.article_id.in_(chunk_ids))
+        )
+        for article_id, other in announced:
+            by_id[article_id].announced.add(other)
+    # The fingerprints already alerted on matter only for content that differs from the
+    # current version (A -> B -> A).
+    edited = sorted(
+        {
+            stored[o.url].id
+            for o in outcomes
+            if isinstance(o, Observation)
+            and o.url in stored
+            and stored[o.url].current_version > 0
+            and stored[o.url].fingerprint != o.fingerprint
+        }
     )
-    return _State(previous, current)
-
-
-def _announced_by(session: Session, article_id: int) -> set[int]:
-    return set(
-        session.scalars(select(Change.topic_id).distinct().where(Change.article_id == article_id))
-    )
+    alerted: dict[int, set[str]] = {}
+    for chunk_ids in _chunks(edited):
+        pairs = session.execute(
+            select(ArticleVersion.article_id, ArticleVersion.fingerprint)
+            .distinct()
+            .join(
+                Change,
+                and_(
+                    Change.article_id == ArticleVersion.article_id,
+                    Change.to_version == ArticleVersion.version,
+                ),
+            )
+            .where(ArticleVersion.article_id.in_(chunk_ids), Change.alerted.is_(True))
+        )
+        for article_id, fingerprint in pairs:
+            alerted.setdefault(article_id, set()).add(fingerprint)
+    for article_id, fingerprints in alerted.items():
+        by_id[article_id].known_fingerprints = frozenset(fingerprints)
+    return stored
 
 
 def _add_change(
-    session: Session,
+    writes: _Writes,
     topics: _Topics,
     *,
     topic_id: int,
     run_id: int | None,
-    article: Article,
+    article: _Stored,
     kind: str,
     fields: tuple[str, ...],
     from_version: int | None,
@@ -729,99 +854,97 @@ def _add_change(
     alert: bool,
     title: str,
     now: datetime,
-) -> ChangeRecord:
+) -> int:
+    """Queue a change (and, through :func:`_write_changes`, its alert rows); its index."""
     topic, spec = topics.get(topic_id)
-    change = Change(
-        kind=kind,
-        article_id=article.id,
-        topic_id=topic_id,
-        from_version=from_version,
-        to_version=to_version,
-        fields=list(fields),
-        detected_at=now,
-        # The run belongs to the observing topic only.
-        crawl_run_id=run_id,
-        alerted=alert,
+    writes.changes.append(
+        {
+            "kind": kind,
+            "article_id": article.id,
+            "topic_id": topic_id,
+            "from_version": from_version,
+            "to_version": to_version,
+            "fields": list(fields),
+            "detected_at": now,
+            # The run belongs to the observing topic only.
+            "crawl_run_id": run_id,
+            "alerted": alert,
+        }
     )
-    session.add(change)
-    session.flush()
-    if alert:
-        for recipient in dict.fromkeys(spec.alerts_for(kind)):
-            session.add(
-                Alert(
-                    change_id=change.id,
-                    topic_id=topic_id,
-                    recipient=recipient,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-        session.flush()
-    logger.debug("Recorded %s change of %s for topic %s", kind, article.url, topic.name)
-    return ChangeRecord(
-        id=change.id,
-        kind=kind,
-        url=article.url,
-        title=title,
-        topic=topic.name,
-        fields=fields,
-        from_version=from_version,
-        to_version=to_version,
-        alerted=alert,
-    )
+    recipients = list(dict.fromkeys(spec.alerts_for(kind))) if alert else []
+    writes.records.append((topic.name, title, recipients))
+    logger.debug("Recording %s change of %s for topic %s", kind, article.url, topic.name)
+    return len(writes.changes) - 1
 
 
-def _apply(
-    session: Session,
+def _decide(
+    writes: _Writes,
+    topics: _Topics,
     *,
     topic_id: int,
     run_id: int | None,
-    article: Article,
-    observed: Observed,
-    observation: Observation | None,
+    article: _Stored,
+    outcome: Outcome,
     now: datetime,
-) -> ChangeRecord | None:
-    """Classify ``observed`` against the stored article and record the outcome."""
-    state = _state(session, article)
-    decision: Decision = classify(state.previous, observed)
-    article.last_checked = now
+) -> int | None:
+    """Classify one outcome against the stored article and queue what it records; the index
+    of the observing topic's change, if any."""
+    observed: Observed
+    if isinstance(outcome, Observation):
+        article.etag = outcome.etag
+        article.last_modified = outcome.last_modified
+        article.raw_sha256 = outcome.raw_sha256
+        observed = Page(outcome.fingerprint, dict(outcome.field_hashes))
+    elif isinstance(outcome, PageNotModified):
+        if outcome.etag is not None:
+            article.etag = outcome.etag
+        if outcome.last_modified is not None:
+            article.last_modified = outcome.last_modified
+        observed = NotModified()
+    else:
+        observed = Gone()
+    previous = None
+    if article.current_version > 0:
+        previous = Previous(
+            status=article.status,
+            current_fingerprint=article.fingerprint,
+            current_field_hashes=dict(article.field_hashes),
+            known_fingerprints=article.known_fingerprints,
+        )
+    decision: Decision = classify(previous, observed)
     if decision.kind == "none":
         return None
     before = article.current_version
-    title = state.current.title if state.current is not None else ""
+    title = article.title
     if decision.new_version:
-        assert observation is not None
+        assert isinstance(outcome, Observation)
         article.current_version = before + 1
-        title = observation.title
-        session.add(
-            ArticleVersion(
-                article_id=article.id,
-                version=article.current_version,
-                fingerprint=observation.fingerprint,
-                field_hashes=dict(observation.field_hashes),
-                title=observation.title,
-                lead=observation.lead,
-                authors=list(observation.authors),
-                published=observation.published,
-                modified=observation.modified,
-                body=observation.body,
-                fetched_at=now,
-                raw_html=None
-                if observation.raw_html is None
-                else zlib.compress(observation.raw_html),
-            )
+        article.fingerprint = outcome.fingerprint
+        article.field_hashes = dict(outcome.field_hashes)
+        article.title = title = outcome.title
+        writes.versions.append(
+            {
+                "article_id": article.id,
+                "version": article.current_version,
+                "fingerprint": outcome.fingerprint,
+                "field_hashes": dict(outcome.field_hashes),
+                "title": outcome.title,
+                "lead": outcome.lead,
+                "authors": list(outcome.authors),
+                "published": outcome.published,
+                "modified": outcome.modified,
+                "body": outcome.body,
+                "fetched_at": now,
+                "raw_html": None if outcome.raw_html is None else zlib.compress(outcome.raw_html),
+            }
         )
     if decision.kind == "removed":
         article.status = "removed"
     elif decision.kind in ("new", "restored"):
         article.status = "live"
-    session.flush()
 
-    topics = _Topics(session)
-    announced = _announced_by(session, article.id)
-    own: ChangeRecord | None = None
+    announced = set(article.announced)
+    own: int | None = None
     if decision.kind in ("updated", "removed", "restored"):
         to_version = None if decision.kind == "removed" else article.current_version
         for other in sorted(announced | {topic_id}):
@@ -829,8 +952,8 @@ def _apply(
                 continue
             if other == topic_id and other not in announced:
                 continue  # this topic hears of the article through "new" below
-            record = _add_change(
-                session,
+            index = _add_change(
+                writes,
                 topics,
                 topic_id=other,
                 run_id=run_id if other == topic_id else None,
@@ -844,10 +967,10 @@ def _apply(
                 now=now,
             )
             if other == topic_id:
-                own = record
+                own = index
     if topic_id not in announced and article.status == "live":
         own = _add_change(
-            session,
+            writes,
             topics,
             topic_id=topic_id,
             run_id=run_id,
@@ -860,18 +983,149 @@ def _apply(
             title=title,
             now=now,
         )
+        article.announced.add(topic_id)
     return own
 
 
-def _link(session: Session, topic_id: int, article_id: int, now: datetime) -> None:
-    insert = _insert(session, TopicArticle).values(
-        topic_id=topic_id, article_id=article_id, since=now, last_listed=None
-    )
-    session.execute(
-        insert.on_conflict_do_nothing(
-            index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
+def _write_changes(session: Session, writes: _Writes, now: datetime) -> list[int]:
+    """Insert the queued versions, changes and alert rows; the ids of the changes."""
+    if writes.versions:
+        session.execute(insert(ArticleVersion), writes.versions)
+    if not writes.changes:
+        return []
+    ids = list(
+        session.scalars(
+            insert(Change).returning(Change.id, sort_by_parameter_order=True), writes.changes
         )
     )
+    alert_rows = [
+        {
+            "change_id": change_id,
+            "topic_id": change["topic_id"],
+            "recipient": recipient,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for change_id, change, (_, _, recipients) in zip(
+            ids, writes.changes, writes.records, strict=True
+        )
+        for recipient in recipients
+    ]
+    if alert_rows:
+        session.execute(insert(Alert), alert_rows)
+    return ids
+
+
+def _record(
+    session: Session,
+    topics: _Topics,
+    *,
+    topic_id: int,
+    run_id: int | None,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+) -> list[ChangeRecord | None]:
+    """Record ``outcomes`` (no URL twice) in the session's transaction."""
+    stored = _load_stored(session, outcomes, topic_id, now)
+    writes = _Writes()
+    indexes: list[int | None] = []
+    for outcome in outcomes:
+        article = stored.get(outcome.url)
+        if article is None:
+            # Only a page read creates an article; a 304 or a 404 of an unknown URL is noise.
+            logger.debug("Ignoring %s for %s, which is not in the database", outcome, outcome.url)
+            indexes.append(None)
+            continue
+        indexes.append(
+            _decide(
+                writes,
+                topics,
+                topic_id=topic_id,
+                run_id=run_id,
+                article=article,
+                outcome=outcome,
+                now=now,
+            )
+        )
+    ids = _write_changes(session, writes, now)
+    if stored:
+        session.execute(
+            update(Article),
+            [
+                {
+                    "id": article.id,
+                    "last_checked": now,
+                    "etag": article.etag,
+                    "last_modified": article.last_modified,
+                    "raw_sha256": article.raw_sha256,
+                    "status": article.status,
+                    "current_version": article.current_version,
+                }
+                for article in stored.values()
+            ],
+        )
+    urls = {article.id: article.url for article in stored.values()}
+    results: list[ChangeRecord | None] = []
+    for index in indexes:
+        if index is None:
+            results.append(None)
+            continue
+        change = writes.changes[index]
+        topic_name, title, _ = writes.records[index]
+        results.append(
+            ChangeRecord(
+                id=ids[index],
+                kind=change["kind"],
+                url=urls[change["article_id"]],
+                title=title,
+                topic=topic_name,
+                fields=tuple(change["fields"]),
+                from_version=change["from_version"],
+                to_version=change["to_version"],
+                alerted=change["alerted"],
+            )
+        )
+    return results
+
+
+def record_outcomes(
+    session_factory: sessionmaker[Session],
+    *,
+    topic_id: int,
+    run_id: int | None,
+    outcomes: Sequence[Outcome],
+    now: datetime | None = None,
+) -> list[ChangeRecord | None]:
+    """Record what a crawl of the topic found, in one transaction; per outcome, the topic's
+    change (or None).
+
+    The same as :func:`record_page`, :func:`record_not_modified` and :func:`record_gone`
+    called in turn for each outcome, but all or nothing, and with a few statements for the
+    whole batch rather than several per outcome.
+    """
+    moment = _now(now)
+    if not outcomes:
+        return []
+
+    def work(session: Session) -> list[ChangeRecord | None]:
+        topics = _Topics(session)
+        results: list[ChangeRecord | None] = []
+        for segment in _segments(outcomes):
+            results.extend(
+                _record(
+                    session,
+                    topics,
+                    topic_id=topic_id,
+                    run_id=run_id,
+                    outcomes=segment,
+                    now=moment,
+                )
+            )
+        return results
+
+    return _write(session_factory, work)
 
 
 def record_page(
@@ -888,31 +1142,10 @@ def record_page(
     (``updated``, or ``restored`` after a removal); the same content only moves
     ``last_checked`` and the stored validators.
     """
-    moment = _now(now)
-
-    def work(session: Session) -> ChangeRecord | None:
-        session.execute(
-            _insert(session, Article)
-            .values(url=observation.url, first_seen=moment, status="live", current_version=0)
-            .on_conflict_do_nothing(index_elements=[Article.url])
-        )
-        article = _lock_article(session, observation.url)
-        assert article is not None
-        _link(session, topic_id, article.id, moment)
-        article.etag = observation.etag
-        article.last_modified = observation.last_modified
-        article.raw_sha256 = observation.raw_sha256
-        return _apply(
-            session,
-            topic_id=topic_id,
-            run_id=run_id,
-            article=article,
-            observed=Page(observation.fingerprint, dict(observation.field_hashes)),
-            observation=observation,
-            now=moment,
-        )
-
-    return _write(session_factory, work)
+    (change,) = record_outcomes(
+        session_factory, topic_id=topic_id, run_id=run_id, outcomes=[observation], now=now
+    )
+    return change
 
 
 def record_not_modified(
@@ -930,28 +1163,11 @@ def record_not_modified(
     Only ``last_checked`` (and any new validators) move, except for an article that was
     removed: it is back (``restored``). Unknown URLs are ignored.
     """
-    moment = _now(now)
-
-    def work(session: Session) -> ChangeRecord | None:
-        article = _lock_article(session, url)
-        if article is None:
-            logger.debug("Ignoring 'not modified' for %s, which is not in the database", url)
-            return None
-        if etag is not None:
-            article.etag = etag
-        if last_modified is not None:
-            article.last_modified = last_modified
-        return _apply(
-            session,
-            topic_id=topic_id,
-            run_id=run_id,
-            article=article,
-            observed=NotModified(),
-            observation=None,
-            now=moment,
-        )
-
-    return _write(session_factory, work)
+    outcome = PageNotModified(url=url, etag=etag, last_modified=last_modified)
+    (change,) = record_outcomes(
+        session_factory, topic_id=topic_id, run_id=run_id, outcomes=[outcome], now=now
+    )
+    return change
 
 
 def record_gone(
@@ -967,23 +1183,10 @@ def record_gone(
     A live article becomes ``removed``; one already removed, or never read, only gets
     ``last_checked``; unknown URLs are ignored.
     """
-    moment = _now(now)
-
-    def work(session: Session) -> ChangeRecord | None:
-        article = _lock_article(session, url)
-        if article is None:
-            return None
-        return _apply(
-            session,
-            topic_id=topic_id,
-            run_id=run_id,
-            article=article,
-            observed=Gone(),
-            observation=None,
-            now=moment,
-        )
-
-    return _write(session_factory, work)
+    (change,) = record_outcomes(
+        session_factory, topic_id=topic_id, run_id=run_id, outcomes=[PageGone(url)], now=now
+    )
+    return change
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def test_one_digest_per_recipient_with_titles_links_and_the_diff(
             [site.listing_url(REFERENCE_TOPIC)],
             alert_to=repr(RECIPIENTS).replace("'", '"'),
         )
-        config.write_text(config.read_text().replace("\n[[topic]]", smtp_section(smtp) + "\n[[topic]]"))
+        config.write_text(
+            config.read_text().replace("\n[[topic]]", smtp_section(smtp) + "\n[[topic]]")
+        )
         crawl = Crawl(config, db_url)
         try:
             crawl.run()

@@ -255,21 +255,21 @@ cron = "*/30 * * * *"
 
 @pytest.mark.slow
 def test_crawl_status_changes_show_and_alerts(
-    capsys: pytest.CaptureFixture[str], configured: Path, db_url: str, site: FixtureSite
+    capfd: pytest.CaptureFixture[str], configured: Path, db_url: str, site: FixtureSite
 ) -> None:
     config = str(configured)
-    code, out, _ = run(capsys, "--config", config, "db", "upgrade")
+    code, out, _ = run(capfd, "--config", config, "db", "upgrade")
     assert code == 0
     assert out.startswith("The database at ")
 
-    code, out, err = run(capsys, "--config", config, "status", "--json")
+    code, out, err = run(capfd, "--config", config, "status", "--json")
     assert code == 0
     assert [(e["topic"], e["last_run"], e["overdue"]) for e in json.loads(out)] == [
         (TOPIC, None, True),
         ("broken", None, True),
     ]
 
-    code, out, err = run(capsys, "--config", config, "crawl", TOPIC)
+    code, out, err = run(capfd, "--config", config, "crawl", TOPIC)
     assert code == 0, err
     summary = out.splitlines()[0]
     assert re.fullmatch(
@@ -280,15 +280,22 @@ def test_crawl_status_changes_show_and_alerts(
     assert "no [smtp] section" in err
 
     site.edit_body(SEED_ARTICLE_ID, insert_sentence="Kremlin membantah laporan itu.")
-    code, out, _ = run(capsys, "--config", config, "crawl", TOPIC)
+    code, out, _ = run(capfd, "--config", config, "crawl", TOPIC)
     assert code == 0
     assert " updated=1 " in out.splitlines()[0]
 
-    code, out, err = run(capsys, "--config", config, "crawl", "broken")
+    code, out, err = run(capfd, "--config", config, "crawl", "broken", "--log-format", "json")
     assert code == 1
     assert " status=failed " in out.splitlines()[0]
+    # the child logs in the format the command was given: one JSON object per line
+    lines = [line for line in err.splitlines() if not line.startswith("topicwatch: ")]
+    records = [json.loads(line) for line in lines]
+    [failure] = [r for r in records if r["logger"] == "topicwatch.fetch"]
+    assert failure["level"] == "WARNING"
+    assert failure["topic"] == "broken"
+    assert failure["url"] == f"{site.base_url}/topic/does-not-exist"
 
-    code, out, err = run(capsys, "--config", config, "crawl", "nonesuch")
+    code, out, err = run(capfd, "--config", config, "crawl", "nonesuch")
     assert code == 1
     assert error_lines(err) == [
         f"topicwatch: error: No topic by the name of 'nonesuch' is defined in {config} "
@@ -301,7 +308,7 @@ def test_crawl_status_changes_show_and_alerts(
         known = {s.name: s for s in repository.topic_status(session_factory(engine))}
     finally:
         engine.dispose()
-    code, out, _ = run(capsys, "--config", config, "status", "--json")
+    code, out, _ = run(capfd, "--config", config, "status", "--json")
     entries = {entry["topic"]: entry for entry in json.loads(out)}
     for name in (TOPIC, "broken"):
         last = known[name].last_run
@@ -315,38 +322,38 @@ def test_crawl_status_changes_show_and_alerts(
     assert entries["broken"]["consecutive_failures"] == 1
     assert entries[TOPIC]["overdue"] is False
     assert entries[TOPIC]["schedule"] == "every 1h"
-    code, out, _ = run(capsys, "--config", config, "status")
+    code, out, _ = run(capfd, "--config", config, "status")
     assert code == 0
     [header, first, second] = out.splitlines()
     assert header.split()[:4] == ["TOPIC", "SCHEDULE", "LAST", "RUN"]
     assert first.split()[0] == TOPIC
     assert second.split()[:5] == ["broken", "cron", "*/30", "*", "*"]
 
-    code, out, _ = run(capsys, "--config", config, "changes", "--json", "--since", "1h")
+    code, out, _ = run(capfd, "--config", config, "changes", "--json", "--since", "1h")
     changes = json.loads(out)
     assert [c["kind"] for c in changes].count("new") == 6
     [updated] = [c for c in changes if c["kind"] == "updated"]
     assert updated["fields"] == ["body"]
-    code, out, _ = run(capsys, "--config", config, "changes", "--kind", "updated")
+    code, out, _ = run(capfd, "--config", config, "changes", "--kind", "updated")
     assert code == 0
     assert updated["url"] in out
 
-    code, out, _ = run(capsys, "--config", config, "show", updated["url"])
+    code, out, _ = run(capfd, "--config", config, "show", updated["url"])
     assert code == 0
     assert "diff v1 → v2:" in out
     assert "{+Kremlin membantah laporan itu.+}" in out
-    code, _, err = run(capsys, "--config", config, "show", updated["url"], "--from", "7")
+    code, _, err = run(capfd, "--config", config, "show", updated["url"], "--from", "7")
     assert code == 1
     assert error_lines(err) == [
         f"topicwatch: error: {updated['url']} has no version 7 (its versions: 1, 2)"
     ]
-    code, _, err = run(capsys, "--config", config, "show", site.base_url + "/nope")
+    code, _, err = run(capfd, "--config", config, "show", site.base_url + "/nope")
     assert code == 1
     assert error_lines(err) == [
         f"topicwatch: error: No article with the URL '{site.base_url}/nope' is in the database."
     ]
 
-    code, out, _ = run(capsys, "--config", config, "alerts", "--json")
+    code, out, _ = run(capfd, "--config", config, "alerts", "--json")
     pending = json.loads(out)
     assert {a["status"] for a in pending} == {"pending"}
     assert len(pending) == 7  # six new and one updated, for the one recipient
@@ -354,12 +361,27 @@ def test_crawl_status_changes_show_and_alerts(
     with mail_server() as server:
         with_smtp = configured.with_name("smtp.toml")
         with_smtp.write_text(configured.read_text() + smtp_section(server))
-        code, out, err = run(capsys, "--config", str(with_smtp), "alerts", "send")
+        code, out, err = run(capfd, "--config", str(with_smtp), "alerts", "send")
         assert code == 0, err
         assert out == "topicwatch.alerts emails=1 sent=7 failed=0 deferred=0\n"
         [mail] = server.to("desk@example.org")
         assert mail.message["Subject"].startswith("[topicwatch] Konflik Rusia Vs Ukraina:")
-    code, out, _ = run(capsys, "--config", config, "alerts")
+    code, out, _ = run(capfd, "--config", config, "alerts")
     assert out == "No pending or failed alerts.\n"
-    code, out, _ = run(capsys, "--config", config, "alerts", "--status", "sent")
+    code, out, _ = run(capfd, "--config", config, "alerts", "--status", "sent")
     assert len(out.splitlines()) == 8
+
+
+def test_the_daemon_refuses_an_outdated_schema_with_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_url: str
+) -> None:
+    config = write_config(tmp_path / "tw.toml", db_url)
+    code, _, err = run(capsys, "--config", str(config), "run")
+    assert code == 2
+    assert re.search(
+        r"^\S+Z ERROR scheduler\.daemon Refusing to start: The database at .* is at schema "
+        r'revision None but this topicwatch needs \w+; run "topicwatch db upgrade" to upgrade '
+        r"it\.$",
+        err,
+        re.MULTILINE,
+    )

@@ -96,7 +96,9 @@ def test_article_faults_are_recorded_and_leave_nothing_half_done(
         crawl.close()
 
 
-def test_timeouts_resets_and_malformed_pages(site: FixtureSite, db_url: str, tmp_path: Path) -> None:
+def test_timeouts_resets_and_malformed_pages(
+    site: FixtureSite, db_url: str, tmp_path: Path
+) -> None:
     crawl = make_crawl(site, db_url, tmp_path, [site.listing_url(REFERENCE_TOPIC)])
     try:
         ids = site.listing_ids(REFERENCE_TOPIC)

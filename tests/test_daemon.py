@@ -7,6 +7,7 @@ it over 127.0.0.1 like any other web site.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
@@ -41,7 +42,7 @@ from crawler.observability import configure_logging
 from scheduler.cli import main
 from scheduler.config import Config
 from scheduler.daemon import Daemon, first_run_time, next_due
-from scheduler.runner import RunOutcome
+from scheduler.runner import ChildRequest, RunOutcome, run_crawl
 from storage import repository
 from storage.db import make_engine, read_session, session_factory, upgrade
 from storage.models import Change, CrawlRun, Topic
@@ -332,7 +333,9 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
         )
         assert daemon.stop() == 0
     subjects = [str(mail.message["Subject"]) for mail in smtp.to("desk@example.org")]
-    assert subjects[0] == "[topicwatch] Konflik Rusia Vs Ukraina: 6 new"
+    assert all(s.startswith("[topicwatch] Konflik Rusia Vs Ukraina: ") for s in subjects)
+    news = [int(n) for s in subjects for n in re.findall(r"(\d+) new", s)]
+    assert sum(news) == 6, subjects
     assert "[topicwatch] Konflik Rusia Vs Ukraina: 1 updated" in subjects
 
     log = daemon.log()
@@ -721,3 +724,113 @@ def test_first_runs_after_a_start_follow_the_history() -> None:
     later = now + timedelta(minutes=5)
     assert first_run_time(cron, later - timedelta(minutes=4), later) == now + timedelta(minutes=15)
     assert next_due(every, None) is None
+
+
+# -- the supervisor of one crawl child ------------------------------------------------------
+
+
+def fake_child(code: str) -> Callable[[ChildRequest], list[str]]:
+    """A stand-in for ``python -m crawler`` that runs ``code`` (with ``run_id`` defined)."""
+
+    def command(request: ChildRequest) -> list[str]:
+        return [sys.executable, "-c", f"run_id = {request.run_id}\n{code}"]
+
+    return command
+
+
+FAKE_CHILDREN = {
+    "crash": (
+        "import sys; sys.exit(3)",
+        "failed",
+        "the crawl process exited with code 3",
+    ),
+    "killed by a signal": (
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        "failed",
+        "the crawl process was killed by signal SIGKILL",
+    ),
+    "exit without recording": (
+        "pass",
+        "failed",
+        "the crawl process exited without recording the run's result",
+    ),
+    "hang past the limit": ("import time; time.sleep(60)", "timeout", "killed after 1 s"),
+    "ignore SIGTERM and hang": (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+        "timeout",
+        "killed after 1 s",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"), list(FAKE_CHILDREN.values()), ids=list(FAKE_CHILDREN)
+)
+def test_the_parent_records_what_a_child_could_not(
+    session_factory: sessionmaker[Session], code: str, status: str, message: str
+) -> None:
+    spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
+    repository.sync_topics(session_factory, [spec])
+    result = asyncio.run(
+        run_crawl(
+            "sqlite://unused",
+            session_factory,
+            "alpha",
+            timeout=1.0,
+            child_command=fake_child(code),
+            kill_after=1.0,
+        )
+    )
+    assert (result.status, result.message) == (status, message)
+    assert not result.succeeded
+    record = repository.get_run(session_factory, result.run_id)
+    assert (record.status, record.message) == (status, message)
+    assert record.finished_at is not None
+
+
+def test_a_child_that_finished_its_run_is_taken_at_its_word(
+    session_factory: sessionmaker[Session], db_url: str
+) -> None:
+    spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
+    repository.sync_topics(session_factory, [spec])
+    finish = f"""
+from storage import repository
+from storage.db import make_engine, session_factory
+engine = make_engine({db_url!r})
+repository.finish_run(
+    session_factory(engine), run_id, status="partial",
+    counts={{"articles_seen": 4, "articles_new": 1, "pages_fetched": 5, "errors": 1}},
+    errors=[{{"url": "http://127.0.0.1:9/a", "reason": "HTTP 503"}}], stats={{}},
+)
+engine.dispose()
+"""
+    result = asyncio.run(
+        run_crawl(db_url, session_factory, "alpha", timeout=60, child_command=fake_child(finish))
+    )
+    assert result.status == "partial"
+    assert result.succeeded
+    assert result.exit_code == 0
+    assert result.summary().startswith(
+        f"topicwatch.run topic=alpha run={result.run_id} status=partial pages=5 articles=4 new=1 "
+        "updated=0 removed=0 unchanged=0 errors=1 duration="
+    )
+
+
+def test_a_stop_request_ends_the_child(session_factory: sessionmaker[Session]) -> None:
+    spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
+    repository.sync_topics(session_factory, [spec])
+
+    async def stop_soon() -> RunOutcome:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+        return await run_crawl(
+            "sqlite://unused",
+            session_factory,
+            "alpha",
+            timeout=60,
+            stop=stop,
+            child_command=fake_child("import time; time.sleep(60)"),
+        )
+
+    result = asyncio.run(stop_soon())
+    assert (result.status, result.message) == ("failed", "stopped at shutdown")

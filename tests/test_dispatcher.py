@@ -23,6 +23,7 @@ from storage.repository import (
     load_topic,
     record_gone,
     record_page,
+    finish_run,
     start_run,
     sync_topics,
 )
@@ -86,6 +87,11 @@ def make_topic(
 def record(factory: Factory, topic_id: int, obs: Observation, now: datetime) -> None:
     run_id = start_run(factory, topic_id, now=now)
     record_page(factory, topic_id=topic_id, run_id=run_id, observation=obs, now=now)
+    finish(factory, run_id, now)
+
+
+def finish(factory: Factory, run_id: int, now: datetime) -> None:
+    finish_run(factory, run_id, status="ok", counts={}, errors=[], stats={}, now=now)
 
 
 def smtp_for(
@@ -351,6 +357,7 @@ def test_removed_article_is_reported_with_its_last_title(
     record_gone(
         session_factory, topic_id=topic_id, run_id=run_id, url=url, now=T0 + timedelta(hours=1)
     )
+    finish(session_factory, run_id, T0 + timedelta(hours=1))
 
     dispatch(session_factory, smtp_for(server), now=T0 + timedelta(hours=1))
 
@@ -479,3 +486,19 @@ def test_list_alerts_filters_by_status(session_factory: Factory) -> None:
     assert list_alerts(session_factory, "sent", 10) == []
     with pytest.raises(ValueError, match="Unknown alert status 'done'"):
         list_alerts(session_factory, "done", 10)
+
+
+def test_changes_of_a_run_still_going_wait_for_its_end(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    run_id = start_run(session_factory, topic_id, now=T0)
+    for n in range(2):
+        obs = observation(f"{SITE}/berita-{n}", f"Berita {n}", "Isi berita.")
+        record_page(session_factory, topic_id=topic_id, run_id=run_id, observation=obs, now=T0)
+        report = dispatch(session_factory, smtp_for(server), now=T0)
+        assert report.sent_messages == 0  # half a run's changes never go out on their own
+    finish(session_factory, run_id, T0)
+    report = dispatch(session_factory, smtp_for(server), now=T0)
+    assert (report.sent_messages, report.sent_alerts) == (1, 2)
+    assert server.received[-1].message["Subject"].endswith(": 2 new")

@@ -170,9 +170,22 @@ def test_bad_format_or_level_is_refused() -> None:
         configure_logging("text", "LOUD")
 
 
-def test_fields_of_ignores_prose() -> None:
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "a=1 and more", (), None)
-    assert fields_of(record) == {}
+@pytest.mark.parametrize(
+    ("message", "fields"),
+    [
+        ("Marked 2 run(s) as failed", {}),
+        ("Gave up retrying <GET http://x/t?page=2> (failed 2 times): 500", {}),
+        (
+            "fetch failed topic=a url=http://x/t?page=2 reason=HTTP 404",
+            {"topic": "a", "url": "http://x/t?page=2", "reason": "HTTP 404"},
+        ),
+        ('kind=new title="A b=c" fields=-', {"kind": "new", "title": "A b=c", "fields": "-"}),
+        ("line one x=1\nline two", {}),
+    ],
+)
+def test_fields_are_read_from_key_value_messages(message: str, fields: dict[str, str]) -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, message, (), None)
+    assert fields_of(record) == fields
 
 
 def test_without_a_dsn_nothing_is_set_up() -> None:
