@@ -669,8 +669,23 @@ _LEAD_WORDS = frozenset(
     }
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
+# Name parts of media blocks, whose "description" is a caption rather than a standfirst.
+_LEAD_MEDIA_WORDS = frozenset(
+    {"caption", "credit", "image", "img", "photo", "picture", "media", "figure", "video", "gallery"}
+)
 # How far after the headline (in elements) a standfirst is looked for.
 _LEAD_WINDOW = 80
+
+
+def _prose_of(element: lxml.html.HtmlElement) -> str:
+    """The element's text without scripts, styles and embedded media captions."""
+    piece = copy.deepcopy(element)
+    for inner in list(
+        piece.iter("script", "style", "noscript", "template", "figure", "figcaption")
+    ):
+        if inner is not piece:
+            inner.drop_tree()
+    return _text_of(piece)
 
 
 def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
@@ -696,14 +711,16 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
         if tag in _LEAD_SKIP or tag in ("script", "style"):
             continue
         parts = {part for name in _name_parts(element) for part in name}
-        if not parts & _LEAD_WORDS:
+        if not parts & _LEAD_WORDS or parts & _LEAD_MEDIA_WORDS:
             continue
         if element in noise or any(
-            a in noise or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
+            a in noise
+            or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
+            or {p for name in _name_parts(a) for p in name} & _LEAD_MEDIA_WORDS
             for a in element.iterancestors()
         ):
             continue
-        text = _text_of(element)
+        text = _prose_of(element)
         if 40 <= len(text) <= 1000:
             return text
     return ""

@@ -254,6 +254,13 @@ cron = "*/30 * * * *"
 
 
 @pytest.mark.slow
+def documented_json_fields(command: str) -> set[str]:
+    """The fields docs/operations.md lists for ``topicwatch COMMAND --json``."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    section = guide.split(f"`topicwatch {command} --json` prints", 1)[1].split("\n\n`", 1)[0]
+    return set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
+
+
 def test_crawl_status_changes_show_and_alerts(
     capfd: pytest.CaptureFixture[str], configured: Path, db_url: str, site: FixtureSite
 ) -> None:
@@ -331,6 +338,7 @@ def test_crawl_status_changes_show_and_alerts(
 
     code, out, _ = run(capfd, "--config", config, "changes", "--json", "--since", "1h")
     changes = json.loads(out)
+    assert all(set(change) == documented_json_fields("changes") for change in changes)
     assert [c["kind"] for c in changes].count("new") == 6
     [updated] = [c for c in changes if c["kind"] == "updated"]
     assert updated["fields"] == ["body"]

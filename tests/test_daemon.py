@@ -834,3 +834,52 @@ def test_a_stop_request_ends_the_child(session_factory: sessionmaker[Session]) -
 
     result = asyncio.run(stop_soon())
     assert (result.status, result.message) == ("failed", "stopped at shutdown")
+
+
+@pytest.mark.slow
+def test_killed_after_a_crawl_every_change_is_mailed_once_after_the_restart(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    from sqlalchemy import func
+
+    from mailserver import Handler, free_port
+    from storage.models import Alert
+
+    port = free_port()  # nothing listens there yet: the SMTP server is down
+    recipients = ["desk@example.org", "editor@example.org"]
+    topic = topic_toml(
+        "konflik",
+        site.listing_url(REFERENCE_TOPIC),
+        every="1h",
+        title="Konflik Rusia Vs Ukraina",
+        alert_to=recipients,
+    )
+    config = tmp_path / "topicwatch.toml"
+    down = MailServer("127.0.0.1", port, Handler())  # its address, with no server behind it
+    config.write_text(config_toml(database.url, topic, smtp=down))
+
+    def failed_attempts() -> int:
+        with read_session(database.sessions) as session:
+            query = select(func.count()).select_from(Alert).where(Alert.attempts > 0)
+            return session.scalar(query) or 0
+
+    daemon = start(daemons, config, tmp_path)
+    wait_for(lambda: database.finished("konflik", "ok"), 90, "the first run", daemon)
+    wait_for(lambda: failed_attempts() == 12, 60, "a failed delivery of 12 alerts", daemon)
+    daemon.kill()  # SIGKILL: no shutdown, no flush
+
+    with mail_server(port=port) as smtp:
+        restarted = start(daemons, config, tmp_path)
+        for recipient in recipients:
+            wait_for(lambda r=recipient: smtp.to(r), 60, f"the digest to {recipient}", restarted)
+        # A few more dispatch ticks (every 2 s) must not send anything again.
+        time.sleep(6)
+        assert restarted.stop() == 0
+    for recipient in recipients:
+        [mail] = smtp.to(recipient)
+        assert mail.message["Subject"] == "[topicwatch] Konflik Rusia Vs Ukraina: 6 new"
+    with read_session(database.sessions) as session:
+        statuses = session.scalars(select(Alert.status)).all()
+    assert sorted(statuses) == ["sent"] * 12
+    # The restart did not crawl again: the topic ran an hour's interval ago at most.
+    assert len(database.runs("konflik")) == 1
