@@ -80,7 +80,8 @@ def test_one_digest_per_recipient_with_titles_links_and_the_diff(
                 assert message.get_content_type() == "multipart/alternative"
                 text = message.get_body(("plain",))
                 html = message.get_body(("html",))
-                assert text is not None and html is not None
+                assert text is not None
+                assert html is not None
                 text_part, html_part = text.get_content(), html.get_content()
                 flat_text = " ".join(text_part.split())  # the text part wraps long lines
                 for article_id in [*fresh, SEED_ARTICLE_ID]:

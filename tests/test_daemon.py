@@ -33,9 +33,9 @@ from fixture_site import (
     SEED_ARTICLE_ID,
     FixtureSite,
 )
-from mailserver import MailServer, mail_server
+from mailserver import Handler, MailServer, free_port, mail_server
 from sentry_sdk.envelope import Envelope
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.observability import configure_logging
@@ -45,7 +45,7 @@ from scheduler.daemon import Daemon, first_run_time, next_due
 from scheduler.runner import ChildRequest, RunOutcome, run_crawl
 from storage import repository
 from storage.db import make_engine, read_session, session_factory, upgrade
-from storage.models import Change, CrawlRun, Topic
+from storage.models import Alert, Change, CrawlRun, Topic
 from storage.spec import TopicSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -840,11 +840,6 @@ def test_a_stop_request_ends_the_child(session_factory: sessionmaker[Session]) -
 def test_killed_after_a_crawl_every_change_is_mailed_once_after_the_restart(
     tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
 ) -> None:
-    from sqlalchemy import func
-
-    from mailserver import Handler, free_port
-    from storage.models import Alert
-
     port = free_port()  # nothing listens there yet: the SMTP server is down
     recipients = ["desk@example.org", "editor@example.org"]
     topic = topic_toml(

@@ -20,10 +20,10 @@ from alerts.dispatcher import DispatchReport, dispatch, list_alerts
 from alerts.smtp import SmtpSettings
 from storage.repository import (
     Observation,
+    finish_run,
     load_topic,
     record_gone,
     record_page,
-    finish_run,
     start_run,
     sync_topics,
 )
