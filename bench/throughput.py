@@ -266,7 +266,28 @@ def lifted_limits(concurrency: int) -> dict[str, Any]:
     }
 
 
-def crawl_bare(manifest: Manifest, concurrency: int) -> dict[str, Any]:
+def bare_settings(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -> dict[str, Any]:
+    """The bare crawl's settings: topicwatch's own Scrapy settings without its pipeline, or
+    Scrapy's defaults; politeness limits lifted as for the full crawl either way."""
+    if scrapy_defaults:
+        return {
+            **lifted_limits(concurrency),
+            "USER_AGENT": USER_AGENT,
+            "LOG_LEVEL": "INFO",
+            "LOGSTATS_INTERVAL": 0,
+            "TELNETCONSOLE_ENABLED": False,
+            "REMOTE_CONTROL_ENABLED": False,
+        }
+    from crawler.settings import scrapy_settings
+
+    settings = scrapy_settings(
+        bench_spec(manifest, concurrency), "sqlite://", **lifted_limits(concurrency)
+    )
+    settings["ITEM_PIPELINES"] = {}
+    return settings
+
+
+def crawl_bare(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -> dict[str, Any]:
     """A spider that requests every page and does nothing with the answers."""
     import scrapy
     from scrapy.crawler import AsyncCrawlerProcess
@@ -276,22 +297,14 @@ def crawl_bare(manifest: Manifest, concurrency: int) -> dict[str, Any]:
 
         async def start(self) -> AsyncIterator[scrapy.Request]:
             for url in manifest.pages():
-                yield scrapy.Request(url, callback=self.parse, dont_filter=True, headers={"If-None-Match": "*"} if os.environ.get("BENCH_304") else {}, meta={"handle_httpstatus_list": [304]})
+                yield scrapy.Request(url, callback=self.parse, dont_filter=True)
 
         def parse(self, response: Any) -> None:
             return None
 
-    settings = {
-        **lifted_limits(concurrency),
-        "USER_AGENT": USER_AGENT,
-        "LOG_LEVEL": "INFO",
-        "LOGSTATS_INTERVAL": 0,
-        "TELNETCONSOLE_ENABLED": False,
-        "REMOTE_CONTROL_ENABLED": False,
-        "COOKIES_ENABLED": False,
-        **json.loads(os.environ.get("BENCH_EXTRA", "{}")),
-    }
-    process = AsyncCrawlerProcess(settings)
+    process = AsyncCrawlerProcess(
+        bare_settings(manifest, concurrency, scrapy_defaults=scrapy_defaults)
+    )
     crawler = process.create_crawler(BareSpider)
     process.crawl(crawler)
     process.start()
@@ -647,9 +660,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child == "serve":
         return serve(args.articles, args.manifest)
-    if args.child == "bare":
+    if args.child in ("bare", "bare-defaults"):
         manifest = Manifest(**json.loads(args.manifest.read_text(encoding="utf-8")))
-        print(json.dumps(crawl_bare(manifest, args.concurrency)), flush=True)
+        result = crawl_bare(
+            manifest, args.concurrency, scrapy_defaults=args.child == "bare-defaults"
+        )
+        print(json.dumps(result), flush=True)
         return 0
     if args.child == "full":
         print(json.dumps(crawl_full(args.database_url, args.run_id, args.concurrency)), flush=True)

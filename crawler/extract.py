@@ -673,8 +673,6 @@ _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", 
 _LEAD_MEDIA_WORDS = frozenset(
     {"caption", "credit", "image", "img", "photo", "picture", "media", "figure", "video", "gallery"}
 )
-# How far after the headline (in elements) a standfirst is looked for.
-_LEAD_WINDOW = 80
 
 
 def _prose_of(element: lxml.html.HtmlElement) -> str:
@@ -689,26 +687,25 @@ def _prose_of(element: lxml.html.HtmlElement) -> str:
 
 
 def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
-    """The standfirst shown under the headline: an element named like one, near the h1."""
+    """The standfirst shown under the headline: an element named like one, in the headline's
+    block (the h1's grandparent) and after the h1."""
     body = tree.find("body")
-    if body is None:
+    headline = next(iter(body.iter("h1")), None) if body is not None else None
+    if body is None or headline is None:
+        return ""
+    parent = headline.getparent()
+    scope = parent.getparent() if parent is not None and parent.getparent() is not None else parent
+    if scope is None:
         return ""
     noise = {e for selector in profile.noise_selectors for e in _select(body, selector)}
     seen_h1 = False
-    budget = _LEAD_WINDOW
-    for element in body.iter():
-        if not isinstance(element.tag, str):
-            continue
-        tag = element.tag.lower()
-        if tag == "h1":
+    for element in scope.iter():
+        if element is headline:
             seen_h1 = True
             continue
-        if not seen_h1:
+        if not seen_h1 or not isinstance(element.tag, str):
             continue
-        budget -= 1
-        if budget < 0:
-            break
-        if tag in _LEAD_SKIP or tag in ("script", "style"):
+        if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
             continue
         parts = {part for name in _name_parts(element) for part in name}
         if not parts & _LEAD_WORDS or parts & _LEAD_MEDIA_WORDS:

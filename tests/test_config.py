@@ -41,7 +41,8 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config
 
 
 def test_the_example_file_loads() -> None:
-    config = load_config(EXAMPLE, env={"TOPICWATCH_SMTP_PASSWORD": "secret"})
+    # As shipped it needs no environment at all: the daemon starts on it as it is.
+    config = load_config(EXAMPLE, env={})
     [topic] = config.topic_specs()
     assert topic.name == "konflik-rusia-ukraina"
     assert topic.title == "Konflik Rusia Vs Ukraina"
@@ -52,11 +53,20 @@ def test_the_example_file_loads() -> None:
     assert topic.alert_on == ("new", "updated", "removed")
     assert config.crawl.run_timeout == 600.0
     assert config.crawl.download_maxsize == 10 * 1024 * 1024
+    assert config.smtp_settings() is None
+    assert config.database.url == f"sqlite:///{EXAMPLE.parent / 'data' / 'topicwatch.db'}"
+
+
+def test_the_example_smtp_section_loads_once_uncommented(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text("utf-8")
+    uncommented = re.sub(r"(?m)^# (\[smtp\]|[a-z_]+ = )", r"\1", text)
+    assert "\n[smtp]\n" in uncommented
+    config = load(tmp_path, uncommented, env={"TOPICWATCH_SMTP_PASSWORD": "secret"})
     settings = config.smtp_settings()
     assert settings is not None
+    assert settings.host == "smtp.example.org"
     assert settings.password == "secret"
     assert settings.security == "starttls"
-    assert config.database.url == f"sqlite:///{EXAMPLE.parent / 'data' / 'topicwatch.db'}"
 
 
 def test_the_packaged_example_is_the_deploy_example() -> None:
