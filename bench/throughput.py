@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -122,7 +123,7 @@ def render_site(n_articles: int) -> tuple[dict[str, Page], Manifest]:
 
 def _fetch(url: str) -> Page:
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (local site)
+        with urllib.request.urlopen(url, timeout=30) as response:
             headers = {k: v for k, v in response.headers.items() if k.lower() != "date"}
             return Page(response.status, headers, response.read())
     except urllib.error.HTTPError as error:
@@ -168,7 +169,7 @@ class _SiteProtocol(asyncio.Protocol):
         while b"\r\n\r\n" in self.buffer and self.transport is not None:
             head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            method, target, version = (lines[0].split(" ", 2) + ["", ""])[:3]
+            method, target, version = [*lines[0].split(" ", 2), "", ""][:3]
             headers: dict[str, str] = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -227,8 +228,16 @@ class SiteProcess:
     def __init__(self, n_articles: int, workdir: Path) -> None:
         manifest_path = workdir / "manifest.json"
         self.popen = subprocess.Popen(
-            [sys.executable, __file__, "--child", "serve", "--articles", str(n_articles),
-             "--manifest", str(manifest_path)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "serve",
+                "--articles",
+                str(n_articles),
+                "--manifest",
+                str(manifest_path),
+            ],
             stdout=subprocess.PIPE,
             stderr=(workdir / "site.stderr").open("wb"),
         )
@@ -236,9 +245,7 @@ class SiteProcess:
         line = self.popen.stdout.readline().decode().strip()
         if not line.startswith("http://"):
             self.stop()
-            raise RuntimeError(
-                f"The benchmark site did not start; see {workdir / 'site.stderr'}"
-            )
+            raise RuntimeError(f"The benchmark site did not start; see {workdir / 'site.stderr'}")
         self.manifest = Manifest(**json.loads(manifest_path.read_text(encoding="utf-8")))
 
     def stop(self) -> None:
@@ -311,14 +318,20 @@ def crawl_bare(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -
     return _crawl_stats(crawler.stats.get_stats())
 
 
-def crawl_full(database_url: str, run_id: int, concurrency: int) -> dict[str, Any]:
+def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -> dict[str, Any]:
     """One crawl run of the benchmark topic, exactly as ``python -m crawler`` runs it."""
     from crawler.observability import configure_logging
     from crawler.run import crawl_topic
 
     configure_logging("text", "INFO")
     started = time.perf_counter()
-    result = crawl_topic(database_url, TOPIC, run_id, CONCURRENT_REQUESTS=concurrency)
+    result = crawl_topic(
+        database_url,
+        TOPIC,
+        run_id,
+        CONCURRENT_REQUESTS=concurrency,
+        TOPICWATCH_EXTRACTION_WORKERS=workers,
+    )
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
@@ -344,19 +357,32 @@ def run_child(args: list[str], log: Path, *, profile: Path | None = None) -> dic
     command = [sys.executable, __file__, "--child", *args]
     if profile is not None:
         command = [
-            str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
-            "--rate", "200", "--output", str(profile), "--", *command,
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--subprocesses",
+            "--output",
+            str(profile),
+            "--",
+            *command,
         ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("ab") as stderr:
         done = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=stderr, timeout=CHILD_TIMEOUT, check=False
         )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(
             f"The benchmark child {' '.join(args)} failed (exit {done.returncode}); see {log}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
+    # CPU of the child and of its own children (extraction workers), start-up included.
+    result["cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
 
@@ -464,20 +490,50 @@ def new_run(url: str, spec: Any | None = None) -> int:
         engine.dispose()
 
 
+def backdate(url: str, hours: float) -> None:
+    """Move every article's first sighting ``hours`` back, as if the first crawl had run that
+    long ago; when they were last checked stays as it is."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from storage.db import make_engine, session_factory
+    from storage.models import Article
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            rows = session.execute(select(Article.id, Article.first_seen)).all()
+            session.execute(
+                update(Article),
+                [{"id": i, "first_seen": seen - timedelta(hours=hours)} for i, seen in rows],
+            )
+    finally:
+        engine.dispose()
+
+
 # -- the benchmark -------------------------------------------------------------------------------
+
+RECHECKS = {
+    "all": "re-check, every article due (first seen < 1 h ago)",
+    "steady": "re-check, steady state (first seen 2 h ago, checked < 1 h ago)",
+}
 
 
 @dataclass
 class Results:
-    bare: list[dict[str, Any]] = field(default_factory=list)
-    full: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    recheck: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    rows: dict[str, list[Rows]] = field(default_factory=dict)
+    bare: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # (database, workers) -> first crawls
+    full: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    # (database, "all" | "steady") -> (first crawl, re-check, rows the re-check wrote)
+    recheck: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any], Rows]]] = field(
+        default_factory=dict
+    )
     first_rows: dict[str, list[Rows]] = field(default_factory=dict)
 
 
 def rate(result: dict[str, Any]) -> float:
-    return result["responses"] / result["elapsed"] if result["elapsed"] else 0.0
+    return float(result["responses"] / result["elapsed"]) if result["elapsed"] else 0.0
 
 
 def median(values: list[float]) -> float:
@@ -489,52 +545,54 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
     log = workdir / "children.log"
     site = SiteProcess(args.articles, workdir)
     manifest = site.manifest
-    manifest_file = workdir / "manifest.json"
+    manifest_file = str(workdir / "manifest.json")
     spec = bench_spec(manifest, args.concurrency)
+    concurrency = ["--concurrency", str(args.concurrency)]
     print(
         f"site: {len(manifest.article_urls)} articles "
         f"(+{len(manifest.whole_urls)} whole-article views), "
         f"{len(manifest.listing_urls)} listing pages, "
         f"{manifest.article_bytes / len(manifest.article_urls) / 1024:.1f} KiB per article page; "
-        f"served at {manifest.base_url}",
+        f"served at {manifest.base_url}; load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     try:
         for rep in range(1, args.repeat + 1):
-            bare = run_child(
-                ["bare", "--manifest", str(manifest_file), "--concurrency", str(args.concurrency)],
-                log,
-            )
-            results.bare.append(bare)
-            line = [f"rep {rep}: bare {rate(bare):6.1f} p/s"]
+            line = [f"rep {rep}:"]
+            for mode in ("bare", "bare-defaults"):
+                bare = run_child([mode, "--manifest", manifest_file, *concurrency], log)
+                results.bare.setdefault(mode, []).append(bare)
+                line.append(f"{mode} {rate(bare):.0f} p/s")
             for kind in args.db:
-                with fresh_database(kind, workdir) as url:
-                    run_id = new_run(url, spec)
-                    profile = None
-                    if args.profile is not None and rep == 1 and kind == "sqlite":
-                        profile = args.profile / "full-sqlite.txt"
-                    full = run_child(
-                        ["full", "--database-url", url, "--run-id", str(run_id),
-                         "--concurrency", str(args.concurrency)],
-                        log,
-                        profile=profile,
-                    )
-                    after_first = count_rows(url)
-                    recheck = run_child(
-                        ["full", "--database-url", url, "--run-id", str(new_run(url)),
-                         "--concurrency", str(args.concurrency)],
-                        log,
-                    )
-                    written = count_rows(url).minus(after_first)
-                results.full.setdefault(kind, []).append(full)
-                results.recheck.setdefault(kind, []).append(recheck)
-                results.rows.setdefault(kind, []).append(written)
-                results.first_rows.setdefault(kind, []).append(after_first)
-                line.append(
-                    f"{kind} full {rate(full):6.1f} p/s ({full['status']}), "
-                    f"recheck {recheck['elapsed']:.2f} s"
-                )
-            print(" | ".join(line), flush=True)
+                for workers in args.workers:
+                    with fresh_database(kind, workdir) as url:
+                        full_args = ["full", "--database-url", url, *concurrency]
+                        full_args += ["--workers", str(workers)]
+                        profile = None
+                        if args.profile is not None and rep == 1 and kind == args.db[0]:
+                            profile = args.profile / f"full-{kind}-{workers}.txt"
+                        full = run_child(
+                            [*full_args, "--run-id", str(new_run(url, spec))],
+                            log,
+                            profile=profile,
+                        )
+                        results.full.setdefault((kind, workers), []).append(full)
+                        line.append(f"{kind}/{workers}w {rate(full):.0f} p/s ({full['status']})")
+                        if workers != args.workers[-1]:
+                            continue
+                        rows = count_rows(url)
+                        results.first_rows.setdefault(kind, []).append(rows)
+                        for scenario in RECHECKS:
+                            if scenario == "steady":
+                                backdate(url, hours=2)
+                            again = run_child([*full_args, "--run-id", str(new_run(url))], log)
+                            after = count_rows(url)
+                            results.recheck.setdefault((kind, scenario), []).append(
+                                (full, again, after.minus(rows))
+                            )
+                            rows = after
+                            line.append(f"{scenario} {again['elapsed']:.2f} s")
+            print(" ".join(line), flush=True)
     finally:
         site.stop()
     return results
@@ -542,55 +600,91 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
 
 def print_table(results: Results, args: argparse.Namespace) -> None:
     cores = os.cpu_count()
-    bare_rate = median([rate(r) for r in results.bare])
     print()
     print(
-        f"Throughput, {args.articles} articles, concurrency {args.concurrency}, "
-        f"{cores} cores (nproc), medians of {args.repeat} repetitions"
+        f"Throughput: {args.articles} articles, {args.concurrency} concurrent requests, "
+        f"{cores} cores (nproc), load average {os.getloadavg()[0]:.1f}; "
+        f"medians of {args.repeat} repetition(s)"
     )
-    header = f"{'crawl':<24}{'pages':>8}{'seconds':>10}{'pages/s':>10}{'full/bare':>11}"
-    print(header)
-    print("-" * len(header))
-    bare_pages = median([r["responses"] for r in results.bare])
-    bare_secs = median([r["elapsed"] for r in results.bare])
-    print(f"{'bare Scrapy':<24}{bare_pages:>8.0f}{bare_secs:>10.2f}{bare_rate:>10.1f}{'1.00':>11}")
-    for kind, runs in results.full.items():
-        full_rate = median([rate(r) for r in runs])
-        print(
-            f"{'full pipeline, ' + kind:<24}{median([r['responses'] for r in runs]):>8.0f}"
-            f"{median([r['elapsed'] for r in runs]):>10.2f}{full_rate:>10.1f}"
-            f"{full_rate / bare_rate:>11.2f}"
-        )
-    print()
-    print("Re-check of the unchanged site, as a ratio to the first crawl (medians)")
     header = (
-        f"{'database':<12}{'seconds':>9}{'speed-up':>10}{'304s':>7}{'200s':>6}{'bytes':>12}"
-        f"{'bytes/1st':>11}{'new versions':>14}{'new changes':>13}{'new alerts':>12}"
+        f"{'crawl':<46}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'CPU ms/page':>13}{'full/bare':>11}"
     )
     print(header)
     print("-" * len(header))
-    for kind, runs in results.recheck.items():
-        first = results.full[kind]
-        secs = median([r["elapsed"] for r in runs])
-        speedup = median([f["elapsed"] / r["elapsed"] for f, r in zip(first, runs, strict=True)])
-        rows = results.rows[kind]
+    bare_rate = median([rate(r) for r in results.bare["bare"]])
+    names = {
+        "bare": "bare Scrapy, topicwatch's Scrapy settings",
+        "bare-defaults": "bare Scrapy, Scrapy's default settings",
+    }
+
+    def row(name: str, runs: list[dict[str, Any]], ratio: bool) -> None:
+        pages = median([r["responses"] for r in runs])
+        cpu = median([1000 * r["cpu"] / r["responses"] for r in runs])
+        speed = median([rate(r) for r in runs])
+        shown = f"{speed / bare_rate:>11.2f}" if ratio else f"{'':>11}"
         print(
-            f"{kind:<12}{secs:>9.2f}{speedup:>9.1f}x{median([r['status_304'] for r in runs]):>7.0f}"
-            f"{median([r['status_200'] for r in runs]):>6.0f}"
-            f"{median([r['bytes'] for r in runs]):>12.0f}"
-            f"{median([r['bytes'] / f['bytes'] for f, r in zip(first, runs, strict=True)]):>11.3f}"
-            f"{max(r.versions for r in rows):>14}{max(r.changes for r in rows):>13}"
-            f"{max(r.alerts for r in rows):>12}"
+            f"{name:<46}{pages:>7.0f}{median([r['elapsed'] for r in runs]):>9.2f}"
+            f"{speed:>9.1f}{cpu:>13.2f}{shown}"
         )
-    for kind, runs in results.full.items():
-        firsts = results.first_rows[kind]
+
+    for mode, runs in results.bare.items():
+        row(names[mode], runs, ratio=mode == "bare")
+    for (kind, workers), runs in results.full.items():
+        reading = f"{workers} extraction workers" if workers else "reading in-process"
+        row(f"full pipeline, {kind}, {reading}", runs, ratio=True)
+    print(
+        "CPU ms/page: the crawl process and its extraction workers, start-up included; "
+        "full/bare: pages/s against the first bare row."
+    )
+    print()
+    print("Re-checks of the unchanged site, against the first crawl of the same database")
+    header = (
+        f"{'pass':<48}{'seconds':>8}{'speed-up':>9}{'requests':>9}{'304s':>6}"
+        f"{'bytes/1st':>10}{'new versions':>13}{'new changes':>12}{'new alerts':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for (kind, scenario), runs in results.recheck.items():
+        firsts = [first for first, _, _ in runs]
+        again = [second for _, second, _ in runs]
+        written = [rows for _, _, rows in runs]
+        pairs = list(zip(firsts, again, strict=True))
+        speedup = median([f["elapsed"] / r["elapsed"] for f, r in pairs])
+        byte_ratio = median([r["bytes"] / f["bytes"] for f, r in pairs])
         print(
-            f"first crawl, {kind}: {median([f.versions for f in firsts]):.0f} versions, "
-            f"{median([f.changes for f in firsts]):.0f} changes, "
-            f"{median([f.alerts for f in firsts]):.0f} alerts; process time per run "
-            f"{median([r['run_seconds'] for r in runs]):.2f} s "
-            f"(re-check {median([r['run_seconds'] for r in results.recheck[kind]]):.2f} s)"
+            f"{kind + ', ' + RECHECKS[scenario]:<48}"
+            f"{median([r['elapsed'] for r in again]):>8.2f}"
+            f"{speedup:>8.1f}x"
+            f"{median([r['responses'] for r in again]):>9.0f}"
+            f"{median([r['status_304'] for r in again]):>6.0f}"
+            f"{byte_ratio:>10.3f}"
+            f"{max(w.versions for w in written):>13}{max(w.changes for w in written):>12}"
+            f"{max(w.alerts for w in written):>11}"
         )
+    for kind, rows in results.first_rows.items():
+        print(
+            f"first crawl, {kind}: {median([r.articles for r in rows]):.0f} articles, "
+            f"{median([r.versions for r in rows]):.0f} versions, "
+            f"{median([r.changes for r in rows]):.0f} changes, "
+            f"{median([r.alerts for r in rows]):.0f} alerts"
+        )
+
+
+def results_json(results: Results) -> dict[str, Any]:
+    return {
+        "bare": results.bare,
+        "full": {f"{kind}/{workers}": runs for (kind, workers), runs in results.full.items()},
+        "recheck": {
+            f"{kind}/{scenario}": [
+                {"first": first, "recheck": again, "rows_written": rows.__dict__}
+                for first, again, rows in runs
+            ]
+            for (kind, scenario), runs in results.recheck.items()
+        },
+        "first_rows": {
+            kind: [r.__dict__ for r in rows] for kind, rows in results.first_rows.items()
+        },
+    }
 
 
 # -- profile summary -------------------------------------------------------------------------
@@ -631,7 +725,7 @@ def summarise_profile(path: Path) -> None:
         print(f"no samples in {path}")
         return
     print()
-    print(f"Where the time goes (py-spy, {samples} samples of the first full SQLite crawl)")
+    print(f"Where the time goes: {path.name} (py-spy, {samples} samples)")
     for group, count in totals.most_common():
         print(f"  {100 * count / samples:5.1f}%  {group}")
     print("  busiest functions (self time):")
@@ -650,8 +744,15 @@ def main(argv: list[str] | None = None) -> int:
         "--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
     )
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--profile", type=Path, help="directory for a py-spy profile")
+    parser.add_argument(
+        "--workers",
+        default="0,2",
+        help="extraction worker processes of the full crawls, comma-separated (one first "
+        "crawl each; the re-checks follow the last)",
+    )
+    parser.add_argument("--profile", type=Path, help="directory for py-spy profiles")
     parser.add_argument("--workdir", type=Path, help="keep logs and databases here")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -668,10 +769,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     if args.child == "full":
-        print(json.dumps(crawl_full(args.database_url, args.run_id, args.concurrency)), flush=True)
+        result = crawl_full(args.database_url, args.run_id, args.concurrency, int(args.workers))
+        print(json.dumps(result), flush=True)
         return 0
 
     args.db = [kind.strip() for kind in args.db.split(",") if kind.strip()]
+    args.workers = [int(n) for n in args.workers.split(",") if n.strip()]
     unknown = set(args.db) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown database kind(s): {', '.join(sorted(unknown))}")
@@ -687,8 +790,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="topicwatch-bench-") as tmp:
             results = run_benchmark(args, Path(tmp))
     print_table(results, args)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results_json(results), indent=1), encoding="utf-8")
     if args.profile is not None:
-        summarise_profile(args.profile / "full-sqlite.txt")
+        for path in sorted(args.profile.glob("full-*.txt")):
+            summarise_profile(path)
     print(f"\nbenchmark time {time.perf_counter() - started:.0f} s")
     return 0
 

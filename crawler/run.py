@@ -38,9 +38,7 @@ class RunResult:
     message: str | None = None
 
 
-def crawl_topic(
-    database_url: str, topic: str, run_id: int, **setting_overrides: Any
-) -> RunResult:
+def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides: Any) -> RunResult:
     """Crawl ``topic`` once, record everything, and finish crawl run ``run_id``."""
     engine = make_engine(database_url)
     sessions = session_factory(engine)
@@ -56,7 +54,8 @@ def crawl_topic(
         crawler = process.create_crawler(TopicSpider)
         process.crawl(crawler, topic_id=topic_id, spec=spec, run_id=run_id)
         process.start(install_signal_handlers=True)
-        spider: TopicSpider = crawler.spider
+        spider = crawler.spider
+        assert isinstance(spider, TopicSpider)
         stats = {key: _jsonable(value) for key, value in crawler.stats.get_stats().items()}
         result = summarise(spider, stats)
         repository.finish_run(
@@ -99,7 +98,9 @@ def summarise(spider: TopicSpider, stats: dict[str, Any]) -> RunResult:
     if finish not in (None, "finished") and status == "ok":
         status = "partial"
         message = f"crawl ended early: {finish}"
-    return RunResult(status=status, counts=counts, failures=spider.failures, stats=stats, message=message)
+    return RunResult(
+        status=status, counts=counts, failures=spider.failures, stats=stats, message=message
+    )
 
 
 def _quiet_scrapy(record: logging.LogRecord) -> bool:

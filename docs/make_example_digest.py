@@ -3,7 +3,7 @@
     .venv/bin/python docs/make_example_digest.py          # the HTML part, and the plain text
     .venv/bin/python docs/make_example_digest.py --png    # also a screenshot (headless Chromium)
 
-The sample follows the reference case of DESIGN.md §1 (an article edited after publication
+The sample follows the reference case (an article edited after publication
 to clarify its source and add a statement, with its headline spelled anew); the texts are
 written for this example. tests/test_digest.py checks that the committed files are current.
 """

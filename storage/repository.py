@@ -792,7 +792,8 @@ def _load_stored(
                     Article.current_version == ArticleVersion.version,
                 ),
             )
-            .where(ArticleVersion.article_id.in_(chunk_ids))
+            # Both sides filtered, so neither is read beyond the batch's rows.
+            .where(ArticleVersion.article_id.in_(chunk_ids), Article.id.in_(chunk_ids))
         )
         for article_id, fingerprint, field_hashes, title in current:
             article = by_id[article_id]

@@ -8,6 +8,7 @@ those cases fail, unless ``TOPICWATCH_SKIP_POSTGRES=1`` says to skip them.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -97,3 +98,15 @@ def engine(db_url: str) -> Iterator[Engine]:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on the upgraded database of ``engine``."""
     return make_session_factory(engine)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process set up logging on a stream that pytest closes afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

@@ -145,7 +145,7 @@ _MONTHS = (
     "Desember",
 )
 
-# -- the reference article (DESIGN.md §1, seed/tribunnews-article.txt) ---------------------
+# -- the reference article: a Tribunnews.com piece edited after publication ---------------------
 
 SEED_TITLE = (
     "Track 1.5, Pembicaraan Diplomasi Rahasia AS-Rusia Soal Ukraina: "
@@ -2147,7 +2147,7 @@ class FixtureSite:
             return copy.deepcopy(article)
 
     def apply_seed_edit(self) -> FixtureArticle:
-        """The edit of DESIGN.md §1: the White House statement and the disclaimer added."""
+        """The reference edit: the White House statement and the disclaimer added."""
         return self.edit_body(SEED_ARTICLE_ID, paragraphs=SEED_PARAGRAPHS)
 
     def set_title(
@@ -2317,7 +2317,7 @@ class FixtureSite:
 
     @classmethod
     def reference_site(cls, **kwargs: Any) -> FixtureSite:
-        """The reference scenario of DESIGN.md §1.
+        """The reference scenario: the topic "Konflik Rusia Vs Ukraina" as Tribunnews.com lists it.
 
         Topic ``konflik-rusia-vs-ukraina`` (4 per page, 2 pages) lists six articles, newest
         first: the seed article (before its edit, ``SEED_ARTICLE_ID``), a two-page article

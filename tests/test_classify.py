@@ -1,4 +1,4 @@
-"""The detection table (DESIGN §4, "Classification"), row by row."""
+"""The detection table (README, "What counts as a change"), row by row."""
 
 from __future__ import annotations
 

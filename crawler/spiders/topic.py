@@ -3,13 +3,24 @@
 One spider instance is one crawl run of one topic. It reads what it needs from the database
 (the topic's known articles and their validators) and hands every outcome to the storage
 pipeline as an item; failures are kept in ``self.failures`` with the URL and a reason.
+
+Reading an article page (extraction and fingerprint, :func:`read_page`) is most of the CPU a
+crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0 it happens in that
+many worker processes, so a crawl that is not held back by politeness limits (a large site
+of one's own, a first crawl of a big backlog) uses more than one core; by default pages are
+read in the crawl process, which is cheaper for the few pages a polite run fetches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,11 +37,14 @@ from scrapy.exceptions import (
 )
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.error import ConnectionRefusedError as TxConnectionRefusedError
 from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
+from crawler.article import Article, Fingerprint
 from crawler.discover import discover, matches_keywords
 from crawler.extract import ExtractionError, extract, whole_article_url
 from crawler.fingerprint import fingerprint
@@ -53,10 +67,54 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What reading one article page gave: the URL of the whole article when the page
+    shows only part of it, else the article and its fingerprint, or why there is none."""
+
+    whole_url: str | None = None
+    article: Article | None = None
+    fingerprint: Fingerprint | None = None
+    error: str | None = None
+
+
+def read_page(
+    body: bytes,
+    url: str,
+    *,
+    encoding: str,
+    profile: SiteProfile,
+    ignore_patterns: tuple[str, ...],
+    text: str | None = None,
+) -> Reading:
+    """Extract and fingerprint one article page; with ``text`` (the decoded page), first
+    look for a view of the whole article. Runs in the crawl process or in a worker."""
+    if text is not None:
+        whole = whole_article_url(text, url, profile)
+        if whole and whole != url:
+            return Reading(whole_url=whole)
+    try:
+        article = extract(body, url, profile=profile, encoding=encoding)
+    except ExtractionError as exc:
+        return Reading(error=str(exc))
+    if not article.body.strip():
+        return Reading(article=article)
+    return Reading(article=article, fingerprint=fingerprint(article, ignore_patterns))
+
+
+def _warm_up() -> None:
+    """Run in each new worker so its imports are done before the first page arrives."""
+
+
 class TopicSpider(scrapy.Spider):
     """Crawls one topic. Arguments: ``topic_id``, ``spec`` (TopicSpec), ``run_id``."""
 
     name = "topic"
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    workers = 0
+    readers: ProcessPoolExecutor | None = None
+    readers_ready = False
 
     def __init__(
         self,
@@ -82,9 +140,12 @@ class TopicSpider(scrapy.Spider):
         spider: TopicSpider = super().from_crawler(crawler, *args, **kwargs)
         spider.engine = make_engine(crawler.settings["TOPICWATCH_DATABASE_URL"])
         spider.session_factory = session_factory(spider.engine)
+        spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
         return spider
 
     def closed(self, reason: str) -> None:
+        if self.readers is not None:
+            self.readers.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
 
     # -- helpers ------------------------------------------------------------------------
@@ -102,11 +163,11 @@ class TopicSpider(scrapy.Spider):
         if listing:
             self.listing_failures.append(entry)
         self.count("failures")
-        fetch_logger.warning(
-            "fetch failed topic=%s url=%s reason=%s", self.spec.name, url, reason
-        )
+        fetch_logger.warning("fetch failed topic=%s url=%s reason=%s", self.spec.name, url, reason)
 
-    def article_request(self, url: str, known: KnownArticle | None, *, origin: str) -> scrapy.Request:
+    def article_request(
+        self, url: str, known: KnownArticle | None, *, origin: str
+    ) -> scrapy.Request:
         headers: dict[str, str] = {}
         if known is not None and known.status == "live" and known.current_version > 0:
             if known.etag:
@@ -164,7 +225,7 @@ class TopicSpider(scrapy.Spider):
         page: int = response.meta["topicwatch_page"]
         source: str = response.meta["topicwatch_source"]
         self.count("listing_pages")
-        content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+        content_type = (header(response, "Content-Type") or "").lower()
         if not isinstance(response, TextResponse) and not any(
             t in content_type for t in FEED_TYPES
         ):
@@ -174,7 +235,9 @@ class TopicSpider(scrapy.Spider):
                 listing=True,
             )
             return
-        listing = discover(response.body, response.url, content_type or None, self.profile_of(source))
+        listing = discover(
+            response.body, response.url, content_type or None, self.profile_of(source)
+        )
         links = [
             link
             for link in listing.links
@@ -219,7 +282,7 @@ class TopicSpider(scrapy.Spider):
 
     # -- articles --------------------------------------------------------------------------
 
-    def parse_article(self, response: Response) -> Iterator[Any]:
+    async def parse_article(self, response: Response) -> AsyncIterator[Any]:
         url: str = response.meta["topicwatch_url"]
         known: KnownArticle | None = response.meta["topicwatch_known"]
         self.count("article_responses")
@@ -232,7 +295,7 @@ class TopicSpider(scrapy.Spider):
         if response.meta.get("redirect_urls") and self.is_home_or_listing(response.url):
             yield ArticleGone(url=url, reason=f"redirected to {response.url}")
             return
-        content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+        content_type = (header(response, "Content-Type") or "").lower()
         if not isinstance(response, TextResponse) or not any(t in content_type for t in HTML_TYPES):
             self.fail(url, f"not a web page (Content-Type {content_type or 'missing'})")
             return
@@ -247,30 +310,30 @@ class TopicSpider(scrapy.Spider):
             )
             return
         profile = self.profile_of(url)
-        if "topicwatch_first_page" not in response.meta:
-            whole = whole_article_url(response.text, response.url, profile)
-            if whole and whole != response.url:
-                self.count("multipage")
-                yield response.request.replace(  # type: ignore[union-attr]
-                    url=whole,
-                    headers={},
-                    meta={**response.meta, "topicwatch_first_page": response},
-                    dont_filter=True,
-                )
-                return
-        try:
-            article = extract(response.body, response.url, profile=profile, encoding=response.encoding)
-        except ExtractionError as exc:
+        first = "topicwatch_first_page" not in response.meta
+        reading = await self.read(response, profile, find_whole=first)
+        if reading.whole_url is not None:
+            self.count("multipage")
+            yield response.request.replace(  # type: ignore[union-attr]
+                url=reading.whole_url,
+                headers={},
+                meta={**response.meta, "topicwatch_first_page": response},
+                dont_filter=True,
+            )
+            return
+        article, print_ = reading.article, reading.fingerprint
+        if article is None:
             if not response.body.strip():
                 self.count("empty_body")
-            self.fail(url, str(exc))
+            self.fail(url, reading.error or "the page could not be read")
             return
-        if not article.body.strip():
+        if print_ is None:
             self.count("empty_body")
             self.fail(url, "the page has no article text (empty body)")
             return
-        identity = canonical_url(article.url) if article.url and same_site(article.url, url) else url
-        print_ = fingerprint(article, self.spec.ignore_patterns)
+        identity = (
+            canonical_url(article.url) if article.url and same_site(article.url, url) else url
+        )
         raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
         yield ArticlePage(
             observation=Observation(
@@ -289,6 +352,48 @@ class TopicSpider(scrapy.Spider):
                 raw_html=raw_html,
             )
         )
+
+    def start_readers(self) -> None:
+        """Start the extraction workers, when the first page is to be read (a run that reads
+        none, such as a re-check answered by 304s, starts none). Until one of them is ready,
+        pages are read in the crawl process."""
+        # "spawn": the crawl process runs threads (the database writer, Twisted's pool), and
+        # a forked copy of a threaded process may inherit a lock some thread held.
+        self.readers = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+        def ready(_: object) -> None:
+            self.readers_ready = True
+
+        for _ in range(self.workers):
+            self.readers.submit(_warm_up).add_done_callback(ready)
+
+    async def read(self, response: Response, profile: SiteProfile, *, find_whole: bool) -> Reading:
+        """Read an article page, in a worker process when there are any."""
+        assert isinstance(response, TextResponse)
+        options: dict[str, Any] = {
+            "encoding": response.encoding,
+            "profile": profile,
+            "ignore_patterns": tuple(self.spec.ignore_patterns),
+            "text": response.text if find_whole else None,
+        }
+        if self.workers > 0 and self.readers is None:
+            self.start_readers()
+        if self.readers is not None and self.readers_ready:
+            try:
+                future = self.readers.submit(read_page, response.body, response.url, **options)
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                logger.warning(
+                    "The extraction workers of topic %s stopped; reading pages in the crawl "
+                    "process from now on",
+                    self.spec.name,
+                )
+                self.readers.shutdown(wait=False, cancel_futures=True)
+                self.readers = None
+                self.workers = 0
+        return read_page(response.body, response.url, **options)
 
     def article_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
@@ -319,33 +424,38 @@ def header(response: Response, name: str) -> str | None:
     return value.decode("latin-1") if value else None
 
 
+def _is(failure: Failure, *kinds: type[BaseException]) -> bool:
+    """Whether the failure's exception is one of ``kinds`` (Twisted's ``check``, typed)."""
+    return failure.check(*kinds) is not None  # type: ignore[no-untyped-call]
+
+
 def is_refusal(failure: Failure) -> bool:
-    if failure.check(HttpError):
+    if _is(failure, HttpError):
         return failure.value.response.status in (401, 403)  # type: ignore[union-attr]
-    return bool(failure.check(IgnoreRequest)) and "robots.txt" in str(failure.value)
+    return _is(failure, IgnoreRequest) and "robots.txt" in str(failure.value)
 
 
 def describe_failure(failure: Failure, timeout: float) -> str:
     """One short sentence saying why a request failed."""
     value = failure.value
-    if failure.check(HttpError):
+    if _is(failure, HttpError):
         status = value.response.status  # type: ignore[union-attr]
         return f"HTTP {status}"
-    if failure.check(IgnoreRequest):
+    if _is(failure, IgnoreRequest):
         text = str(value)
         if "robots.txt" in text:
             return "refused by robots.txt"
         if "redirections" in text:
             return "redirect loop (too many redirects)"
         return f"request ignored: {text}"
-    if failure.check(DownloadTimeoutError, TxTimeoutError):
+    if _is(failure, DownloadTimeoutError, TxTimeoutError):
         return f"timed out after {timeout:g} s"
-    if failure.check(DownloadConnectionRefusedError, TxConnectionRefusedError):
+    if _is(failure, DownloadConnectionRefusedError, TxConnectionRefusedError):
         return "connection refused"
-    if failure.check(CannotResolveHostError, DNSLookupError):
+    if _is(failure, CannotResolveHostError, DNSLookupError):
         return "host name could not be resolved"
-    if failure.check(DownloadCancelledError):
+    if _is(failure, DownloadCancelledError):
         return f"response larger than the download size cap: {value}"
-    if failure.check(ResponseDataLossError, DownloadFailedError):
+    if _is(failure, ResponseDataLossError, DownloadFailedError):
         return f"download failed: {value}"
     return f"{type(value).__name__}: {value}"
