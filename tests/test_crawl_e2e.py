@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fixture_site import (
+    LSI_TOPIC,
     MULTIPAGE_ARTICLE_ID,
     REFERENCE_TOPIC,
     REFERENCE_TOPIC_TITLE,
@@ -227,3 +228,33 @@ def test_redirect_to_home_is_a_removal(site: FixtureSite, crawl: Crawl) -> None:
     _, changes, log = crawl.run()
     assert [c.kind for c in changes] == ["removed"]
     assert "kind=removed" in log
+
+
+@pytest.mark.parametrize(
+    ("sources", "keywords", "expected"),
+    [
+        pytest.param(["rss"], "[]", "reference", id="rss-feed"),
+        pytest.param(["atom"], "[]", "reference", id="atom-feed"),
+        pytest.param(["rss", "sitemap"], '["Timnas"]', "timnas", id="keywords-over-sitemap"),
+    ],
+)
+def test_feeds_and_news_sitemaps_as_sources(
+    site: FixtureSite, db_url: str, tmp_path: Path, sources: list[str], keywords: str, expected: str
+) -> None:
+    urls = [
+        site.sitemap_url("news") if kind == "sitemap" else site.feed_url(REFERENCE_TOPIC, kind)
+        for kind in sources
+    ]
+    config = write_config(tmp_path / "topicwatch.toml", db_url, urls, keywords=keywords)
+    crawl = Crawl(config, db_url)
+    try:
+        run, changes, _ = crawl.run()
+        assert run.status == "ok", run.error_details
+        topic = REFERENCE_TOPIC if expected == "reference" else LSI_TOPIC
+        wanted = {site.article_url(i) for i in site.listing_ids(topic)}
+        # Feed links carry utm_* parameters; the articles are recorded by canonical URL.
+        with crawl.sessions() as session:
+            assert set(session.scalars(select(Article.url))) == wanted
+        assert [c.kind for c in changes] == ["new"] * len(wanted)
+    finally:
+        crawl.close()
