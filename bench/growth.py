@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import random
@@ -563,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle to measure")
     parser.add_argument("--skip-record", action="store_true")
     parser.add_argument("--skip-schedule", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     args.sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     args.db = [kind.strip() for kind in args.db.split(",") if kind.strip()]
@@ -576,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         print_record(record)
     if schedule:
         print_schedule(schedule, args)
+    if args.json is not None:
+        data = {
+            "record": {kind: [r.__dict__ for r in rows] for kind, rows in record.items()},
+            "schedule": schedule,
+        }
+        args.json.write_text(json.dumps(data, indent=1), encoding="utf-8")
     print(f"\nbenchmark time {time.perf_counter() - started:.0f} s")
     return 0
 

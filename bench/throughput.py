@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,11 +87,11 @@ class Manifest:
         return [*self.listing_urls, *self.article_urls, *self.whole_urls]
 
 
-def render_site(n_articles: int) -> tuple[dict[str, Page], Manifest]:
+def render_site(n_articles: int, per_page: int) -> tuple[dict[str, Page], Manifest]:
     """Generate the fixture site, fetch each of its pages once, and keep them in memory."""
     from fixture_site import FixtureSite
 
-    site = FixtureSite.generate(n_articles)
+    site = FixtureSite.generate(n_articles, per_page=per_page)
     try:
         base = site.base_url
         listing_paths = [
@@ -198,9 +199,9 @@ class _SiteProtocol(asyncio.Protocol):
         return head.encode("latin-1") + b"\r\n" + (b"" if method == "HEAD" else body)
 
 
-def serve(n_articles: int, manifest_path: Path) -> int:
+def serve(n_articles: int, per_page: int, manifest_path: Path) -> int:
     """The site process: render, write the manifest, print the base URL, serve until SIGTERM."""
-    pages, manifest = render_site(n_articles)
+    pages, manifest = render_site(n_articles, per_page)
     port = int(manifest.base_url.rsplit(":", 1)[1])
     counts: Counter[int] = Counter()
 
@@ -225,7 +226,7 @@ def serve(n_articles: int, manifest_path: Path) -> int:
 class SiteProcess:
     """The site, served by ``throughput.py --child serve`` in a process of its own."""
 
-    def __init__(self, n_articles: int, workdir: Path) -> None:
+    def __init__(self, n_articles: int, per_page: int, workdir: Path) -> None:
         manifest_path = workdir / "manifest.json"
         self.popen = subprocess.Popen(
             [
@@ -235,6 +236,8 @@ class SiteProcess:
                 "serve",
                 "--articles",
                 str(n_articles),
+                "--per-page",
+                str(per_page),
                 "--manifest",
                 str(manifest_path),
             ],
@@ -325,17 +328,66 @@ def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -
 
     configure_logging("text", "INFO")
     started = time.perf_counter()
-    result = crawl_topic(
-        database_url,
-        TOPIC,
-        run_id,
-        CONCURRENT_REQUESTS=concurrency,
-        TOPICWATCH_EXTRACTION_WORKERS=workers,
-    )
+    clock = ThreadClock()
+    with clock:
+        result = crawl_topic(
+            database_url,
+            TOPIC,
+            run_id,
+            CONCURRENT_REQUESTS=concurrency,
+            TOPICWATCH_EXTRACTION_WORKERS=workers,
+        )
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
+    stats["threads"] = clock.by_name()
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
     return stats
+
+
+class ThreadClock:
+    """CPU seconds of each thread of this process, by thread name (Linux only): read every
+    quarter second, since a thread's figures vanish with it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.thread = threading.Thread(target=self.run, name="bench-clock", daemon=True)
+
+    def read(self) -> None:
+        for thread in threading.enumerate():
+            if thread.native_id is None or thread is self.thread:
+                continue
+            try:
+                stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            name = thread.name.rsplit("_", 1)[0] if "_" in thread.name else thread.name
+            name = "".join(c for c in name if not c.isdigit()).rstrip("-")
+            seconds = (int(fields[11]) + int(fields[12])) / self.tick
+            key = f"{name}/{thread.native_id}"
+            self.seconds[key] = max(self.seconds.get(key, 0.0), seconds)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            self.read()
+
+    def __enter__(self) -> ThreadClock:
+        if Path("/proc/self/task").is_dir():
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.read()
+
+    def by_name(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for key, seconds in self.seconds.items():
+            name = key.rsplit("/", 1)[0]
+            totals[name] = round(totals.get(name, 0.0) + seconds, 2)
+        return totals
 
 
 def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
@@ -543,7 +595,7 @@ def median(values: list[float]) -> float:
 def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
     log = workdir / "children.log"
-    site = SiteProcess(args.articles, workdir)
+    site = SiteProcess(args.articles, args.per_page, workdir)
     manifest = site.manifest
     manifest_file = str(workdir / "manifest.json")
     spec = bench_spec(manifest, args.concurrency)
@@ -639,7 +691,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
     header = (
-        f"{'pass':<48}{'seconds':>8}{'speed-up':>9}{'requests':>9}{'304s':>6}"
+        f"{'pass':<76}{'seconds':>8}{'speed-up':>9}{'requests':>9}{'304s':>6}"
         f"{'bytes/1st':>10}{'new versions':>13}{'new changes':>12}{'new alerts':>11}"
     )
     print(header)
@@ -652,7 +704,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         speedup = median([f["elapsed"] / r["elapsed"] for f, r in pairs])
         byte_ratio = median([r["bytes"] / f["bytes"] for f, r in pairs])
         print(
-            f"{kind + ', ' + RECHECKS[scenario]:<48}"
+            f"{kind + ', ' + RECHECKS[scenario]:<76}"
             f"{median([r['elapsed'] for r in again]):>8.2f}"
             f"{speedup:>8.1f}x"
             f"{median([r['responses'] for r in again]):>9.0f}"
@@ -740,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--per-page", type=int, default=20, help="links per listing page")
     parser.add_argument(
         "--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
     )
@@ -760,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child == "serve":
-        return serve(args.articles, args.manifest)
+        return serve(args.articles, args.per_page, args.manifest)
     if args.child in ("bare", "bare-defaults"):
         manifest = Manifest(**json.loads(args.manifest.read_text(encoding="utf-8")))
         result = crawl_bare(

@@ -1001,9 +1001,13 @@ def _general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
     return _apply_patterns(best, profile.noise_patterns)
 
 
-def _tidy(paragraphs: list[str], title: str) -> list[str]:
-    """Paragraphs without immediate repeats, bare counters ("12 Comments"), "read also"
-    pointers, and the headline repeated at the top."""
+def _tidy(paragraphs: list[str], title: str, *, drop_repeats: bool) -> list[str]:
+    """Paragraphs without bare counters ("12 Comments"), "read also" pointers, the headline
+    repeated at the top, and (``drop_repeats``) immediate repeats.
+
+    A general extractor can return one block twice from nested containers; a profile's
+    selectors cannot, so there a repeated paragraph is the article's own and is kept.
+    """
     result: list[str] = []
     squashed_title = _WHITESPACE.sub(" ", title).strip().casefold()
     for paragraph in paragraphs:
@@ -1013,7 +1017,7 @@ def _tidy(paragraphs: list[str], title: str) -> list[str]:
             continue
         if not result and squashed_title and paragraph.casefold() == squashed_title:
             continue
-        if not result or result[-1] != paragraph:
+        if not drop_repeats or not result or result[-1] != paragraph:
             result.append(paragraph)
     return result
 
@@ -1054,7 +1058,7 @@ def extract(
             logger.debug("No body selector of profile %s matched at %s", profile.name, url)
         paragraphs = _general_body(tree, url, profile)
     title = _title(tree, ld, meta, profile)
-    paragraphs = _tidy(paragraphs, title)
+    paragraphs = _tidy(paragraphs, title, drop_repeats=not from_profile)
 
     if not paragraphs:
         raise ExtractionError(f"No article text found at URL: {url}")

@@ -1,6 +1,7 @@
 """The item pipeline that records each article outcome in the database.
 
-Outcomes are written in batches by a thread of their own, so the crawl goes on fetching and
+Outcomes are written in batches, in the run's database thread (see
+:meth:`crawler.spiders.topic.TopicSpider.in_database`), so the crawl goes on fetching and
 reading pages while the database works. A batch goes out when it holds
 ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
 seconds, and whatever is left goes out when the spider closes. Each batch is one transaction:
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from crawler.items import ArticleGone, ArticleNotModified, ArticlePage
@@ -53,7 +53,6 @@ class StoragePipeline:
         self.pending: list[Outcome] = []
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicwatch-writer")
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StoragePipeline:
@@ -82,11 +81,8 @@ class StoragePipeline:
 
     async def close_spider(self) -> None:
         self.flush()
-        try:
-            while self.in_flight:
-                await asyncio.wait([self.in_flight[0]])
-        finally:
-            self.writer.shutdown(wait=True)
+        while self.in_flight:
+            await asyncio.wait([self.in_flight[0]])
 
     def outcome_of(self, item: Any) -> Outcome | None:
         """The repository's outcome for a spider item (counted as seen), or None."""
@@ -118,8 +114,7 @@ class StoragePipeline:
         task.add_done_callback(self.in_flight.remove)
 
     async def write(self, batch: list[Outcome]) -> None:
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self.writer, self.record, batch)
+        results = await self.spider.in_database(self.record, batch)
         for outcome, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 self.spider.fail(
@@ -129,7 +124,8 @@ class StoragePipeline:
                 self.note(outcome, result)
 
     def record(self, batch: list[Outcome]) -> list[Result]:
-        """Write one batch (in the writer thread); per outcome its change, None or the error."""
+        """Write one batch (in the database thread); per outcome its change, None or the
+        error."""
         spider = self.spider
         common: dict[str, Any] = {"topic_id": spider.topic_id, "run_id": spider.run_id}
         try:

@@ -294,3 +294,20 @@ def test_extraction_error_is_a_value_error() -> None:
 def test_str_input_is_accepted() -> None:
     text = page("generic_article.html").decode("utf-8")
     assert extract(text, GENERIC_URL).title == "Harbour bridge reopens after repairs"
+
+
+def test_a_paragraph_repeated_by_an_editor_is_a_change() -> None:
+    once = _edit(
+        page("tribunnews_article.html"),
+        "sambungan daring.</p>",
+        "sambungan daring.</p><p>Kremlin menolak berkomentar.</p>",
+    )
+    twice = _edit(
+        once,
+        "<p>Kremlin menolak berkomentar.</p>",
+        "<p>Kremlin menolak berkomentar.</p><p>Kremlin menolak berkomentar.</p>",
+    )
+    first = extract(once, TRIBUN_URL, profile=TRIBUNNEWS)
+    second = extract(twice, TRIBUN_URL, profile=TRIBUNNEWS)
+    assert second.body.count("Kremlin menolak berkomentar.") == 2
+    assert fingerprint(second).changed_fields(fingerprint(first).fields) == ["body"]

@@ -4,25 +4,27 @@ One spider instance is one crawl run of one topic. It reads what it needs from t
 (the topic's known articles and their validators) and hands every outcome to the storage
 pipeline as an item; failures are kept in ``self.failures`` with the URL and a reason.
 
-Reading an article page (extraction and fingerprint, :func:`read_page`) is most of the CPU a
-crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0 it happens in that
-many worker processes, so a crawl that is not held back by politeness limits (a large site
-of one's own, a first crawl of a big backlog) uses more than one core; by default pages are
-read in the crawl process, which is cheaper for the few pages a polite run fetches.
+Every database call of the run goes through one thread of its own (``in_database``): the
+event loop never waits for the database, and the crawl's own writes never wait for each other.
+Reading an article page (extraction and fingerprint, :func:`crawler.reading.read_page`) is
+most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0 it
+happens in that many worker processes, so a crawl that politeness limits do not hold back (a
+site of one's own, a big backlog) uses more than one core; by default pages are read in the
+crawl process, which costs less for the few pages a polite run fetches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import multiprocessing
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import scrapy
@@ -44,12 +46,10 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
-from crawler.article import Article, Fingerprint
 from crawler.discover import discover, matches_keywords
-from crawler.extract import ExtractionError, extract, whole_article_url
-from crawler.fingerprint import fingerprint
 from crawler.items import ArticleGone, ArticleNotModified, ArticlePage
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
+from crawler.reading import Reading, read_page, warm_up
 from crawler.urls import canonical_url, same_site
 from storage import repository
 from storage.db import make_engine, session_factory
@@ -57,6 +57,7 @@ from storage.repository import KnownArticle, Observation
 from storage.spec import TopicSpec
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 fetch_logger = logging.getLogger("topicwatch.fetch")
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -67,51 +68,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What reading one article page gave: the URL of the whole article when the page
-    shows only part of it, else the article and its fingerprint, or why there is none."""
-
-    whole_url: str | None = None
-    article: Article | None = None
-    fingerprint: Fingerprint | None = None
-    error: str | None = None
-
-
-def read_page(
-    body: bytes,
-    url: str,
-    *,
-    encoding: str,
-    profile: SiteProfile,
-    ignore_patterns: tuple[str, ...],
-    text: str | None = None,
-) -> Reading:
-    """Extract and fingerprint one article page; with ``text`` (the decoded page), first
-    look for a view of the whole article. Runs in the crawl process or in a worker."""
-    if text is not None:
-        whole = whole_article_url(text, url, profile)
-        if whole and whole != url:
-            return Reading(whole_url=whole)
-    try:
-        article = extract(body, url, profile=profile, encoding=encoding)
-    except ExtractionError as exc:
-        return Reading(error=str(exc))
-    if not article.body.strip():
-        return Reading(article=article)
-    return Reading(article=article, fingerprint=fingerprint(article, ignore_patterns))
-
-
-def _warm_up() -> None:
-    """Run in each new worker so its imports are done before the first page arrives."""
-
-
 class TopicSpider(scrapy.Spider):
     """Crawls one topic. Arguments: ``topic_id``, ``spec`` (TopicSpec), ``run_id``."""
 
     name = "topic"
     engine: Engine
     session_factory: sessionmaker[Session]
+    database: ThreadPoolExecutor
     workers = 0
     readers: ProcessPoolExecutor | None = None
     readers_ready = False
@@ -140,15 +103,22 @@ class TopicSpider(scrapy.Spider):
         spider: TopicSpider = super().from_crawler(crawler, *args, **kwargs)
         spider.engine = make_engine(crawler.settings["TOPICWATCH_DATABASE_URL"])
         spider.session_factory = session_factory(spider.engine)
+        spider.database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicwatch-db")
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
         return spider
 
     def closed(self, reason: str) -> None:
         if self.readers is not None:
             self.readers.shutdown(wait=True, cancel_futures=True)
+        self.database.shutdown(wait=True)
         self.engine.dispose()
 
     # -- helpers ------------------------------------------------------------------------
+
+    async def in_database(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``function(*args, **kwargs)`` in the run's database thread."""
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.database, call)
 
     def profile_of(self, url: str) -> SiteProfile:
         return self.profile or profile_for(url)
@@ -205,7 +175,8 @@ class TopicSpider(scrapy.Spider):
             )
         # Known articles that left the listing are re-checked on an age-based table; the
         # listing pages above re-check everything still listed.
-        candidates = repository.recheck_candidates(
+        candidates = await self.in_database(
+            repository.recheck_candidates,
             self.session_factory,
             self.topic_id,
             _now(),
@@ -221,7 +192,7 @@ class TopicSpider(scrapy.Spider):
 
     # -- listings --------------------------------------------------------------------------
 
-    def parse_listing(self, response: Response) -> Iterator[scrapy.Request]:
+    async def parse_listing(self, response: Response) -> AsyncIterator[scrapy.Request]:
         page: int = response.meta["topicwatch_page"]
         source: str = response.meta["topicwatch_source"]
         self.count("listing_pages")
@@ -247,9 +218,8 @@ class TopicSpider(scrapy.Spider):
         self.count("links_listed", len(urls))
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
-        known_urls = repository.note_listed(self.session_factory, self.topic_id, urls, _now())
+        known_urls, known = await self.in_database(self.note_listed, urls)
         self.listed.update(urls)
-        known = repository.known_state(self.session_factory, urls)
         new_here = 0
         for url in urls:
             if url not in known_urls:
@@ -271,6 +241,11 @@ class TopicSpider(scrapy.Spider):
                 meta={"topicwatch_page": page + 1, "topicwatch_source": source},
                 priority=10,
             )
+
+    def note_listed(self, urls: list[str]) -> tuple[set[str], dict[str, KnownArticle]]:
+        """Record what a listing page shows; which of it the topic knows, and its state."""
+        known_urls = repository.note_listed(self.session_factory, self.topic_id, urls, _now())
+        return known_urls, repository.known_state(self.session_factory, urls)
 
     def listing_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
@@ -367,7 +342,7 @@ class TopicSpider(scrapy.Spider):
             self.readers_ready = True
 
         for _ in range(self.workers):
-            self.readers.submit(_warm_up).add_done_callback(ready)
+            self.readers.submit(warm_up).add_done_callback(ready)
 
     async def read(self, response: Response, profile: SiteProfile, *, find_whole: bool) -> Reading:
         """Read an article page, in a worker process when there are any."""

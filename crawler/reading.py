@@ -1,0 +1,55 @@
+"""Reading one article page: extraction and fingerprint, in the crawl process or in a worker.
+
+Reading is most of the CPU a crawl spends, so a crawl may hand it to worker processes (see
+``TOPICWATCH_EXTRACTION_WORKERS`` in :mod:`crawler.spiders.topic`). This module imports only
+what reading needs, so a worker starts in a fraction of the time a crawl process takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crawler.article import Article, Fingerprint
+from crawler.extract import ExtractionError, extract, whole_article_url
+from crawler.fingerprint import fingerprint
+from crawler.profiles import SiteProfile
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What reading one article page gave: the URL of the whole article when the page shows
+    only part of it; else the article and its fingerprint (None when the body is empty); or,
+    when there is no article, why."""
+
+    whole_url: str | None = None
+    article: Article | None = None
+    fingerprint: Fingerprint | None = None
+    error: str | None = None
+
+
+def read_page(
+    body: bytes,
+    url: str,
+    *,
+    encoding: str,
+    profile: SiteProfile,
+    ignore_patterns: tuple[str, ...],
+    text: str | None = None,
+) -> Reading:
+    """Extract and fingerprint one article page; with ``text`` (the page decoded), first look
+    for a view of the whole article."""
+    if text is not None:
+        whole = whole_article_url(text, url, profile)
+        if whole and whole != url:
+            return Reading(whole_url=whole)
+    try:
+        article = extract(body, url, profile=profile, encoding=encoding)
+    except ExtractionError as exc:
+        return Reading(error=str(exc))
+    if not article.body.strip():
+        return Reading(article=article)
+    return Reading(article=article, fingerprint=fingerprint(article, ignore_patterns))
+
+
+def warm_up() -> None:
+    """Run once in each new worker, so its imports are done before the first page comes."""

@@ -1,0 +1,90 @@
+"""The benchmarks run end to end at tiny sizes, and what they report holds together.
+
+No figure of speed is checked here: the benchmarks print those. These runs only prove that
+``bench/throughput.py`` and ``bench/growth.py`` work, and that a re-check of an unchanged site
+writes nothing new, with and without extraction workers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+ARTICLES = 40
+
+
+def run_bench(script: str, *args: str, timeout: float = 240) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_throughput_benchmark_crawls_and_rechecks(tmp_path: Path) -> None:
+    results_file = tmp_path / "throughput.json"
+    output = run_bench(
+        "throughput.py",
+        *("--articles", str(ARTICLES), "--repeat", "1", "--db", "sqlite"),
+        *("--concurrency", "4", "--workers", "0,1", "--json", str(results_file)),
+    )
+    assert "full/bare" in output
+    assert "re-check, every article due" in output
+    results: dict[str, Any] = json.loads(results_file.read_text(encoding="utf-8"))
+
+    for mode in ("bare", "bare-defaults"):
+        (bare,) = results["bare"][mode]
+        assert bare["status_200"] == bare["responses"] > ARTICLES
+    for workers in ("0", "1"):
+        (full,) = results["full"][f"sqlite/{workers}"]
+        assert full["status"] == "ok"
+        assert full["counts"]["articles_new"] == ARTICLES
+        assert full["counts"]["errors"] == 0
+    (first,) = results["first_rows"]["sqlite"]
+    assert first == {
+        "versions": ARTICLES,
+        "changes": ARTICLES,
+        "alerts": ARTICLES,
+        "articles": ARTICLES,
+    }
+
+    nothing = dict.fromkeys(("versions", "changes", "alerts", "articles"), 0)
+    for scenario in ("all", "steady"):
+        (run,) = results["recheck"][f"sqlite/{scenario}"]
+        assert run["recheck"]["status"] == "ok"
+        assert run["rows_written"] == nothing
+        assert run["recheck"]["status_200"] <= run["recheck"]["responses"] - ARTICLES // 2
+    (every,) = results["recheck"]["sqlite/all"]
+    assert every["recheck"]["status_304"] == ARTICLES
+    assert every["recheck"]["counts"]["articles_not_modified"] == ARTICLES
+
+
+def test_growth_benchmark_records_and_schedules(tmp_path: Path) -> None:
+    results_file = tmp_path / "growth.json"
+    output = run_bench(
+        "growth.py",
+        *("--sizes", "100,300", "--samples", "10", "--db", "sqlite"),
+        *("--topics", "20", "--idle", "1", "--json", str(results_file)),
+    )
+    assert "largest/smallest" in output
+    results: dict[str, Any] = json.loads(results_file.read_text(encoding="utf-8"))
+    sizes = results["record"]["sqlite"]
+    assert [size["size"] for size in sizes] == [100, 300]
+    for size in sizes:
+        assert size["scans"] == []
+        assert all(value > 0 for value in size["figures"].values())
+    schedule = results["schedule"]["sqlite"]
+    assert schedule["topics"] == 20
+    assert schedule["jobs"] == 21  # one per topic, and the alert dispatch
