@@ -345,35 +345,43 @@ class SizeResult:
 
 
 def measure(
-    engine: Engine, sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: Bodies
+    sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: Bodies
 ) -> dict[str, float]:
-    topic_id, run_id = filled.topic_ids[0], filled.run_id
+    topics, run_id = filled.topic_ids, filled.run_id
     rng = random.Random(filled.size)
-    # Articles of the measured topic, as yet untouched by any sample.
-    existing = rng.sample(range(0, filled.size, TOPICS), min(3 * samples, filled.size // TOPICS))
-    unchanged, edited, not_modified = (
-        existing[:samples],
-        existing[samples : 2 * samples],
-        existing[2 * samples :],
-    )
+    # 304s are recorded in batches of one topic (the first); single pages by each article's own
+    # topic. No article is used twice.
+    first_topic = list(range(0, filled.size, TOPICS))
+    not_modified = rng.sample(first_topic, min(4, len(first_topic) // BATCH) * BATCH)
+    taken = set(not_modified)
+    others = [
+        i
+        for i in rng.sample(range(filled.size), min(filled.size, 3 * samples + len(taken)))
+        if i not in taken
+    ]
+    unchanged, edited = others[:samples], others[samples : 2 * samples]
     base_new = 10_000_000 + filled.size * 10
 
-    def page(observation_: Observation) -> Callable[[], Any]:
+    def page(observation_: Observation, topic_id: int) -> Callable[[], Any]:
         return lambda: repository.record_page(
             sessions, topic_id=topic_id, run_id=run_id, observation=observation_
         )
 
     def batch(outcomes: list[Any]) -> Callable[[], Any]:
         return lambda: repository.record_outcomes(
-            sessions, topic_id=topic_id, run_id=run_id, outcomes=outcomes
+            sessions, topic_id=topics[0], run_id=run_id, outcomes=outcomes
         )
 
     figures = {
         "record_page, new article": timed(
-            [page(observation(base_new + k, bodies)) for k in range(samples)]
+            [page(observation(base_new + k, bodies), topics[k % TOPICS]) for k in range(samples)]
         ),
-        "record_page, unchanged": timed([page(observation(i, bodies)) for i in unchanged]),
-        "record_page, updated": timed([page(observation(i, bodies, version=2)) for i in edited]),
+        "record_page, unchanged": timed(
+            [page(observation(i, bodies), topics[i % TOPICS]) for i in unchanged]
+        ),
+        "record_page, updated": timed(
+            [page(observation(i, bodies, version=2), topics[i % TOPICS]) for i in edited]
+        ),
     }
     new_batches = [
         batch([observation(base_new + samples + b * BATCH + k, bodies) for k in range(BATCH)])
@@ -381,10 +389,10 @@ def measure(
     ]
     figures["record_outcomes x100, new"] = timed(new_batches, BATCH)
     chunks = [not_modified[k : k + BATCH] for k in range(0, len(not_modified), BATCH)]
-    figures["record_outcomes x100, 304"] = timed(
-        [batch([PageNotModified(url_of(i)) for i in chunk]) for chunk in chunks if chunk],
-        BATCH,
-    )
+    if chunks:
+        figures["record_outcomes x100, 304"] = timed(
+            [batch([PageNotModified(url_of(i)) for i in chunk]) for chunk in chunks], BATCH
+        )
     return figures
 
 
@@ -401,7 +409,7 @@ def run_record(args: argparse.Namespace, workdir: Path) -> dict[str, list[SizeRe
                     seconds = fill(engine, filled, size, bodies)
                     statements = Statements()
                     with statements.listening(engine):
-                        figures = measure(engine, sessions, filled, args.samples, bodies)
+                        figures = measure(sessions, filled, args.samples, bodies)
                     scans = statements.full_scans(engine)
                     results.setdefault(kind, []).append(SizeResult(size, seconds, figures, scans))
                     print(
@@ -432,10 +440,11 @@ def print_record(results: dict[str, list[SizeResult]]) -> None:
                 + "".join(f"{v:>10.2f}" for v in values)
                 + f"{values[-1] / values[0]:>17.2f}x"
             )
-        scans = [s for r in rows for s in r.scans]
-        print(f"full scans of large tables in the statements run: {len(scans) or 'none'}")
-        for line in dict.fromkeys(scans):
-            print(f"  {line}")
+        counts = ", ".join(f"{len(r.scans)} at {r.size:,}" for r in rows)
+        print(f"full scans of a large table in the statements those calls ran: {counts}")
+        for r in rows:
+            for line in dict.fromkeys(r.scans):
+                print(f"  at {r.size:,}: {line}")
         print()
 
 

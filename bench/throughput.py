@@ -1,27 +1,33 @@
 """Crawl throughput: topicwatch's full pipeline beside a bare Scrapy fetch of the same pages.
 
-    .venv/bin/python bench/throughput.py [--articles 2000] [--repeat 3] [--db sqlite,postgresql]
-                                         [--concurrency 16] [--profile DIR]
+    .venv/bin/python bench/throughput.py [--articles 2000] [--per-page 20] [--repeat 3]
+                                         [--db sqlite,postgresql] [--concurrency 16]
+                                         [--workers 0,2] [--profile DIR] [--json FILE]
 
 A local site on 127.0.0.1 (the fixture site of the tests, ``FixtureSite.generate``: pages
 shaped like the reference site, article bodies of 500–900 words, behind four topic listings
-of 20 links a page) is rendered once and served from memory by a small keep-alive HTTP
-server in a process of its own, with the same ``ETag`` / ``Last-Modified`` / 304 behaviour as
-the fixture site. Then, in each repetition, every crawl in a child process of its own:
+of ``--per-page`` links a page) is rendered once and served from memory by a small keep-alive
+HTTP server in a process of its own, with the fixture site's ``ETag`` / ``Last-Modified`` / 304
+behaviour. Then, in each repetition, every crawl in a child process of its own:
 
 - ``bare``: a Scrapy spider that requests every page the pipeline reads (listing pages,
-  article pages, the ``?page=all`` view of multi-page articles) and does nothing with them;
+  article pages, the ``?page=all`` view of multi-page articles) and does nothing with them,
+  with topicwatch's own Scrapy settings (its item pipeline left out), and with Scrapy's
+  defaults;
 - ``full``: ``crawler.run.crawl_topic`` on a fresh database (SQLite, PostgreSQL): listings,
-  discovery, extraction, fingerprint, database writes, the run's row;
-- ``recheck``: the same topic crawled again on the unchanged site: conditional requests,
-  304s, no new rows.
+  discovery, extraction, fingerprint, database writes, the run's row; once for each
+  ``--workers`` count of extraction worker processes (0: pages read in the crawl process);
+- ``recheck``: the same topic crawled again on the unchanged site, right after the first
+  crawl (every article is due by the age table: first seen under an hour ago), and in the
+  steady state of a watched topic (first seen two hours ago, checked minutes ago).
 
 Politeness limits are lifted for this local host only, through the benchmark topic's own
 crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
 product's defaults are untouched. Rates are pages (responses) per second of crawl time
-(Scrapy's ``elapsed_time_seconds``, spider opened to spider closed); the figures are medians
-over the repetitions. ``--profile DIR`` also records the first full SQLite crawl with py-spy
-(when installed) and prints where its time goes.
+(Scrapy's ``elapsed_time_seconds``, spider opened to spider closed); CPU is that of the crawl
+process and its workers, start-up included; the figures are medians over the repetitions.
+``--profile DIR`` records the first crawls of the first repetition with py-spy (when
+installed in the virtualenv) and prints where their time goes. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -752,6 +758,18 @@ PROFILE_GROUPS = (
 )
 
 
+IDLE_MARKERS = (
+    "select (",
+    "poll (",
+    "Condition.wait",
+    "_worker (concurrent/futures/thread",
+    "_worker (thread.py",
+    "Connection._recv",
+    "Connection._send",
+    "SemLock",
+)
+
+
 def summarise_profile(path: Path) -> None:
     """Where the time of a crawl child went, from py-spy's collapsed stacks."""
     totals: Counter[str] = Counter()
@@ -769,8 +787,8 @@ def summarise_profile(path: Path) -> None:
             if any(marker in frame for frame in frames for marker in markers):
                 group = name
                 break
-        if any("select" in f or "epoll" in f or "poll (" in f for f in frames[-2:]):
-            group = "waiting for the network (event loop)"
+        if any(marker in frames[-1] for marker in IDLE_MARKERS):
+            group = "waiting (event loop, idle threads)"
         totals[group] += count
         leaves[frames[-1].split(" (")[0] + " (" + frames[-1].rsplit("/", 1)[-1]] += count
     if not samples:

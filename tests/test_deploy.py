@@ -561,9 +561,12 @@ def test_env_example_names_the_secrets_the_code_reads() -> None:
     text = ENV_EXAMPLE.read_text("utf-8")
     for variable in ("TOPICWATCH_SMTP_PASSWORD", "SENTRY_DSN", "TOPICWATCH_DATABASE_URL"):
         assert re.search(rf"^#{variable}=", text, re.MULTILINE), variable
-    config = load_config(EXAMPLE_CONFIG, env={})
-    assert config.smtp is not None
-    assert f"#{config.smtp.password_env}=" in text
+    # The example's [smtp] section ships commented out; the variable it names is listed.
+    password_env = re.search(
+        r'^# password_env = "(\w+)"', EXAMPLE_CONFIG.read_text("utf-8"), re.MULTILINE
+    )
+    assert password_env is not None
+    assert f"#{password_env.group(1)}=" in text
 
 
 # -- the entrypoint and the health check, for real ---------------------------------------------

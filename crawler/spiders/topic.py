@@ -332,7 +332,7 @@ class TopicSpider(scrapy.Spider):
         """Start the extraction workers, when the first page is to be read (a run that reads
         none, such as a re-check answered by 304s, starts none). Until one of them is ready,
         pages are read in the crawl process."""
-        # "spawn": the crawl process runs threads (the database writer, Twisted's pool), and
+        # "spawn": the crawl process runs threads (the database thread, Twisted's pool), and
         # a forked copy of a threaded process may inherit a lock some thread held.
         self.readers = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn")
@@ -355,19 +355,24 @@ class TopicSpider(scrapy.Spider):
         }
         if self.workers > 0 and self.readers is None:
             self.start_readers()
-        if self.readers is not None and self.readers_ready:
+        readers = self.readers
+        if readers is not None and self.readers_ready:
             try:
-                future = self.readers.submit(read_page, response.body, response.url, **options)
-                return await asyncio.wrap_future(future)
+                future = readers.submit(read_page, response.body, response.url, **options)
+                reading = await asyncio.wrap_future(future)
+                self.count("pages_read_by_workers")
+                return reading
             except BrokenProcessPool:
-                logger.warning(
-                    "The extraction workers of topic %s stopped; reading pages in the crawl "
-                    "process from now on",
-                    self.spec.name,
-                )
-                self.readers.shutdown(wait=False, cancel_futures=True)
-                self.readers = None
-                self.workers = 0
+                if self.readers is readers:  # the first page to find out says so
+                    logger.warning(
+                        "The extraction workers of topic %s stopped; reading pages in the "
+                        "crawl process from now on",
+                        self.spec.name,
+                    )
+                    readers.shutdown(wait=False, cancel_futures=True)
+                    self.readers = None
+                    self.workers = 0
+        self.count("pages_read_in_process")
         return read_page(response.body, response.url, **options)
 
     def article_error(self, failure: Failure) -> None:
