@@ -24,12 +24,14 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
 import trafilatura
+from lxml.cssselect import CSSSelector
 from w3lib.encoding import html_body_declared_encoding, html_to_unicode
 
 from crawler.article import Article
@@ -350,12 +352,19 @@ def _text_of(element: lxml.html.HtmlElement) -> str:
     return _WHITESPACE.sub(" ", element.text_content()).strip()
 
 
-def _select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
+@lru_cache(maxsize=512)
+def _css(selector: str) -> CSSSelector | None:
+    """The compiled selector; compiling it costs more than matching it on a page."""
     try:
-        return list(tree.cssselect(selector))
+        return CSSSelector(selector, translator="html")
     except Exception:  # cssselect raises several error types for selectors it cannot read
         logger.warning("Ignoring the CSS selector %r, which cannot be parsed", selector)
-        return []
+        return None
+
+
+def _select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
+    compiled = _css(selector)
+    return [] if compiled is None else list(compiled(tree))
 
 
 def _blocks(element: lxml.html.HtmlElement) -> list[str]:

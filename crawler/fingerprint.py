@@ -77,6 +77,16 @@ COUNTER_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE | re.VERBOSE,
 )
 _WHITESPACE = re.compile(r"\s+")
+# One pass over the text for both tables: str.translate looks every character up in a dict,
+# which costs more than the rest of normalisation on a long body.
+_REPLACEMENTS = {chr(code): "" for code in _ZERO_WIDTH} | {
+    chr(code): str(value) for code, value in _TYPOGRAPHY.items()
+}
+_REPLACED = re.compile("[" + re.escape("".join(_REPLACEMENTS)) + "]")
+
+
+def _replace(match: re.Match[str]) -> str:
+    return _REPLACEMENTS[match.group()]
 
 
 @lru_cache(maxsize=256)
@@ -102,7 +112,7 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     removed, ``ignore_patterns`` (regexes) removed, and
     whitespace collapsed to single spaces.
     """
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_TYPOGRAPHY)
+    text = _REPLACED.sub(_replace, unicodedata.normalize("NFKC", text))
     text = COUNTER_LINE.sub(" ", text)
     text = _RELATIVE_TIMES.sub(" ", text)
     for pattern in compile_patterns(ignore_patterns):

@@ -236,13 +236,18 @@ def test_redirect_to_home_is_a_removal(site: FixtureSite, crawl: Crawl) -> None:
         pytest.param(["rss"], "[]", "reference", id="rss-feed"),
         pytest.param(["atom"], "[]", "reference", id="atom-feed"),
         pytest.param(["rss", "sitemap"], '["Timnas"]', "timnas", id="keywords-over-sitemap"),
+        pytest.param(["sitemap-index"], '["Timnas"]', "timnas", id="sitemap-index"),
     ],
 )
 def test_feeds_and_news_sitemaps_as_sources(
     site: FixtureSite, db_url: str, tmp_path: Path, sources: list[str], keywords: str, expected: str
 ) -> None:
     urls = [
-        site.sitemap_url("news") if kind == "sitemap" else site.feed_url(REFERENCE_TOPIC, kind)
+        site.sitemap_url("index")
+        if kind == "sitemap-index"
+        else site.sitemap_url("news")
+        if kind == "sitemap"
+        else site.feed_url(REFERENCE_TOPIC, kind)
         for kind in sources
     ]
     config = write_config(tmp_path / "topicwatch.toml", db_url, urls, keywords=keywords)

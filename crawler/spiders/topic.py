@@ -228,6 +228,17 @@ class TopicSpider(scrapy.Spider):
                 continue
             self._scheduled.add(url)
             yield self.article_request(url, known.get(url), origin="listing")
+        if listing.kind == "sitemap" and listing.children:
+            # A sitemap index: its child sitemaps, as many as the topic reads listing pages.
+            for child in listing.children[: self.spec.max_pages]:
+                yield scrapy.Request(
+                    child,
+                    callback=self.parse_listing,
+                    errback=self.listing_error,
+                    meta={"topicwatch_page": self.spec.max_pages, "topicwatch_source": source},
+                    priority=10,
+                )
+            return
         if listing.next_page and page < self.spec.max_pages:
             if new_here == 0 and page > 0 and urls:
                 # Listings are newest first: a page with nothing new means the pages after
