@@ -19,14 +19,6 @@ from storage.db import make_engine, session_factory
 
 logger = logging.getLogger(__name__)
 
-COUNTERS = (
-    "articles_new",
-    "articles_updated",
-    "articles_removed",
-    "articles_restored",
-    "articles_unchanged",
-    "articles_not_modified",
-)
 
 
 @dataclass
@@ -78,8 +70,8 @@ def summarise(spider: TopicSpider, stats: dict[str, Any]) -> RunResult:
     def stat(key: str) -> int:
         return int(stats.get(f"topicwatch/{key}", 0))
 
-    counts = {key: stat(key) for key in COUNTERS}
-    counts["articles_seen"] = stat("articles_seen")
+    # Most counters are the pipeline's own stats; these two are not.
+    counts = {key: stat(key) for key in repository.COUNTERS}
     counts["pages_fetched"] = int(stats.get("downloader/response_count", 0))
     counts["errors"] = len(spider.failures)
     listing_pages = stat("listing_pages")
