@@ -1,11 +1,12 @@
-"""Regenerate docs/example-digest.html, an example digest email, from fixed sample changes.
+"""Regenerate docs/example-digest.html, an example digest email, from the reference site.
 
     .venv/bin/python docs/make_example_digest.py          # the HTML part, and the plain text
     .venv/bin/python docs/make_example_digest.py --png    # also a screenshot (headless Chromium)
 
-The sample follows the reference case (an article edited after publication
-to clarify its source and add a statement, with its headline spelled anew); the texts are
-written for this example. tests/test_digest.py checks that the committed files are current.
+The changes are those a crawl of the local reference site (tests/fixture_site.py) records
+when its reference article is edited after publication (to clarify its source and add a
+statement, with its headline spelled anew), two articles appear and one is taken down.
+tests/test_digest.py checks that the committed files are current.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+
+from fixture_site import (  # noqa: E402
+    CP1252_ARTICLE_ID,
+    MULTIPAGE_ARTICLE_ID,
+    SEED_ALT_TITLE,
+    SEED_ARTICLE_ID,
+    FixtureSite,
+)
+
 from alerts.digest import DigestItem, build_digest  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -32,86 +44,53 @@ PNG_FILE = DOCS / "example-digest.png"
 
 SITE = "https://berita.example"
 DETECTED = datetime(2025, 10, 3, 6, 15, tzinfo=UTC)
+REMOVED_ID = 7480106  # "Ribuan Warga Kharkiv Mengungsi Akibat Serangan Drone"
 
-OLD_BODY = """\
-Sementara perang Rusia dan Ukraina terus berlangsung, sejumlah pembicaraan diplomatik \
-rahasia digelar antara pejabat keamanan nasional Amerika Serikat dan petinggi pemerintahan \
-Rusia.
 
-Menurut laporan itu, seorang pejabat AS yang terlibat langsung mengatakan pertemuan \
-berlangsung setidaknya dua kali sebulan, sebagian besar secara daring.
+def reference_items() -> tuple[DigestItem, ...]:
+    """Two new articles, the reference article's edit, and a removal, from the fixture site.
 
-Diplomasi jalur 1,5 semacam ini memungkinkan kedua pihak memahami garis merah masing-masing \
-dan mengurangi potensi konflik.
+    The texts are those of the local reference site the tests crawl (``tests/fixture_site.py``):
+    the article edited after publication, with its headline spelled anew, and its neighbours
+    on the topic page.
+    """
+    site = FixtureSite.reference_site(start=False)
 
-Pejabat itu menambahkan bahwa peluang Ukraina merebut kembali Krimea sangat tipis."""
+    def url(article_id: int) -> str:
+        return SITE + site.article_path(article_id)
 
-NEW_BODY = """\
-Sementara perang Rusia dan Ukraina terus berlangsung, sejumlah pembicaraan diplomatik \
-rahasia digelar antara mantan pejabat keamanan nasional Amerika Serikat dan petinggi \
-pemerintahan Rusia.
+    def new(article_id: int) -> DigestItem:
+        article = site.article(article_id)
+        return DigestItem(
+            kind="new",
+            url=url(article_id),
+            title=article.title,
+            detected_at=DETECTED,
+            published=article.published.isoformat(),
+            lead=article.lead,
+        )
 
-Menurut laporan itu, seorang mantan pejabat AS yang terlibat langsung mengatakan pertemuan \
-berlangsung setidaknya dua kali sebulan, sebagian besar secara daring.
-
-Diplomasi jalur 1,5 semacam ini memungkinkan kedua pihak memahami garis merah masing-masing \
-dan mengurangi potensi konflik.
-
-Dewan Keamanan Nasional Gedung Putih menyatakan tidak meminta pejabat maupun mantan pejabat \
-untuk membuka saluran komunikasi semacam itu.
-
-Pejabat itu menambahkan bahwa peluang Ukraina merebut kembali Krimea sangat tipis.
-
-Artikel ini telah diperbarui untuk mengklarifikasi bahwa sumbernya adalah mantan pejabat, \
-dan untuk menambahkan pernyataan Dewan Keamanan Nasional Gedung Putih."""
-
-ITEMS = (
-    DigestItem(
-        kind="new",
-        url=f"{SITE}/internasional/2025/10/03/ukraina-terima-sistem-pertahanan-udara-baru",
-        title="Ukraina Terima Sistem Pertahanan Udara Baru Menjelang Musim Dingin",
-        detected_at=DETECTED,
-        published="2025-10-03T12:40:00+07:00",
-        lead=(
-            "Kyiv menyebut sistem itu akan melindungi jaringan listrik yang berulang kali "
-            "menjadi sasaran serangan rudal dan drone."
+    before = site.article(SEED_ARTICLE_ID)
+    site.apply_seed_edit()
+    site.set_title(SEED_ARTICLE_ID, SEED_ALT_TITLE)
+    after = site.article(SEED_ARTICLE_ID)
+    removed = site.article(REMOVED_ID)
+    return (
+        new(MULTIPAGE_ARTICLE_ID),
+        new(CP1252_ARTICLE_ID),
+        DigestItem(
+            kind="updated",
+            url=url(SEED_ARTICLE_ID),
+            title=after.title,
+            old_title=before.title,
+            detected_at=DETECTED,
+            published=after.published.isoformat(),
+            fields=("body", "title"),
+            body=after.body_text,
+            old_body=before.body_text,
         ),
-    ),
-    DigestItem(
-        kind="new",
-        url=f"{SITE}/internasional/2025/10/03/harga-gandum-naik-setelah-serangan-pelabuhan",
-        title="Harga Gandum Dunia Naik Setelah Serangan ke Pelabuhan Odesa",
-        detected_at=DETECTED,
-        published="2025-10-03T11:05:00+07:00",
-        lead=(
-            "Pedagang khawatir jalur ekspor lewat Laut Hitam kembali terganggu; harga "
-            "berjangka naik hampir 4 persen dalam sehari."
-        ),
-    ),
-    DigestItem(
-        kind="updated",
-        url=f"{SITE}/internasional/2025/10/02/track-15-pembicaraan-diplomasi-rahasia-as-rusia",
-        title=(
-            "Track 1.5, Pembicaraan Diplomasi Rahasia AS dan Rusia Soal Ukraina: "
-            "Nuklir Turun Tangan Kalau Krimea Lepas"
-        ),
-        old_title=(
-            "Track 1.5, Pembicaraan Diplomasi Rahasia AS-Rusia Soal Ukraina: "
-            "Nuklir Turun Kalau Krimea Lepas"
-        ),
-        detected_at=DETECTED,
-        published="2025-10-02T19:30:00+07:00",
-        fields=("body", "title"),
-        body=NEW_BODY,
-        old_body=OLD_BODY,
-    ),
-    DigestItem(
-        kind="removed",
-        url=f"{SITE}/internasional/2025/10/01/video-serangan-drone-belgorod",
-        title="Video: Serangan Drone di Belgorod Semalam",
-        detected_at=DETECTED,
-    ),
-)
+        DigestItem(kind="removed", url=url(REMOVED_ID), title=removed.title, detected_at=DETECTED),
+    )
 
 
 def example_message() -> EmailMessage:
@@ -121,7 +100,7 @@ def example_message() -> EmailMessage:
         topic_name="konflik-rusia-ukraina",
         recipient="desk@example.org",
         sender="topicwatch <alerts@example.org>",
-        items=ITEMS,
+        items=reference_items(),
         digest_key="alerts:101,102,103,104",
         domain="example.org",
         date=datetime(2025, 10, 3, 6, 16, tzinfo=UTC),

@@ -422,9 +422,9 @@ class Daemon:
             health.last_listed = listed
 
     async def dispatch_job(self) -> None:
-        """The timer's delivery, for retries; while crawls run, their ends deliver instead
-        (a run still recording its changes would otherwise be split over several digests)."""
-        if not self.stopping.is_set() and not self.active:
+        """The timer's delivery, for retries. Changes of a run still going are held back by
+        the dispatcher itself until the run ends, so one run's digest is never split."""
+        if not self.stopping.is_set():
             await self.dispatch()
 
     async def dispatch(self) -> None:
