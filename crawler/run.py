@@ -20,7 +20,6 @@ from storage.db import make_engine, session_factory
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class RunResult:
     status: str
