@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,15 +54,12 @@ from fixture_site import (  # noqa: E402
     SEED_ARTICLE_ID,
     FixtureSite,
 )
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
+from bench.throughput import fresh_database  # noqa: E402
 from storage.db import make_engine, read_session, session_factory, upgrade  # noqa: E402
 from storage.models import Alert, Change, CrawlRun  # noqa: E402
 
-POSTGRES_SERVER = os.environ.get(
-    "TOPICWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
-)
 RECIPIENT = "desk@example.org"
 SUMMARY = re.compile(
     rb"(?:INFO|WARNING) topicwatch\.run topic=(?P<topic>\S+) run=(?P<run>\d+) "
@@ -232,28 +228,8 @@ def database(kind: str, url: str | None, workdir: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'topicwatch.db'}"
-        upgrade(url)
-        yield url
-        return
-    name = f"topicwatch_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        f"{POSTGRES_SERVER}/postgres",
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 5},
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = f"{POSTGRES_SERVER}/{name}"
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(kind, workdir) as fresh:
+        yield fresh
 
 
 @dataclass
