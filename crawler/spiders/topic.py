@@ -307,13 +307,13 @@ class TopicSpider(scrapy.Spider):
                 dont_filter=True,
             )
             return
-        article, print_ = reading.article, reading.fingerprint
+        article, fingerprinted = reading.article, reading.fingerprint
         if article is None:
             if not response.body.strip():
                 self.count("empty_body")
             self.fail(url, reading.error or "the page could not be read")
             return
-        if print_ is None:
+        if fingerprinted is None:
             self.count("empty_body")
             self.fail(url, "the page has no article text (empty body)")
             return
@@ -330,8 +330,8 @@ class TopicSpider(scrapy.Spider):
                 authors=article.authors,
                 published=article.published,
                 modified=article.modified,
-                fingerprint=print_.digest,
-                field_hashes=print_.fields,
+                fingerprint=fingerprinted.digest,
+                field_hashes=fingerprinted.fields,
                 etag=header(first_page, "ETag"),
                 last_modified=header(first_page, "Last-Modified"),
                 raw_sha256=raw_sha,
