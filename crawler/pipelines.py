@@ -20,9 +20,8 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import ArticleGone, ArticleNotModified, ArticlePage
 from storage import repository
-from storage.repository import ChangeRecord, Outcome, PageGone, PageNotModified
+from storage.repository import ChangeRecord, Observation, Outcome, PageGone, PageNotModified
 
 if TYPE_CHECKING:
     from crawler.spiders.topic import TopicSpider
@@ -85,21 +84,14 @@ class StoragePipeline:
             await asyncio.wait([self.in_flight[0]])
 
     def outcome_of(self, item: Any) -> Outcome | None:
-        """The repository's outcome for a spider item (counted as seen), or None."""
-        if isinstance(item, ArticlePage):
-            self.count("articles_seen")
-            return item.observation
-        if isinstance(item, ArticleNotModified):
-            self.count("articles_seen")
-            self.count("articles_not_modified")
-            if item.reason == "identical":
-                self.count("identical_bodies")
+        """The spider's item as an outcome to record (counted as seen), or None."""
+        if not isinstance(item, Observation | PageNotModified | PageGone):
+            return None
+        self.count("articles_seen")
+        if isinstance(item, PageNotModified):
             # A removed article answering 304 again is back: that is a change too.
-            return PageNotModified(url=item.url, etag=item.etag, last_modified=item.last_modified)
-        if isinstance(item, ArticleGone):
-            self.count("articles_seen")
-            return PageGone(url=item.url)
-        return None
+            self.count("articles_not_modified")
+        return item
 
     def flush(self) -> None:
         """Hand the pending outcomes to the writer as one batch."""

@@ -47,13 +47,12 @@ from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
 from crawler.discover import discover, matches_keywords
-from crawler.items import ArticleGone, ArticleNotModified, ArticlePage
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
 from crawler.reading import Reading, read_page, warm_up
 from crawler.urls import canonical_url, same_site
 from storage import repository
 from storage.db import make_engine, session_factory
-from storage.repository import KnownArticle, Observation
+from storage.repository import KnownArticle, Observation, PageGone, PageNotModified
 from storage.spec import TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -273,13 +272,13 @@ class TopicSpider(scrapy.Spider):
         known: KnownArticle | None = response.meta["topicwatch_known"]
         self.count("article_responses")
         if response.status == 304:
-            yield ArticleNotModified(url=url, reason="304")
+            yield PageNotModified(url=url)
             return
         if response.status in (404, 410):
-            yield ArticleGone(url=url, reason=f"HTTP {response.status}")
+            yield PageGone(url=url)
             return
         if response.meta.get("redirect_urls") and self.is_home_or_listing(response.url):
-            yield ArticleGone(url=url, reason=f"redirected to {response.url}")
+            yield PageGone(url=url)
             return
         content_type = (header(response, "Content-Type") or "").lower()
         if not isinstance(response, TextResponse) or not any(t in content_type for t in HTML_TYPES):
@@ -288,9 +287,9 @@ class TopicSpider(scrapy.Spider):
         first_page: Response = response.meta.get("topicwatch_first_page", response)
         raw_sha = hashlib.sha256(first_page.body).hexdigest()
         if known is not None and known.status == "live" and known.raw_sha256 == raw_sha:
-            yield ArticleNotModified(
+            self.count("identical_bodies")
+            yield PageNotModified(
                 url=url,
-                reason="identical",
                 etag=header(first_page, "ETag"),
                 last_modified=header(first_page, "Last-Modified"),
             )
@@ -321,22 +320,20 @@ class TopicSpider(scrapy.Spider):
             canonical_url(article.url) if article.url and same_site(article.url, url) else url
         )
         raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
-        yield ArticlePage(
-            observation=Observation(
-                url=identity,
-                title=article.title,
-                body=article.body,
-                lead=article.lead,
-                authors=article.authors,
-                published=article.published,
-                modified=article.modified,
-                fingerprint=fingerprinted.digest,
-                field_hashes=fingerprinted.fields,
-                etag=header(first_page, "ETag"),
-                last_modified=header(first_page, "Last-Modified"),
-                raw_sha256=raw_sha,
-                raw_html=raw_html,
-            )
+        yield Observation(
+            url=identity,
+            title=article.title,
+            body=article.body,
+            lead=article.lead,
+            authors=article.authors,
+            published=article.published,
+            modified=article.modified,
+            fingerprint=fingerprinted.digest,
+            field_hashes=fingerprinted.fields,
+            etag=header(first_page, "ETag"),
+            last_modified=header(first_page, "Last-Modified"),
+            raw_sha256=raw_sha,
+            raw_html=raw_html,
         )
 
     def start_readers(self) -> None:
