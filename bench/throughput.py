@@ -342,6 +342,7 @@ def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -
             run_id,
             CONCURRENT_REQUESTS=concurrency,
             TOPICWATCH_EXTRACTION_WORKERS=workers,
+            TOPICWATCH_WRITER_PROCESS=workers > 0,
         )
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)

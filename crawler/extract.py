@@ -41,7 +41,14 @@ from crawler.urls import canonical_url, same_site
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExtractionError", "extract", "whole_article_url"]
+__all__ = [
+    "ExtractionError",
+    "extract",
+    "extract_tree",
+    "parse",
+    "whole_article_url",
+    "whole_article_url_of",
+]
 
 
 class ExtractionError(ValueError):
@@ -62,7 +69,6 @@ _BINARY_SIGNATURES = (
 )
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_WHITESPACE = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
 
 _ARTICLE_TYPES = frozenset(
@@ -342,14 +348,20 @@ def _parse(text: str, url: str) -> lxml.html.HtmlElement:
 # --------------------------------------------------------------------------- text helpers
 
 
+def _squash(text: str) -> str:
+    """Whitespace collapsed to single spaces, ends stripped (``str.split`` splits on exactly
+    the characters ``\\s`` matches, several times faster than a regex substitution)."""
+    return " ".join(text.split())
+
+
 def _clean(text: str | None) -> str:
     if not text:
         return ""
-    return _WHITESPACE.sub(" ", html_lib.unescape(_TAGS.sub(" ", text))).strip()
+    return _squash(html_lib.unescape(_TAGS.sub(" ", text)))
 
 
 def _text_of(element: lxml.html.HtmlElement) -> str:
-    return _WHITESPACE.sub(" ", element.text_content()).strip()
+    return _squash(element.text_content())
 
 
 @lru_cache(maxsize=512)
@@ -367,13 +379,28 @@ def _select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlEl
     return [] if compiled is None else list(compiled(tree))
 
 
+@lru_cache(maxsize=256)
+def _css_union(selectors: tuple[str, ...]) -> CSSSelector | None:
+    """One selector matching what any of ``selectors`` matches: one pass over the tree."""
+    valid = [selector for selector in selectors if _css(selector) is not None]
+    return CSSSelector(", ".join(valid), translator="html") if valid else None
+
+
+def _select_any(
+    tree: lxml.html.HtmlElement, selectors: tuple[str, ...]
+) -> list[lxml.html.HtmlElement]:
+    """The elements any of ``selectors`` matches, in document order."""
+    compiled = _css_union(selectors)
+    return [] if compiled is None else list(compiled(tree))
+
+
 def _blocks(element: lxml.html.HtmlElement) -> list[str]:
     """The element's text split into paragraphs at block-level elements, in document order."""
     paragraphs: list[str] = []
     current: list[str] = []
 
     def flush() -> None:
-        text = _WHITESPACE.sub(" ", "".join(current)).strip()
+        text = _squash("".join(current))
         if text:
             paragraphs.append(text)
         current.clear()
@@ -706,7 +733,7 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
     scope = parent.getparent() if parent is not None and parent.getparent() is not None else parent
     if scope is None:
         return ""
-    noise = {e for selector in profile.noise_selectors for e in _select(body, selector)}
+    noise: set[lxml.html.HtmlElement] | None = None
     seen_h1 = False
     for element in scope.iter():
         if element is headline:
@@ -719,6 +746,8 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
         parts = {part for name in _name_parts(element) for part in name}
         if not parts & _LEAD_WORDS or parts & _LEAD_MEDIA_WORDS:
             continue
+        if noise is None:
+            noise = set(_select_any(body, profile.noise_selectors))
         if element in noise or any(
             a in noise
             or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
@@ -790,13 +819,19 @@ def _canonical(
 # --------------------------------------------------------------------------- body
 
 
-def _name_parts(element: lxml.html.HtmlElement) -> list[list[str]]:
+def _name_parts(element: lxml.html.HtmlElement) -> tuple[tuple[str, ...], ...]:
     """The words of each class name and of the id: ``"shareBar related-box"`` → share, bar…"""
-    names = f"{element.get('class') or ''} {element.get('id') or ''}".split()
-    return [_NAME_PARTS.findall(_CAMEL.sub("-", name).lower()) for name in names]
+    return _words_of_names(element.get("class") or "", element.get("id") or "")
 
 
-def _is_noise_name(names: list[list[str]]) -> bool:
+@lru_cache(maxsize=4096)
+def _words_of_names(classes: str, identifier: str) -> tuple[tuple[str, ...], ...]:
+    # Sites use a few hundred names over and over: each is split once.
+    names = f"{classes} {identifier}".split()
+    return tuple(tuple(_NAME_PARTS.findall(_CAMEL.sub("-", name).lower())) for name in names)
+
+
+def _is_noise_name(names: tuple[tuple[str, ...], ...]) -> bool:
     for parts in names:
         if any(part in _NOISE_WORDS for part in parts):
             return True
@@ -834,9 +869,8 @@ def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]
 
 def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
     """Remove boilerplate blocks in place; wrappers around the article text are kept."""
-    for selector in profile.noise_selectors:
-        for element in _select(root, selector):
-            _drop(element)
+    for element in _select_any(root, profile.noise_selectors):
+        _drop(element)
     body = root.find("body")
     scope = body if body is not None else root
     for element in list(scope.iter("script", "style", "noscript", "template", "svg", "iframe")):
@@ -869,14 +903,19 @@ def _drop(element: lxml.html.HtmlElement) -> None:
     element.drop_tree()
 
 
-def _apply_patterns(paragraphs: Iterable[str], patterns: Iterable[str]) -> list[str]:
-    compiled = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+@lru_cache(maxsize=64)
+def _compile_patterns(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
+    return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+
+
+def _apply_patterns(paragraphs: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
+    compiled = _compile_patterns(patterns)
     result = []
     for paragraph in paragraphs:
         text = paragraph
         for pattern in compiled:
             text = pattern.sub("", text)
-        text = _WHITESPACE.sub(" ", text).strip()
+        text = _squash(text)
         if text:
             result.append(text)
     return result
@@ -892,9 +931,8 @@ def _profile_body(tree: lxml.html.HtmlElement, profile: SiteProfile) -> list[str
             if any(c is not container and container in c.iterancestors() for c in containers):
                 continue
             piece = copy.deepcopy(container)
-            for noise in profile.noise_selectors:
-                for element in _select(piece, noise):
-                    _drop(element)
+            for element in _select_any(piece, profile.noise_selectors):
+                _drop(element)
             paragraphs.extend(_blocks(piece))
         paragraphs = _apply_patterns(paragraphs, profile.noise_patterns)
         if paragraphs:
@@ -932,10 +970,6 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 def _word_count(paragraphs: Iterable[str]) -> int:
     """Words, counting two CJK characters as one (those scripts do not separate words)."""
     return sum(len(_WORD.findall(p)) + len(_CJK.findall(p)) // 2 for p in paragraphs)
-
-
-def _squash(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
 
 
 def _merge_span(precise: list[str], recalled: list[str]) -> list[str]:
@@ -1018,7 +1052,7 @@ def _tidy(paragraphs: list[str], title: str, *, drop_repeats: bool) -> list[str]
     selectors cannot, so there a repeated paragraph is the article's own and is kept.
     """
     result: list[str] = []
-    squashed_title = _WHITESPACE.sub(" ", title).strip().casefold()
+    squashed_title = _squash(title).casefold()
     for paragraph in paragraphs:
         if COUNTER_LINE.fullmatch(paragraph):
             continue
@@ -1055,8 +1089,21 @@ def extract(
     charset, or UTF-8 with a windows-1252 fallback. ``profile`` defaults to the profile for the
     URL's host. Raises :class:`ExtractionError` when the page holds no article text.
     """
+    return extract_tree(parse(html, url, encoding=encoding), url, profile=profile)
+
+
+def parse(html: str | bytes, url: str, *, encoding: str | None = None) -> lxml.html.HtmlElement:
+    """The page as a tree, for :func:`extract_tree` and :func:`whole_article_url_of`, which
+    do not change it: reading a page parses it once. ``html`` is decoded as :func:`extract`
+    says; raises :class:`ExtractionError` for an empty, binary or unreadable page."""
+    return _parse(_decode(html, encoding, url), url)
+
+
+def extract_tree(
+    tree: lxml.html.HtmlElement, url: str, *, profile: SiteProfile | None = None
+) -> Article:
+    """:func:`extract` of a page already parsed (:func:`parse`); the tree is not changed."""
     profile = profile or profile_for(url)
-    tree = _parse(_decode(html, encoding, url), url)
     meta = _meta_tags(tree)
     ld = _article_object(_json_ld_objects(tree))
 
@@ -1103,23 +1150,39 @@ def whole_article_url(
     the same path). Returns None when the URL already asks for the whole article.
     """
     profile = profile or profile_for(url)
-    query = profile.whole_article_query
-    if not query:
+    if _whole_article_query(url, profile) is None:
+        return None
+    try:
+        tree = parse(html, url)
+    except ExtractionError:
+        return None
+    return whole_article_url_of(tree, url, profile)
+
+
+def whole_article_url_of(
+    tree: lxml.html.HtmlElement, url: str, profile: SiteProfile | None = None
+) -> str | None:
+    """:func:`whole_article_url` of a page already parsed (:func:`parse`)."""
+    profile = profile or profile_for(url)
+    query = _whole_article_query(url, profile)
+    if query is None or not _is_paginated(tree, url, profile):
         return None
     parts = urlsplit(url)
     wanted = parse_qsl(query, keep_blank_values=True)
     current = parse_qsl(parts.query, keep_blank_values=True)
-    if all(pair in current for pair in wanted):
-        return None
-    try:
-        tree = _parse(_decode(html, None, url), url)
-    except ExtractionError:
-        return None
-    if not _is_paginated(tree, url, profile):
-        return None
     keys = {key for key, _ in wanted}
     merged = [(k, v) for k, v in current if k not in keys] + wanted
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(merged), ""))
+
+
+def _whole_article_query(url: str, profile: SiteProfile) -> str | None:
+    """The profile's query for the whole article, unless there is none or ``url`` has it."""
+    query = profile.whole_article_query
+    if not query:
+        return None
+    wanted = parse_qsl(query, keep_blank_values=True)
+    current = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    return None if all(pair in current for pair in wanted) else query
 
 
 def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> bool:
@@ -1129,11 +1192,17 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
     body = tree.find("body")
     if body is not None and _PAGINATION_TEXT.search(body.text_content()):
         return True
-    path = urlsplit(url).path.rstrip("/")
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
     param = profile.pagination_param or "page"
+    # Only a link that names the parameter, or one that keeps this page's query (an empty
+    # or fragment-only link), can point to another page of this article: resolving every
+    # link of the page would cost more than the rest of the check.
+    marker = f"{param}="
+    keeps_query = marker in parts.query
     for link in tree.iter("a"):
         href = link.get("href")
-        if not href:
+        if not href or (marker not in href and not (keeps_query and href.lstrip().startswith("#"))):
             continue
         target = urlsplit(urljoin(url, href))
         if target.path.rstrip("/") == path and any(

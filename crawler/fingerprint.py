@@ -76,7 +76,6 @@ COUNTER_LINE = re.compile(
     )[^\S\n]*$""",
     re.IGNORECASE | re.MULTILINE | re.VERBOSE,
 )
-_WHITESPACE = re.compile(r"\s+")
 # One pass over the text for both tables: str.translate looks every character up in a dict,
 # which costs more than the rest of normalisation on a long body.
 _REPLACEMENTS = {chr(code): "" for code in _ZERO_WIDTH} | {
@@ -117,7 +116,7 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     text = _RELATIVE_TIMES.sub(" ", text)
     for pattern in compile_patterns(ignore_patterns):
         text = pattern.sub(" ", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # what \\s+ → " " and strip() give, several times faster
 
 
 def _normalise_date(value: str | None) -> str:

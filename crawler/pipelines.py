@@ -1,13 +1,13 @@
 """The item pipeline that records each article outcome in the database.
 
-Outcomes are written in batches, in the run's database thread (see
-:meth:`crawler.spiders.topic.TopicSpider.in_database`), so the crawl goes on fetching and
-reading pages while the database works. A batch goes out when it holds
+Outcomes are written in batches (:mod:`crawler.recording`), so the crawl goes on fetching
+and reading pages while the database works: in the run's database thread (see
+:meth:`crawler.spiders.topic.TopicSpider.in_database`), or, with the setting
+``TOPICWATCH_WRITER_PROCESS``, in a writer process of its own. A batch goes out when it holds
 ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
-seconds, and whatever is left goes out when the spider closes. Each batch is one transaction:
-every change in it is written with its alert rows, or nothing of the batch is. A batch that
-fails is written again one outcome at a time, so a bad outcome costs only itself; an outcome
-that still cannot be written is a failure of the run, with its URL and the reason.
+seconds, and whatever is left goes out when the spider closes; batches are recorded in the
+order they go out. An outcome that cannot be written is a failure of the run, with its URL and
+the reason.
 
 A crawl child killed in the middle of a run loses at most the outcomes not yet written; the
 articles they concern are read again, and recorded, by the next run.
@@ -16,10 +16,17 @@ articles they concern are read again, and recorded, by the next run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
+from crawler import recording
+from crawler.observability import logging_configured
+from crawler.recording import RecordFailure, Result
 from storage import repository
 from storage.repository import ChangeRecord, Observation, Outcome, PageGone, PageNotModified
 
@@ -33,8 +40,6 @@ WRITE_BATCH = 100
 WRITE_DELAY = 0.5
 # Batches handed to the writer and not yet written; past this, new items wait for it.
 MAX_BATCHES_IN_FLIGHT = 4
-
-Result = ChangeRecord | None | Exception
 
 
 class StoragePipeline:
@@ -52,6 +57,8 @@ class StoragePipeline:
         self.pending: list[Outcome] = []
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
+        self.use_writer = crawler.settings.getbool("TOPICWATCH_WRITER_PROCESS", False)
+        self.writer: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StoragePipeline:
@@ -82,6 +89,13 @@ class StoragePipeline:
         self.flush()
         while self.in_flight:
             await asyncio.wait([self.in_flight[0]])
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            # A writer that already stopped has nothing to close; its batches were recorded
+            # again in this process.
+            with contextlib.suppress(BrokenProcessPool):
+                await asyncio.wrap_future(writer.submit(recording.close_writer))
+            writer.shutdown(wait=True)
 
     def outcome_of(self, item: Any) -> Outcome | None:
         """The spider's item as an outcome to record (counted as seen), or None."""
@@ -106,43 +120,52 @@ class StoragePipeline:
         task.add_done_callback(self.in_flight.remove)
 
     async def write(self, batch: list[Outcome]) -> None:
-        results = await self.spider.in_database(self.record, batch)
+        results = await self.record(batch)
         for outcome, result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
+            if isinstance(result, RecordFailure):
                 self.spider.fail(
-                    outcome.url, f"could not be recorded in the database: {_reason(result)}"
+                    outcome.url, f"could not be recorded in the database: {result.reason}"
                 )
             else:
                 self.note(outcome, result)
 
-    def record(self, batch: list[Outcome]) -> list[Result]:
-        """Write one batch (in the database thread); per outcome its change, None or the
-        error."""
+    async def record(self, batch: list[Outcome]) -> list[Result]:
+        """Record one batch, in the writer process or the run's database thread."""
         spider = self.spider
-        common: dict[str, Any] = {"topic_id": spider.topic_id, "run_id": spider.run_id}
-        try:
-            return list(
-                repository.record_outcomes(spider.session_factory, outcomes=batch, **common)
+        if self.use_writer and self.writer is None:
+            self.writer = ProcessPoolExecutor(
+                1,
+                # "spawn": the crawl process runs threads, and a forked copy of a threaded
+                # process may inherit a lock some thread held.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=recording.open_writer,
+                initargs=(self.crawler.settings["TOPICWATCH_DATABASE_URL"], logging_configured()),
             )
-        except Exception as exc:
-            if len(batch) == 1:
-                logger.exception("Could not record the outcome for %s", batch[0].url)
-                return [exc]
-            logger.warning(
-                "A batch of %d outcomes could not be recorded; recording them one by one",
-                len(batch),
-                exc_info=True,
-            )
-        results: list[Result] = []
-        for outcome in batch:
+        writer = self.writer
+        if writer is not None:
             try:
-                results.extend(
-                    repository.record_outcomes(spider.session_factory, outcomes=[outcome], **common)
+                future = writer.submit(
+                    recording.record_in_writer, spider.topic_id, spider.run_id, batch
                 )
-            except Exception as exc:
-                logger.exception("Could not record the outcome for %s", outcome.url)
-                results.append(exc)
-        return results
+                results: list[Result] = await asyncio.wrap_future(future)
+                return results
+            except BrokenProcessPool:
+                if self.writer is writer:  # the first batch to find out says so
+                    logger.warning(
+                        "The writer process of topic %s stopped; recording in the crawl "
+                        "process from now on",
+                        spider.spec.name,
+                    )
+                    writer.shutdown(wait=False, cancel_futures=True)
+                    self.writer = None
+                    self.use_writer = False
+        return await spider.in_database(
+            recording.record_batch,
+            spider.session_factory,
+            topic_id=spider.topic_id,
+            run_id=spider.run_id,
+            batch=batch,
+        )
 
     def note(self, outcome: Outcome, change: ChangeRecord | None) -> None:
         """Count a recorded outcome and log its change, if it made one."""
@@ -163,13 +186,6 @@ class StoragePipeline:
             ",".join(change.fields) or "-",
             "yes" if change.alerted else "no",
         )
-
-
-def _reason(error: Exception) -> str:
-    """The error in one short line: a database error's own message, not its SQL."""
-    original = getattr(error, "orig", None) or error
-    text = " ".join(str(original).split()) or type(original).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _quote(text: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crawler.article import Article, Fingerprint
-from crawler.extract import ExtractionError, extract, whole_article_url
+from crawler.extract import ExtractionError, extract_tree, parse, whole_article_url_of
 from crawler.fingerprint import fingerprint
 from crawler.profiles import SiteProfile
 
@@ -34,16 +34,17 @@ def read_page(
     encoding: str,
     profile: SiteProfile,
     ignore_patterns: tuple[str, ...],
-    text: str | None = None,
+    find_whole: bool = False,
 ) -> Reading:
-    """Extract and fingerprint one article page; with ``text`` (the page decoded), first look
-    for a view of the whole article."""
-    if text is not None:
-        whole = whole_article_url(text, url, profile)
-        if whole and whole != url:
-            return Reading(whole_url=whole)
+    """Extract and fingerprint one article page; with ``find_whole``, first look for a view
+    of the whole article. The page is parsed once for both."""
     try:
-        article = extract(body, url, profile=profile, encoding=encoding)
+        tree = parse(body, url, encoding=encoding)
+        if find_whole:
+            whole = whole_article_url_of(tree, url, profile)
+            if whole and whole != url:
+                return Reading(whole_url=whole)
+        article = extract_tree(tree, url, profile=profile)
     except ExtractionError as exc:
         return Reading(error=str(exc))
     if not article.body.strip():

@@ -546,40 +546,41 @@ def note_listed(
     moment = _now(now)
 
     def work(session: Session) -> set[str]:
-        ids: dict[str, int] = {}
-        for chunk in _chunks(unique):
-            insert = _insert(session, Article).values(
-                [
-                    {
-                        "url": url,
-                        "first_seen": moment,
-                        "last_seen_on_listing": moment,
-                        "status": "live",
-                        "current_version": 0,
-                    }
-                    for url in chunk
-                ]
-            )
-            upsert = insert.on_conflict_do_update(
-                index_elements=[Article.url],
-                set_={"last_seen_on_listing": insert.excluded.last_seen_on_listing},
-            ).returning(Article.id, Article.url)
-            ids.update((url, article_id) for article_id, url in session.execute(upsert))
+        # Statements with a list of parameter sets ("executemany"): compiled once and cached,
+        # where a multi-row VALUES clause would be compiled again for every call.
+        insert = _insert(session, Article)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[Article.url],
+            set_={"last_seen_on_listing": insert.excluded.last_seen_on_listing},
+        ).returning(Article.id, Article.url)
+        rows = session.execute(
+            upsert,
+            [
+                {
+                    "url": url,
+                    "first_seen": moment,
+                    "last_seen_on_listing": moment,
+                    "status": "live",
+                    "current_version": 0,
+                }
+                for url in unique
+            ],
+        )
+        ids = {url: article_id for article_id, url in rows}
         article_ids = sorted(ids.values())
+        insert_link = _insert(session, TopicArticle)
+        session.execute(
+            insert_link.on_conflict_do_update(
+                index_elements=[TopicArticle.topic_id, TopicArticle.article_id],
+                set_={"last_listed": insert_link.excluded.last_listed},
+            ),
+            [
+                {"topic_id": topic_id, "article_id": i, "since": moment, "last_listed": moment}
+                for i in article_ids
+            ],
+        )
         known: set[int] = set()
         for chunk_ids in _chunks(article_ids):
-            insert_link = _insert(session, TopicArticle).values(
-                [
-                    {"topic_id": topic_id, "article_id": i, "since": moment, "last_listed": moment}
-                    for i in chunk_ids
-                ]
-            )
-            session.execute(
-                insert_link.on_conflict_do_update(
-                    index_elements=[TopicArticle.topic_id, TopicArticle.article_id],
-                    set_={"last_listed": insert_link.excluded.last_listed},
-                )
-            )
             known.update(
                 session.scalars(
                     select(Change.article_id)
@@ -733,16 +734,13 @@ def _load_stored(
     """Create the articles of the pages that are new, lock every article the outcomes name
     (in URL order, so concurrent writers never deadlock), and read what is stored of them."""
     page_urls = sorted({o.url for o in outcomes if isinstance(o, Observation)})
-    for chunk in _chunks(page_urls):
+    if page_urls:
         session.execute(
-            _insert(session, Article)
-            .values(
-                [
-                    {"url": url, "first_seen": now, "status": "live", "current_version": 0}
-                    for url in chunk
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=[Article.url])
+            _insert(session, Article).on_conflict_do_nothing(index_elements=[Article.url]),
+            [
+                {"url": url, "first_seen": now, "status": "live", "current_version": 0}
+                for url in page_urls
+            ],
         )
     stored: dict[str, _Stored] = {}
     for chunk in _chunks(sorted({o.url for o in outcomes})):
@@ -764,17 +762,15 @@ def _load_stored(
             stored[row.url] = _Stored(*row)
     by_id = {article.id: article for article in stored.values()}
     linked = sorted(stored[url].id for url in page_urls if url in stored)
-    for chunk_ids in _chunks(linked):
-        insert = _insert(session, TopicArticle).values(
+    if linked:
+        session.execute(
+            _insert(session, TopicArticle).on_conflict_do_nothing(
+                index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
+            ),
             [
                 {"topic_id": topic_id, "article_id": i, "since": now, "last_listed": None}
-                for i in chunk_ids
-            ]
-        )
-        session.execute(
-            insert.on_conflict_do_nothing(
-                index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
-            )
+                for i in linked
+            ],
         )
     versioned = sorted(i for i, article in by_id.items() if article.current_version > 0)
     for chunk_ids in _chunks(versioned):

@@ -5,7 +5,9 @@ One spider instance is one crawl run of one topic. It reads what it needs from t
 pipeline as an item; failures are kept in ``self.failures`` with the URL and a reason.
 
 Every database call of the run goes through one thread of its own (``in_database``): the
-event loop never waits for the database, and the crawl's own writes never wait for each other.
+event loop never waits for the database, the crawl's own writes never wait for each other,
+and what a listing page needs goes before batches of outcomes to record
+(:mod:`crawler.database_thread`).
 Reading an article page (extraction and fingerprint, :func:`crawler.reading.read_page`) is
 most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0 it
 happens in that many worker processes, so a crawl that politeness limits do not hold back (a
@@ -21,7 +23,7 @@ import hashlib
 import logging
 import multiprocessing
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -46,6 +48,7 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
+from crawler.database_thread import DatabaseThread
 from crawler.discover import discover, matches_keywords
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
 from crawler.reading import Reading, read_page, warm_up
@@ -73,7 +76,7 @@ class TopicSpider(scrapy.Spider):
     name = "topic"
     engine: Engine
     session_factory: sessionmaker[Session]
-    database: ThreadPoolExecutor
+    database: DatabaseThread
     workers = 0
     readers: ProcessPoolExecutor | None = None
     readers_ready = False
@@ -102,22 +105,26 @@ class TopicSpider(scrapy.Spider):
         spider: TopicSpider = super().from_crawler(crawler, *args, **kwargs)
         spider.engine = make_engine(crawler.settings["TOPICWATCH_DATABASE_URL"])
         spider.session_factory = session_factory(spider.engine)
-        spider.database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicwatch-db")
+        spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
         return spider
 
     def closed(self, reason: str) -> None:
         if self.readers is not None:
             self.readers.shutdown(wait=True, cancel_futures=True)
-        self.database.shutdown(wait=True)
+        self.database.shutdown()
         self.engine.dispose()
 
     # -- helpers ------------------------------------------------------------------------
 
-    async def in_database(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``function(*args, **kwargs)`` in the run's database thread."""
+    async def in_database(
+        self, function: Callable[..., T], /, *args: Any, urgent: bool = False, **kwargs: Any
+    ) -> T:
+        """``function(*args, **kwargs)`` in the run's database thread; ``urgent`` calls go
+        before the others queued there."""
         call = functools.partial(function, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self.database, call)
+        result: T = await asyncio.wrap_future(self.database.submit(call, urgent=urgent))
+        return result
 
     def profile_of(self, url: str) -> SiteProfile:
         return self.profile or profile_for(url)
@@ -181,6 +188,7 @@ class TopicSpider(scrapy.Spider):
             _now(),
             self.spec.recheck_for,
             exclude=(),
+            urgent=True,
         )
         for known in candidates:
             if known.url in self._scheduled:
@@ -217,7 +225,7 @@ class TopicSpider(scrapy.Spider):
         self.count("links_listed", len(urls))
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
-        known_urls, known = await self.in_database(self.note_listed, urls)
+        known_urls, known = await self.in_database(self.note_listed, urls, urgent=True)
         self.listed.update(urls)
         new_here = 0
         for url in urls:
@@ -359,7 +367,7 @@ class TopicSpider(scrapy.Spider):
             "encoding": response.encoding,
             "profile": profile,
             "ignore_patterns": tuple(self.spec.ignore_patterns),
-            "text": response.text if find_whole else None,
+            "find_whole": find_whole,
         }
         if self.workers > 0 and self.readers is None:
             self.start_readers()
