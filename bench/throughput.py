@@ -303,8 +303,16 @@ def bare_settings(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool
     return settings
 
 
-def crawl_bare(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -> dict[str, Any]:
-    """A spider that requests every page and does nothing with the answers."""
+def crawl_bare(
+    manifest: Manifest,
+    concurrency: int,
+    *,
+    scrapy_defaults: bool,
+    validators: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A spider that requests every page and does nothing with the answers; with
+    ``validators`` (URL → ``If-None-Match`` / ``If-Modified-Since``), the requests of a
+    re-check instead: the first listing pages, and every article with its validators."""
     import scrapy
     from scrapy.crawler import AsyncCrawlerProcess
 
@@ -312,8 +320,20 @@ def crawl_bare(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -
         name = "bare"
 
         async def start(self) -> AsyncIterator[scrapy.Request]:
-            for url in manifest.pages():
+            if validators is None:
+                for url in manifest.pages():
+                    yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+                return
+            for url in manifest.sources:
                 yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+            for url in manifest.article_urls:
+                yield scrapy.Request(
+                    url,
+                    headers=validators.get(url, {}),
+                    callback=self.parse,
+                    meta={"handle_httpstatus_list": [304]},
+                    dont_filter=True,
+                )
 
         def parse(self, response: Any) -> None:
             return None
@@ -534,6 +554,29 @@ def count_rows(url: str) -> Rows:
         engine.dispose()
 
 
+def stored_validators(url: str) -> dict[str, dict[str, str]]:
+    """The conditional-request headers a re-check sends for each stored article."""
+    from sqlalchemy import select
+
+    from storage.db import make_engine, session_factory
+    from storage.models import Article
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(select(Article.url, Article.etag, Article.last_modified))
+            return {
+                article_url: {
+                    key: value
+                    for key, value in (("If-None-Match", etag), ("If-Modified-Since", modified))
+                    if value
+                }
+                for article_url, etag, modified in rows
+            }
+    finally:
+        engine.dispose()
+
+
 def new_run(url: str, spec: Any | None = None) -> int:
     from storage import repository
     from storage.db import make_engine, session_factory
@@ -589,6 +632,8 @@ class Results:
         default_factory=dict
     )
     first_rows: dict[str, list[Rows]] = field(default_factory=dict)
+    # database -> bare Scrapy sending the conditional requests of a re-check
+    bare_recheck: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def rate(result: dict[str, Any]) -> float:
@@ -641,6 +686,20 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
                             continue
                         rows = count_rows(url)
                         results.first_rows.setdefault(kind, []).append(rows)
+                        validators_file = workdir / "validators.json"
+                        validators_file.write_text(json.dumps(stored_validators(url)))
+                        bare_again = run_child(
+                            [
+                                "bare-recheck",
+                                "--manifest",
+                                manifest_file,
+                                "--validators",
+                                str(validators_file),
+                                *concurrency,
+                            ],
+                            log,
+                        )
+                        results.bare_recheck.setdefault(kind, []).append(bare_again)
                         for scenario in RECHECKS:
                             if scenario == "steady":
                                 backdate(url, hours=2)
@@ -720,6 +779,16 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
             f"{max(w.versions for w in written):>13}{max(w.changes for w in written):>12}"
             f"{max(w.alerts for w in written):>11}"
         )
+    for kind, runs in results.bare_recheck.items():
+        every = [second for _, second, _ in results.recheck.get((kind, "all"), [])]
+        bare_seconds = median([r["elapsed"] for r in runs])
+        print(
+            f"{kind}: bare Scrapy sending the same conditional requests "
+            f"({median([r['responses'] for r in runs]):.0f} requests, "
+            f"{median([r['status_304'] for r in runs]):.0f} answered 304) takes "
+            f"{bare_seconds:.2f} s; the re-check of every article takes "
+            f"{median([r['elapsed'] for r in every]) / bare_seconds:.2f}x as long"
+        )
     for kind, rows in results.first_rows.items():
         print(
             f"first crawl, {kind}: {median([r.articles for r in rows]):.0f} articles, "
@@ -740,6 +809,7 @@ def results_json(results: Results) -> dict[str, Any]:
             ]
             for (kind, scenario), runs in results.recheck.items()
         },
+        "bare_recheck": results.bare_recheck,
         "first_rows": {
             kind: [r.__dict__ for r in rows] for kind, rows in results.first_rows.items()
         },
@@ -829,14 +899,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--validators", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "serve":
         return serve(args.articles, args.per_page, args.manifest)
-    if args.child in ("bare", "bare-defaults"):
+    if args.child in ("bare", "bare-defaults", "bare-recheck"):
         manifest = Manifest(**json.loads(args.manifest.read_text(encoding="utf-8")))
+        validators = None
+        if args.validators is not None:
+            validators = json.loads(args.validators.read_text(encoding="utf-8"))
         result = crawl_bare(
-            manifest, args.concurrency, scrapy_defaults=args.child == "bare-defaults"
+            manifest,
+            args.concurrency,
+            scrapy_defaults=args.child == "bare-defaults",
+            validators=validators,
         )
         print(json.dumps(result), flush=True)
         return 0

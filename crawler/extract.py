@@ -1190,8 +1190,12 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
         if _select(tree, selector):
             return True
     body = tree.find("body")
-    if body is not None and _PAGINATION_TEXT.search(body.text_content()):
-        return True
+    if body is not None:
+        text = body.text_content()
+        lowered = text.lower()
+        # The regex only where its words are: searching a whole page with it costs more.
+        if ("halaman" in lowered or "page" in lowered) and _PAGINATION_TEXT.search(text):
+            return True
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
     param = profile.pagination_param or "page"

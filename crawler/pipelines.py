@@ -6,7 +6,8 @@ and reading pages while the database works: in the run's database thread (see
 ``TOPICWATCH_WRITER_PROCESS``, in a writer process of its own. A batch goes out when it holds
 ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
 seconds, and whatever is left goes out when the spider closes; batches are recorded in the
-order they go out. An outcome that cannot be written is a failure of the run, with its URL and
+order they go out (while the writer process starts, they are recorded in the database
+thread, which it then takes over from). An outcome that cannot be written is a failure of the run, with its URL and
 the reason.
 
 A crawl child killed in the middle of a run loses at most the outcomes not yet written; the
@@ -59,6 +60,7 @@ class StoragePipeline:
         self.timer: asyncio.TimerHandle | None = None
         self.use_writer = crawler.settings.getbool("TOPICWATCH_WRITER_PROCESS", False)
         self.writer: ProcessPoolExecutor | None = None
+        self.writer_ready = False
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StoragePipeline:
@@ -89,6 +91,10 @@ class StoragePipeline:
         self.flush()
         while self.in_flight:
             await asyncio.wait([self.in_flight[0]])
+        if self.writer is not None and not self.writer_ready:
+            # Still starting, and never used: no need to wait for it.
+            self.writer.shutdown(wait=False, cancel_futures=True)
+            self.writer = None
         if self.writer is not None:
             writer, self.writer = self.writer, None
             # A writer that already stopped has nothing to close; its batches were recorded
@@ -129,20 +135,31 @@ class StoragePipeline:
             else:
                 self.note(outcome, result)
 
+    def start_writer(self) -> None:
+        """Start the writer process, when the first batch is to be recorded. Until it is
+        ready, batches are recorded in the crawl process (a run of a few batches is over
+        before a process could start)."""
+        self.writer = ProcessPoolExecutor(
+            1,
+            # "spawn": the crawl process runs threads, and a forked copy of a threaded
+            # process may inherit a lock some thread held.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=recording.open_writer,
+            initargs=(self.crawler.settings["TOPICWATCH_DATABASE_URL"], logging_configured()),
+        )
+
+        def ready(_: object) -> None:
+            self.writer_ready = True
+
+        self.writer.submit(recording.writer_ready).add_done_callback(ready)
+
     async def record(self, batch: list[Outcome]) -> list[Result]:
         """Record one batch, in the writer process or the run's database thread."""
         spider = self.spider
         if self.use_writer and self.writer is None:
-            self.writer = ProcessPoolExecutor(
-                1,
-                # "spawn": the crawl process runs threads, and a forked copy of a threaded
-                # process may inherit a lock some thread held.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=recording.open_writer,
-                initargs=(self.crawler.settings["TOPICWATCH_DATABASE_URL"], logging_configured()),
-            )
+            self.start_writer()
         writer = self.writer
-        if writer is not None:
+        if writer is not None and self.writer_ready:
             try:
                 future = writer.submit(
                     recording.record_in_writer, spider.topic_id, spider.run_id, batch

@@ -103,6 +103,12 @@ def open_writer(database_url: str, log_setup: tuple[str, int] | None = None) -> 
     _writer.sessions = session_factory(_writer.engine)
 
 
+def writer_ready() -> bool:
+    """Whether this process is a writer that has connected (a first task, to know when it is
+    up)."""
+    return _writer.sessions is not None
+
+
 def record_in_writer(topic_id: int, run_id: int | None, batch: Sequence[Outcome]) -> list[Result]:
     """:func:`record_batch` in a writer process (see :func:`open_writer`)."""
     if _writer.sessions is None:

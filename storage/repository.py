@@ -529,6 +529,14 @@ def topic_status(session_factory: sessionmaker[Session]) -> list[TopicStatus]:
 # -- listings and re-checks ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What :func:`note_listing` found of a listing page's URLs."""
+
+    announced: set[str]  # the URLs the topic already announced with a "new" change
+    known: dict[str, KnownArticle]  # what is stored of each URL (all of them are, after it)
+
+
 def note_listed(
     session_factory: sessionmaker[Session],
     topic_id: int,
@@ -540,19 +548,38 @@ def note_listed(
     Returns the URLs this topic already knows (it has announced them with a ``new``
     change), so a crawl can stop following pagination at a page with nothing new.
     """
+    return note_listing(session_factory, topic_id, urls, now).announced
+
+
+def note_listing(
+    session_factory: sessionmaker[Session],
+    topic_id: int,
+    urls: Sequence[str],
+    now: datetime | None = None,
+) -> Listing:
+    """:func:`note_listed`, also returning what is stored of each URL (as
+    :func:`known_state` would, read in the same transaction)."""
     unique = sorted(set(urls))  # one lock order for every writer: no deadlocks
     if not unique:
-        return set()
+        return Listing(set(), {})
     moment = _now(now)
 
-    def work(session: Session) -> set[str]:
+    def work(session: Session) -> Listing:
         # Statements with a list of parameter sets ("executemany"): compiled once and cached,
         # where a multi-row VALUES clause would be compiled again for every call.
         insert = _insert(session, Article)
         upsert = insert.on_conflict_do_update(
             index_elements=[Article.url],
             set_={"last_seen_on_listing": insert.excluded.last_seen_on_listing},
-        ).returning(Article.id, Article.url)
+        ).returning(
+            Article.id,
+            Article.url,
+            Article.status,
+            Article.etag,
+            Article.last_modified,
+            Article.raw_sha256,
+            Article.current_version,
+        )
         rows = session.execute(
             upsert,
             [
@@ -565,8 +592,19 @@ def note_listed(
                 }
                 for url in unique
             ],
-        )
-        ids = {url: article_id for article_id, url in rows}
+        ).all()
+        ids = {row.url: row.id for row in rows}
+        state = {
+            row.url: KnownArticle(
+                url=row.url,
+                status=row.status,
+                etag=row.etag,
+                last_modified=row.last_modified,
+                raw_sha256=row.raw_sha256,
+                current_version=row.current_version,
+            )
+            for row in rows
+        }
         article_ids = sorted(ids.values())
         insert_link = _insert(session, TopicArticle)
         session.execute(
@@ -579,16 +617,16 @@ def note_listed(
                 for i in article_ids
             ],
         )
-        known: set[int] = set()
+        announced: set[int] = set()
         for chunk_ids in _chunks(article_ids):
-            known.update(
+            announced.update(
                 session.scalars(
                     select(Change.article_id)
                     .distinct()
                     .where(Change.article_id.in_(chunk_ids), Change.topic_id == topic_id)
                 )
             )
-        return {url for url, article_id in ids.items() if article_id in known}
+        return Listing({url for url, i in ids.items() if i in announced}, state)
 
     return _write(session_factory, work)
 

@@ -225,7 +225,10 @@ class TopicSpider(scrapy.Spider):
         self.count("links_listed", len(urls))
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
-        known_urls, known = await self.in_database(self.note_listed, urls, urgent=True)
+        noted = await self.in_database(
+            repository.note_listing, self.session_factory, self.topic_id, urls, urgent=True
+        )
+        known_urls, known = noted.announced, noted.known
         self.listed.update(urls)
         new_here = 0
         for url in urls:
@@ -259,11 +262,6 @@ class TopicSpider(scrapy.Spider):
                 meta={"topicwatch_page": page + 1, "topicwatch_source": source},
                 priority=10,
             )
-
-    def note_listed(self, urls: list[str]) -> tuple[set[str], dict[str, KnownArticle]]:
-        """Record what a listing page shows; which of it the topic knows, and its state."""
-        known_urls = repository.note_listed(self.session_factory, self.topic_id, urls, _now())
-        return known_urls, repository.known_state(self.session_factory, urls)
 
     def listing_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
