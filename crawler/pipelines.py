@@ -7,8 +7,8 @@ and reading pages while the database works: in the run's database thread (see
 ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
 seconds, and whatever is left goes out when the spider closes; batches are recorded in the
 order they go out (while the writer process starts, they are recorded in the database
-thread, which it then takes over from). An outcome that cannot be written is a failure of the run, with its URL and
-the reason.
+thread, which it then takes over from). An outcome that cannot be written is a failure of
+the run, with its URL and the reason.
 
 A crawl child killed in the middle of a run loses at most the outcomes not yet written; the
 articles they concern are read again, and recorded, by the next run.
@@ -165,6 +165,7 @@ class StoragePipeline:
                     recording.record_in_writer, spider.topic_id, spider.run_id, batch
                 )
                 results: list[Result] = await asyncio.wrap_future(future)
+                self.count("batches_recorded_by_writer")
                 return results
             except BrokenProcessPool:
                 if self.writer is writer:  # the first batch to find out says so

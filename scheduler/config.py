@@ -139,6 +139,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "crawl.retry_times", "integer", "2", "Retries of a request that timed out or got a 5xx."
     ),
     ConfigKey(
+        "crawl.workers",
+        "integer",
+        "0",
+        "Worker processes that read the pages of one crawl run (extraction and fingerprint), "
+        "plus one that records them in the database; 0 does both in the crawl process, which "
+        "costs least for the few pages of a polite run. Worth it for big backlogs and sites "
+        "that allow fast crawling, one per core.",
+    ),
+    ConfigKey(
         "crawl.store_raw_html",
         "boolean",
         "false",
@@ -357,6 +366,7 @@ class CrawlConfig:
     download_maxsize: int = 10 * 1024 * 1024
     retry_times: int = 2
     store_raw_html: bool = False
+    workers: int = 0
 
     def settings(self, *, obey_robots: bool | None = None) -> CrawlSettings:
         """What one crawl child needs of these settings, with a topic's robots override."""
@@ -370,6 +380,7 @@ class CrawlConfig:
             download_maxsize=self.download_maxsize,
             retry_times=self.retry_times,
             store_raw_html=self.store_raw_html,
+            workers=self.workers,
         )
 
 
@@ -678,6 +689,7 @@ class _Loader:
             download_maxsize=table.size("download_maxsize", 10 * 1024 * 1024),
             retry_times=table.integer("retry_times", 2),
             store_raw_html=table.boolean("store_raw_html", False),
+            workers=table.integer("workers", 0, minimum=0),
         )
 
     def alerts(self, table: _Table | None) -> AlertsConfig:

@@ -27,6 +27,7 @@ class CrawlSettings:
     download_maxsize: int = 10 * 1024 * 1024
     retry_times: int = 2
     store_raw_html: bool = False
+    workers: int = 0  # reading worker processes (and a writer process) of a crawl run
 
 
 @dataclass(frozen=True)

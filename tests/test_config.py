@@ -172,7 +172,7 @@ BAD_FILES = {
         "{path}: crawl.max_concurent_runs: unknown key; did you mean max_concurrent_runs? "
         "(known: user_agent, max_concurrent_runs, run_timeout, shutdown_grace, obey_robots, "
         "concurrent_per_domain, download_delay, autothrottle, download_timeout, "
-        "download_maxsize, retry_times, store_raw_html)",
+        "download_maxsize, retry_times, workers, store_raw_html)",
     ),
     "typo in a section": (
         '[databse]\nurl = "sqlite:///x.db"\n',
@@ -249,6 +249,10 @@ BAD_FILES = {
     "zero pages": (
         TOPIC + "max_pages = 0\n",
         "{path}: topic[0].max_pages: expected a number of at least 1, got 0",
+    ),
+    "negative workers": (
+        "[crawl]\nworkers = -1\n",
+        "{path}: crawl.workers: expected a number of at least 0, got -1",
     ),
     "boolean": (
         '[crawl]\nobey_robots = "no"\n',

@@ -37,8 +37,11 @@ CLARIFICATION = (
 pytestmark = pytest.mark.slow
 
 
-def write_config(path: Path, db_url: str, sources: list[str], **topic: str) -> Path:
+def write_config(
+    path: Path, db_url: str, sources: list[str], *, crawl: str = "", **topic: str
+) -> Path:
     topic.setdefault("alert_to", '["desk@example.org"]')
+    topic.setdefault("max_pages", "2")
     extra = "".join(f"{key} = {value}\n" for key, value in topic.items())
     path.write_text(
         f"""
@@ -52,13 +55,12 @@ autothrottle = false
 download_timeout = 3
 retry_times = 0
 download_maxsize = "2MB"
-
+{crawl}
 [[topic]]
 name = "{TOPIC}"
 title = "{REFERENCE_TOPIC_TITLE}"
 sources = {sources!r}
 profile = "tribunnews"
-max_pages = 2
 {extra}""".replace("'", '"'),
         encoding="utf-8",
     )
@@ -263,3 +265,40 @@ def test_feeds_and_news_sitemaps_as_sources(
         assert [c.kind for c in changes] == ["new"] * len(wanted)
     finally:
         crawl.close()
+
+
+def test_workers_read_and_record_a_big_crawl_as_the_crawl_process_does(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With ``workers``, pages are read by worker processes and batches recorded by a writer
+    process; what the database holds is what a crawl without them records."""
+    with FixtureSite.generate(600, topics=[REFERENCE_TOPIC], per_page=50) as site:
+        config = write_config(
+            tmp_path / "topicwatch.toml",
+            db_url,
+            [site.listing_url(REFERENCE_TOPIC)],
+            crawl="workers = 2",
+            max_pages="20",
+        )
+        crawl = Crawl(config, db_url)
+        try:
+            run, changes, _ = crawl.run()
+            assert run.status == "ok", run.error_details
+            assert run.stats["topicwatch/pages_read_by_workers"] > 0
+            assert run.stats["topicwatch/batches_recorded_by_writer"] > 0
+            assert [c.kind for c in changes] == ["new"] * 600
+            assert crawl.count(ArticleVersion) == 600
+            assert crawl.count(Alert) == 600
+            two_pages = site.article(7500025)  # every 25th article has two pages
+            assert two_pages.pages == 2
+            (version,) = crawl.versions(site.article_url(two_pages.id))
+            assert two_pages.paragraphs[0][:60] in version.body
+            assert two_pages.paragraphs[-1][:60] in version.body
+
+            site.edit_body(7500001, insert_sentence=CLARIFICATION, after_paragraph=3)
+            run, changes, _ = crawl.run()
+            assert run.status == "ok", run.error_details
+            assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+            assert crawl.count(ArticleVersion) == 601
+        finally:
+            crawl.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
+from fixture_site import generated_paragraphs
 
 from crawler.article import Article
 from crawler.fingerprint import FIELDS, fingerprint, normalise_text
@@ -43,6 +45,48 @@ NORMALISE_CASES = [
 )
 def test_normalise_text(text: str, patterns: tuple[str, ...], expected: str) -> None:
     assert normalise_text(text, patterns) == expected
+
+
+RELATIVE_TIMES = (
+    "5 menit lalu",
+    "sekitar 2 jam yang lalu",
+    "setahun lalu",
+    "2 hours ago",
+    "About 3 days ago",
+    "an hour ago",
+    "vor 5 Minuten",
+    "il y a 3 heures",
+    "IL Y A 2 JOURS",
+    "hace 2 horas",
+    "Hace 3 días",
+    "just now",
+    "baru saja",
+)
+# Words relative times are made of, in sentences that say something else: kept.
+NEAR_MISSES = (
+    "Lalu lintas padat sejak pagi.",
+    "Kebijakan baru diumumkan.",
+    "The agora was full.",
+    "Il a dit vor allem hace nada, just in time.",
+    "Sekitar 200 orang hadir tahun lalu-lalang.",
+)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_relative_times_anywhere_in_a_long_body_leave_no_trace(seed: int) -> None:
+    rng = random.Random(seed)
+    text = " ".join(generated_paragraphs(f"relative:{seed}", 900)).split()
+    for sentence in NEAR_MISSES:
+        text.insert(rng.randrange(len(text) + 1), sentence)
+    with_times = list(text)
+    for _ in range(rng.randint(1, 8)):
+        spacing = rng.choice((" ", "\n", "  \n ", "\t"))
+        time = spacing + rng.choice(RELATIVE_TIMES) + spacing
+        with_times.insert(rng.randrange(len(with_times) + 1), time)
+    normalised = normalise_text(" ".join(with_times))
+    assert normalised == normalise_text(" ".join(text))
+    for sentence in NEAR_MISSES:
+        assert normalise_text(sentence) in normalised
 
 
 def test_invalid_ignore_pattern_is_named() -> None:
