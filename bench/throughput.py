@@ -428,6 +428,8 @@ def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
         "status_200": int(number("downloader/response_status_count/200")),
         "status_304": int(number("downloader/response_status_count/304")),
         "identical": int(number("topicwatch/identical_bodies")),
+        "read_by_workers": int(number("topicwatch/pages_read_by_workers")),
+        "read_in_process": int(number("topicwatch/pages_read_in_process")),
         "finish_reason": str(stats.get("finish_reason")),
     }
 

@@ -1,7 +1,7 @@
 """Reading one article page: extraction and fingerprint, in the crawl process or in a worker.
 
 Reading is most of the CPU a crawl spends, so a crawl may hand it to worker processes (see
-``TOPICWATCH_EXTRACTION_WORKERS`` in :mod:`crawler.spiders.topic`). This module imports only
+:mod:`crawler.readers`). This module imports only
 what reading needs, so a worker starts in a fraction of the time a crawl process takes.
 """
 
@@ -50,7 +50,3 @@ def read_page(
     if not article.body.strip():
         return Reading(article=article)
     return Reading(article=article, fingerprint=fingerprint(article, ignore_patterns))
-
-
-def warm_up() -> None:
-    """Run once in each new worker, so its imports are done before the first page comes."""

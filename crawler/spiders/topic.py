@@ -18,18 +18,17 @@ crawl process, which costs less for the few pages a polite run fetches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
-import multiprocessing
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
@@ -50,8 +49,10 @@ from twisted.python.failure import Failure
 
 from crawler.database_thread import DatabaseThread
 from crawler.discover import discover, matches_keywords
+from crawler.observability import logging_configured
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
-from crawler.reading import Reading, read_page, warm_up
+from crawler.readers import ReaderPool, ReadersStopped
+from crawler.reading import Reading, read_page
 from crawler.urls import canonical_url, same_site
 from storage import repository
 from storage.db import make_engine, session_factory
@@ -78,8 +79,9 @@ class TopicSpider(scrapy.Spider):
     session_factory: sessionmaker[Session]
     database: DatabaseThread
     workers = 0
-    readers: ProcessPoolExecutor | None = None
-    readers_ready = False
+    readers: ReaderPool | None = None
+    retired_readers: tuple[ReaderPool, ...] = ()
+    readers_starting: asyncio.Task[None] | None = None
 
     def __init__(
         self,
@@ -107,11 +109,10 @@ class TopicSpider(scrapy.Spider):
         spider.session_factory = session_factory(spider.engine)
         spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
+        crawler.signals.connect(spider.stop_readers, signal=signals.spider_closed)
         return spider
 
     def closed(self, reason: str) -> None:
-        if self.readers is not None:
-            self.readers.shutdown(wait=True, cancel_futures=True)
         self.database.shutdown()
         self.engine.dispose()
 
@@ -346,17 +347,18 @@ class TopicSpider(scrapy.Spider):
         """Start the extraction workers, when the first page is to be read (a run that reads
         none, such as a re-check answered by 304s, starts none). Until one of them is ready,
         pages are read in the crawl process."""
-        # "spawn": the crawl process runs threads (the database thread, Twisted's pool), and
-        # a forked copy of a threaded process may inherit a lock some thread held.
-        self.readers = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        self.readers = ReaderPool(self.workers, logging_configured())
+        self.readers_starting = asyncio.get_running_loop().create_task(self.readers.start())
 
-        def ready(_: object) -> None:
-            self.readers_ready = True
-
-        for _ in range(self.workers):
-            self.readers.submit(warm_up).add_done_callback(ready)
+    async def stop_readers(self) -> None:
+        """At the end of the run (``spider_closed``): stop the extraction workers."""
+        if self.readers_starting is not None:
+            with contextlib.suppress(Exception):
+                await self.readers_starting
+        for pool in (*self.retired_readers, self.readers):
+            if pool is not None:
+                await pool.close()
+        self.readers = None
 
     async def read(self, response: Response, profile: SiteProfile, *, find_whole: bool) -> Reading:
         """Read an article page, in a worker process when there are any."""
@@ -370,20 +372,19 @@ class TopicSpider(scrapy.Spider):
         if self.workers > 0 and self.readers is None:
             self.start_readers()
         readers = self.readers
-        if readers is not None and self.readers_ready:
+        if readers is not None and readers.ready:
             try:
-                future = readers.submit(read_page, response.body, response.url, **options)
-                reading = await asyncio.wrap_future(future)
+                reading = await readers.read(response.body, response.url, **options)
                 self.count("pages_read_by_workers")
                 return reading
-            except BrokenProcessPool:
-                if self.readers is readers:  # the first page to find out says so
+            except ReadersStopped:
+                if self.readers is readers and not readers.alive:
                     logger.warning(
                         "The extraction workers of topic %s stopped; reading pages in the "
                         "crawl process from now on",
                         self.spec.name,
                     )
-                    readers.shutdown(wait=False, cancel_futures=True)
+                    self.retired_readers = (*self.retired_readers, readers)
                     self.readers = None
                     self.workers = 0
         self.count("pages_read_in_process")

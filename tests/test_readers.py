@@ -1,0 +1,93 @@
+"""Reading pages in worker processes: the same reading as in the crawl process, errors
+reported per page, and a stopped worker reported so the crawl can read on without it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.profiles import TRIBUNNEWS
+from crawler.readers import ReaderPool, ReadersStopped
+from crawler.reading import read_page
+
+PAGE = (Path(__file__).parent / "fixtures" / "pages" / "tribunnews_article.html").read_bytes()
+URL = (
+    "http://127.0.0.1:8080/internasional/2025/10/03/"
+    "diplomasi-jalur-belakang-as-rusia-soal-ukraina-terungkap"
+)
+OPTIONS: dict[str, Any] = {
+    "encoding": "utf-8",
+    "profile": TRIBUNNEWS,
+    "ignore_patterns": (),
+    "find_whole": False,
+}
+WAIT = 60.0
+
+
+def with_pool(size: int, scenario: Callable[[ReaderPool], Awaitable[None]]) -> None:
+    async def main() -> None:
+        pool = ReaderPool(size)
+        await pool.start()
+        try:
+            async with asyncio.timeout(WAIT):
+                while not all(w.ready for w in pool.workers):
+                    await asyncio.sleep(0.05)
+                await scenario(pool)
+        finally:
+            await pool.close()
+        assert not any(w.process.is_alive() for w in pool.workers)
+
+    asyncio.run(main())
+
+
+def test_workers_read_as_the_crawl_process_does() -> None:
+    expected = read_page(PAGE, URL, **OPTIONS)
+    assert expected.article is not None
+    assert expected.fingerprint is not None
+
+    async def scenario(pool: ReaderPool) -> None:
+        readings = await asyncio.gather(*(pool.read(PAGE, URL, **OPTIONS) for _ in range(9)))
+        assert readings == [expected] * 9
+
+    with_pool(2, scenario)
+
+
+def test_a_page_that_breaks_reading_is_an_error_of_that_page_only() -> None:
+    async def scenario(pool: ReaderPool) -> None:
+        broken = await pool.read(PAGE, URL, **{**OPTIONS, "ignore_patterns": ("(unclosed",)})
+        assert broken.article is None
+        assert broken.error is not None
+        assert "(unclosed" in broken.error
+        fine = await pool.read(PAGE, URL, **OPTIONS)
+        assert fine.fingerprint is not None
+
+    with_pool(1, scenario)
+
+
+def test_a_stopped_worker_is_reported_and_the_others_read_on() -> None:
+    async def scenario(pool: ReaderPool) -> None:
+        first, second = pool.workers
+        assert first.process.pid is not None
+        os.kill(first.process.pid, signal.SIGKILL)
+        while first.alive:
+            await asyncio.sleep(0.05)
+        assert pool.alive
+        assert pool.ready
+        readings = await asyncio.gather(*(pool.read(PAGE, URL, **OPTIONS) for _ in range(4)))
+        assert all(r.fingerprint is not None for r in readings)
+
+        assert second.process.pid is not None
+        os.kill(second.process.pid, signal.SIGKILL)
+        while second.alive:
+            await asyncio.sleep(0.05)
+        assert not pool.alive
+        with pytest.raises(ReadersStopped, match="every reading worker stopped"):
+            await pool.read(PAGE, URL, **OPTIONS)
+
+    with_pool(2, scenario)
