@@ -561,7 +561,12 @@ def _next_page(
     paging_links: list[str] = []
     if param:
         wanted = _page_number(url, param) + 1
+        marker = f"{param}="
         for href in document.xpath("//a/@href"):
+            # Only a link naming the parameter, or one keeping this page's own query (empty
+            # or a fragment), can be a page of this listing: the others need no resolving.
+            if marker not in href and href.strip()[:1] not in ("", "#"):
+                continue
             absolute = _absolute(href, base)
             if absolute is None or urlsplit(absolute).path != current.path:
                 continue

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from crawler import collector
 from crawler.reading import Reading, read_page
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,19 @@ class ReaderPool:
         self.workers: list[_Worker] = []
         self.waiting: deque[tuple[tuple[Any, ...], asyncio.Future[Reading]]] = deque()
         self.numbers = itertools.count()
+        self.started = asyncio.Event()  # a worker is ready, or none will ever be
 
     async def start(self) -> None:
+        """Start the workers; one that cannot start is left out (with none, :meth:`read`
+        raises :class:`ReadersStopped`)."""
+        try:
+            await self._start()
+        except Exception:
+            logger.warning("Could not start the reading workers", exc_info=True)
+        if not self.alive:
+            self.started.set()
+
+    async def _start(self) -> None:
         # "spawn": the crawl process runs threads, and a forked copy of a threaded process
         # may inherit a lock some thread held.
         context = multiprocessing.get_context("spawn")
@@ -81,6 +93,10 @@ class ReaderPool:
             worker = _Worker(process, reader, writer)
             worker.task = asyncio.get_running_loop().create_task(self._receive(worker))
             self.workers.append(worker)
+
+    async def wait_ready(self) -> None:
+        """Until a worker can take pages, or every worker has stopped."""
+        await self.started.wait()
 
     @property
     def ready(self) -> bool:
@@ -124,6 +140,7 @@ class ReaderPool:
                 number, reading = pickle.loads(message)  # noqa: S301
                 if number == _READY:
                     worker.ready = True
+                    self.started.set()
                 else:
                     future = worker.jobs.pop(number, None)
                     if future is not None and not future.done():
@@ -147,6 +164,7 @@ class ReaderPool:
         worker.jobs.clear()
         worker.writer.close()
         if not self.alive:
+            self.started.set()
             self._fail_waiting()
         else:
             self._dispatch()
@@ -192,6 +210,7 @@ def _serve(connection: Connection, log_setup: tuple[str, int] | None) -> None:
         data = pickle.dumps((number, reading), protocol=pickle.HIGHEST_PROTOCOL)
         sock.sendall(_HEADER.pack(len(data)) + data)
 
+    collector.settle()
     send(_READY, None)
     while True:
         header = stream.read(_HEADER.size)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler import collector
 from crawler.observability import configure_logging, init_sentry
 from storage import repository
 from storage.db import make_engine, session_factory
@@ -101,6 +102,7 @@ def open_writer(database_url: str, log_setup: tuple[str, int] | None = None) -> 
     init_sentry("crawler")
     _writer.engine = make_engine(database_url)
     _writer.sessions = session_factory(_writer.engine)
+    collector.settle()
 
 
 def writer_ready() -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from scrapy.crawler import AsyncCrawlerProcess
 
+from crawler import collector
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
 from storage import repository
@@ -44,6 +45,7 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
         process = AsyncCrawlerProcess(settings)
         crawler = process.create_crawler(TopicSpider)
         process.crawl(crawler, topic_id=topic_id, spec=spec, run_id=run_id)
+        collector.settle()
         process.start(install_signal_handlers=True)
         spider = crawler.spider
         assert isinstance(spider, TopicSpider)

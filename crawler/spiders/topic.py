@@ -345,8 +345,9 @@ class TopicSpider(scrapy.Spider):
 
     def start_readers(self) -> None:
         """Start the extraction workers, when the first page is to be read (a run that reads
-        none, such as a re-check answered by 304s, starts none). Until one of them is ready,
-        pages are read in the crawl process."""
+        none, such as a re-check answered by 304s, starts none). Pages wait for them to be
+        ready (the crawl goes on fetching meanwhile); they are read in the crawl process only
+        when every worker has stopped."""
         self.readers = ReaderPool(self.workers, logging_configured())
         self.readers_starting = asyncio.get_running_loop().create_task(self.readers.start())
 
@@ -372,7 +373,9 @@ class TopicSpider(scrapy.Spider):
         if self.workers > 0 and self.readers is None:
             self.start_readers()
         readers = self.readers
-        if readers is not None and readers.ready:
+        if readers is not None:
+            await readers.wait_ready()
+        if readers is not None and readers.alive:
             try:
                 reading = await readers.read(response.body, response.url, **options)
                 self.count("pages_read_by_workers")
