@@ -16,10 +16,13 @@ behaviour. Then, in each repetition, every crawl in a child process of its own:
   defaults;
 - ``full``: ``crawler.run.crawl_topic`` on a fresh database (SQLite, PostgreSQL): listings,
   discovery, extraction, fingerprint, database writes, the run's row; once for each
-  ``--workers`` count of extraction worker processes (0: pages read in the crawl process);
+  ``--workers`` count, topicwatch's ``crawl.workers`` (0: pages read and recorded in the crawl
+  process; N: read by N worker processes and recorded by a writer process);
 - ``recheck``: the same topic crawled again on the unchanged site, right after the first
   crawl (every article is due by the age table: first seen under an hour ago), and in the
-  steady state of a watched topic (first seen two hours ago, checked minutes ago).
+  steady state of a watched topic (first seen two hours ago, checked minutes ago); beside it,
+  the bare spider sending the same conditional requests (``If-None-Match`` /
+  ``If-Modified-Since`` from the database) for the listings' first pages and every article.
 
 Politeness limits are lifted for this local host only, through the benchmark topic's own
 crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
@@ -462,7 +465,7 @@ def run_child(args: list[str], log: Path, *, profile: Path | None = None) -> dic
             f"The benchmark child {' '.join(args)} failed (exit {done.returncode}); see {log}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
-    # CPU of the child and of its own children (extraction workers), start-up included.
+    # CPU of the child and of its own children (workers), start-up included.
     result["cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
@@ -750,11 +753,12 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     for mode, runs in results.bare.items():
         row(names[mode], runs, ratio=mode == "bare")
     for (kind, workers), runs in results.full.items():
-        reading = f"{workers} extraction workers" if workers else "reading in-process"
-        row(f"full pipeline, {kind}, {reading}", runs, ratio=True)
+        row(f"full pipeline, {kind}, workers = {workers}", runs, ratio=True)
     print(
-        "CPU ms/page: the crawl process and its extraction workers, start-up included; "
-        "full/bare: pages/s against the first bare row."
+        "workers = 0: pages read and recorded in the crawl process; workers = N: read by N "
+        "worker processes, recorded by a writer process (topicwatch's crawl.workers). "
+        "CPU ms/page: the crawl process and its workers, start-up included; full/bare: "
+        "pages/s against the first bare row."
     )
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
@@ -891,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         default="0,2",
-        help="extraction worker processes of the full crawls, comma-separated (one first "
+        help="crawl.workers of the full crawls, comma-separated (one first "
         "crawl each; the re-checks follow the last)",
     )
     parser.add_argument("--profile", type=Path, help="directory for py-spy profiles")

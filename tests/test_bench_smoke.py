@@ -2,7 +2,8 @@
 
 No figure of speed is checked here: the benchmarks print those. These runs only prove that
 ``bench/throughput.py`` and ``bench/growth.py`` work, and that a re-check of an unchanged site
-writes nothing new, with and without extraction workers.
+writes nothing new, with and without workers, while a bare spider sending the same
+conditional requests gets the same 304s.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def test_throughput_benchmark_crawls_and_rechecks(tmp_path: Path) -> None:
     (every,) = results["recheck"]["sqlite/all"]
     assert every["recheck"]["status_304"] == ARTICLES
     assert every["recheck"]["counts"]["articles_not_modified"] == ARTICLES
+    (bare_again,) = results["bare_recheck"]["sqlite"]
+    assert bare_again["status_304"] == ARTICLES
+    assert "the same conditional requests" in output
+    (with_workers,) = results["full"]["sqlite/1"]
+    assert with_workers["read_in_process"] == 0
+    assert with_workers["read_by_workers"] > 0
 
 
 def test_growth_benchmark_records_and_schedules(tmp_path: Path) -> None:
