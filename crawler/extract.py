@@ -1193,7 +1193,7 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
     if body is not None:
         text = body.text_content()
         lowered = text.lower()
-        # The regex only where its words are: searching a whole page with it costs more.
+        # Only a page holding its words is searched with the regex, which costs more.
         if ("halaman" in lowered or "page" in lowered) and _PAGINATION_TEXT.search(text):
             return True
     parts = urlsplit(url)

@@ -167,16 +167,19 @@ class StoragePipeline:
                 results: list[Result] = await asyncio.wrap_future(future)
                 self.count("batches_recorded_by_writer")
                 return results
-            except BrokenProcessPool:
+            except Exception as exc:  # stopped, or the batch could not reach it
                 if self.writer is writer:  # the first batch to find out says so
                     logger.warning(
-                        "The writer process of topic %s stopped; recording in the crawl "
+                        "The writer process of topic %s failed (%s); recording in the crawl "
                         "process from now on",
                         spider.spec.name,
+                        recording.reason_of(exc),
                     )
                     writer.shutdown(wait=False, cancel_futures=True)
                     self.writer = None
                     self.use_writer = False
+                # The batch is recorded below; had the writer recorded it already, recording
+                # it again changes nothing.
         return await spider.in_database(
             recording.record_batch,
             spider.session_factory,

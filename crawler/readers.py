@@ -127,7 +127,11 @@ class ReaderPool:
             job, future = self.waiting.popleft()
             if future.done():  # the reader gave up on it (cancelled)
                 continue
-            data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # a page that cannot be sent fails alone
+                future.set_exception(exc)
+                continue
             worker.jobs[job[0]] = future
             worker.writer.write(_HEADER.pack(len(data)) + data)
 

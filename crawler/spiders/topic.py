@@ -9,10 +9,11 @@ event loop never waits for the database, the crawl's own writes never wait for e
 and what a listing page needs goes before batches of outcomes to record
 (:mod:`crawler.database_thread`).
 Reading an article page (extraction and fingerprint, :func:`crawler.reading.read_page`) is
-most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0 it
-happens in that many worker processes, so a crawl that politeness limits do not hold back (a
-site of one's own, a big backlog) uses more than one core; by default pages are read in the
-crawl process, which costs less for the few pages a polite run fetches.
+most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS`` above 0
+(``crawl.workers`` in the configuration) it happens in that many worker processes
+(:mod:`crawler.readers`), so a crawl that politeness limits do not hold back (a site of one's
+own, a big backlog) uses more than one core; by default pages are read in the crawl process,
+which costs less for the few pages a polite run fetches.
 """
 
 from __future__ import annotations
@@ -375,21 +376,22 @@ class TopicSpider(scrapy.Spider):
         readers = self.readers
         if readers is not None:
             await readers.wait_ready()
-        if readers is not None and readers.alive:
-            try:
-                reading = await readers.read(response.body, response.url, **options)
-                self.count("pages_read_by_workers")
-                return reading
-            except ReadersStopped:
-                if self.readers is readers and not readers.alive:
-                    logger.warning(
-                        "The extraction workers of topic %s stopped; reading pages in the "
-                        "crawl process from now on",
-                        self.spec.name,
-                    )
-                    self.retired_readers = (*self.retired_readers, readers)
-                    self.readers = None
-                    self.workers = 0
+            if readers.alive:
+                try:
+                    reading = await readers.read(response.body, response.url, **options)
+                    self.count("pages_read_by_workers")
+                    return reading
+                except ReadersStopped:
+                    pass  # read below; a worker that stopped failed the pages it held
+            if self.readers is readers and not readers.alive:  # the first page to find out
+                logger.warning(
+                    "The extraction workers of topic %s stopped; reading pages in the "
+                    "crawl process from now on",
+                    self.spec.name,
+                )
+                self.retired_readers = (*self.retired_readers, readers)
+                self.readers = None
+                self.workers = 0
         self.count("pages_read_in_process")
         return read_page(response.body, response.url, **options)
 
