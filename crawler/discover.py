@@ -25,7 +25,7 @@ from lxml.cssselect import CSSSelector, SelectorError
 from w3lib.encoding import html_to_unicode
 
 from crawler.profiles import SiteProfile
-from crawler.urls import canonical_url, is_article_url, same_site
+from crawler.urls import canonical_url, is_article_url, may_turn_page, same_site
 
 logger = logging.getLogger(__name__)
 
@@ -561,11 +561,8 @@ def _next_page(
     paging_links: list[str] = []
     if param:
         wanted = _page_number(url, param) + 1
-        marker = f"{param}="
         for href in document.xpath("//a/@href"):
-            # Only a link naming the parameter, or one keeping this page's own query (empty
-            # or a fragment), can be a page of this listing: the others need no resolving.
-            if marker not in href and href.strip()[:1] not in ("", "#"):
+            if not may_turn_page(href, param):
                 continue
             absolute = _absolute(href, base)
             if absolute is None or urlsplit(absolute).path != current.path:

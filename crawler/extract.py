@@ -37,7 +37,7 @@ from w3lib.encoding import html_body_declared_encoding, html_to_unicode
 from crawler.article import Article
 from crawler.fingerprint import COUNTER_LINE
 from crawler.profiles import SiteProfile, profile_for
-from crawler.urls import canonical_url, same_site
+from crawler.urls import canonical_url, may_turn_page, same_site
 
 logger = logging.getLogger(__name__)
 
@@ -1196,17 +1196,11 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
         # Only a page holding its words is searched with the regex, which costs more.
         if ("halaman" in lowered or "page" in lowered) and _PAGINATION_TEXT.search(text):
             return True
-    parts = urlsplit(url)
-    path = parts.path.rstrip("/")
+    path = urlsplit(url).path.rstrip("/")
     param = profile.pagination_param or "page"
-    # Only a link that names the parameter, or one that keeps this page's query (an empty
-    # or fragment-only link), can point to another page of this article: resolving every
-    # link of the page would cost more than the rest of the check.
-    marker = f"{param}="
-    keeps_query = marker in parts.query
     for link in tree.iter("a"):
         href = link.get("href")
-        if not href or (marker not in href and not (keeps_query and href.lstrip().startswith("#"))):
+        if not href or not may_turn_page(href, param):
             continue
         target = urlsplit(urljoin(url, href))
         if target.path.rstrip("/") == path and any(

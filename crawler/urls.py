@@ -225,3 +225,11 @@ def same_site(a: str, b: str) -> bool:
     """Whether two URLs belong to the same site (``www.``, ``m.`` and subdomains alike)."""
     site = site_of(a)
     return bool(site) and site == site_of(b)
+
+
+def may_turn_page(href: str, param: str) -> bool:
+    """Whether the link ``href`` could lead to another value of the query parameter
+    ``param`` (``page``) of the page it is on: it names the parameter, or it keeps the page's
+    own query (empty, or only a fragment). Links that cannot need not be resolved, which is
+    most of a page's links and most of the cost of looking for pagination."""
+    return f"{param}=" in href or href.strip()[:1] in ("", "#")

@@ -537,28 +537,18 @@ class Listing:
     known: dict[str, KnownArticle]  # what is stored of each URL (all of them are, after it)
 
 
-def note_listed(
-    session_factory: sessionmaker[Session],
-    topic_id: int,
-    urls: Sequence[str],
-    now: datetime | None = None,
-) -> set[str]:
-    """Record that the topic's listing shows these canonical URLs now.
-
-    Returns the URLs this topic already knows (it has announced them with a ``new``
-    change), so a crawl can stop following pagination at a page with nothing new.
-    """
-    return note_listing(session_factory, topic_id, urls, now).announced
-
-
 def note_listing(
     session_factory: sessionmaker[Session],
     topic_id: int,
     urls: Sequence[str],
     now: datetime | None = None,
 ) -> Listing:
-    """:func:`note_listed`, also returning what is stored of each URL (as
-    :func:`known_state` would, read in the same transaction)."""
+    """Record that the topic's listing shows these canonical URLs now.
+
+    Returns the URLs this topic already knows (it has announced them with a ``new``
+    change), so a crawl can stop following pagination at a page with nothing new, and what
+    is stored of each URL (as :func:`known_state` would, read in the same transaction).
+    """
     unique = sorted(set(urls))  # one lock order for every writer: no deadlocks
     if not unique:
         return Listing(set(), {})

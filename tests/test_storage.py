@@ -37,7 +37,7 @@ from storage.repository import (
     list_changes,
     load_topic,
     mark_unfinished_runs,
-    note_listed,
+    note_listing,
     raw_html,
     recheck_candidates,
     record_gone,
@@ -346,7 +346,7 @@ def test_concurrent_recording_of_one_url(session_factory: sessionmaker[Session])
     def crawl(topic_id: int) -> None:
         try:
             barrier.wait()
-            note_listed(session_factory, topic_id, [URL, URL + "-2"], NOW)
+            note_listing(session_factory, topic_id, [URL, URL + "-2"], NOW)
             results[topic_id] = record_page(
                 session_factory, topic_id=topic_id, run_id=None, observation=observation(), now=NOW
             )
@@ -385,15 +385,19 @@ def test_raw_html_is_kept_when_given(session_factory: sessionmaker[Session]) -> 
 # -- listings and re-checks ----------------------------------------------------------------------
 
 
-def test_note_listed_reports_what_the_topic_knows(session_factory: sessionmaker[Session]) -> None:
+def test_note_listing_reports_what_the_topic_knows(session_factory: sessionmaker[Session]) -> None:
     first_id, second_id = add_topic(session_factory, spec("first"), spec("second"))
     urls = [f"https://news.example.org/a/{i}" for i in range(3)]
-    assert note_listed(session_factory, first_id, urls, NOW) == set()
+    assert note_listing(session_factory, first_id, urls, NOW).announced == set()
     record_page(session_factory, topic_id=first_id, run_id=None, observation=observation(urls[0]))
     later = NOW + timedelta(minutes=15)
-    assert note_listed(session_factory, first_id, urls, later) == {urls[0]}
+    assert note_listing(session_factory, first_id, urls, later).announced == {urls[0]}
     # Known to the database is not known to another topic: it must still read it.
-    assert note_listed(session_factory, second_id, urls, later) == set()
+    assert note_listing(session_factory, second_id, urls, later).announced == set()
+    state = note_listing(session_factory, first_id, urls, later).known
+    assert sorted(state) == urls
+    assert (state[urls[0]].current_version, state[urls[0]].status) == (1, "live")
+    assert state[urls[1]].current_version == 0
 
     stored = article(session_factory, urls[1])
     assert (stored.first_seen, stored.last_seen_on_listing, stored.current_version) == (
@@ -422,7 +426,7 @@ def test_recheck_candidates_follow_the_age_table(session_factory: sessionmaker[S
     }
     for name, (age, since_checked) in cases.items():
         url = f"https://news.example.org/a/{name}"
-        note_listed(session_factory, topic_id, [url], NOW - age)
+        note_listing(session_factory, topic_id, [url], NOW - age)
         if since_checked is not None:
             record_page(
                 session_factory,
@@ -431,7 +435,7 @@ def test_recheck_candidates_follow_the_age_table(session_factory: sessionmaker[S
                 observation=observation(url),
                 now=NOW - since_checked,
             )
-    note_listed(session_factory, other_id, ["https://news.example.org/a/elsewhere"], NOW)
+    note_listing(session_factory, other_id, ["https://news.example.org/a/elsewhere"], NOW)
 
     due = recheck_candidates(
         session_factory, topic_id, NOW, week, exclude={"https://news.example.org/a/still-listed"}

@@ -32,7 +32,7 @@ from storage.repository import (
     Observation,
     list_changes,
     load_topic,
-    note_listed,
+    note_listing,
     recheck_candidates,
     record_gone,
     record_not_modified,
@@ -213,7 +213,7 @@ def test_recording_and_rechecks_use_indexes(sqlite_engine: Engine) -> None:
         ):
             statements.append((statement, parameters))
 
-    note_listed(factory, topic_id, urls, NOW)
+    note_listing(factory, topic_id, urls, NOW)
     record_page(factory, topic_id=topic_id, run_id=None, observation=_observation(urls[0], "a"))
     record_page(factory, topic_id=topic_id, run_id=None, observation=_observation(urls[0], "b"))
     record_page(factory, topic_id=topic_id, run_id=None, observation=_observation(urls[0], "a"))

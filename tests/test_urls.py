@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler.profiles import GENERIC, TRIBUNNEWS
-from crawler.urls import canonical_url, is_article_url, same_site, site_of
+from crawler.urls import canonical_url, is_article_url, may_turn_page, same_site, site_of
 
 CANONICAL_CASES = [
     ("case", "HTTPS://WWW.Example.COM/News/Story-One", "https://www.example.com/News/Story-One"),
@@ -170,3 +170,20 @@ def test_same_site(a: str, b: str, expected: bool) -> None:
 
 def test_site_of_keeps_registrable_part() -> None:
     assert site_of("https://www.tribunnews.com/x") == "tribunnews.com"
+
+
+@pytest.mark.parametrize(
+    ("href", "turns"),
+    [
+        ("?page=2", True),
+        ("/news/story?page=all", True),
+        ("https://example.org/topic/x?sort=new&page=3#top", True),
+        ("", True),  # the page itself, with its own query
+        ("  #comments", True),
+        ("/news/other-story", False),
+        ("https://example.org/topic/x?p=2", False),
+        ("/pages/about", False),
+    ],
+)
+def test_links_that_may_turn_the_page(href: str, *, turns: bool) -> None:
+    assert may_turn_page(href, "page") is turns
