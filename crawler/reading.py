@@ -1,8 +1,8 @@
 """Reading one article page: extraction and fingerprint, in the crawl process or in a worker.
 
 Reading is most of the CPU a crawl spends, so a crawl may hand it to worker processes (see
-:mod:`crawler.readers`). This module imports only
-what reading needs, so a worker starts in a fraction of the time a crawl process takes.
+:mod:`crawler.readers`). This module imports only what reading needs, so a worker starts in a
+fraction of the time a crawl process takes.
 """
 
 from __future__ import annotations
