@@ -433,6 +433,7 @@ def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
         "identical": int(number("topicwatch/identical_bodies")),
         "read_by_workers": int(number("topicwatch/pages_read_by_workers")),
         "read_in_process": int(number("topicwatch/pages_read_in_process")),
+        "listings_by_workers": int(number("topicwatch/listings_read_by_workers")),
         "finish_reason": str(stats.get("finish_reason")),
     }
 

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -411,15 +412,25 @@ def _link_of(anchor: Any, base: str) -> tuple[str, str] | None:
     return absolute, title
 
 
+@lru_cache(maxsize=256)
+def _listing_css(selector: str, profile_name: str) -> CSSSelector | None:
+    """The compiled selector (compiling costs more than matching), or None, said once, when
+    it is not valid CSS."""
+    try:
+        return CSSSelector(selector, translator="html")
+    except SelectorError:
+        logger.exception(
+            "Listing selector %r of profile %s is not valid CSS", selector, profile_name
+        )
+        return None
+
+
 def _selector_links(document: Any, base: str, profile: SiteProfile) -> list[ListedLink]:
     for selector in profile.listing_link_selectors:
-        try:
-            matched = CSSSelector(selector, translator="html")(document)
-        except SelectorError:
-            logger.exception(
-                "Listing selector %r of profile %s is not valid CSS", selector, profile.name
-            )
+        compiled = _listing_css(selector, profile.name)
+        if compiled is None:
             continue
+        matched = compiled(document)
         found: list[ListedLink] = []
         for element in matched:
             anchors = [element] if element.tag == "a" else element.xpath(".//a[@href]")

@@ -30,7 +30,6 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
-import trafilatura
 from lxml.cssselect import CSSSelector
 from w3lib.encoding import html_body_declared_encoding, html_to_unicode
 
@@ -69,6 +68,7 @@ _BINARY_SIGNATURES = (
 )
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 _TAGS = re.compile(r"<[^>]+>")
 
 _ARTICLE_TYPES = frozenset(
@@ -272,6 +272,7 @@ _MIN_WORDS_WITHOUT_ARTICLE_SIGNS = 50
 
 
 def _decode(html: str | bytes, encoding: str | None, url: str) -> str:
+    maybe_control = True
     if isinstance(html, str):
         text = html
     else:
@@ -295,8 +296,12 @@ def _decode(html: str | bytes, encoding: str | None, url: str) -> str:
                 if declared
                 else html_to_unicode(None, html, auto_detect_fun=_guess_encoding)[1]
             )
+            if declared and declared.lower().replace("_", "-") in ("utf-8", "utf8"):
+                # UTF-8 text holds a control character only where its bytes hold that byte;
+                # looking for the bytes costs far less than the regex.
+                maybe_control = len(html.translate(None, _CONTROL_BYTES)) != len(html)
     text = _XML_DECLARATION.sub("", text, count=1)
-    return _CONTROL_CHARS.sub("", text)
+    return _CONTROL_CHARS.sub("", text) if maybe_control else text
 
 
 def _decode_as(html: bytes, encoding: str, url: str) -> str:
@@ -429,7 +434,9 @@ def _blocks(element: lxml.html.HtmlElement) -> list[str]:
 
 def _json_ld_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
-    for script in tree.xpath('//script[contains(translate(@type, "LDJSON", "ldjson"), "ld+json")]'):
+    for script in tree.iter("script"):
+        if "ld+json" not in (script.get("type") or "").lower():
+            continue
         raw = (script.text or "").strip()
         if not raw:
             continue
@@ -722,6 +729,19 @@ def _prose_of(element: lxml.html.HtmlElement) -> str:
     return _text_of(piece)
 
 
+@lru_cache(maxsize=4096)
+def _named_like_lead(classes: str, identifier: str) -> bool:
+    """Whether class names and id say standfirst (and not a media block's caption)."""
+    parts = {part for name in _words_of_names(classes, identifier) for part in name}
+    return bool(parts & _LEAD_WORDS) and not parts & _LEAD_MEDIA_WORDS
+
+
+@lru_cache(maxsize=4096)
+def _named_like_media(classes: str, identifier: str) -> bool:
+    parts = {part for name in _words_of_names(classes, identifier) for part in name}
+    return bool(parts & _LEAD_MEDIA_WORDS)
+
+
 def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
     """The standfirst shown under the headline: an element named like one, in the headline's
     block (the h1's grandparent) and after the h1."""
@@ -743,15 +763,14 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
             continue
         if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
             continue
-        parts = {part for name in _name_parts(element) for part in name}
-        if not parts & _LEAD_WORDS or parts & _LEAD_MEDIA_WORDS:
+        if not _named_like_lead(element.get("class") or "", element.get("id") or ""):
             continue
         if noise is None:
             noise = set(_select_any(body, profile.noise_selectors))
         if element in noise or any(
             a in noise
             or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
-            or {p for name in _name_parts(a) for p in name} & _LEAD_MEDIA_WORDS
+            or _named_like_media(a.get("class") or "", a.get("id") or "")
             for a in element.iterancestors()
         ):
             continue
@@ -795,8 +814,8 @@ def _canonical(
 ) -> str:
     candidates: list[str] = [
         link.get("href", "")
-        for link in tree.xpath("//link[@href]")
-        if "canonical" in (link.get("rel") or "").lower().split()
+        for link in tree.iter("link")
+        if link.get("href") is not None and "canonical" in (link.get("rel") or "").lower().split()
     ]
     candidates.append(meta.get("og:url", ""))
     if ld:
@@ -904,16 +923,23 @@ def _drop(element: lxml.html.HtmlElement) -> None:
 
 
 @lru_cache(maxsize=64)
-def _compile_patterns(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
-    return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+def _compile_patterns(
+    patterns: tuple[str, ...],
+) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+    """The patterns for text with line breaks (``^`` and ``$`` at every line), and the same
+    for a single line, where they mean the same without ``re.MULTILINE``: the regex engine
+    then tries ``^`` at the start only, not at every character."""
+    lines = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+    line = [re.compile(p, re.IGNORECASE) for p in patterns]
+    return lines, line
 
 
 def _apply_patterns(paragraphs: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
-    compiled = _compile_patterns(patterns)
+    for_lines, for_line = _compile_patterns(patterns)
     result = []
     for paragraph in paragraphs:
         text = paragraph
-        for pattern in compiled:
+        for pattern in for_lines if "\n" in text else for_line:
             text = pattern.sub("", text)
         text = _squash(text)
         if text:
@@ -947,6 +973,10 @@ def _trafilatura_paragraphs(
     favor_precision: bool = False,
     favor_recall: bool = False,
 ) -> list[str]:
+    # Imported when first needed: pages that a profile reads never need it, and it is a good
+    # part of a reading worker's start-up.
+    import trafilatura
+
     text = trafilatura.extract(
         copy.deepcopy(tree),
         url=url,

@@ -82,6 +82,11 @@ _REPLACEMENTS = {chr(code): "" for code in _ZERO_WIDTH} | {
     chr(code): str(value) for code, value in _TYPOGRAPHY.items()
 }
 _REPLACED = re.compile("[" + re.escape("".join(_REPLACEMENTS)) + "]")
+# ASCII text is already in NFKC; of the replacements only these can apply to it.
+_ASCII_REPLACEMENTS = {old: new for old, new in _REPLACEMENTS.items() if old.isascii()}
+# COUNTER_LINE for one line at a time: tried at the line's start only, where with
+# re.MULTILINE the engine tries ``^`` at every character of the text.
+_COUNTER_ALONE = re.compile(COUNTER_LINE.pattern, re.IGNORECASE | re.VERBOSE)
 
 
 # Every relative time holds one of these words, at most this far (characters before it, after
@@ -165,8 +170,12 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     removed, ``ignore_patterns`` (regexes) removed, and
     whitespace collapsed to single spaces.
     """
-    text = _REPLACED.sub(_replace, unicodedata.normalize("NFKC", text))
-    text = COUNTER_LINE.sub(" ", text)
+    if text.isascii():
+        for old, new in _ASCII_REPLACEMENTS.items():
+            text = text.replace(old, new)
+    else:
+        text = _REPLACED.sub(_replace, unicodedata.normalize("NFKC", text))
+    text = "\n".join(" " if _COUNTER_ALONE.match(line) else line for line in text.split("\n"))
     text = _drop_relative_times(text)
     for pattern in compile_patterns(ignore_patterns):
         text = pattern.sub(" ", text)

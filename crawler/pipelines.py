@@ -72,7 +72,7 @@ class StoragePipeline:
         return spider
 
     def count(self, key: str) -> None:
-        self.crawler.stats.inc_value(f"topicwatch/{key}")
+        self.spider.count(key)
 
     async def process_item(self, item: Any) -> Any:
         outcome = self.outcome_of(item)

@@ -1,11 +1,15 @@
 """Reading pages in worker processes, fed straight from the crawl's event loop.
 
 Each worker is a process of its own joined to the crawl process by a socket pair: the event
-loop writes a page to it without blocking (asyncio buffers what the socket does not take at
-once) and reads its answers as they come, so handing a page over costs the crawl process a
+loop writes a page to it without blocking (the transport buffers what the socket does not take
+at once) and takes its answers as they arrive, so handing a page over costs the crawl process a
 pickle and a write, with no threads of its own (a pool with threads would take the
 interpreter lock from the crawl's event loop for every page). A worker gets at most
 ``IN_FLIGHT`` pages at a time; the others wait in the crawl process for the least busy one.
+
+Workers read article pages (:meth:`ReaderPool.read`, :func:`crawler.reading.read_page`) and
+find the links on listing pages (:meth:`ReaderPool.discover`,
+:func:`crawler.discover.discover`).
 
 A worker that stops (killed, crashed) fails the pages it held with :class:`ReadersStopped`;
 the crawl then reads them, and the rest of the run, in its own process.
@@ -14,7 +18,7 @@ the crawl then reads them, and the rest of the run, in its own process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -23,12 +27,15 @@ import pickle
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from crawler import collector
+from crawler.discover import Listing, discover
+from crawler.profiles import SiteProfile
 from crawler.reading import Reading, read_page
 
 logger = logging.getLogger(__name__)
@@ -42,26 +49,58 @@ class ReadersStopped(RuntimeError):
     """A reading worker stopped before it answered."""
 
 
+class WorkerTaskError(RuntimeError):
+    """A task raised in a reading worker; the message names the exception."""
+
+
 @dataclass
 class _Worker:
     process: BaseProcess
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    jobs: dict[int, asyncio.Future[Reading]] = field(default_factory=dict)
+    transport: asyncio.BaseTransport | None = None
+    jobs: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     ready: bool = False
     alive: bool = True
-    task: asyncio.Task[None] | None = None
+
+
+class _Channel(asyncio.Protocol):
+    """The crawl's end of one worker's socket: answers are taken as whole messages arrive,
+    in the event loop's own callback (no task is woken for each of them)."""
+
+    def __init__(self, pool: ReaderPool, worker: _Worker) -> None:
+        self.pool = pool
+        self.worker = worker
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(buffer, start)
+            end = start + _HEADER.size + length
+            if len(buffer) < end:
+                break
+            message = bytes(buffer[start + _HEADER.size : end])
+            start = end
+            # Our own worker, over a socket pair no other process holds.
+            self.pool._answer(self.worker, pickle.loads(message))  # noqa: S301
+        if start:
+            del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool._lost(self.worker)
 
 
 class ReaderPool:
-    """``size`` reading workers; :meth:`read` is :func:`crawler.reading.read_page` in one
-    of them. Start it with :meth:`start` in the running event loop."""
+    """``size`` reading workers: :meth:`read` is :func:`crawler.reading.read_page` and
+    :meth:`discover` is :func:`crawler.discover.discover`, in one of them. Start it with
+    :meth:`start` in the running event loop."""
 
     def __init__(self, size: int, log_setup: tuple[str, int] | None = None) -> None:
         self.size = size
         self.log_setup = log_setup
         self.workers: list[_Worker] = []
-        self.waiting: deque[tuple[tuple[Any, ...], asyncio.Future[Reading]]] = deque()
+        self.waiting: deque[tuple[tuple[Any, ...], asyncio.Future[Any]]] = deque()
         self.numbers = itertools.count()
         self.started = asyncio.Event()  # a worker is ready, or none will ever be
 
@@ -79,6 +118,7 @@ class ReaderPool:
         # "spawn": the crawl process runs threads, and a forked copy of a threaded process
         # may inherit a lock some thread held.
         context = multiprocessing.get_context("spawn")
+        loop = asyncio.get_running_loop()
         for _ in range(self.size):
             ours, theirs = context.Pipe(duplex=True)  # a Unix socket pair
             process = context.Process(
@@ -89,10 +129,11 @@ class ReaderPool:
             theirs.close()
             sock = socket.socket(fileno=os.dup(ours.fileno()))
             ours.close()
-            reader, writer = await asyncio.open_connection(sock=sock)
-            worker = _Worker(process, reader, writer)
-            worker.task = asyncio.get_running_loop().create_task(self._receive(worker))
+            worker = _Worker(process)
             self.workers.append(worker)
+            worker.transport, _ = await loop.create_connection(
+                functools.partial(_Channel, self, worker), sock=sock
+            )
 
     async def wait_ready(self) -> None:
         """Until a worker can take pages, or every worker has stopped."""
@@ -108,9 +149,22 @@ class ReaderPool:
         return any(w.alive for w in self.workers)
 
     async def read(self, body: bytes, url: str, **options: Any) -> Reading:
-        """Read one page in a worker; raises :class:`ReadersStopped` if none can."""
-        future: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
-        self.waiting.append(((next(self.numbers), body, url, options), future))
+        """Read one article page in a worker; raises :class:`ReadersStopped` if none can."""
+        reading: Reading = await self._run("read", body, url, options)
+        return reading
+
+    async def discover(
+        self, body: bytes, url: str, content_type: str | None, profile: SiteProfile
+    ) -> Listing:
+        """The links of one listing page, found in a worker; raises
+        :class:`ReadersStopped` if none can, :class:`WorkerTaskError` if finding them
+        failed."""
+        listing: Listing = await self._run("discover", body, url, content_type, profile)
+        return listing
+
+    async def _run(self, task: str, *args: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append(((next(self.numbers), task, args), future))
         self._dispatch()
         return await future
 
@@ -133,29 +187,22 @@ class ReaderPool:
                 future.set_exception(exc)
                 continue
             worker.jobs[job[0]] = future
-            worker.writer.write(_HEADER.pack(len(data)) + data)
+            assert isinstance(worker.transport, asyncio.WriteTransport)
+            worker.transport.write(_HEADER.pack(len(data)) + data)
 
-    async def _receive(self, worker: _Worker) -> None:
-        try:
-            while True:
-                header = await worker.reader.readexactly(_HEADER.size)
-                message = await worker.reader.readexactly(_HEADER.unpack(header)[0])
-                # Our own worker, over a socket pair no other process holds.
-                number, reading = pickle.loads(message)  # noqa: S301
-                if number == _READY:
-                    worker.ready = True
-                    self.started.set()
+    def _answer(self, worker: _Worker, answer: tuple[int, bool, Any]) -> None:
+        number, ok, result = answer
+        if number == _READY:
+            worker.ready = True
+            self.started.set()
+        else:
+            future = worker.jobs.pop(number, None)
+            if future is not None and not future.done():
+                if ok:
+                    future.set_result(result)
                 else:
-                    future = worker.jobs.pop(number, None)
-                    if future is not None and not future.done():
-                        future.set_result(reading)
-                self._dispatch()
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        except asyncio.CancelledError:
-            self._lost(worker)
-            raise
-        self._lost(worker)
+                    future.set_exception(WorkerTaskError(result))
+        self._dispatch()
 
     def _lost(self, worker: _Worker) -> None:
         if not worker.alive:
@@ -166,7 +213,8 @@ class ReaderPool:
             if not future.done():
                 future.set_exception(stopped)
         worker.jobs.clear()
-        worker.writer.close()
+        if worker.transport is not None:
+            worker.transport.close()
         if not self.alive:
             self.started.set()
             self._fail_waiting()
@@ -182,12 +230,8 @@ class ReaderPool:
     async def close(self) -> None:
         """Stop the workers (a worker stops when its socket closes)."""
         for worker in self.workers:
-            worker.writer.close()
-        for worker in self.workers:
-            if worker.task is not None:
-                worker.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker.task
+            if worker.transport is not None:
+                worker.transport.close()
         loop = asyncio.get_running_loop()
         for worker in self.workers:
             await loop.run_in_executor(None, _stop, worker.process)
@@ -200,8 +244,19 @@ def _stop(process: BaseProcess) -> None:
         process.join(timeout=5)
 
 
+def _read(body: bytes, url: str, options: dict[str, Any]) -> Reading:
+    try:
+        return read_page(body, url, **options)
+    except Exception as exc:  # a page that breaks the reader is an error of that page
+        logger.exception("Reading %s failed", url)
+        return Reading(error=f"the page could not be read: {type(exc).__name__}: {exc}")
+
+
+_TASKS: dict[str, Callable[..., Any]] = {"read": _read, "discover": discover}
+
+
 def _serve(connection: Connection, log_setup: tuple[str, int] | None) -> None:
-    """A reading worker: answer pages until the crawl process closes the socket."""
+    """A reading worker: answer tasks until the crawl process closes the socket."""
     from crawler.observability import configure_logging
 
     if log_setup is not None:
@@ -210,22 +265,25 @@ def _serve(connection: Connection, log_setup: tuple[str, int] | None) -> None:
     connection.close()
     stream = sock.makefile("rb")
 
-    def send(number: int, reading: Reading | None) -> None:
-        data = pickle.dumps((number, reading), protocol=pickle.HIGHEST_PROTOCOL)
+    def send(answer: tuple[int, bool, Any]) -> None:
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an answer that cannot be sent fails alone
+            data = pickle.dumps((answer[0], False, f"{type(exc).__name__}: {exc}"))
         sock.sendall(_HEADER.pack(len(data)) + data)
 
     collector.settle()
-    send(_READY, None)
+    send((_READY, True, None))
     while True:
         header = stream.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return  # the crawl closed the socket: the run is over
         message = stream.read(_HEADER.unpack(header)[0])
         # From the crawl process that started this one, over a socket pair only the two hold.
-        number, body, url, options = pickle.loads(message)  # noqa: S301
+        number, task, args = pickle.loads(message)  # noqa: S301
         try:
-            reading = read_page(body, url, **options)
-        except Exception as exc:  # a page that breaks the reader must not stop the worker
-            logger.exception("Reading %s failed", url)
-            reading = Reading(error=f"the page could not be read: {type(exc).__name__}: {exc}")
-        send(number, reading)
+            answer = (number, True, _TASKS[task](*args))
+        except Exception as exc:  # a task that fails must not stop the worker
+            logger.exception("Task %s failed in a reading worker", task)
+            answer = (number, False, f"{type(exc).__name__}: {exc}")
+        send(answer)

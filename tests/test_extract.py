@@ -249,6 +249,16 @@ def test_declared_encoding_overrides_meta() -> None:
     assert "cafés" in article.body
 
 
+@pytest.mark.parametrize("encoding", [None, "utf-8", "cp1252"])
+def test_control_characters_are_dropped(encoding: str | None) -> None:
+    html = page("generic_article.html").replace(
+        b"The harbour bridge reopened", b"The harbour\x0b bridge\x1f reopened\x00"
+    )
+    article = extract(html, GENERIC_URL, encoding=encoding)
+    assert "The harbour bridge reopened to traffic" in article.body
+    assert not set("\x00\x0b\x1f") & set(article.body)
+
+
 def test_malformed_html_is_read() -> None:
     article = extract(
         page("malformed.html"), "https://example.org/news/council-votes-on-new-park-plan"

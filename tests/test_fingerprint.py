@@ -27,6 +27,14 @@ NORMALISE_CASES = [
     ("just-now", "Updated just now", (), "Updated"),
     ("counter-line", "First paragraph.\n12 Comments\nSecond.", (), "First paragraph. Second."),
     (
+        "counter-lines-first-and-last",
+        "3.4K shares\r\nBody \u2014 text.\n  Komentar (5)  ",
+        (),
+        "Body - text.",
+    ),
+    ("counter-line-alone", " 12 comments ", (), ""),
+    ("backtick", "it`s `plain`", (), "it's 'plain'"),
+    (
         "counter-inside-sentence-kept",
         "It drew 12 comments overnight.",
         (),

@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 
+from crawler.discover import discover
 from crawler.profiles import TRIBUNNEWS
-from crawler.readers import ReaderPool, ReadersStopped
+from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError
 from crawler.reading import read_page
 
-PAGE = (Path(__file__).parent / "fixtures" / "pages" / "tribunnews_article.html").read_bytes()
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+PAGE = (PAGES / "tribunnews_article.html").read_bytes()
+LISTING = (PAGES / "tribunnews_listing.html").read_bytes()
+LISTING_URL = "http://127.0.0.1:8080/topic/ukraina"
 URL = (
     "http://127.0.0.1:8080/internasional/2025/10/03/"
     "diplomasi-jalur-belakang-as-rusia-soal-ukraina-terungkap"
@@ -56,6 +60,35 @@ def test_workers_read_as_the_crawl_process_does() -> None:
         assert readings == [expected] * 9
 
     with_pool(2, scenario)
+
+
+def test_workers_find_the_links_of_a_listing_as_the_crawl_process_does() -> None:
+    expected = discover(LISTING, LISTING_URL, "text/html; charset=utf-8", TRIBUNNEWS)
+    assert len(expected.links) >= 3
+
+    async def scenario(pool: ReaderPool) -> None:
+        listings = await asyncio.gather(
+            *(
+                pool.discover(LISTING, LISTING_URL, "text/html; charset=utf-8", TRIBUNNEWS)
+                for _ in range(5)
+            ),
+            pool.read(PAGE, URL, **OPTIONS),
+        )
+        assert listings[:5] == [expected] * 5
+        assert listings[5] == read_page(PAGE, URL, **OPTIONS)
+
+    with_pool(2, scenario)
+
+
+def test_a_task_that_fails_in_a_worker_is_raised_where_it_was_asked_for() -> None:
+    async def scenario(pool: ReaderPool) -> None:
+        with pytest.raises(WorkerTaskError, match="AttributeError"):
+            # Not a profile: finding the links fails in the worker.
+            await pool.discover(LISTING, LISTING_URL, "text/html", "no profile")  # type: ignore[arg-type]
+        listing = await pool.discover(LISTING, LISTING_URL, "text/html", TRIBUNNEWS)
+        assert listing.links
+
+    with_pool(1, scenario)
 
 
 def test_a_page_that_breaks_reading_is_an_error_of_that_page_only() -> None:

@@ -13,7 +13,11 @@ most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS
 (``crawl.workers`` in the configuration) it happens in that many worker processes
 (:mod:`crawler.readers`), so a crawl that politeness limits do not hold back (a site of one's
 own, a big backlog) uses more than one core; by default pages are read in the crawl process,
-which costs less for the few pages a polite run fetches.
+which costs less for the few pages a polite run fetches. Once the workers are up, they also
+find the links on listing pages.
+
+The spider's counters (``topicwatch/…`` in Scrapy's stats) are kept in the spider while the
+run lasts and added to Scrapy's stats when it closes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -49,10 +54,10 @@ from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
 from crawler.database_thread import DatabaseThread
-from crawler.discover import discover, matches_keywords
+from crawler.discover import Listing, discover, matches_keywords
 from crawler.observability import logging_configured
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
-from crawler.readers import ReaderPool, ReadersStopped
+from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError
 from crawler.reading import Reading, read_page
 from crawler.urls import canonical_url, same_site
 from storage import repository
@@ -97,6 +102,7 @@ class TopicSpider(scrapy.Spider):
         self.spec = spec
         self.run_id = run_id
         self.failures: list[dict[str, str]] = []
+        self.counts: Counter[str] = Counter()
         self.listing_failures: list[dict[str, str]] = []
         self.listing_refused = False
         self.listed: set[str] = set()
@@ -111,7 +117,16 @@ class TopicSpider(scrapy.Spider):
         spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
         crawler.signals.connect(spider.stop_readers, signal=signals.spider_closed)
+        crawler.signals.connect(spider.publish_counts, signal=signals.spider_closed)
         return spider
+
+    def publish_counts(self) -> None:
+        """At the end of the run (``spider_closed``): the counters into Scrapy's stats."""
+        stats = self.crawler.stats
+        assert stats is not None
+        for key, n in self.counts.items():
+            stats.inc_value(f"topicwatch/{key}", n)
+        self.counts.clear()
 
     def closed(self, reason: str) -> None:
         self.database.shutdown()
@@ -132,8 +147,8 @@ class TopicSpider(scrapy.Spider):
         return self.profile or profile_for(url)
 
     def count(self, key: str, n: int = 1) -> None:
-        assert self.crawler.stats is not None
-        self.crawler.stats.inc_value(f"topicwatch/{key}", n)
+        """Add ``n`` to the run's counter ``key`` (Scrapy's ``topicwatch/<key>`` stat)."""
+        self.counts[key] += n
 
     def fail(self, url: str, reason: str, *, listing: bool = False) -> None:
         entry = {"url": url, "reason": reason}
@@ -215,9 +230,7 @@ class TopicSpider(scrapy.Spider):
                 listing=True,
             )
             return
-        listing = discover(
-            response.body, response.url, content_type or None, self.profile_of(source)
-        )
+        listing = await self.discover_links(response, content_type or None, source)
         links = [
             link
             for link in listing.links
@@ -264,6 +277,29 @@ class TopicSpider(scrapy.Spider):
                 meta={"topicwatch_page": page + 1, "topicwatch_source": source},
                 priority=10,
             )
+
+    async def discover_links(
+        self, response: Response, content_type: str | None, source: str
+    ) -> Listing:
+        """The links of a listing page: found by a reading worker when one is ready (a run
+        does not start them, nor wait for them, for its listings), else here."""
+        profile = self.profile_of(source)
+        readers = self.readers
+        if readers is not None and readers.ready:
+            try:
+                listing = await readers.discover(response.body, response.url, content_type, profile)
+                self.count("listings_read_by_workers")
+                return listing
+            except ReadersStopped:
+                pass  # found below; the pages are read here once every worker has stopped
+            except WorkerTaskError as exc:
+                logger.warning(
+                    "Finding the links of %s failed in a reading worker (%s); trying again "
+                    "in the crawl process",
+                    response.url,
+                    exc,
+                )
+        return discover(response.body, response.url, content_type, profile)
 
     def listing_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
