@@ -742,6 +742,24 @@ def _named_like_media(classes: str, identifier: str) -> bool:
     return bool(parts & _LEAD_MEDIA_WORDS)
 
 
+_NAMED = lxml.etree.XPath("descendant-or-self::*[@class or @id]")
+_NAMED_BELOW = lxml.etree.XPath("descendant::*[@class or @id]")
+
+
+def _named_after(
+    headline: lxml.html.HtmlElement, scope: lxml.html.HtmlElement
+) -> Iterator[lxml.html.HtmlElement]:
+    """The elements with a class or an id that come after ``headline`` in document order
+    and inside ``scope`` (its descendants, then what follows it and each of its ancestors
+    below ``scope``): the only ones that can be named like a standfirst."""
+    yield from _NAMED_BELOW(headline)
+    node = headline
+    while node is not scope and node is not None:
+        for sibling in node.itersiblings(lxml.etree.Element):
+            yield from _NAMED(sibling)
+        node = node.getparent()
+
+
 def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
     """The standfirst shown under the headline: an element named like one, in the headline's
     block (the h1's grandparent) and after the h1."""
@@ -754,13 +772,7 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
     if scope is None:
         return ""
     noise: set[lxml.html.HtmlElement] | None = None
-    seen_h1 = False
-    for element in scope.iter():
-        if element is headline:
-            seen_h1 = True
-            continue
-        if not seen_h1 or not isinstance(element.tag, str):
-            continue
+    for element in _named_after(headline, scope):
         if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
             continue
         if not _named_like_lead(element.get("class") or "", element.get("id") or ""):

@@ -23,16 +23,18 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported by the functions that use it: a crawl's processes and the daemon's
+# start-up only check the schema's revision, and importing Alembic costs more than that.
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +184,8 @@ def connect_check(engine: Engine) -> None:
 
 def alembic_config(url: str | URL | None = None) -> Config:
     """Alembic's configuration for topicwatch's migrations, without any ini file."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
@@ -193,6 +197,8 @@ def alembic_config(url: str | URL | None = None) -> Config:
 
 def head_revision() -> str:
     """The schema revision this code needs."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"No migrations were found in {MIGRATIONS}.")
@@ -201,6 +207,8 @@ def head_revision() -> str:
 
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Create or upgrade the schema of the database at ``url`` to ``revision``."""
+    from alembic import command
+
     engine = make_engine(url, foreign_keys=False)
     try:
         with _connect(engine) as connection:
@@ -227,6 +235,8 @@ def _check_foreign_keys(connection: Connection, engine: Engine) -> None:
 
 def schema_status(engine: Engine) -> tuple[str | None, str]:
     """The database's schema revision (None when it has none) and the one this code needs."""
+    from alembic.runtime.migration import MigrationContext
+
     with _connect(engine) as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         connection.rollback()
@@ -238,6 +248,8 @@ def check_schema(engine: Engine) -> None:
     current, head = schema_status(engine)
     if current == head:
         return
+    from alembic.script import ScriptDirectory
+
     known = ScriptDirectory.from_config(alembic_config())
     if current is not None and current not in {
         script.revision for script in known.walk_revisions()

@@ -17,6 +17,7 @@ transaction that lost a deadlock or a unique-key race is retried.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -537,6 +538,43 @@ class Listing:
     known: dict[str, KnownArticle]  # what is stored of each URL (all of them are, after it)
 
 
+@functools.cache
+def _listing_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """:func:`note_listing`'s statements for a database of this kind: the upsert of the
+    listed articles (returning what is stored of them), the upsert of the topic's links to
+    them, and the query for those the topic has announced."""
+    table, links = Article.__table__, TopicArticle.__table__
+    make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_article = make(table)
+    upsert = insert_article.on_conflict_do_update(
+        index_elements=[table.c.url],
+        set_={"last_seen_on_listing": insert_article.excluded.last_seen_on_listing},
+    ).returning(
+        table.c.id,
+        table.c.url,
+        table.c.status,
+        table.c.etag,
+        table.c.last_modified,
+        table.c.raw_sha256,
+        table.c.current_version,
+    )
+    insert_link = make(links)
+    link = insert_link.on_conflict_do_update(
+        index_elements=[links.c.topic_id, links.c.article_id],
+        set_={"last_listed": insert_link.excluded.last_listed},
+    )
+    changes = Change.__table__
+    announced_in = (
+        select(changes.c.article_id)
+        .distinct()
+        .where(
+            changes.c.article_id.in_(bindparam("ids", expanding=True)),
+            changes.c.topic_id == bindparam("topic_id"),
+        )
+    )
+    return upsert, link, announced_in
+
+
 def note_listing(
     session_factory: sessionmaker[Session],
     topic_id: int,
@@ -555,22 +593,12 @@ def note_listing(
     moment = _now(now)
 
     def work(session: Session) -> Listing:
-        # Statements with a list of parameter sets ("executemany"): compiled once and cached,
-        # where a multi-row VALUES clause would be compiled again for every call.
-        insert = _insert(session, Article)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[Article.url],
-            set_={"last_seen_on_listing": insert.excluded.last_seen_on_listing},
-        ).returning(
-            Article.id,
-            Article.url,
-            Article.status,
-            Article.etag,
-            Article.last_modified,
-            Article.raw_sha256,
-            Article.current_version,
-        )
-        rows = session.execute(
+        upsert, link, announced_in = _listing_statements(session.get_bind().dialect.name)
+        # Core statements with a list of parameter sets ("executemany"), built once per
+        # process: the ORM's bulk path and a fresh statement each time cost several times
+        # what the database itself spends on a listing page.
+        connection = session.connection()
+        rows = connection.execute(
             upsert,
             [
                 {
@@ -596,12 +624,8 @@ def note_listing(
             for row in rows
         }
         article_ids = sorted(ids.values())
-        insert_link = _insert(session, TopicArticle)
-        session.execute(
-            insert_link.on_conflict_do_update(
-                index_elements=[TopicArticle.topic_id, TopicArticle.article_id],
-                set_={"last_listed": insert_link.excluded.last_listed},
-            ),
+        connection.execute(
+            link,
             [
                 {"topic_id": topic_id, "article_id": i, "since": moment, "last_listed": moment}
                 for i in article_ids
@@ -610,11 +634,7 @@ def note_listing(
         announced: set[int] = set()
         for chunk_ids in _chunks(article_ids):
             announced.update(
-                session.scalars(
-                    select(Change.article_id)
-                    .distinct()
-                    .where(Change.article_id.in_(chunk_ids), Change.topic_id == topic_id)
-                )
+                connection.scalars(announced_in, {"topic_id": topic_id, "ids": list(chunk_ids)})
             )
         return Listing({url for url, i in ids.items() if i in announced}, state)
 
