@@ -13,18 +13,21 @@ from crawler.article import Article, Fingerprint
 from crawler.extract import ExtractionError, extract_tree, parse, whole_article_url_of
 from crawler.fingerprint import fingerprint
 from crawler.profiles import SiteProfile
+from crawler.urls import canonical_url, same_site
 
 
 @dataclass(frozen=True)
 class Reading:
     """What reading one article page gave: the URL of the whole article when the page shows
-    only part of it; else the article and its fingerprint (None when the body is empty); or,
-    when there is no article, why."""
+    only part of it; else the article, its fingerprint (None when the body is empty) and the
+    URL it is known by (``identity``: the page's canonical URL when it names one on the same
+    site, else the URL it was requested as); or, when there is no article, why."""
 
     whole_url: str | None = None
     article: Article | None = None
     fingerprint: Fingerprint | None = None
     error: str | None = None
+    identity: str | None = None
 
 
 def read_page(
@@ -35,9 +38,12 @@ def read_page(
     profile: SiteProfile,
     ignore_patterns: tuple[str, ...],
     find_whole: bool = False,
+    requested: str | None = None,
 ) -> Reading:
-    """Extract and fingerprint one article page; with ``find_whole``, first look for a view
-    of the whole article. The page is parsed once for both."""
+    """Extract and fingerprint one article page (``url`` is where it was fetched from,
+    ``requested`` the URL it was asked for, before redirects, by default ``url``); with
+    ``find_whole``, first look for a view of the whole article. The page is parsed once for
+    both."""
     try:
         tree = parse(body, url, encoding=encoding)
         if find_whole:
@@ -47,6 +53,14 @@ def read_page(
         article = extract_tree(tree, url, profile=profile)
     except ExtractionError as exc:
         return Reading(error=str(exc))
+    requested = requested or url
+    identity = (
+        canonical_url(article.url)
+        if article.url and same_site(article.url, requested)
+        else requested
+    )
     if not article.body.strip():
-        return Reading(article=article)
-    return Reading(article=article, fingerprint=fingerprint(article, ignore_patterns))
+        return Reading(article=article, identity=identity)
+    return Reading(
+        article=article, fingerprint=fingerprint(article, ignore_patterns), identity=identity
+    )

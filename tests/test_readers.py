@@ -4,6 +4,7 @@ reported per page, and a stopped worker reported so the crawl can read on withou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,18 @@ def test_workers_find_the_links_of_a_listing_as_the_crawl_process_does() -> None
         assert listings[5] == read_page(PAGE, URL, **OPTIONS)
 
     with_pool(2, scenario)
+
+
+def test_a_profile_of_ones_own_reaches_the_workers_whole() -> None:
+    own = dataclasses.replace(TRIBUNNEWS, name="own", title_suffixes=(" - Tribunnews.com",))
+    options = {**OPTIONS, "profile": own, "requested": URL + "?utm_source=x"}
+    expected = read_page(PAGE, URL, **options)
+    assert expected.identity is not None
+
+    async def scenario(pool: ReaderPool) -> None:
+        assert await pool.read(PAGE, URL, **options) == expected
+
+    with_pool(1, scenario)
 
 
 def test_a_task_that_fails_in_a_worker_is_raised_where_it_was_asked_for() -> None:

@@ -59,7 +59,7 @@ from crawler.observability import logging_configured
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
 from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError
 from crawler.reading import Reading, read_page
-from crawler.urls import canonical_url, same_site
+from crawler.urls import canonical_url
 from storage import repository
 from storage.db import make_engine, session_factory
 from storage.repository import KnownArticle, Observation, PageGone, PageNotModified
@@ -340,7 +340,7 @@ class TopicSpider(scrapy.Spider):
             return
         profile = self.profile_of(url)
         first = "topicwatch_first_page" not in response.meta
-        reading = await self.read(response, profile, find_whole=first)
+        reading = await self.read(response, profile, find_whole=first, requested=url)
         if reading.whole_url is not None:
             self.count("multipage")
             yield response.request.replace(  # type: ignore[union-attr]
@@ -360,9 +360,7 @@ class TopicSpider(scrapy.Spider):
             self.count("empty_body")
             self.fail(url, "the page has no article text (empty body)")
             return
-        identity = (
-            canonical_url(article.url) if article.url and same_site(article.url, url) else url
-        )
+        identity = reading.identity or url
         raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
         yield Observation(
             url=identity,
@@ -398,7 +396,9 @@ class TopicSpider(scrapy.Spider):
                 await pool.close()
         self.readers = None
 
-    async def read(self, response: Response, profile: SiteProfile, *, find_whole: bool) -> Reading:
+    async def read(
+        self, response: Response, profile: SiteProfile, *, find_whole: bool, requested: str
+    ) -> Reading:
         """Read an article page, in a worker process when there are any."""
         assert isinstance(response, TextResponse)
         options: dict[str, Any] = {
@@ -406,6 +406,7 @@ class TopicSpider(scrapy.Spider):
             "profile": profile,
             "ignore_patterns": tuple(self.spec.ignore_patterns),
             "find_whole": find_whole,
+            "requested": requested,
         }
         if self.workers > 0 and self.readers is None:
             self.start_readers()
