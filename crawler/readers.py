@@ -71,6 +71,9 @@ class _Channel(asyncio.Protocol):
         self.worker = worker
         self.buffer = bytearray()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.worker.transport = transport
+
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
@@ -131,9 +134,12 @@ class ReaderPool:
             ours.close()
             worker = _Worker(process)
             self.workers.append(worker)
-            worker.transport, _ = await loop.create_connection(
-                functools.partial(_Channel, self, worker), sock=sock
-            )
+            try:
+                await loop.create_connection(functools.partial(_Channel, self, worker), sock=sock)
+            except BaseException:
+                self.workers.remove(worker)
+                sock.close()  # the worker stops when its socket closes
+                raise
 
     async def wait_ready(self) -> None:
         """Until a worker can take pages, or every worker has stopped."""
