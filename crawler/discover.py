@@ -16,16 +16,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
-from lxml.cssselect import CSSSelector, SelectorError
 from w3lib.encoding import html_to_unicode
 
-from crawler.profiles import SiteProfile
+from crawler.profiles import SiteProfile, compiled_selector
 from crawler.urls import canonical_url, is_article_url, may_turn_page, same_site
 
 logger = logging.getLogger(__name__)
@@ -412,22 +410,9 @@ def _link_of(anchor: Any, base: str) -> tuple[str, str] | None:
     return absolute, title
 
 
-@lru_cache(maxsize=256)
-def _listing_css(selector: str, profile_name: str) -> CSSSelector | None:
-    """The compiled selector (compiling costs more than matching), or None, said once, when
-    it is not valid CSS."""
-    try:
-        return CSSSelector(selector, translator="html")
-    except SelectorError:
-        logger.exception(
-            "Listing selector %r of profile %s is not valid CSS", selector, profile_name
-        )
-        return None
-
-
 def _selector_links(document: Any, base: str, profile: SiteProfile) -> list[ListedLink]:
     for selector in profile.listing_link_selectors:
-        compiled = _listing_css(selector, profile.name)
+        compiled = compiled_selector(selector)
         if compiled is None:
             continue
         matched = compiled(document)

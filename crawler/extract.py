@@ -35,7 +35,7 @@ from w3lib.encoding import html_body_declared_encoding, html_to_unicode
 
 from crawler.article import Article
 from crawler.fingerprint import COUNTER_LINE
-from crawler.profiles import SiteProfile, profile_for
+from crawler.profiles import SiteProfile, compiled_selector, profile_for
 from crawler.urls import canonical_url, may_turn_page, same_site
 
 logger = logging.getLogger(__name__)
@@ -369,25 +369,15 @@ def _text_of(element: lxml.html.HtmlElement) -> str:
     return _squash(element.text_content())
 
 
-@lru_cache(maxsize=512)
-def _css(selector: str) -> CSSSelector | None:
-    """The compiled selector; compiling it costs more than matching it on a page."""
-    try:
-        return CSSSelector(selector, translator="html")
-    except Exception:  # cssselect raises several error types for selectors it cannot read
-        logger.warning("Ignoring the CSS selector %r, which cannot be parsed", selector)
-        return None
-
-
 def _select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
-    compiled = _css(selector)
+    compiled = compiled_selector(selector)
     return [] if compiled is None else list(compiled(tree))
 
 
 @lru_cache(maxsize=256)
 def _css_union(selectors: tuple[str, ...]) -> CSSSelector | None:
     """One selector matching what any of ``selectors`` matches: one pass over the tree."""
-    valid = [selector for selector in selectors if _css(selector) is not None]
+    valid = [selector for selector in selectors if compiled_selector(selector) is not None]
     return CSSSelector(", ".join(valid), translator="html") if valid else None
 
 

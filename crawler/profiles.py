@@ -8,9 +8,15 @@ extraction to the general main-content extractor.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
+
+from lxml.cssselect import CSSSelector
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,17 @@ TRIBUNNEWS = SiteProfile(
 )
 
 PROFILES: tuple[SiteProfile, ...] = (GENERIC, TRIBUNNEWS)
+
+
+@lru_cache(maxsize=512)
+def compiled_selector(selector: str) -> CSSSelector | None:
+    """A profile's CSS selector, compiled (compiling it costs more than matching it on a
+    page); None, said once in the log, for one that cannot be parsed."""
+    try:
+        return CSSSelector(selector, translator="html")
+    except Exception:  # cssselect raises several error types for selectors it cannot read
+        logger.warning("Ignoring the CSS selector %r, which cannot be parsed", selector)
+        return None
 
 
 def profile_by_name(name: str) -> SiteProfile:

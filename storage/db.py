@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# Alembic is imported by the functions that use it: a crawl's processes and the daemon's
-# start-up only check the schema's revision, and importing Alembic costs more than that.
+# Alembic is imported by the functions that use it (migrations and the schema check): the
+# processes of a crawl run use neither, and it is a good part of their start-up.
 
 logger = logging.getLogger(__name__)
 
