@@ -7,8 +7,11 @@ PostgreSQL (``db_url``).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from fixture_site import (
     SEED_ARTICLE_ID,
     FixtureSite,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import make_engine, session_factory
@@ -265,6 +268,110 @@ def test_feeds_and_news_sitemaps_as_sources(
         assert [c.kind for c in changes] == ["new"] * len(wanted)
     finally:
         crawl.close()
+
+
+def _descendants(root: int) -> list[int]:
+    """The processes below ``root``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _holds_database(pid: int, db_url: str) -> bool:
+    """Whether process ``pid`` has the database open: the SQLite file, or a TCP connection
+    to the PostgreSQL server's port."""
+    url = make_url(db_url)
+    try:
+        targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    if url.get_backend_name() == "sqlite":
+        return str(Path(url.database or "").resolve()) in targets
+    port = f":{url.port or 5432:04X}"
+    inodes = {t[len("socket:[") : -1] for t in targets if t.startswith("socket:[")}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(port) and fields[9] in inodes:
+                return True
+    return False
+
+
+def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_path: Path) -> None:
+    """The writer process is killed in the middle of a run: the batches it held and those
+    after are recorded by the crawl process, each outcome once."""
+    with FixtureSite.generate(300, topics=[REFERENCE_TOPIC], per_page=50) as site:
+        # A few articles answer only after a while, so batches are still to come when the
+        # writer is gone.
+        slow = site.listed_on_page(REFERENCE_TOPIC, 6)[-5:]
+        for article_id in slow:
+            site.set_fault(site.article_path(article_id), "hang", seconds=2)
+        config = write_config(
+            tmp_path / "topicwatch.toml",
+            db_url,
+            [site.listing_url(REFERENCE_TOPIC)],
+            crawl="workers = 2",
+            max_pages="20",
+        )
+        crawl = Crawl(config, db_url)
+        try:
+            process = subprocess.Popen(
+                [TOPICWATCH, "--config", str(config), "crawl", TOPIC],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                writer = None
+                deadline = time.monotonic() + 60
+                while writer is None and process.poll() is None:
+                    assert time.monotonic() < deadline, "no writer process holds the database"
+                    writer = next(
+                        (
+                            pid
+                            for pid in _descendants(process.pid)
+                            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                            and _holds_database(pid, db_url)
+                        ),
+                        None,
+                    )
+                    time.sleep(0.05)
+                assert writer is not None, "the crawl ended before its writer process started"
+                os.kill(writer, signal.SIGKILL)
+                log, _ = process.communicate(timeout=120)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+            assert process.returncode == 0, log
+            assert "The writer process of topic" in log, log
+            with crawl.sessions() as session:
+                run = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc())).first()
+                assert run is not None
+                assert run.status == "ok", run.error_details
+                kinds = session.scalars(
+                    select(Change.kind).where(Change.crawl_run_id == run.id)
+                ).all()
+            assert kinds == ["new"] * 300
+            assert crawl.count(ArticleVersion) == 300
+            assert crawl.count(Alert) == 300
+            slow_versions = [crawl.versions(site.article_url(i)) for i in slow]
+            assert [len(v) for v in slow_versions] == [1] * len(slow)
+        finally:
+            crawl.close()
 
 
 def test_workers_read_and_record_a_big_crawl_as_the_crawl_process_does(
