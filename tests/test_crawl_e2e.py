@@ -270,6 +270,18 @@ def test_feeds_and_news_sitemaps_as_sources(
         crawl.close()
 
 
+def crawl_with_workers(site: FixtureSite, db_url: str, tmp_path: Path) -> Crawl:
+    """Crawls of the site's reference topic by two reading workers and a writer process."""
+    config = write_config(
+        tmp_path / "topicwatch.toml",
+        db_url,
+        [site.listing_url(REFERENCE_TOPIC)],
+        crawl="workers = 2",
+        max_pages="20",
+    )
+    return Crawl(config, db_url)
+
+
 def _descendants(root: int) -> list[int]:
     """The processes below ``root``, from /proc."""
     children: dict[int, list[int]] = {}
@@ -329,17 +341,10 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
         slow = site.listed_on_page(REFERENCE_TOPIC, 6)[-5:]
         for article_id in slow:
             site.set_fault(site.article_path(article_id), "hang", seconds=2)
-        config = write_config(
-            tmp_path / "topicwatch.toml",
-            db_url,
-            [site.listing_url(REFERENCE_TOPIC)],
-            crawl="workers = 2",
-            max_pages="20",
-        )
-        crawl = Crawl(config, db_url)
+        crawl = crawl_with_workers(site, db_url, tmp_path)
         try:
             process = subprocess.Popen(
-                [TOPICWATCH, "--config", str(config), "crawl", TOPIC],
+                [TOPICWATCH, "--config", str(crawl.config), "crawl", TOPIC],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -389,14 +394,7 @@ def test_workers_read_and_record_a_big_crawl_as_the_crawl_process_does(
     """With ``workers``, pages are read by worker processes and batches recorded by a writer
     process; what the database holds is what a crawl without them records."""
     with FixtureSite.generate(600, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        config = write_config(
-            tmp_path / "topicwatch.toml",
-            db_url,
-            [site.listing_url(REFERENCE_TOPIC)],
-            crawl="workers = 2",
-            max_pages="20",
-        )
-        crawl = Crawl(config, db_url)
+        crawl = crawl_with_workers(site, db_url, tmp_path)
         try:
             run, changes, _ = crawl.run()
             assert run.status == "ok", run.error_details
