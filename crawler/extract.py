@@ -720,16 +720,15 @@ def _prose_of(element: lxml.html.HtmlElement) -> str:
 
 
 @lru_cache(maxsize=4096)
+def _name_words(classes: str, identifier: str) -> frozenset[str]:
+    """Every word of the class names and the id, in one set."""
+    return frozenset(part for name in _words_of_names(classes, identifier) for part in name)
+
+
 def _named_like_lead(classes: str, identifier: str) -> bool:
     """Whether class names and id say standfirst (and not a media block's caption)."""
-    parts = {part for name in _words_of_names(classes, identifier) for part in name}
-    return bool(parts & _LEAD_WORDS) and not parts & _LEAD_MEDIA_WORDS
-
-
-@lru_cache(maxsize=4096)
-def _named_like_media(classes: str, identifier: str) -> bool:
-    parts = {part for name in _words_of_names(classes, identifier) for part in name}
-    return bool(parts & _LEAD_MEDIA_WORDS)
+    words = _name_words(classes, identifier)
+    return bool(words & _LEAD_WORDS) and not words & _LEAD_MEDIA_WORDS
 
 
 _NAMED = lxml.etree.XPath("descendant-or-self::*[@class or @id]")
@@ -772,7 +771,7 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
         if element in noise or any(
             a in noise
             or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
-            or _named_like_media(a.get("class") or "", a.get("id") or "")
+            or _name_words(a.get("class") or "", a.get("id") or "") & _LEAD_MEDIA_WORDS
             for a in element.iterancestors()
         ):
             continue

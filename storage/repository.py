@@ -247,7 +247,12 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 def _insert(session: Session, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that understands ON CONFLICT, for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
+    return _insert_for(session.get_bind().dialect.name, model)
+
+
+def _insert_for(dialect: str, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that understands ON CONFLICT, for a database of this kind."""
+    if dialect == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
 
@@ -544,8 +549,7 @@ def _listing_statements(dialect: str) -> tuple[Any, Any, Any]:
     listed articles (returning what is stored of them), the upsert of the topic's links to
     them, and the query for those the topic has announced."""
     table, links = Article.__table__, TopicArticle.__table__
-    make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    insert_article = make(table)
+    insert_article = _insert_for(dialect, Article)
     upsert = insert_article.on_conflict_do_update(
         index_elements=[table.c.url],
         set_={"last_seen_on_listing": insert_article.excluded.last_seen_on_listing},
@@ -558,7 +562,7 @@ def _listing_statements(dialect: str) -> tuple[Any, Any, Any]:
         table.c.raw_sha256,
         table.c.current_version,
     )
-    insert_link = make(links)
+    insert_link = _insert_for(dialect, TopicArticle)
     link = insert_link.on_conflict_do_update(
         index_elements=[links.c.topic_id, links.c.article_id],
         set_={"last_listed": insert_link.excluded.last_listed},
