@@ -41,7 +41,13 @@ pytestmark = pytest.mark.slow
 
 
 def write_config(
-    path: Path, db_url: str, sources: list[str], *, crawl: str = "", **topic: str
+    path: Path,
+    db_url: str,
+    sources: list[str],
+    *,
+    crawl: str = "",
+    download_timeout: int = 3,
+    **topic: str,
 ) -> Path:
     topic.setdefault("alert_to", '["desk@example.org"]')
     topic.setdefault("max_pages", "2")
@@ -55,7 +61,7 @@ url = "{db_url}"
 user_agent = "topicwatch-test/1.0 (+http://127.0.0.1/bot)"
 download_delay = 0
 autothrottle = false
-download_timeout = 3
+download_timeout = {download_timeout}
 retry_times = 0
 download_maxsize = "2MB"
 {crawl}
@@ -154,9 +160,10 @@ def test_reference_topic_through_its_life(site: FixtureSite, crawl: Crawl) -> No
     assert len(listed) == 6
     assert MULTIPAGE_ARTICLE_ID in listed
 
-    # 1. First run: every listed article is new, with one version each.
-    run, changes, _ = crawl.run()
+    # 1. First run: every listed article is new, with one version each; nothing to warn of.
+    run, changes, log = crawl.run()
     assert run.status == "ok", run.error_details
+    assert " WARNING " not in log, log
     assert [c.kind for c in changes] == ["new"] * len(listed)
     assert crawl.count(ArticleVersion) == len(listed)
     assert all(crawl.alerts_for(c) == 1 for c in changes)
@@ -270,13 +277,16 @@ def test_feeds_and_news_sitemaps_as_sources(
         crawl.close()
 
 
-def crawl_with_workers(site: FixtureSite, db_url: str, tmp_path: Path) -> Crawl:
+def crawl_with_workers(
+    site: FixtureSite, db_url: str, tmp_path: Path, *, download_timeout: int = 3
+) -> Crawl:
     """Crawls of the site's reference topic by two reading workers and a writer process."""
     config = write_config(
         tmp_path / "topicwatch.toml",
         db_url,
         [site.listing_url(REFERENCE_TOPIC)],
         crawl="workers = 2",
+        download_timeout=download_timeout,
         max_pages="20",
     )
     return Crawl(config, db_url)
@@ -336,24 +346,31 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
     """The writer process is killed in the middle of a run: the batches it held and those
     after are recorded by the crawl process, each outcome once."""
     with FixtureSite.generate(300, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        # A few articles answer only after a while, so batches are still to come when the
-        # writer is gone.
+        # A few articles answer only after a while, some later than others: whenever the
+        # writer is found and killed, batches are still to come.
         slow = site.listed_on_page(REFERENCE_TOPIC, 6)[-5:]
-        for article_id in slow:
-            site.set_fault(site.article_path(article_id), "hang", seconds=2)
-        crawl = crawl_with_workers(site, db_url, tmp_path)
+        for n, article_id in enumerate(slow):
+            site.set_fault(site.article_path(article_id), "hang", seconds=2 if n < 2 else 4)
+        crawl = crawl_with_workers(site, db_url, tmp_path, download_timeout=15)
+        output = tmp_path / "crawl.log"
         try:
-            process = subprocess.Popen(
-                [TOPICWATCH, "--config", str(crawl.config), "crawl", TOPIC],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            # The output goes to a file: a pipe nobody reads while the test watches the
+            # processes would fill up and stall the crawl's logging.
+            with output.open("wb") as sink:
+                process = subprocess.Popen(
+                    [TOPICWATCH, "--config", str(crawl.config), "crawl", TOPIC],
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
             try:
                 writer = None
                 deadline = time.monotonic() + 60
                 while writer is None and process.poll() is None:
-                    assert time.monotonic() < deadline, "no writer process holds the database"
+                    if time.monotonic() > deadline:
+                        pytest.fail(
+                            "no writer process holds the database after 60 s:\n"
+                            + output.read_text(errors="replace")
+                        )
                     writer = next(
                         (
                             pid
@@ -365,11 +382,12 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
                     time.sleep(0.05)
                 assert writer is not None, "the crawl ended before its writer process started"
                 os.kill(writer, signal.SIGKILL)
-                log, _ = process.communicate(timeout=120)
+                process.wait(timeout=120)
             finally:
                 if process.poll() is None:
                     process.kill()
-                    process.communicate()
+                    process.wait(timeout=30)
+            log = output.read_text(errors="replace")
             assert process.returncode == 0, log
             assert "The writer process of topic" in log, log
             with crawl.sessions() as session:

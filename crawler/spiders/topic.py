@@ -343,11 +343,13 @@ class TopicSpider(scrapy.Spider):
         reading = await self.read(response, profile, find_whole=first, requested=url)
         if reading.whole_url is not None:
             self.count("multipage")
+            # Only the run's own keys go on: Scrapy's (redirects, retries, latency) belong
+            # to the first page's request.
+            meta = {k: v for k, v in response.meta.items() if k.startswith("topicwatch_")}
+            meta["handle_httpstatus_list"] = response.meta["handle_httpstatus_list"]
+            meta["topicwatch_first_page"] = response
             yield response.request.replace(  # type: ignore[union-attr]
-                url=reading.whole_url,
-                headers={},
-                meta={**response.meta, "topicwatch_first_page": response},
-                dont_filter=True,
+                url=reading.whole_url, headers={}, meta=meta, dont_filter=True
             )
             return
         article, fingerprinted = reading.article, reading.fingerprint
