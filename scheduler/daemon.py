@@ -10,7 +10,9 @@ Each crawl run is a child process (see :mod:`scheduler.runner`): one run per top
 at most ``max_concurrent_runs`` at once. After each run the daemon logs one summary line,
 warns when a topic's health looks wrong, and sends pending alerts; alerts also go out on a
 timer. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
-grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file.
+grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file:
+topics, schedules, SMTP, alerts and ``[logging]`` take effect at once (a ``--log-format``
+given on the command line stays); a new ``database.url`` waits for a restart.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class Daemon:
         *,
         log_format: str,
         log_level: str,
+        log_format_fixed: bool = False,
         env: Mapping[str, str] | None = None,
         child_command: ChildCommand = crawl_command,
     ) -> None:
@@ -149,6 +152,8 @@ class Daemon:
         self.env = env
         self.log_format = log_format
         self.log_level = log_level
+        # A format given on the command line outlasts the config file's.
+        self.log_format_fixed = log_format_fixed
         self.child_command = child_command
         self.specs: dict[str, TopicSpec] = {spec.name: spec for spec in config.topics}
         self.health: dict[str, _TopicHealth] = {}
@@ -487,6 +492,8 @@ class Daemon:
                 topics=new.topics,
             )
         await asyncio.to_thread(repository.sync_topics, self.sessions, new.topic_specs())
+        if new.logging != old.logging:
+            self.apply_logging(new)
         old_specs = self.specs
         new_specs = {spec.name: spec for spec in new.topics}
         added = [name for name in new_specs if name not in old_specs]
@@ -524,6 +531,13 @@ class Daemon:
             ", ".join(removed) or "none",
         )
 
+    def apply_logging(self, config: Config) -> None:
+        """The reloaded ``[logging]``: for the daemon's own lines and the runs it starts."""
+        fmt = self.log_format if self.log_format_fixed else config.logging.format
+        configure_logging(fmt, config.logging.level)
+        self.log_format, self.log_level = fmt, config.logging.level
+        logger.info("Logging now at level %s as %s", config.logging.level.upper(), fmt)
+
 
 def run_daemon(
     config_path: str | Path | None = None,
@@ -539,5 +553,11 @@ def run_daemon(
     fmt = log_format or config.logging.format
     configure_logging(fmt, config.logging.level)
     init_sentry("daemon", env=env)
-    daemon = Daemon(config, log_format=fmt, log_level=config.logging.level, env=env)
+    daemon = Daemon(
+        config,
+        log_format=fmt,
+        log_level=config.logging.level,
+        log_format_fixed=log_format is not None,
+        env=env,
+    )
     return asyncio.run(daemon.serve())

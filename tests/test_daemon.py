@@ -509,16 +509,43 @@ def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
         daemon,
     )
 
-    config.write_text(config_toml(database.url, first))
+    # A topic removed and the log format changed: the daemon's lines, and those of the runs
+    # it starts from then on, are JSON.
+    config.write_text(config_toml(database.url, first) + '\n[logging]\nformat = "json"\n')
     daemon.signal(signal.SIGHUP)
-    wait_for(
-        lambda: "added none; changed none; removed second" in daemon.log(),
+    reloaded = wait_for(
+        lambda: _json_lines(daemon.log(), "scheduler.daemon", "Configuration reloaded"),
         30,
-        "the topic to be removed",
+        "the reload as a JSON line",
+        daemon,
+    )
+    assert reloaded[0]["message"].endswith("added none; changed none; removed second")
+    at = daemon.log().index('"Configuration reloaded')
+    wait_for(
+        lambda: _json_lines(daemon.log()[at:], "topicwatch.run", topic="first"),
+        60,
+        "a run's summary as a JSON line",
         daemon,
     )
     assert daemon.stop() == 0
     assert re.search(r"ERROR scheduler\.daemon Reloading the configuration failed", daemon.log())
+
+
+def _json_lines(log: str, logger: str, start: str = "", **fields: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``logger`` whose message starts with ``start`` and that hold
+    ``fields``."""
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if (
+            record.get("logger") == logger
+            and str(record.get("message", "")).startswith(start)
+            and all(record.get(key) == value for key, value in fields.items())
+        ):
+            found.append(record)
+    return found
 
 
 class SentryServer:
