@@ -370,6 +370,13 @@ def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
     stats["threads"] = clock.by_name()
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    # CPU of this crawl process and of the worker and writer processes it started.
+    stats["cpu_crawl_process"] = own.ru_utime + own.ru_stime
+    stats["cpu_worker_processes"] = children.ru_utime + children.ru_stime
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
     return stats
 

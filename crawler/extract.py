@@ -422,6 +422,12 @@ def _blocks(element: lxml.html.HtmlElement) -> list[str]:
 # --------------------------------------------------------------------------- JSON-LD
 
 
+# A JSON-LD block wrapped in a CDATA section or an HTML comment, as some templates do.
+_LD_WRAPPERS = re.compile(r"^\s*(?:<!\[CDATA\[|<!--)|(?:\]\]>|-->)\s*$")
+_LD_WRAPPER_OPENINGS = ("<![CDATA[", "<!--")
+_LD_WRAPPER_CLOSINGS = ("]]>", "-->")
+
+
 def _json_ld_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for script in tree.iter("script"):
@@ -430,7 +436,10 @@ def _json_ld_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
         raw = (script.text or "").strip()
         if not raw:
             continue
-        raw = re.sub(r"^\s*(?:<!\[CDATA\[|<!--)|(?:\]\]>|-->)\s*$", "", raw)
+        if raw.startswith(_LD_WRAPPER_OPENINGS) or raw.endswith(_LD_WRAPPER_CLOSINGS):
+            # Only then can the regex match (``raw`` is stripped), which spares it a scan of
+            # the whole block.
+            raw = _LD_WRAPPERS.sub("", raw)
         try:
             data = json.loads(raw, strict=False)
         except ValueError:

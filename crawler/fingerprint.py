@@ -106,6 +106,39 @@ _RELATIVE_WORDS = {
 }
 
 
+# Words that end a relative time ("5 menit lalu", "2 hours ago") come right after a unit;
+# "baru" and "just" start one ("baru saja", "just now").
+_ENGLISH_UNITS = ("second", "sec", "minute", "min", "hour", "hr", "day", "week", "month", "year")
+_UNITS = (
+    *(unit + plural for unit in _ENGLISH_UNITS for plural in ("", "s")),
+    *("detik", "menit", "jam", "hari", "minggu", "bulan", "tahun"),
+)
+_ENDING_WORDS = {"ago", "lalu"}
+_STARTING_WORDS = {"baru": "saja", "just": "now"}
+
+
+def _may_hold_relative_time(lowered: str, word: str, at: int, start: int, end: int) -> bool:
+    """Whether the occurrence of ``word`` at ``at`` can be part of a relative time in the
+    window ``start:end`` of the lowercased text: False only when it plainly cannot (an
+    ending word not after a unit, a starting word not before its pair), which spares the
+    regex most windows of Indonesian text, where "lalu" and "baru" are common words."""
+    window = lowered[start:end]
+    if not window.isascii():  # case folding beyond ASCII: let the regex decide
+        return True
+    if word in _ENDING_WORDS:
+        if at == 0 or not lowered[at - 1].isspace():
+            return False
+        tokens = lowered[start:at].split()
+        if word == "lalu" and tokens and tokens[-1] == "yang":
+            tokens.pop()
+        return bool(tokens) and tokens[-1].endswith(_UNITS)
+    pair = _STARTING_WORDS.get(word)
+    if pair is not None:
+        rest = lowered[at + len(word) : end]
+        return rest[:1].isspace() and rest.lstrip().startswith(pair)
+    return True
+
+
 def _drop_relative_times(text: str) -> str:
     """``_RELATIVE_TIMES`` replaced by a space, the regex run only near its words."""
     lowered = text.lower()
@@ -115,7 +148,9 @@ def _drop_relative_times(text: str) -> str:
     for word, (before, after) in _RELATIVE_WORDS.items():
         at = lowered.find(word)
         while at != -1:
-            windows.append((max(0, at - before), min(len(text), at + len(word) + after)))
+            start, end = max(0, at - before), min(len(text), at + len(word) + after)
+            if _may_hold_relative_time(lowered, word, at, start, end):
+                windows.append((start, end))
             at = lowered.find(word, at + 1)
     if not windows:
         return text

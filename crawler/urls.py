@@ -8,6 +8,7 @@ variants and the ``?page=N`` / ``?page=all`` views of a multi-page article all c
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -131,6 +132,7 @@ def _normalise_path(path: str) -> str:
     return path or "/"
 
 
+@lru_cache(maxsize=8192)
 def canonical_url(url: str) -> str:
     """The one spelling of ``url`` that identifies the page it names.
 
@@ -139,6 +141,9 @@ def canonical_url(url: str) -> str:
     ``amp=1``), sorts the remaining query, and strips a trailing slash. On an article-shaped
     path a ``page`` parameter (``?page=2``, ``?page=all``) names a view of the same article and
     is dropped; on other paths (listings) it is kept, since it selects different content.
+
+    Kept for the URLs last asked about: a run canonicalises the same URL several times (its
+    listing link, the page's own canonical link, its identity).
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower() or "http"

@@ -207,6 +207,21 @@ def test_generic_metadata_from_json_ld_graph(generic: Article) -> None:
     assert generic.url == GENERIC_URL
 
 
+@pytest.mark.parametrize(
+    ("opening", "closing"), [("<!--", "-->"), ("<![CDATA[", "]]>"), ("\n  <!--", "-->\n")]
+)
+def test_json_ld_wrapped_in_a_comment_or_cdata_is_read(opening: str, closing: str) -> None:
+    html = page("generic_article.html")
+    start = html.index(b'<script type="application/ld+json">') + len(
+        b'<script type="application/ld+json">'
+    )
+    end = html.index(b"</script>", start)
+    wrapped = html[:start] + opening.encode() + html[start:end] + closing.encode() + html[end:]
+    article = extract(wrapped, GENERIC_URL)
+    assert article.authors == ("Ana Lopez", "Tom Reid")
+    assert article.published == "2024-05-17T08:00:00Z"
+
+
 def test_generic_body_drops_boilerplate(generic: Article) -> None:
     paragraphs = generic.body.split("\n\n")
     assert paragraphs[0].startswith("The harbour bridge reopened")

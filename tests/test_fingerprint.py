@@ -69,6 +69,10 @@ RELATIVE_TIMES = (
     "Hace 3 días",
     "just now",
     "baru saja",
+    "BARU  SAJA",
+    "5menit lalu",
+    "sehari yang lalu",
+    "3 Days Ago",
 )
 # Words relative times are made of, in sentences that say something else: kept.
 NEAR_MISSES = (
@@ -77,6 +81,8 @@ NEAR_MISSES = (
     "The agora was full.",
     "Il a dit vor allem hace nada, just in time.",
     "Sekitar 200 orang hadir tahun lalu-lalang.",
+    "Pada tahun lalu kami datang, seperti yang lalu.",
+    "Itu terjadi baru-baru ini di Chicago, baru kemudian saja.",
 )
 
 
