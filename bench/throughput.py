@@ -768,6 +768,13 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         "CPU ms/page: the crawl process and its workers, start-up included; full/bare: "
         "pages/s against the first bare row."
     )
+    for (kind, workers), runs in results.full.items():
+        own = median([1000 * r["cpu_crawl_process"] / r["responses"] for r in runs])
+        others = median([1000 * r["cpu_worker_processes"] / r["responses"] for r in runs])
+        print(
+            f"CPU ms/page of {kind}, workers = {workers}: crawl process {own:.2f}, "
+            f"worker and writer processes {others:.2f}"
+        )
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
     header = (
