@@ -738,11 +738,12 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         f"medians of {args.repeat} repetition(s)"
     )
     header = (
-        f"{'crawl':<46}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'CPU ms/page':>13}{'full/bare':>11}"
+        f"{'crawl':<46}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'CPU ms/page':>13}"
+        f"{'full/bare':>11}{'range':>13}"
     )
     print(header)
     print("-" * len(header))
-    bare_rate = median([rate(r) for r in results.bare["bare"]])
+    bare_runs = results.bare["bare"]
     names = {
         "bare": "bare Scrapy, topicwatch's Scrapy settings",
         "bare-defaults": "bare Scrapy, Scrapy's default settings",
@@ -752,7 +753,13 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         pages = median([r["responses"] for r in runs])
         cpu = median([1000 * r["cpu"] / r["responses"] for r in runs])
         speed = median([rate(r) for r in runs])
-        shown = f"{speed / bare_rate:>11.2f}" if ratio else f"{'':>11}"
+        shown = f"{'':>24}"
+        if ratio:
+            # Each repetition against the bare crawl of the same repetition, minutes apart:
+            # the machine's speed drifts less within a repetition than across them.
+            ratios = [rate(r) / rate(b) for r, b in zip(runs, bare_runs, strict=True)]
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            shown = f"{median(ratios):>11.2f}{spread:>13}"
         print(
             f"{name:<46}{pages:>7.0f}{median([r['elapsed'] for r in runs]):>9.2f}"
             f"{speed:>9.1f}{cpu:>13.2f}{shown}"
@@ -766,7 +773,8 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         "workers = 0: pages read and recorded in the crawl process; workers = N: read by N "
         "worker processes, recorded by a writer process (topicwatch's crawl.workers). "
         "CPU ms/page: the crawl process and its workers, start-up included; full/bare: "
-        "pages/s against the first bare row."
+        "pages/s against the first bare row's in the same repetition, the median and range "
+        "over the repetitions."
     )
     for (kind, workers), runs in results.full.items():
         own = median([1000 * r["cpu_crawl_process"] / r["responses"] for r in runs])
