@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,7 +52,7 @@ from storage.db import read_session
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Topic
 from storage.spec import TopicSpec
 
-__all__ = ["AlertView", "DispatchReport", "dispatch", "list_alerts"]
+__all__ = ["AlertView", "DispatchReport", "Requeued", "dispatch", "list_alerts", "requeue_failed"]
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,64 @@ def list_alerts(
                 )
             )
         return views
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What :func:`requeue_failed` did: how many alerts it queued again, and the alerts asked
+    for by id that it left alone, with their status (``missing`` for an id that is not
+    there)."""
+
+    queued: int
+    left: dict[int, str] = field(default_factory=dict)
+
+
+def requeue_failed(
+    session_factory: sessionmaker[Session],
+    ids: Collection[int] = (),
+    *,
+    topic: str | None = None,
+    now: datetime | None = None,
+) -> Requeued:
+    """Put ``failed`` alerts back in the queue, once the cause is fixed: ``pending``, due at
+    once, with their attempts counted from zero. With ``ids``, those alerts; else every
+    failed alert, or those of ``topic``. An alert keeps its last error until it is tried again,
+    and its Message-ID if a delivery of it may have reached the recipient.
+
+    Raises ValueError for a topic that is not in the database, or for both ``ids`` and
+    ``topic``.
+    """
+    if ids and topic is not None:
+        raise ValueError("Give alert ids or a topic, not both.")
+    moment = datetime.now(UTC) if now is None else now
+    wanted = sorted(set(ids))
+    with session_factory.begin() as session:
+        query = update(Alert).where(Alert.status == "failed")
+        left: dict[int, str] = {}
+        if wanted:
+            query = query.where(Alert.id.in_(wanted))
+            rows = session.execute(select(Alert.id, Alert.status).where(Alert.id.in_(wanted)))
+            statuses: dict[int, str] = dict(rows.all())
+            left = {
+                alert_id: statuses.get(alert_id, "missing")
+                for alert_id in wanted
+                if statuses.get(alert_id) != "failed"
+            }
+        if topic is not None:
+            topic_id = session.scalar(select(Topic.id).where(Topic.name == topic))
+            if topic_id is None:
+                raise ValueError(f"No topic named {topic!r} is in the database.")
+            query = query.where(Alert.topic_id == topic_id)
+        queued = _rowcount(
+            session.execute(
+                query.values(
+                    status="pending", attempts=0, next_attempt_at=moment
+                ).execution_options(synchronize_session=False)
+            )
+        )
+    if queued:
+        logger.info("Queued %d failed alert(s) again", queued)
+    return Requeued(queued=queued, left=left)
 
 
 # --- selecting and claiming ------------------------------------------------------------------

@@ -23,7 +23,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.diff import diff_text, has_changes, word_diff
-from alerts.dispatcher import VIEW_STATUSES, DispatchReport, dispatch, list_alerts
+from alerts.dispatcher import (
+    VIEW_STATUSES,
+    DispatchReport,
+    dispatch,
+    list_alerts,
+    requeue_failed,
+)
 from alerts.smtp import DeliveryError, send_test_email
 from crawler.observability import configure_logging, format_fields, init_sentry, package_version
 from scheduler.config import (
@@ -361,6 +367,31 @@ def cmd_alerts_send(ctx: Context) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_alerts_retry(ctx: Context) -> int:
+    """Put failed alerts back in the queue, once what made them fail is fixed.
+
+    Every failed alert, those given by id, or a topic's; the daemon's next dispatch or
+    `topicwatch alerts send` sends them."""
+    with ctx.database() as sessions:
+        try:
+            done = requeue_failed(sessions, ctx.args.ids, topic=ctx.args.topic)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+    for alert_id, status in done.left.items():
+        if status == "missing":
+            print(f"{PROG}: error: no alert {alert_id} is in the database", file=sys.stderr)
+        else:
+            print(f"{PROG}: error: alert {alert_id} is {status}, not failed", file=sys.stderr)
+    if done.queued:
+        print(
+            f"Queued {done.queued} failed alert(s) again; the daemon's next dispatch or "
+            "`topicwatch alerts send` sends them."
+        )
+    elif not done.left:
+        print("No failed alerts.")
+    return 1 if done.left else 0
+
+
 def cmd_test_email(ctx: Context) -> int:
     """Send a test email through the configured SMTP server, proving the settings."""
     config = ctx.config
@@ -616,6 +647,15 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="print JSON instead of a table")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND")
     _command(alerts_commands, "send", cmd_alerts_send)
+    retry = _command(alerts_commands, "retry", cmd_alerts_retry)
+    retry.add_argument(
+        "ids",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="only these alerts (default: every failed one)",
+    )
+    retry.add_argument("--topic", metavar="TOPIC", help="only the failed alerts of this topic")
 
     test_email = _command(commands, "test-email", cmd_test_email)
     test_email.add_argument("address", metavar="ADDRESS", help="where to send the test email")
@@ -676,6 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "alerts_command", None) == "send":
         args.handler = cmd_alerts_send
+    elif getattr(args, "alerts_command", None) == "retry":
+        args.handler = cmd_alerts_retry
     ctx = Context(args)
     try:
         code: int = args.handler(ctx)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fixture_site import REFERENCE_TOPIC, SEED_ARTICLE_ID, FixtureSite
-from mailserver import MailServer, mail_server
+from mailserver import MailServer, free_port, mail_server
 
 from crawler.observability import package_version
 from scheduler.cli import build_parser, main
@@ -73,6 +73,7 @@ def test_the_commands_are_all_there() -> None:
         "db upgrade",
         "alerts",
         "alerts send",
+        "alerts retry",
         "test-email",
         "topics",
         "changes",
@@ -365,6 +366,31 @@ def test_crawl_status_changes_show_and_alerts(
     pending = json.loads(out)
     assert {a["status"] for a in pending} == {"pending"}
     assert len(pending) == 7  # six new and one updated, for the one recipient
+
+    # The SMTP server is down and the alerts are given up on at once: failed, then queued
+    # again by `alerts retry`, they go out when it is back.
+    down = configured.with_name("down.toml")
+    down.write_text(
+        configured.read_text()
+        + "\n[alerts]\nmax_attempts = 1\n"
+        + f'[smtp]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\n'
+        + 'sender = "topicwatch <alerts@example.org>"\n'
+    )
+    code, out, err = run(capfd, "--config", str(down), "alerts", "send")
+    assert code == 1
+    assert out == "topicwatch.alerts emails=0 sent=0 failed=7 deferred=0\n"
+    assert "connection refused" in err
+    code, out, err = run(capfd, "--config", config, "alerts", "retry", "424242")
+    assert (code, out) == (1, "")
+    assert error_lines(err) == ["topicwatch: error: no alert 424242 is in the database"]
+    code, out, err = run(capfd, "--config", config, "alerts", "retry", "--topic", "nope")
+    assert code == 1
+    assert error_lines(err) == ["topicwatch: error: No topic named 'nope' is in the database."]
+    code, out, err = run(capfd, "--config", config, "alerts", "retry")
+    assert (code, error_lines(err)) == (0, [])
+    assert out.startswith("Queued 7 failed alert(s) again;")
+    code, out, _ = run(capfd, "--config", config, "alerts", "retry")
+    assert (code, out) == (0, "No failed alerts.\n")
 
     with mail_server() as server:
         with_smtp = configured.with_name("smtp.toml")

@@ -16,7 +16,7 @@ import pytest
 from mailserver import PASSWORD, USER, MailServer, free_port, mail_server
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.dispatcher import DispatchReport, dispatch, list_alerts
+from alerts.dispatcher import DispatchReport, Requeued, dispatch, list_alerts, requeue_failed
 from alerts.smtp import SmtpSettings
 from storage.repository import (
     Observation,
@@ -270,6 +270,47 @@ def test_backoff_doubles_and_gives_up_after_max_attempts(
 
     assert dispatch(session_factory, smtp, now=third + timedelta(days=1)) == DispatchReport()
     assert statuses(session_factory) == ["failed"]
+
+
+def test_failed_alerts_are_queued_again_and_sent_once_the_server_is_back(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory)
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), T0)
+    down = smtp_for(port=free_port())
+    report = dispatch(session_factory, down, now=T0, max_attempts=1)
+    assert (report.failed_alerts, report.sent_alerts) == (4, 0)
+    failed = list_alerts(session_factory, "failed", 10)
+    desk = sorted(v.id for v in failed if v.recipient == DESK)
+    editor = sorted(v.id for v in failed if v.recipient == EDITOR)
+
+    # By id: the desk's two; an id that is not there and one that is not failed are named.
+    later = T0 + timedelta(hours=1)
+    done = requeue_failed(session_factory, [*desk, 999_999], now=later)
+    assert (done.queued, done.left) == (2, {999_999: "missing"})
+    again = requeue_failed(session_factory, desk, now=later)
+    assert (again.queued, again.left) == (0, {desk[0]: "pending", desk[1]: "pending"})
+    views = {v.id: v for v in list_alerts(session_factory, None, 10, now=later)}
+    assert [(views[i].status, views[i].attempts, views[i].next_attempt_at) for i in desk] == [
+        ("pending", 0, later)
+    ] * 2
+    assert {views[i].status for i in editor} == {"failed"}
+    assert "connection refused" in (views[desk[0]].last_error or "")
+
+    # By topic: the rest.
+    with pytest.raises(ValueError, match="No topic named 'nope' is in the database"):
+        requeue_failed(session_factory, topic="nope")
+    with pytest.raises(ValueError, match="not both"):
+        requeue_failed(session_factory, desk, topic="konflik-rusia-ukraina")
+    assert requeue_failed(session_factory, topic="konflik-rusia-ukraina", now=later).queued == 2
+    assert requeue_failed(session_factory, now=later) == Requeued(queued=0)
+
+    report = dispatch(session_factory, smtp_for(server), now=later, max_attempts=1)
+    assert (report.sent_messages, report.sent_alerts, report.failed_alerts) == (2, 4, 0)
+    assert len(server.to(DESK)) == 1
+    assert len(server.to(EDITOR)) == 1
+    assert statuses(session_factory) == ["sent"] * 4
 
 
 def test_without_smtp_rows_stay_pending_with_one_warning(
