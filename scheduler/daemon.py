@@ -11,8 +11,8 @@ at most ``max_concurrent_runs`` at once. After each run the daemon logs one summ
 warns when a topic's health looks wrong, and sends pending alerts; alerts also go out on a
 timer. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
 grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file:
-topics, schedules, SMTP, alerts and ``[logging]`` take effect at once (a ``--log-format``
-given on the command line stays); a new ``database.url`` waits for a restart.
+topics, schedules, crawl, SMTP, alert and ``[logging]`` settings take effect at once (a
+``--log-format`` given on the command line stays); a new ``database.url`` waits for a restart.
 """
 
 from __future__ import annotations
@@ -536,6 +536,8 @@ class Daemon:
         fmt = self.log_format if self.log_format_fixed else config.logging.format
         configure_logging(fmt, config.logging.level)
         self.log_format, self.log_level = fmt, config.logging.level
+        if self.runner is not None:  # the crawl runs started from now on
+            self.runner.log_format, self.runner.log_level = fmt, config.logging.level
         logger.info("Logging now at level %s as %s", config.logging.level.upper(), fmt)
 
 

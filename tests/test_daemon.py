@@ -521,12 +521,21 @@ def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
     )
     assert reloaded[0]["message"].endswith("added none; changed none; removed second")
     at = daemon.log().index('"Configuration reloaded')
+    # Two summaries: the second run started after the reload (a topic's runs never overlap).
     wait_for(
-        lambda: _json_lines(daemon.log()[at:], "topicwatch.run", topic="first"),
+        lambda: len(_json_lines(daemon.log()[at:], "topicwatch.run", topic="first")) >= 2,
         60,
-        "a run's summary as a JSON line",
+        "two runs' summaries as JSON lines",
         daemon,
     )
+    site.edit_body(SEED_ARTICLE_ID, insert_sentence="Kremlin menolak berkomentar.")
+    [change] = wait_for(
+        lambda: _json_lines(daemon.log()[at:], "topicwatch.change"),
+        60,
+        "the crawl run's change line as JSON",
+        daemon,
+    )
+    assert change["message"].startswith("kind=updated topic=first")
     assert daemon.stop() == 0
     assert re.search(r"ERROR scheduler\.daemon Reloading the configuration failed", daemon.log())
 
