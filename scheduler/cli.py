@@ -714,10 +714,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    if getattr(args, "alerts_command", None) == "send":
-        args.handler = cmd_alerts_send
-    elif getattr(args, "alerts_command", None) == "retry":
-        args.handler = cmd_alerts_retry
+    # `alerts`' own default handler would shadow its subcommands'.
+    alerts_handlers = {"send": cmd_alerts_send, "retry": cmd_alerts_retry}
+    args.handler = alerts_handlers.get(getattr(args, "alerts_command", None) or "", args.handler)
     ctx = Context(args)
     try:
         code: int = args.handler(ctx)
