@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from crawler.observability import configure_logging, init_sentry
+from crawler.observability import configure_logging, flush_sentry, init_sentry
 
 logger = logging.getLogger("topicwatch.crawl")
 
@@ -35,20 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the database URL is needed: --database-url or TOPICWATCH_DATABASE_URL")
 
     configure_logging(args.log_format, args.log_level)
-    init_sentry("crawler")
-    import sentry_sdk
-
-    sentry_sdk.set_tag("topic", args.topic)
-    sentry_sdk.set_tag("run", str(args.run_id))
+    init_sentry("crawler", tags={"topic": args.topic, "run": str(args.run_id)})
     from crawler.run import crawl_topic
 
     try:
         crawl_topic(args.database_url, args.topic, args.run_id)
     except Exception:
         logger.exception("crawl run %s of topic %s crashed", args.run_id, args.topic)
-        sentry_sdk.flush(timeout=5)
+        flush_sentry()
         return 1
-    sentry_sdk.flush(timeout=5)
+    flush_sentry()
     return 0
 
 

@@ -23,13 +23,11 @@ import sys
 import time
 import tomllib
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-import sentry_sdk
-from sentry_sdk.integrations.logging import LoggingIntegration
-from sentry_sdk.transport import Transport
+if TYPE_CHECKING:
+    from sentry_sdk.transport import Transport
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
@@ -239,6 +237,8 @@ def _quiet_libraries(record: logging.LogRecord) -> bool:
 
 def package_version() -> str:
     """topicwatch's version: from the installed distribution, else from pyproject.toml."""
+    from importlib import metadata
+
     try:
         return metadata.version("topicwatch")
     except metadata.PackageNotFoundError:
@@ -279,6 +279,10 @@ def init_sentry(
     dsn = environ.get(SENTRY_DSN_ENV, "").strip() or None
     if dsn is None and transport is None:
         return False
+    # Imported only when errors go somewhere: a crawl's worker processes start faster.
+    import sentry_sdk
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
     sentry_sdk.init(
         dsn=dsn,
         transport=transport,
@@ -298,5 +302,6 @@ def init_sentry(
 
 def flush_sentry(timeout: float = 5.0) -> None:
     """Send what Sentry still holds, waiting at most ``timeout`` seconds (no-op when off)."""
-    if sentry_sdk.get_client().is_active():
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is not None and sentry_sdk.get_client().is_active():
         sentry_sdk.flush(timeout=timeout)

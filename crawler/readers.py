@@ -12,7 +12,8 @@ find the links on listing pages (:meth:`ReaderPool.discover`,
 :func:`crawler.discover.discover`).
 
 A worker that stops (killed, crashed) fails the pages it held with :class:`ReadersStopped`;
-the crawl then reads them, and the rest of the run, in its own process.
+the crawl then reads them, and the rest of the run, in its own process. The worker's side is
+:mod:`crawler.reading_worker`.
 """
 
 from __future__ import annotations
@@ -25,24 +26,19 @@ import multiprocessing
 import os
 import pickle
 import socket
-import struct
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from crawler import collector
-from crawler.discover import Listing, discover
+from crawler.discover import Listing
 from crawler.profiles import SiteProfile
-from crawler.reading import Reading, read_page
+from crawler.reading import Reading
+from crawler.reading_worker import HEADER, READY, serve
 
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = 2
-_HEADER = struct.Struct("!Q")  # the length of the pickled message that follows
-_READY = -1  # the job number of a worker's first message: its imports are done
 
 
 class ReadersStopped(RuntimeError):
@@ -78,12 +74,12 @@ class _Channel(asyncio.Protocol):
         buffer = self.buffer
         buffer += data
         start = 0
-        while len(buffer) - start >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(buffer, start)
-            end = start + _HEADER.size + length
+        while len(buffer) - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer, start)
+            end = start + HEADER.size + length
             if len(buffer) < end:
                 break
-            message = bytes(buffer[start + _HEADER.size : end])
+            message = bytes(buffer[start + HEADER.size : end])
             start = end
             # Our own worker, over a socket pair no other process holds.
             self.pool._answer(self.worker, pickle.loads(message))  # noqa: S301
@@ -125,7 +121,7 @@ class ReaderPool:
         for _ in range(self.size):
             ours, theirs = context.Pipe(duplex=True)  # a Unix socket pair
             process = context.Process(
-                target=_serve, args=(theirs, self.log_setup), name="topicwatch-reader"
+                target=serve, args=(theirs, self.log_setup), name="topicwatch-reader"
             )
             process.daemon = True
             process.start()
@@ -194,11 +190,11 @@ class ReaderPool:
                 continue
             worker.jobs[job[0]] = future
             assert isinstance(worker.transport, asyncio.WriteTransport)
-            worker.transport.write(_HEADER.pack(len(data)) + data)
+            worker.transport.write(HEADER.pack(len(data)) + data)
 
     def _answer(self, worker: _Worker, answer: tuple[int, bool, Any]) -> None:
         number, ok, result = answer
-        if number == _READY:
+        if number == READY:
             worker.ready = True
             self.started.set()
         else:
@@ -248,48 +244,3 @@ def _stop(process: BaseProcess) -> None:
     if process.is_alive():
         process.terminate()
         process.join(timeout=5)
-
-
-def _read(body: bytes, url: str, options: dict[str, Any]) -> Reading:
-    try:
-        return read_page(body, url, **options)
-    except Exception as exc:  # a page that breaks the reader is an error of that page
-        logger.exception("Reading %s failed", url)
-        return Reading(error=f"the page could not be read: {type(exc).__name__}: {exc}")
-
-
-_TASKS: dict[str, Callable[..., Any]] = {"read": _read, "discover": discover}
-
-
-def _serve(connection: Connection, log_setup: tuple[str, int] | None) -> None:
-    """A reading worker: answer tasks until the crawl process closes the socket."""
-    from crawler.observability import configure_logging
-
-    if log_setup is not None:
-        configure_logging(*log_setup)
-    sock = socket.socket(fileno=os.dup(connection.fileno()))
-    connection.close()
-    stream = sock.makefile("rb")
-
-    def send(answer: tuple[int, bool, Any]) -> None:
-        try:
-            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an answer that cannot be sent fails alone
-            data = pickle.dumps((answer[0], False, f"{type(exc).__name__}: {exc}"))
-        sock.sendall(_HEADER.pack(len(data)) + data)
-
-    collector.settle()
-    send((_READY, True, None))
-    while True:
-        header = stream.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            return  # the crawl closed the socket: the run is over
-        message = stream.read(_HEADER.unpack(header)[0])
-        # From the crawl process that started this one, over a socket pair only the two hold.
-        number, task, args = pickle.loads(message)  # noqa: S301
-        try:
-            answer = (number, True, _TASKS[task](*args))
-        except Exception as exc:  # a task that fails must not stop the worker
-            logger.exception("Task %s failed in a reading worker", task)
-            answer = (number, False, f"{type(exc).__name__}: {exc}")
-        send(answer)
