@@ -6,9 +6,11 @@ and reading pages while the database works: in the run's database thread (see
 ``TOPICWATCH_WRITER_PROCESS``, in a writer process of its own. A batch goes out when it holds
 ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
 seconds, and whatever is left goes out when the spider closes; batches are recorded in the
-order they go out (while the writer process starts, they are recorded in the database
-thread, which it then takes over from). An outcome that cannot be written is a failure of
-the run, with its URL and the reason.
+order they go out. The writer process is started once the run has handed over a batch's
+worth of outcomes (the few outcomes of a steady-state run are recorded in the database
+thread, for less than starting it would cost); while it starts, batches are recorded in the
+database thread, which it then takes over from. An outcome that cannot be written is a
+failure of the run, with its URL and the reason.
 
 A crawl child killed in the middle of a run loses at most the outcomes not yet written; the
 articles they concern are read again, and recorded, by the next run.
@@ -56,6 +58,7 @@ class StoragePipeline:
         self.batch_size = max(1, crawler.settings.getint("TOPICWATCH_WRITE_BATCH", WRITE_BATCH))
         self.batch_delay = crawler.settings.getfloat("TOPICWATCH_WRITE_DELAY", WRITE_DELAY)
         self.pending: list[Outcome] = []
+        self.handed_over = 0  # outcomes of the run gone out in batches
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.use_writer = crawler.settings.getbool("TOPICWATCH_WRITER_PROCESS", False)
@@ -121,6 +124,7 @@ class StoragePipeline:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
+        self.handed_over += len(batch)
         task = asyncio.get_running_loop().create_task(self.write(batch))
         self.in_flight.append(task)
         task.add_done_callback(self.in_flight.remove)
@@ -136,9 +140,10 @@ class StoragePipeline:
                 self.note(outcome, result)
 
     def start_writer(self) -> None:
-        """Start the writer process, when the first batch is to be recorded. Until it is
-        ready, batches are recorded in the crawl process (a run of a few batches is over
-        before a process could start)."""
+        """Start the writer process, once a batch's worth of outcomes has gone out (a
+        steady-state run records its few in the database thread). Until it is ready,
+        batches are recorded in the crawl process (a run of a few batches is over before a
+        process could start)."""
         self.writer = ProcessPoolExecutor(
             1,
             # "spawn": the crawl process runs threads, and a forked copy of a threaded
@@ -156,7 +161,7 @@ class StoragePipeline:
     async def record(self, batch: list[Outcome]) -> list[Result]:
         """Record one batch, in the writer process or the run's database thread."""
         spider = self.spider
-        if self.use_writer and self.writer is None:
+        if self.use_writer and self.writer is None and self.handed_over >= self.batch_size:
             self.start_writer()
         writer = self.writer
         if writer is not None and self.writer_ready:

@@ -27,6 +27,7 @@ from fixture_site import (
 from sqlalchemy import func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler.spiders.topic import WORKERS_AFTER
 from storage.db import make_engine, session_factory
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
 
@@ -402,6 +403,29 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
             assert crawl.count(Alert) == 300
             slow_versions = [crawl.versions(site.article_url(i)) for i in slow]
             assert [len(v) for v in slow_versions] == [1] * len(slow)
+        finally:
+            crawl.close()
+
+
+def test_a_run_with_few_pages_to_read_starts_no_worker_or_writer_process(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With ``workers``, a run that has no more than ``WORKERS_AFTER`` pages to read (and
+    less than a batch to record) does it all in the crawl process: starting the processes
+    would cost more than the work."""
+    articles = WORKERS_AFTER - 2
+    with FixtureSite.generate(articles, topics=[REFERENCE_TOPIC], per_page=50) as site:
+        crawl = crawl_with_workers(site, db_url, tmp_path)
+        try:
+            run, changes, _ = crawl.run()
+            assert run.status == "ok", run.error_details
+            multipage = sum(1 for a in site.articles if a.pages > 1)
+            assert run.stats["topicwatch/pages_read_in_process"] == articles + multipage
+            assert run.stats.get("topicwatch/pages_read_by_workers", 0) == 0
+            assert run.stats.get("topicwatch/listings_read_by_workers", 0) == 0
+            assert run.stats.get("topicwatch/batches_recorded_by_writer", 0) == 0
+            assert [c.kind for c in changes] == ["new"] * articles
+            assert crawl.count(ArticleVersion) == articles
         finally:
             crawl.close()
 

@@ -13,7 +13,10 @@ most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS
 (``crawl.workers`` in the configuration) it happens in that many worker processes
 (:mod:`crawler.readers`), so a crawl that politeness limits do not hold back (a site of one's
 own, a big backlog) uses more than one core; by default pages are read in the crawl process,
-which costs less for the few pages a polite run fetches. Once the workers are up, they also
+which costs less for the few pages a polite run fetches. Even with workers, a run reads its
+first ``TOPICWATCH_WORKERS_AFTER`` pages (``WORKERS_AFTER``) itself and starts the workers
+only when it has more: starting a worker costs about as much CPU as reading a hundred pages,
+which the handful of pages of a steady-state run does not repay. Once the workers are up, they also
 find the links on listing pages.
 
 The spider's counters (``topicwatch/…`` in Scrapy's stats) are kept in the spider while the
@@ -66,6 +69,9 @@ from storage.repository import KnownArticle, Observation, PageGone, PageNotModif
 from storage.spec import TopicSpec
 
 logger = logging.getLogger(__name__)
+
+# Pages a run with reading workers reads in the crawl process before it starts them.
+WORKERS_AFTER = 30
 T = TypeVar("T")
 fetch_logger = logging.getLogger("topicwatch.fetch")
 
@@ -85,6 +91,7 @@ class TopicSpider(scrapy.Spider):
     session_factory: sessionmaker[Session]
     database: DatabaseThread
     workers = 0
+    workers_after = WORKERS_AFTER
     readers: ReaderPool | None = None
     retired_readers: tuple[ReaderPool, ...] = ()
     readers_starting: asyncio.Task[None] | None = None
@@ -116,6 +123,7 @@ class TopicSpider(scrapy.Spider):
         spider.session_factory = session_factory(spider.engine)
         spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
+        spider.workers_after = crawler.settings.getint("TOPICWATCH_WORKERS_AFTER", WORKERS_AFTER)
         crawler.signals.connect(spider.stop_readers, signal=signals.spider_closed)
         crawler.signals.connect(spider.publish_counts, signal=signals.spider_closed)
         return spider
@@ -381,8 +389,9 @@ class TopicSpider(scrapy.Spider):
         )
 
     def start_readers(self) -> None:
-        """Start the extraction workers, when the first page is to be read (a run that reads
-        none, such as a re-check answered by 304s, starts none). Pages wait for them to be
+        """Start the extraction workers, once the run has read ``workers_after`` pages itself
+        and has another to read (a run that reads fewer, such as a re-check of a listing's
+        first page answered mostly by 304s, starts none). Pages wait for them to be
         ready (the crawl goes on fetching meanwhile); they are read in the crawl process only
         when every worker has stopped."""
         self.readers = ReaderPool(self.workers, logging_configured())
@@ -410,7 +419,11 @@ class TopicSpider(scrapy.Spider):
             "find_whole": find_whole,
             "requested": requested,
         }
-        if self.workers > 0 and self.readers is None:
+        if (
+            self.workers > 0
+            and self.readers is None
+            and self.counts["pages_read_in_process"] >= self.workers_after
+        ):
             self.start_readers()
         readers = self.readers
         if readers is not None:
