@@ -14,10 +14,10 @@ most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS
 (:mod:`crawler.readers`), so a crawl that politeness limits do not hold back (a site of one's
 own, a big backlog) uses more than one core; by default pages are read in the crawl process,
 which costs less for the few pages a polite run fetches. Even with workers, a run reads its
-first ``TOPICWATCH_WORKERS_AFTER`` pages (``WORKERS_AFTER``) itself and starts the workers
-only when it has more: starting a worker costs about as much CPU as reading a hundred pages,
-which the handful of pages of a steady-state run does not repay. Once the workers are up, they also
-find the links on listing pages.
+first ``WORKERS_AFTER`` pages itself and starts the workers only when it has more: starting
+a worker costs about as much CPU as reading a hundred pages, which the handful of pages of a
+steady-state run does not repay. Once the workers are up, they also find the links on
+listing pages.
 
 The spider's counters (``topicwatch/…`` in Scrapy's stats) are kept in the spider while the
 run lasts and added to Scrapy's stats when it closes.
@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 # Pages a run with reading workers reads in the crawl process before it starts them.
 WORKERS_AFTER = 30
+
 T = TypeVar("T")
 fetch_logger = logging.getLogger("topicwatch.fetch")
 
@@ -91,7 +92,6 @@ class TopicSpider(scrapy.Spider):
     session_factory: sessionmaker[Session]
     database: DatabaseThread
     workers = 0
-    workers_after = WORKERS_AFTER
     readers: ReaderPool | None = None
     retired_readers: tuple[ReaderPool, ...] = ()
     readers_starting: asyncio.Task[None] | None = None
@@ -123,7 +123,6 @@ class TopicSpider(scrapy.Spider):
         spider.session_factory = session_factory(spider.engine)
         spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
-        spider.workers_after = crawler.settings.getint("TOPICWATCH_WORKERS_AFTER", WORKERS_AFTER)
         crawler.signals.connect(spider.stop_readers, signal=signals.spider_closed)
         crawler.signals.connect(spider.publish_counts, signal=signals.spider_closed)
         return spider
@@ -389,7 +388,7 @@ class TopicSpider(scrapy.Spider):
         )
 
     def start_readers(self) -> None:
-        """Start the extraction workers, once the run has read ``workers_after`` pages itself
+        """Start the extraction workers, once the run has read ``WORKERS_AFTER`` pages itself
         and has another to read (a run that reads fewer, such as a re-check of a listing's
         first page answered mostly by 304s, starts none). Pages wait for them to be
         ready (the crawl goes on fetching meanwhile); they are read in the crawl process only
@@ -422,7 +421,7 @@ class TopicSpider(scrapy.Spider):
         if (
             self.workers > 0
             and self.readers is None
-            and self.counts["pages_read_in_process"] >= self.workers_after
+            and self.counts["pages_read_in_process"] >= WORKERS_AFTER
         ):
             self.start_readers()
         readers = self.readers
