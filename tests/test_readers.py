@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,18 @@ def test_a_stopped_worker_is_reported_and_the_others_read_on() -> None:
             await pool.read(PAGE, URL, **OPTIONS)
 
     with_pool(2, scenario)
+
+
+def test_a_worker_process_imports_nothing_of_the_crawl_machinery() -> None:
+    """A worker starts while the crawl runs, on the crawl's own CPU: what it imports is what
+    reading needs, as a crawl child's spawned process imports it (``crawler.__main__`` is
+    the parent's main module)."""
+    heavy = ("asyncio", "scrapy", "twisted", "sqlalchemy", "sentry_sdk", "trafilatura")
+    code = (
+        "import sys, crawler.__main__, crawler.reading_worker; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == ""
