@@ -22,7 +22,7 @@ from crawler import collector
 from crawler.discover import discover
 from crawler.reading import Reading, read_page
 
-# The pool's name: a worker's lines read as they did when the pool held this code.
+# Under the pool's name: the workers' lines go with the pool's own.
 logger = logging.getLogger("crawler.readers")
 
 HEADER = struct.Struct("!Q")  # the length of the pickled message that follows
