@@ -47,7 +47,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -357,19 +356,16 @@ def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -
 
     configure_logging("text", "INFO")
     started = time.perf_counter()
-    clock = ThreadClock()
-    with clock:
-        result = crawl_topic(
-            database_url,
-            TOPIC,
-            run_id,
-            CONCURRENT_REQUESTS=concurrency,
-            TOPICWATCH_EXTRACTION_WORKERS=workers,
-            TOPICWATCH_WRITER_PROCESS=workers > 0,
-        )
+    result = crawl_topic(
+        database_url,
+        TOPIC,
+        run_id,
+        CONCURRENT_REQUESTS=concurrency,
+        TOPICWATCH_EXTRACTION_WORKERS=workers,
+        TOPICWATCH_WRITER_PROCESS=workers > 0,
+    )
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
-    stats["threads"] = clock.by_name()
     own, children = (
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
@@ -379,52 +375,6 @@ def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -
     stats["cpu_worker_processes"] = children.ru_utime + children.ru_stime
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
     return stats
-
-
-class ThreadClock:
-    """CPU seconds of each thread of this process, by thread name (Linux only): read every
-    quarter second, since a thread's figures vanish with it."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.stop = threading.Event()
-        self.tick = os.sysconf("SC_CLK_TCK")
-        self.thread = threading.Thread(target=self.run, name="bench-clock", daemon=True)
-
-    def read(self) -> None:
-        for thread in threading.enumerate():
-            if thread.native_id is None or thread is self.thread:
-                continue
-            try:
-                stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            name = thread.name.rsplit("_", 1)[0] if "_" in thread.name else thread.name
-            name = "".join(c for c in name if not c.isdigit()).rstrip("-")
-            seconds = (int(fields[11]) + int(fields[12])) / self.tick
-            key = f"{name}/{thread.native_id}"
-            self.seconds[key] = max(self.seconds.get(key, 0.0), seconds)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.25):
-            self.read()
-
-    def __enter__(self) -> ThreadClock:
-        if Path("/proc/self/task").is_dir():
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.read()
-
-    def by_name(self) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for key, seconds in self.seconds.items():
-            name = key.rsplit("/", 1)[0]
-            totals[name] = round(totals.get(name, 0.0) + seconds, 2)
-        return totals
 
 
 def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:

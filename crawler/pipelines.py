@@ -3,14 +3,16 @@
 Outcomes are written in batches (:mod:`crawler.recording`), so the crawl goes on fetching
 and reading pages while the database works: in the run's database thread (see
 :meth:`crawler.spiders.topic.TopicSpider.in_database`), or, with the setting
-``TOPICWATCH_WRITER_PROCESS``, in a writer process of its own. A batch goes out when it holds
-``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has waited ``TOPICWATCH_WRITE_DELAY``
-seconds, and whatever is left goes out when the spider closes; batches are recorded in the
-order they go out. The writer process is started once the run has handed over a batch's
-worth of outcomes (the few outcomes of a steady-state run are recorded in the database
-thread, for less than starting it would cost); while it starts, batches are recorded in the
-database thread, which it then takes over from. An outcome that cannot be written is a
-failure of the run, with its URL and the reason.
+``TOPICWATCH_WRITER_PROCESS``, in a writer process of its own (:class:`WriterProcess`). A
+batch goes out when it holds ``TOPICWATCH_WRITE_BATCH`` outcomes or its oldest one has
+waited ``TOPICWATCH_WRITE_DELAY`` seconds, and whatever is left goes out when the spider
+closes; batches are recorded in the order they go out. The writer process is forked at the
+start of the run (:func:`crawler.run.crawl_topic`); where it cannot be, it is started afresh
+once the run has handed over a batch's worth of outcomes (the few outcomes of a
+steady-state run are recorded in the database thread, for less than starting it would
+cost). Until it is ready, batches are recorded in the database thread, which it then takes
+over from. An outcome that cannot be written is a failure of the run, with its URL and the
+reason.
 
 A crawl child killed in the middle of a run loses at most the outcomes not yet written; the
 articles they concern are read again, and recorded, by the next run.
@@ -21,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from crawler import recording
 from crawler.observability import logging_configured
+from crawler.readers import WorkerPool
 from crawler.recording import RecordFailure, Result
 from storage import repository
 from storage.repository import ChangeRecord, Observation, Outcome, PageGone, PageNotModified
@@ -43,6 +44,25 @@ WRITE_BATCH = 100
 WRITE_DELAY = 0.5
 # Batches handed to the writer and not yet written; past this, new items wait for it.
 MAX_BATCHES_IN_FLIGHT = 4
+
+
+class WriterProcess(WorkerPool):
+    """The run's writer: one worker process that records batches of outcomes in the run's
+    database (:data:`crawler.recording.WRITER_TASKS`)."""
+
+    name = "tw-writer"
+    label = "writer process"
+    tasks = recording.WRITER_TASKS
+
+    def __init__(self, database_url: str, log_setup: tuple[str, int] | None = None) -> None:
+        super().__init__(1, log_setup, (recording.open_writer, (database_url,)))
+
+    async def record(
+        self, topic_id: int, run_id: int | None, batch: Sequence[Outcome]
+    ) -> list[Result]:
+        """:func:`crawler.recording.record_batch` in the writer process."""
+        results: list[Result] = await self.run("record", topic_id, run_id, batch)
+        return results
 
 
 class StoragePipeline:
@@ -62,8 +82,8 @@ class StoragePipeline:
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.use_writer = crawler.settings.getbool("TOPICWATCH_WRITER_PROCESS", False)
-        self.writer: ProcessPoolExecutor | None = None
-        self.writer_ready = False
+        self.writer: WriterProcess | None = None
+        self.writer_starting: asyncio.Task[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StoragePipeline:
@@ -76,6 +96,15 @@ class StoragePipeline:
 
     def count(self, key: str) -> None:
         self.spider.count(key)
+
+    def open_spider(self) -> None:
+        forked = self.spider.forked_writer
+        if forked is not None:
+            self.spider.forked_writer = None
+            if self.use_writer:
+                self.start_writer(forked)
+            else:
+                forked.discard()
 
     async def process_item(self, item: Any) -> Any:
         outcome = self.outcome_of(item)
@@ -94,17 +123,15 @@ class StoragePipeline:
         self.flush()
         while self.in_flight:
             await asyncio.wait([self.in_flight[0]])
-        if self.writer is not None and not self.writer_ready:
-            # Still starting, and never used: no need to wait for it.
-            self.writer.shutdown(wait=False, cancel_futures=True)
-            self.writer = None
+        if self.writer_starting is not None:
+            with contextlib.suppress(Exception):
+                await self.writer_starting
         if self.writer is not None:
             writer, self.writer = self.writer, None
-            # A writer that already stopped has nothing to close; its batches were recorded
-            # again in this process.
-            with contextlib.suppress(BrokenProcessPool):
-                await asyncio.wrap_future(writer.submit(recording.close_writer))
-            writer.shutdown(wait=True)
+            if writer.ready:  # a writer that stopped has nothing to close
+                with contextlib.suppress(Exception):
+                    await writer.run("close")
+            await writer.close()
 
     def outcome_of(self, item: Any) -> Outcome | None:
         """The spider's item as an outcome to record (counted as seen), or None."""
@@ -139,24 +166,13 @@ class StoragePipeline:
             else:
                 self.note(outcome, result)
 
-    def start_writer(self) -> None:
-        """Start the writer process, once a batch's worth of outcomes has gone out (a
-        steady-state run records its few in the database thread). Until it is ready,
-        batches are recorded in the crawl process (a run of a few batches is over before a
-        process could start)."""
-        self.writer = ProcessPoolExecutor(
-            1,
-            # "spawn": the crawl process runs threads, and a forked copy of a threaded
-            # process may inherit a lock some thread held.
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=recording.open_writer,
-            initargs=(self.crawler.settings["TOPICWATCH_DATABASE_URL"], logging_configured()),
-        )
-
-        def ready(_: object) -> None:
-            self.writer_ready = True
-
-        self.writer.submit(recording.writer_ready).add_done_callback(ready)
+    def start_writer(self, forked: WriterProcess | None = None) -> None:
+        """Take up the writer process forked for the run, or start one (once a batch's
+        worth of outcomes has gone out: a steady-state run records its few in the database
+        thread). Until it is ready, batches are recorded in the crawl process."""
+        database_url = self.crawler.settings["TOPICWATCH_DATABASE_URL"]
+        self.writer = forked or WriterProcess(database_url, logging_configured())
+        self.writer_starting = asyncio.get_running_loop().create_task(self.writer.start())
 
     async def record(self, batch: list[Outcome]) -> list[Result]:
         """Record one batch, in the writer process or the run's database thread."""
@@ -164,25 +180,16 @@ class StoragePipeline:
         if self.use_writer and self.writer is None and self.handed_over >= self.batch_size:
             self.start_writer()
         writer = self.writer
-        if writer is not None and self.writer_ready:
+        if writer is not None and writer.workers and not writer.alive:  # it stopped
+            await self.retire_writer(writer, "it stopped")
+        elif writer is not None and writer.ready:
             try:
-                future = writer.submit(
-                    recording.record_in_writer, spider.topic_id, spider.run_id, batch
-                )
-                results: list[Result] = await asyncio.wrap_future(future)
+                results = await writer.record(spider.topic_id, spider.run_id, batch)
                 self.count("batches_recorded_by_writer")
                 return results
             except Exception as exc:  # stopped, or the batch could not reach it
                 if self.writer is writer:  # the first batch to find out says so
-                    logger.warning(
-                        "The writer process of topic %s failed (%s); recording in the crawl "
-                        "process from now on",
-                        spider.spec.name,
-                        recording.reason_of(exc),
-                    )
-                    writer.shutdown(wait=False, cancel_futures=True)
-                    self.writer = None
-                    self.use_writer = False
+                    await self.retire_writer(writer, recording.reason_of(exc))
                 # The batch is recorded below; had the writer recorded it already, recording
                 # it again changes nothing.
         return await spider.in_database(
@@ -192,6 +199,18 @@ class StoragePipeline:
             run_id=spider.run_id,
             batch=batch,
         )
+
+    async def retire_writer(self, writer: WriterProcess, reason: str) -> None:
+        """Record in the crawl process from now on."""
+        logger.warning(
+            "The writer process of topic %s failed (%s); recording in the crawl process from "
+            "now on",
+            self.spider.spec.name,
+            reason,
+        )
+        self.writer = None
+        self.use_writer = False
+        await writer.close()
 
     def note(self, outcome: Outcome, change: ChangeRecord | None) -> None:
         """Count a recorded outcome and log its change, if it made one."""

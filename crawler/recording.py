@@ -6,7 +6,8 @@ costs only itself; an outcome that still cannot be written comes back as a
 :class:`RecordFailure` with the reason.
 
 Batches are recorded in the run's database thread, or, for a crawl that uses worker
-processes, in a writer process of its own (:func:`open_writer`, :func:`record_in_writer`):
+processes, in a writer process of its own (:class:`crawler.pipelines.WriterProcess`, which
+runs :data:`WRITER_TASKS` after :func:`open_writer`):
 recording is a good part of a fast crawl's CPU, and in a thread of the crawl process it
 holds the interpreter lock the crawl itself needs. Recording the same outcome twice records
 it once: the second time the stored article already holds what it says.
@@ -15,14 +16,15 @@ it once: the second time the stored article already holds what it says.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler import collector
-from crawler.observability import configure_logging, init_sentry
+from crawler.observability import init_sentry
 from storage import repository
 from storage.db import make_engine, session_factory
 from storage.repository import ChangeRecord, Outcome
@@ -94,21 +96,15 @@ class _Writer:
 _writer = _Writer()  # this process's connection, when it is a writer process
 
 
-def open_writer(database_url: str, log_setup: tuple[str, int] | None = None) -> None:
-    """Start of a writer process: log as the crawl process does (``log_setup``, from
-    :func:`crawler.observability.logging_configured`) and connect to the run's database."""
-    if log_setup is not None:
-        configure_logging(*log_setup)
-    init_sentry("crawler")
+def open_writer(database_url: str) -> None:
+    """Start of a writer process: send errors to Sentry as the crawl does (a forked writer
+    already does) and set up the connection to the run's database (made when the first
+    batch comes)."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None or not sentry_sdk.get_client().is_active():
+        init_sentry("crawler")
     _writer.engine = make_engine(database_url)
     _writer.sessions = session_factory(_writer.engine)
-    collector.settle()
-
-
-def writer_ready() -> bool:
-    """Whether this process is a writer that has connected (a first task, to know when it is
-    up)."""
-    return _writer.sessions is not None
 
 
 def record_in_writer(topic_id: int, run_id: int | None, batch: Sequence[Outcome]) -> list[Result]:
@@ -123,3 +119,7 @@ def close_writer() -> None:
     if _writer.engine is not None:
         _writer.engine.dispose()
     _writer.engine = _writer.sessions = None
+
+
+# What a writer process does, by name (see crawler.reading_worker.serve).
+WRITER_TASKS: dict[str, Callable[..., Any]] = {"record": record_in_writer, "close": close_writer}

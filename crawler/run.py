@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scrapy.crawler import AsyncCrawlerProcess
+from sqlalchemy import Engine
 
 from crawler import collector
+from crawler.pipelines import WriterProcess
+from crawler.readers import ReaderPool, WorkerPool, can_fork, fork_workers
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
 from storage import repository
@@ -34,6 +37,7 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
     """Crawl ``topic`` once, record everything, and finish crawl run ``run_id``."""
     engine = make_engine(database_url)
     sessions = session_factory(engine)
+    workers: dict[str, WorkerPool] = {}
     try:
         topic_id, spec = repository.load_topic(sessions, topic)
         settings = scrapy_settings(spec, database_url, **setting_overrides)
@@ -42,9 +46,10 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
         if not logger.isEnabledFor(logging.DEBUG):
             for handler in logging.getLogger().handlers:
                 handler.addFilter(_quiet_scrapy)
+        workers = fork_workers_for(settings, database_url, engine)
         process = AsyncCrawlerProcess(settings)
         crawler = process.create_crawler(TopicSpider)
-        process.crawl(crawler, topic_id=topic_id, spec=spec, run_id=run_id)
+        process.crawl(crawler, topic_id=topic_id, spec=spec, run_id=run_id, **workers)
         collector.settle()
         process.start(install_signal_handlers=True)
         spider = crawler.spider
@@ -62,7 +67,31 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
         )
         return result
     finally:
+        for pool in workers.values():
+            pool.discard()  # forked, and never taken up (the run failed to start)
         engine.dispose()
+
+
+def fork_workers_for(
+    settings: dict[str, Any], database_url: str, engine: Engine
+) -> dict[str, WorkerPool]:
+    """The run's reading workers and writer process (``crawl.workers`` above 0), forked now,
+    before the crawl starts any thread: they start at once, at next to no cost, having
+    everything imported. Where this process cannot fork (:func:`crawler.readers.can_fork`)
+    there are none; the spider and the pipeline start them afresh when they need them."""
+    size = int(settings.get("TOPICWATCH_EXTRACTION_WORKERS", 0))
+    writer = bool(settings.get("TOPICWATCH_WRITER_PROCESS", False))
+    if not (size > 0 or writer) or not can_fork():
+        return {}
+    engine.dispose()  # no connection of this process's is copied into a worker
+    collector.settle()  # and no worker walks what start-up left with its collector
+    workers: dict[str, WorkerPool] = {}
+    if size > 0:
+        workers["readers"] = ReaderPool(size)
+    if writer:
+        workers["writer"] = WriterProcess(database_url)
+    fork_workers(*workers.values())
+    return workers
 
 
 def summarise(spider: TopicSpider, stats: dict[str, Any]) -> RunResult:

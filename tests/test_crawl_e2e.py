@@ -28,6 +28,8 @@ from sqlalchemy import func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.spiders.topic import WORKERS_AFTER
+from scheduler.config import load_config
+from storage import repository
 from storage.db import make_engine, session_factory
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
 
@@ -313,12 +315,12 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _is_spawned(pid: int) -> bool:
-    """Whether process ``pid`` was started by multiprocessing (a reader or the writer)."""
+def _name(pid: int) -> str:
+    """The name ps shows for process ``pid`` (the crawl's workers name themselves)."""
     try:
-        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return False  # ended meanwhile
+        return ""  # ended meanwhile
 
 
 def _holds_database(pid: int, db_url: str) -> bool:
@@ -376,7 +378,7 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
                         (
                             pid
                             for pid in _descendants(process.pid)
-                            if _is_spawned(pid) and _holds_database(pid, db_url)
+                            if _name(pid) == "tw-writer" and _holds_database(pid, db_url)
                         ),
                         None,
                     )
@@ -407,12 +409,11 @@ def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_p
             crawl.close()
 
 
-def test_a_run_with_few_pages_to_read_starts_no_worker_or_writer_process(
+def test_a_run_forks_its_workers_at_its_start_and_they_take_every_page(
     db_url: str, tmp_path: Path
 ) -> None:
-    """With ``workers``, a run that has no more than ``WORKERS_AFTER`` pages to read (and
-    less than a batch to record) does it all in the crawl process: starting the processes
-    would cost more than the work."""
+    """With ``workers``, the workers are forked at the start of the run: even a small run's
+    pages, listings and batches all go to them, none is done in the crawl process."""
     articles = WORKERS_AFTER - 2
     with FixtureSite.generate(articles, topics=[REFERENCE_TOPIC], per_page=50) as site:
         crawl = crawl_with_workers(site, db_url, tmp_path)
@@ -420,12 +421,64 @@ def test_a_run_with_few_pages_to_read_starts_no_worker_or_writer_process(
             run, changes, _ = crawl.run()
             assert run.status == "ok", run.error_details
             multipage = sum(1 for a in site.articles if a.pages > 1)
-            assert run.stats["topicwatch/pages_read_in_process"] == articles + multipage
-            assert run.stats.get("topicwatch/pages_read_by_workers", 0) == 0
-            assert run.stats.get("topicwatch/listings_read_by_workers", 0) == 0
-            assert run.stats.get("topicwatch/batches_recorded_by_writer", 0) == 0
+            assert run.stats["topicwatch/pages_read_by_workers"] == articles + multipage
+            assert run.stats.get("topicwatch/pages_read_in_process", 0) == 0
+            assert (
+                run.stats["topicwatch/listings_read_by_workers"]
+                == run.stats["topicwatch/listing_pages"]
+            )
+            assert run.stats["topicwatch/batches_recorded_by_writer"] >= 1
             assert [c.kind for c in changes] == ["new"] * articles
             assert crawl.count(ArticleVersion) == articles
+        finally:
+            crawl.close()
+
+
+# A crawl child with a thread of its own running before the run starts: it cannot fork.
+THREADED_CRAWL_CHILD = (
+    "import sys, threading; "
+    "threading.Thread(target=threading.Event().wait, daemon=True).start(); "
+    "from crawler.__main__ import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_a_crawl_process_that_cannot_fork_starts_its_workers_afresh(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Where the crawl process runs another thread at its start, forking could copy a lock
+    that thread holds: the run reads its first ``WORKERS_AFTER`` pages itself, then starts
+    the workers afresh (and the writer once a batch has gone out, recording in the crawl
+    process until it is ready); it records what a run with forked workers records."""
+    articles = 150
+    with FixtureSite.generate(articles, topics=[REFERENCE_TOPIC], per_page=50) as site:
+        crawl = crawl_with_workers(site, db_url, tmp_path)
+        try:
+            config = load_config(crawl.config)
+            with crawl.sessions() as session:
+                assert session.scalar(select(func.count()).select_from(CrawlRun)) == 0
+            repository.sync_topics(crawl.sessions, config.topic_specs())
+            topic_id, _ = repository.load_topic(crawl.sessions, TOPIC)
+            run_id = repository.start_run(crawl.sessions, topic_id)
+            arguments = ["--topic", TOPIC, "--run-id", str(run_id)]
+            done = subprocess.run(
+                [sys.executable, "-c", THREADED_CRAWL_CHILD, *arguments],
+                env={**os.environ, "TOPICWATCH_DATABASE_URL": db_url},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            with crawl.sessions() as session:
+                run = session.get(CrawlRun, run_id)
+                assert run is not None
+                assert run.status == "ok", run.error_details
+                kinds = session.scalars(select(Change.kind).where(Change.crawl_run_id == run_id))
+                assert list(kinds) == ["new"] * articles
+            assert run.stats["topicwatch/pages_read_in_process"] == WORKERS_AFTER
+            assert run.stats["topicwatch/pages_read_by_workers"] > 0
+            assert crawl.count(ArticleVersion) == articles
+            assert crawl.count(Alert) == articles
         finally:
             crawl.close()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 
 from crawler.discover import discover
 from crawler.profiles import TRIBUNNEWS
-from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError
+from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError, can_fork, fork_workers
 from crawler.reading import read_page
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
@@ -154,3 +156,68 @@ def test_a_worker_process_imports_nothing_of_the_crawl_machinery() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def forked_pools_scenario() -> None:
+    """Run in a fresh process (one thread): two pools forked at once read as the crawl
+    process does, name themselves, and end by themselves when their sockets close; prints
+    what it saw, as JSON."""
+    first, second = ReaderPool(2), ReaderPool(1)
+    fork_workers(first, second)
+    processes = [p for pool in (first, second) for p, _ in pool.forked]
+
+    async def main() -> dict[str, Any]:
+        await first.start()
+        await second.start()
+        async with asyncio.timeout(WAIT):
+            await first.wait_ready()
+            await second.wait_ready()
+            readings = await asyncio.gather(
+                *(pool.read(PAGE, URL, **OPTIONS) for pool in (first, first, second))
+            )
+        names = [Path(f"/proc/{p.pid}/comm").read_text().strip() for p in processes]
+        await first.close()
+        await second.close()
+        return {
+            "fingerprints": [r.fingerprint.digest if r.fingerprint else None for r in readings],
+            "names": names,
+        }
+
+    seen = asyncio.run(main())
+    seen["exitcodes"] = [p.exitcode for p in processes]
+    print(json.dumps(seen))
+
+
+def test_workers_forked_at_once_read_and_end_when_their_sockets_close() -> None:
+    """Workers forked together (:func:`fork_workers`) each close the crawl's ends of the
+    sockets they inherited: each ends by itself (exit 0, not terminated) when the crawl
+    closes its socket."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from test_readers import forked_pools_scenario; forked_pools_scenario()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = read_page(PAGE, URL, **OPTIONS).fingerprint
+    assert expected is not None
+    assert seen["fingerprints"] == [expected.digest] * 3
+    assert seen["names"] == ["tw-reader"] * 3
+    assert seen["exitcodes"] == [0, 0, 0]
+
+
+def test_workers_are_not_forked_from_a_process_that_runs_threads() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        assert not can_fork()
+        pool = ReaderPool(1)
+        with pytest.raises(RuntimeError, match="cannot be forked"):
+            fork_workers(pool)
+        assert pool.forked == []
+    finally:
+        stop.set()
+        thread.join(timeout=WAIT)

@@ -13,11 +13,12 @@ most of the CPU a crawl spends. With the setting ``TOPICWATCH_EXTRACTION_WORKERS
 (``crawl.workers`` in the configuration) it happens in that many worker processes
 (:mod:`crawler.readers`), so a crawl that politeness limits do not hold back (a site of one's
 own, a big backlog) uses more than one core; by default pages are read in the crawl process,
-which costs less for the few pages a polite run fetches. Even with workers, a run reads its
-first ``WORKERS_AFTER`` pages itself and starts the workers only when it has more: starting
-a worker costs about as much CPU as reading a hundred pages, which the handful of pages of a
-steady-state run does not repay. Once the workers are up, they also find the links on
-listing pages.
+which costs less for the few pages a polite run fetches. The workers are forked at the start
+of the run (:func:`crawler.run.crawl_topic`, the ``readers`` argument) and take pages from
+the first one. Where they cannot be forked, a run reads its first ``WORKERS_AFTER`` pages
+itself and starts workers afresh only when it has more: starting one that way costs about
+as much CPU as reading a hundred pages, which the handful of pages of a steady-state run
+does not repay. Once the workers are up, they also find the links on listing pages.
 
 The spider's counters (``topicwatch/…`` in Scrapy's stats) are kept in the spider while the
 run lasts and added to Scrapy's stats when it closes.
@@ -33,7 +34,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import scrapy
@@ -68,9 +69,13 @@ from storage.db import make_engine, session_factory
 from storage.repository import KnownArticle, Observation, PageGone, PageNotModified
 from storage.spec import TopicSpec
 
+if TYPE_CHECKING:
+    from crawler.pipelines import WriterProcess
+
 logger = logging.getLogger(__name__)
 
-# Pages a run with reading workers reads in the crawl process before it starts them.
+# Pages a run reads in the crawl process before it starts reading workers afresh (when it
+# could not fork them at its start).
 WORKERS_AFTER = 30
 
 T = TypeVar("T")
@@ -85,7 +90,9 @@ def _now() -> datetime:
 
 
 class TopicSpider(scrapy.Spider):
-    """Crawls one topic. Arguments: ``topic_id``, ``spec`` (TopicSpec), ``run_id``."""
+    """Crawls one topic. Arguments: ``topic_id``, ``spec`` (TopicSpec), ``run_id``; and the
+    worker processes forked for the run, if any: ``readers`` (:class:`ReaderPool`) and
+    ``writer`` (taken up by the storage pipeline)."""
 
     name = "topic"
     engine: Engine
@@ -95,6 +102,7 @@ class TopicSpider(scrapy.Spider):
     readers: ReaderPool | None = None
     retired_readers: tuple[ReaderPool, ...] = ()
     readers_starting: asyncio.Task[None] | None = None
+    forked_writer: WriterProcess | None = None
 
     def __init__(
         self,
@@ -102,12 +110,16 @@ class TopicSpider(scrapy.Spider):
         topic_id: int,
         spec: TopicSpec,
         run_id: int | None = None,
+        readers: ReaderPool | None = None,
+        writer: WriterProcess | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.topic_id = topic_id
         self.spec = spec
         self.run_id = run_id
+        self.readers = readers
+        self.forked_writer = writer
         self.failures: list[dict[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.listing_failures: list[dict[str, str]] = []
@@ -123,6 +135,7 @@ class TopicSpider(scrapy.Spider):
         spider.session_factory = session_factory(spider.engine)
         spider.database = DatabaseThread()
         spider.workers = crawler.settings.getint("TOPICWATCH_EXTRACTION_WORKERS", 0)
+        crawler.signals.connect(spider.take_up_readers, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_readers, signal=signals.spider_closed)
         crawler.signals.connect(spider.publish_counts, signal=signals.spider_closed)
         return spider
@@ -387,13 +400,25 @@ class TopicSpider(scrapy.Spider):
             raw_html=raw_html,
         )
 
+    def take_up_readers(self) -> None:
+        """At the start of the run (``spider_opened``): take up the reading workers forked
+        for it, if any."""
+        if self.readers is not None:
+            if self.workers > 0:
+                self.start_readers()
+            else:
+                self.readers.discard()
+                self.readers = None
+
     def start_readers(self) -> None:
-        """Start the extraction workers, once the run has read ``WORKERS_AFTER`` pages itself
-        and has another to read (a run that reads fewer, such as a re-check of a listing's
-        first page answered mostly by 304s, starts none). Pages wait for them to be
-        ready (the crawl goes on fetching meanwhile); they are read in the crawl process only
-        when every worker has stopped."""
-        self.readers = ReaderPool(self.workers, logging_configured())
+        """Take up the reading workers forked for the run; or, where they could not be
+        forked, start them afresh once the run has read ``WORKERS_AFTER`` pages itself and
+        has another to read (a run that reads fewer, such as a re-check of a listing's first
+        page answered mostly by 304s, starts none). Pages wait for them to be ready (the
+        crawl goes on fetching meanwhile); they are read in the crawl process only when
+        every worker has stopped."""
+        if self.readers is None:
+            self.readers = ReaderPool(self.workers, logging_configured())
         self.readers_starting = asyncio.get_running_loop().create_task(self.readers.start())
 
     async def stop_readers(self) -> None:
@@ -422,7 +447,7 @@ class TopicSpider(scrapy.Spider):
             self.workers > 0
             and self.readers is None
             and self.counts["pages_read_in_process"] >= WORKERS_AFTER
-        ):
+        ):  # not forked at the start of the run
             self.start_readers()
         readers = self.readers
         if readers is not None:
