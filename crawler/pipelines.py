@@ -51,7 +51,7 @@ class WriterProcess(WorkerPool):
     database (:data:`crawler.recording.WRITER_TASKS`)."""
 
     name = "tw-writer"
-    label = "writer process"
+    label = "writer"
     tasks = recording.WRITER_TASKS
 
     def __init__(self, database_url: str, log_setup: tuple[str, int] | None = None) -> None:

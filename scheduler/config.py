@@ -142,12 +142,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "crawl.workers",
         "integer",
         "0",
-        "Worker processes that read the pages of one crawl run (extraction and fingerprint), "
-        "plus one that records them in the database; 0 does both in the crawl process, which "
-        "costs least for the few pages of a polite run. Worth it for big backlogs and sites "
-        "that allow fast crawling, one per core. Even then a run reads its first 30 pages and "
-        "records its first 100 outcomes itself, and starts the processes only when it has "
-        "more: a steady-state run starts none.",
+        "Worker processes that read the pages of one crawl run (extraction, fingerprint, the "
+        "links of its listing pages), plus one that records them in the database; 0 does both "
+        "in the crawl process, which costs least for the few pages of a polite run. Worth it "
+        "for big backlogs and sites that allow fast crawling, one per core. A run forks them "
+        "at its start (ps shows them as tw-reader and tw-writer); where it cannot fork, it "
+        "reads its first 30 pages and records its first 100 outcomes itself, and starts them "
+        "afresh only when it has more.",
     ),
     ConfigKey(
         "crawl.store_raw_html",
