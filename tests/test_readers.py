@@ -144,9 +144,9 @@ def test_a_stopped_worker_is_reported_and_the_others_read_on() -> None:
 
 
 def test_a_worker_process_imports_nothing_of_the_crawl_machinery() -> None:
-    """A worker starts while the crawl runs, on the crawl's own CPU: what it imports is what
-    reading needs, as a crawl child's spawned process imports it (``crawler.__main__`` is
-    the parent's main module)."""
+    """A worker started afresh (where the crawl cannot fork it) starts while the crawl runs,
+    on the crawl's own CPU: what it imports is what reading needs, as a crawl child's spawned
+    process imports it (``crawler.__main__`` is the parent's main module)."""
     heavy = ("asyncio", "scrapy", "twisted", "sqlalchemy", "sentry_sdk", "trafilatura")
     code = (
         "import sys, crawler.__main__, crawler.reading_worker; "
