@@ -170,6 +170,7 @@ def fill(engine: Engine, filled: Filled, target: int, bodies: Bodies) -> float:
                     "id": article_id,
                     "url": url_of(i),
                     "first_seen": seen,
+                    "age_from": seen,
                     "last_seen_on_listing": seen,
                     "last_checked": seen,
                     "status": "live",

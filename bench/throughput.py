@@ -18,11 +18,13 @@ behaviour. Then, in each repetition, every crawl in a child process of its own:
   discovery, extraction, fingerprint, database writes, the run's row; once for each
   ``--workers`` count, topicwatch's ``crawl.workers`` (0: pages read and recorded in the crawl
   process; N: read by N worker processes and recorded by a writer process);
-- ``recheck``: the same topic crawled again on the unchanged site, right after the first
-  crawl (every article is due by the age table: first seen under an hour ago), and in the
-  steady state of a watched topic (first seen two hours ago, checked minutes ago); beside it,
-  the bare spider sending the same conditional requests (``If-None-Match`` /
-  ``If-Modified-Since`` from the database) for the listings' first pages and every article.
+- ``recheck``: the same topic crawled again on the unchanged site: right after the first
+  crawl (the site's articles were published one every 17 minutes, the newest minutes before
+  the benchmark started, so the age table has few of them re-checked); with every article
+  made under an hour old (all of them due); and in the steady state of a watched topic
+  (first seen two hours ago, checked minutes ago). Beside them, the bare spider sending the
+  same conditional requests as the pass with every article due (``If-None-Match`` /
+  ``If-Modified-Since`` from the database): the listings' first pages and every article.
 
 Politeness limits are lifted for this local host only, through the benchmark topic's own
 crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
@@ -54,6 +56,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +102,9 @@ def render_site(n_articles: int, per_page: int) -> tuple[dict[str, Page], Manife
     """Generate the fixture site, fetch each of its pages once, and keep them in memory."""
     from fixture_site import FixtureSite
 
-    site = FixtureSite.generate(n_articles, per_page=per_page)
+    # A live site: the newest article published minutes ago, one every 17 minutes before it.
+    newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=NEWEST_AGE)
+    site = FixtureSite.generate(n_articles, per_page=per_page, newest=newest)
     try:
         base = site.base_url
         listing_paths = [
@@ -557,9 +562,8 @@ def new_run(url: str, spec: Any | None = None) -> int:
 
 def backdate(url: str, hours: float) -> None:
     """Move every article's first sighting ``hours`` back, as if the first crawl had run that
-    long ago; when they were last checked stays as it is."""
-    from datetime import timedelta
-
+    long ago, and count its age from then (or from earlier, where it already did); when they
+    were last checked stays as it is."""
     from sqlalchemy import select, update
 
     from storage.db import make_engine, session_factory
@@ -568,10 +572,29 @@ def backdate(url: str, hours: float) -> None:
     engine = make_engine(url)
     try:
         with session_factory(engine).begin() as session:
-            rows = session.execute(select(Article.id, Article.first_seen)).all()
+            rows = session.execute(select(Article.id, Article.first_seen, Article.age_from)).all()
+            moved = []
+            for i, seen, age_from in rows:
+                earlier = seen - timedelta(hours=hours)
+                moved.append({"id": i, "first_seen": earlier, "age_from": min(earlier, age_from)})
+            session.execute(update(Article), moved)
+    finally:
+        engine.dispose()
+
+
+def make_young(url: str, minutes: float) -> None:
+    """Count every article's age from ``minutes`` ago, as if each had been published then:
+    the age table then has every one re-checked on every run."""
+    from sqlalchemy import update
+
+    from storage.db import make_engine, session_factory
+    from storage.models import Article
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
             session.execute(
-                update(Article),
-                [{"id": i, "first_seen": seen - timedelta(hours=hours)} for i, seen in rows],
+                update(Article).values(age_from=datetime.now(UTC) - timedelta(minutes=minutes))
             )
     finally:
         engine.dispose()
@@ -603,8 +626,10 @@ def forget(url: str, count: int) -> None:
 # -- the benchmark -------------------------------------------------------------------------------
 
 STEADY_READS = 10
+NEWEST_AGE = 5  # minutes since the site's newest article was published
 RECHECKS = {
-    "all": "re-check, every article due (first seen < 1 h ago)",
+    "after": f"re-check right after it (one article every 17 min, newest {NEWEST_AGE} min ago)",
+    "all": "re-check, every article due (all made < 1 h old)",
     "steady": "re-check, steady state (first seen 2 h ago, checked < 1 h ago)",
     "steady-read": f"the same, with {STEADY_READS} of those pages to read again",
 }
@@ -615,7 +640,7 @@ class Results:
     bare: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # (database, workers) -> first crawls
     full: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
-    # (database, "all" | "steady") -> (first crawl, re-check, rows the re-check wrote)
+    # (database, a key of RECHECKS) -> (first crawl, re-check, rows the re-check wrote)
     recheck: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any], Rows]]] = field(
         default_factory=dict
     )
@@ -689,7 +714,9 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
                         )
                         results.bare_recheck.setdefault(kind, []).append(bare_again)
                         for scenario in RECHECKS:
-                            if scenario == "steady":
+                            if scenario == "all":
+                                make_young(url, minutes=30)
+                            elif scenario == "steady":
                                 backdate(url, hours=2)
                             elif scenario == "steady-read":
                                 forget(url, STEADY_READS)

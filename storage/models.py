@@ -112,6 +112,9 @@ class Article(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000), unique=True)
     first_seen: Mapped[datetime]
+    # Whether the article is young enough to be re-checked on every run counts from here:
+    # when it was first seen, or the publication time its page states when that is earlier.
+    age_from: Mapped[datetime]
     last_seen_on_listing: Mapped[datetime | None]
     last_checked: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="live")

@@ -17,6 +17,7 @@ transaction that lost a deadlock or a unique-key race is retried.
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import json
 import logging
@@ -238,6 +239,32 @@ def _now(now: datetime | None = None) -> datetime:
             "(e.g. datetime.now(UTC))."
         )
     return now
+
+
+# A time a page states without a zone is read as the latest it can mean: in the
+# westernmost zone (UTC-12), at the end of its day when it is a date alone.
+_LATEST_OFFSET = timedelta(hours=12)
+
+
+def _stated_moment(text: str | None) -> datetime | None:
+    """The moment a page's stated publication time means (ISO 8601, as extraction mostly
+    leaves it, or an e-mail style date), at its latest where it leaves its zone or time of
+    day open; None when it is neither."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        if len(text) <= len("2025-10-03"):
+            moment += timedelta(days=1)
+        return moment.replace(tzinfo=UTC) + _LATEST_OFFSET
+    return moment.astimezone(UTC)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -608,6 +635,7 @@ def note_listing(
                 {
                     "url": url,
                     "first_seen": moment,
+                    "age_from": moment,
                     "last_seen_on_listing": moment,
                     "status": "live",
                     "current_version": 0,
@@ -685,8 +713,10 @@ def recheck_candidates(
     """The topic's articles that are off its listing now but due for a re-check (newest
     first).
 
-    By the article's age (since first seen): under an hour, every run; under a day, when
-    last checked over an hour ago; under ``recheck_for`` seconds, when last checked over
+    By the article's age since it was first seen: under an hour, every run, unless its page
+    states that it was published over an hour ago (``age_from``: news of the last hour is
+    what editors still change; a backlog found when a topic is added is not); under a day,
+    when last checked over an hour ago; under ``recheck_for`` seconds, when last checked over
     six hours ago; older, never. ``exclude`` are the URLs the run reads anyway.
     """
     window_start = now - timedelta(seconds=recheck_for)
@@ -702,7 +732,7 @@ def recheck_candidates(
         .where(
             Article.first_seen >= window_start,
             or_(
-                Article.first_seen >= now - RECHECK_ALWAYS,
+                Article.age_from >= now - RECHECK_ALWAYS,
                 and_(Article.first_seen >= now - RECHECK_RECENT, stale(RECHECK_RECENT_EVERY)),
                 stale(RECHECK_OLDER_EVERY),
             ),
@@ -750,6 +780,7 @@ class _Stored:
     etag: str | None
     last_modified: str | None
     raw_sha256: str | None
+    age_from: datetime
     fingerprint: str = ""
     field_hashes: dict[str, str] = field(default_factory=dict)
     title: str = ""
@@ -790,7 +821,13 @@ def _load_stored(
         session.execute(
             _insert(session, Article).on_conflict_do_nothing(index_elements=[Article.url]),
             [
-                {"url": url, "first_seen": now, "status": "live", "current_version": 0}
+                {
+                    "url": url,
+                    "first_seen": now,
+                    "age_from": now,
+                    "status": "live",
+                    "current_version": 0,
+                }
                 for url in page_urls
             ],
         )
@@ -805,6 +842,7 @@ def _load_stored(
                 Article.etag,
                 Article.last_modified,
                 Article.raw_sha256,
+                Article.age_from,
             )
             .where(Article.url.in_(chunk))
             .order_by(Article.url)
@@ -943,6 +981,9 @@ def _decide(
         article.etag = outcome.etag
         article.last_modified = outcome.last_modified
         article.raw_sha256 = outcome.raw_sha256
+        stated = _stated_moment(outcome.published)
+        if stated is not None and stated < article.age_from:
+            article.age_from = stated
         observed = Page(outcome.fingerprint, dict(outcome.field_hashes))
     elif isinstance(outcome, PageNotModified):
         if outcome.etag is not None:
@@ -1109,6 +1150,7 @@ def _record(
                     "etag": article.etag,
                     "last_modified": article.last_modified,
                     "raw_sha256": article.raw_sha256,
+                    "age_from": article.age_from,
                     "status": article.status,
                     "current_version": article.current_version,
                 }

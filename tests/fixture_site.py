@@ -2416,14 +2416,16 @@ class FixtureSite:
         per_page: int = 20,
         seed: int = 0,
         multipage_every: int = 25,
+        newest: datetime | None = None,
         **kwargs: Any,
     ) -> FixtureSite:
         """A large deterministic site for benchmarks: ``n_articles`` articles of ~500–900 words.
 
         Article ``i`` is listed on ``topics[i % len(topics)]`` (every seventh on a second topic
-        too), newest first; every ``multipage_every``-th article has two pages; URL shapes
-        alternate. ``kwargs`` go to the constructor; a ``state_file`` is overwritten with this
-        state.
+        too), newest first, published 17 minutes after the one before, the newest at
+        ``newest`` (by default 3 October 2025, 18:00 WIB); every ``multipage_every``-th
+        article has two pages; URL shapes alternate. ``kwargs`` go to the constructor; a
+        ``state_file`` is overwritten with this state.
         """
         state_file = kwargs.pop("state_file", None)
         site = cls(**{**kwargs, "start": False})
@@ -2431,7 +2433,7 @@ class FixtureSite:
             layout = "lsi" if slug == LSI_TOPIC else "p2030"
             title = REFERENCE_TOPIC_TITLE if slug == REFERENCE_TOPIC else None
             site.add_topic(slug, title, layout=layout, per_page=per_page)
-        newest = datetime(2025, 10, 3, 18, 0, tzinfo=WIB)
+        newest = newest or datetime(2025, 10, 3, 18, 0, tzinfo=WIB)
         rng = random.Random(f"generate:{seed}")
         with site._lock:
             state = site._state

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,8 +22,19 @@ from storage.db import (
     head_revision,
     make_engine,
     schema_status,
+    upgrade,
 )
-from storage.models import Alert, Article, ArticleVersion, Base, Change, CrawlRun, Topic
+from storage.db import session_factory as sessions_on
+from storage.models import (
+    Alert,
+    Article,
+    ArticleVersion,
+    Base,
+    Change,
+    CrawlRun,
+    Topic,
+    UTCDateTime,
+)
 from storage.repository import (
     ChangeRecord,
     Observation,
@@ -66,6 +77,7 @@ def spec(name: str = "ukraina", alert_to: tuple[str, ...] = ("desk@example.org",
 def observation(
     url: str = URL, title: str = "Judul A", body: str = "Isi A", **kw: Any
 ) -> Observation:
+    published = kw.pop("published", "2026-11-26T09:00:00+07:00")
     fields = {
         "title": title,
         "lead": kw.pop("lead", ""),
@@ -81,7 +93,7 @@ def observation(
         body=body,
         lead=fields["lead"],
         authors=tuple(fields["authors"].split("|")),
-        published="2026-11-26T09:00:00+07:00",
+        published=published,
         modified=None,
         fingerprint=digest,
         field_hashes=hashes,
@@ -413,7 +425,8 @@ def test_note_listing_reports_what_the_topic_knows(session_factory: sessionmaker
 def test_recheck_candidates_follow_the_age_table(session_factory: sessionmaker[Session]) -> None:
     topic_id, other_id = add_topic(session_factory, spec("first"), spec("other"))
     week = 7 * 86400.0
-    # name: (age since first seen, time since last checked or None)
+    # name: (age since first seen, time since last checked or None); the pages state no
+    # publication time.
     cases = {
         "fresh-just-checked": (timedelta(minutes=30), timedelta(0)),
         "hours-checked-recently": (timedelta(hours=5), timedelta(minutes=30)),
@@ -432,7 +445,7 @@ def test_recheck_candidates_follow_the_age_table(session_factory: sessionmaker[S
                 session_factory,
                 topic_id=topic_id,
                 run_id=None,
-                observation=observation(url),
+                observation=observation(url, published=None),
                 now=NOW - since_checked,
             )
     note_listing(session_factory, other_id, ["https://news.example.org/a/elsewhere"], NOW)
@@ -450,6 +463,80 @@ def test_recheck_candidates_follow_the_age_table(session_factory: sessionmaker[S
     due_hour = recheck_candidates(session_factory, topic_id, NOW, 3600.0, exclude=())
     assert [k.url.rsplit("/", 1)[1] for k in due_hour] == ["still-listed", "fresh-just-checked"]
     assert (due[1].current_version, due[2].current_version) == (1, 0)
+
+
+def test_an_article_whose_page_dates_it_over_an_hour_back_is_not_rechecked_every_run(
+    session_factory: sessionmaker[Session],
+) -> None:
+    (topic_id,) = add_topic(session_factory, spec("first"))
+    seen, checked = NOW - timedelta(minutes=40), NOW - timedelta(minutes=30)
+    # name: what the page states as its publication time. Each was first seen 40 minutes
+    # ago and checked 30 minutes ago: by that alone, every one is under an hour old and due.
+    cases = {
+        "stated-days-ago": "2026-11-23T08:00:00+07:00",
+        "stated-days-ago-mail-style": "Mon, 23 Nov 2026 08:00:00 +0700",
+        "stated-date-alone": "2026-11-23",  # at its latest: 2026-11-24 12:00 UTC
+        "stated-without-zone": "2026-11-26T09:00:00",  # at its latest: 21:00 UTC, later
+        "stated-in-the-future": "2026-11-26T16:00:00+02:00",  # a wrong zone, most likely
+        "stated-minutes-ago": "2026-11-26T16:55:00+07:00",  # 09:55 UTC, after first seen
+        "stated-in-words": "kemarin sore",
+        "states-nothing": None,
+    }
+    for name, published in cases.items():
+        url = f"https://news.example.org/a/{name}"
+        note_listing(session_factory, topic_id, [url], seen)
+        record_page(
+            session_factory,
+            topic_id=topic_id,
+            run_id=None,
+            observation=observation(url, published=published),
+            now=checked,
+        )
+    week = 7 * 86400.0
+    due = recheck_candidates(session_factory, topic_id, NOW, week, exclude=())
+    young = ["stated-in-the-future", "stated-in-words", "stated-minutes-ago"]
+    young += ["stated-without-zone", "states-nothing"]
+    assert sorted(k.url.rsplit("/", 1)[1] for k in due) == young
+    # The others are re-checked as any article first seen that day: hourly.
+    later = recheck_candidates(session_factory, topic_id, NOW + timedelta(hours=1), week, ())
+    assert len(later) == len(cases)
+    # A later reading that states a later time does not make an article younger again.
+    old = "https://news.example.org/a/stated-days-ago"
+    record_page(
+        session_factory,
+        topic_id=topic_id,
+        run_id=None,
+        observation=observation(old, body="Isi B", published="2026-11-26T16:59:00+07:00"),
+        now=NOW,
+    )
+    again = recheck_candidates(session_factory, topic_id, NOW + timedelta(minutes=10), week, ())
+    assert old not in {k.url for k in again}
+    assert len(again) == len(young)
+
+
+def test_upgrading_a_database_counts_stored_articles_from_their_first_sighting(
+    db_url: str,
+) -> None:
+    upgrade(db_url, "0001")
+    engine = make_engine(db_url)
+    try:
+        articles = table(
+            "articles",
+            column("url"),
+            column("first_seen", UTCDateTime()),
+            column("status"),
+            column("current_version"),
+        )
+        with engine.begin() as connection:
+            connection.execute(
+                insert(articles),
+                {"url": URL, "first_seen": NOW, "status": "live", "current_version": 0},
+            )
+        upgrade(db_url)
+        stored = article(sessions_on(engine), URL)
+        assert (stored.first_seen, stored.age_from) == (NOW, NOW)
+    finally:
+        engine.dispose()
 
 
 # -- runs and topics -----------------------------------------------------------------------------
