@@ -790,7 +790,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
     header = (
-        f"{'pass':<76}{'seconds':>8}{'speed-up':>9}{'requests':>9}{'304s':>6}"
+        f"{'pass':<80}{'seconds':>8}{'speed-up':>9}{'requests':>9}{'304s':>6}"
         f"{'bytes/1st':>10}{'read':>6}{'CPU s':>7}"
         f"{'new versions':>13}{'new changes':>12}{'new alerts':>11}"
     )
@@ -804,7 +804,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         speedup = median([f["elapsed"] / r["elapsed"] for f, r in pairs])
         byte_ratio = median([r["bytes"] / f["bytes"] for f, r in pairs])
         print(
-            f"{kind + ', ' + RECHECKS[scenario]:<76}"
+            f"{kind + ', ' + RECHECKS[scenario]:<80}"
             f"{median([r['elapsed'] for r in again]):>8.2f}"
             f"{speedup:>8.1f}x"
             f"{median([r['responses'] for r in again]):>9.0f}"
