@@ -260,11 +260,14 @@ def _stated_moment(text: str | None) -> datetime | None:
             moment = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError):
             return None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        if len(text) <= len("2025-10-03"):
-            moment += timedelta(days=1)
-        return moment.replace(tzinfo=UTC) + _LATEST_OFFSET
-    return moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            if len(text) <= len("2025-10-03"):
+                moment += timedelta(days=1)
+            return moment.replace(tzinfo=UTC) + _LATEST_OFFSET
+        return moment.astimezone(UTC)
+    except OverflowError:  # at the very ends of the calendar: no real publication time
+        return None
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

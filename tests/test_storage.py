@@ -480,6 +480,8 @@ def test_an_article_whose_page_dates_it_over_an_hour_back_is_not_rechecked_every
         "stated-in-the-future": "2026-11-26T16:00:00+02:00",  # a wrong zone, most likely
         "stated-minutes-ago": "2026-11-26T16:55:00+07:00",  # 09:55 UTC, after first seen
         "stated-in-words": "kemarin sore",
+        "stated-at-the-end-of-time": "9999-12-31",
+        "stated-at-the-start-of-time": "0001-01-01T00:00:00+14:00",
         "states-nothing": None,
     }
     for name, published in cases.items():
@@ -494,8 +496,8 @@ def test_an_article_whose_page_dates_it_over_an_hour_back_is_not_rechecked_every
         )
     week = 7 * 86400.0
     due = recheck_candidates(session_factory, topic_id, NOW, week, exclude=())
-    young = ["stated-in-the-future", "stated-in-words", "stated-minutes-ago"]
-    young += ["stated-without-zone", "states-nothing"]
+    young = ["stated-at-the-end-of-time", "stated-at-the-start-of-time", "stated-in-the-future"]
+    young += ["stated-in-words", "stated-minutes-ago", "stated-without-zone", "states-nothing"]
     assert sorted(k.url.rsplit("/", 1)[1] for k in due) == young
     # The others are re-checked as any article first seen that day: hourly.
     later = recheck_candidates(session_factory, topic_id, NOW + timedelta(hours=1), week, ())
