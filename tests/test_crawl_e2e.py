@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,8 @@ def test_reference_topic_through_its_life(site: FixtureSite, crawl: Crawl) -> No
 
     # 2. Nothing changed: no changes, no versions; the articles of the listing's first page
     # answered 304. With nothing new there, its second page is not fetched, and the articles
-    # on it, whose pages date them to weeks ago, were checked minutes ago: they are
-    # re-checked hourly, not on every run (news of the last hour would be).
+    # on it, whose pages say they were published long ago, were checked moments ago: they
+    # are re-checked hourly, not on every run (news of the last hour would be).
     first_page = site.listed_on_page(REFERENCE_TOPIC, 1)
     assert 0 < len(first_page) < len(listed)
     site.clear_requests()
@@ -239,6 +240,34 @@ def test_reference_topic_through_its_life(site: FixtureSite, crawl: Crawl) -> No
     with crawl.sessions() as session:
         statuses = set(session.scalars(select(Article.status)))
     assert statuses == {"live"}
+
+
+def test_news_of_the_last_hour_is_rechecked_on_every_run_and_older_news_is_not(
+    site: FixtureSite, crawl: Crawl
+) -> None:
+    crawl.run()  # the listing's articles, published in October 2025
+    fresh = site.add_article(
+        "Gencatan Senjata Diumumkan Sore Ini",
+        published=datetime.now(UTC) - timedelta(minutes=5),
+        topics=[REFERENCE_TOPIC],
+    )
+    _, changes, _ = crawl.run()
+    assert [c.kind for c in changes] == ["new"]
+    # It leaves the listing; the listing's first page has nothing new, so its second page,
+    # with older articles, is not fetched either.
+    site.remove_from_listing(REFERENCE_TOPIC, fresh.id)
+    beyond_first_page = set(site.listing_ids(REFERENCE_TOPIC)) - set(
+        site.listed_on_page(REFERENCE_TOPIC, 1)
+    )
+    assert beyond_first_page
+    site.clear_requests()
+    run, changes, _ = crawl.run()
+    assert changes == []
+    asked_again = {r.path for r in site.requests}
+    assert site.article_path(fresh.id) in asked_again
+    assert not asked_again & {site.article_path(i) for i in beyond_first_page}
+    first_page = len(site.listed_on_page(REFERENCE_TOPIC, 1))
+    assert run.articles_not_modified + run.articles_unchanged == first_page + 1
 
 
 def test_redirect_to_home_is_a_removal(site: FixtureSite, crawl: Crawl) -> None:
