@@ -1,5 +1,10 @@
 """The item pipeline that records each article outcome in the database.
 
+The spider hands its outcomes to the pipeline directly (:meth:`StoragePipeline.take`) rather
+than as Scrapy items: the item machinery (spider middleware output, item signals, a Deferred
+for each item) costs a fast crawl more than the hand-over itself. Items that do come through
+Scrapy (outcomes of a spider run without the pipeline's hand-over) are recorded the same way.
+
 Outcomes are written in batches (:mod:`crawler.recording`), so the crawl goes on fetching
 and reading pages while the database works: in the run's database thread (see
 :meth:`crawler.spiders.topic.TopicSpider.in_database`), or, with the setting
@@ -42,7 +47,7 @@ change_logger = logging.getLogger("topicwatch.change")
 
 WRITE_BATCH = 100
 WRITE_DELAY = 0.5
-# Batches handed to the writer and not yet written; past this, new items wait for it.
+# Batches handed to the writer and not yet written; past this, new outcomes wait for it.
 MAX_BATCHES_IN_FLIGHT = 4
 
 
@@ -98,6 +103,7 @@ class StoragePipeline:
         self.spider.count(key)
 
     def open_spider(self) -> None:
+        self.spider.recorder = self
         forked = self.spider.forked_writer
         if forked is not None:
             self.spider.forked_writer = None
@@ -107,9 +113,18 @@ class StoragePipeline:
                 forked.discard()
 
     async def process_item(self, item: Any) -> Any:
-        outcome = self.outcome_of(item)
-        if outcome is None:
-            return item
+        if isinstance(item, Observation | PageNotModified | PageGone):
+            await self.take(item)
+        return item
+
+    async def take(self, outcome: Outcome) -> None:
+        """Record ``outcome`` with the next batch (counted as seen); waits only while too
+        many batches are on their way to the database. The spider hands its outcomes here
+        directly (:meth:`crawler.spiders.topic.TopicSpider.parse_article`)."""
+        self.count("articles_seen")
+        if isinstance(outcome, PageNotModified):
+            # A removed article answering 304 again is back: that is a change too.
+            self.count("articles_not_modified")
         self.pending.append(outcome)
         if len(self.pending) >= self.batch_size:
             self.flush()
@@ -117,7 +132,6 @@ class StoragePipeline:
             self.timer = asyncio.get_running_loop().call_later(self.batch_delay, self.flush)
         while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
             await asyncio.wait([self.in_flight[0]])
-        return item
 
     async def close_spider(self) -> None:
         self.flush()
@@ -132,16 +146,6 @@ class StoragePipeline:
                 with contextlib.suppress(Exception):
                     await writer.run("close")
             await writer.close()
-
-    def outcome_of(self, item: Any) -> Outcome | None:
-        """The spider's item as an outcome to record (counted as seen), or None."""
-        if not isinstance(item, Observation | PageNotModified | PageGone):
-            return None
-        self.count("articles_seen")
-        if isinstance(item, PageNotModified):
-            # A removed article answering 304 again is back: that is a change too.
-            self.count("articles_not_modified")
-        return item
 
     def flush(self) -> None:
         """Hand the pending outcomes to the writer as one batch."""

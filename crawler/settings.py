@@ -41,9 +41,9 @@ def scrapy_settings(spec: TopicSpec, database_url: str, **overrides: Any) -> dic
         "LOG_ENABLED": True,
         "LOG_LEVEL": "INFO",
         "LOGSTATS_INTERVAL": 0,
-        # A callback yields one item (an article outcome) or one listing's requests, and the
-        # pipeline hands items to its writer without waiting; Scrapy's default of 100
-        # parallel slots per response only costs 101 asyncio tasks for every response.
+        # A callback gives at most one item (article outcomes go to the pipeline directly)
+        # or one listing's requests; Scrapy's default of 100 parallel slots per response
+        # only costs 101 asyncio tasks for every response.
         "CONCURRENT_ITEMS": 1,
         "ITEM_PIPELINES": {"crawler.pipelines.StoragePipeline": 300},
         "TOPICWATCH_DATABASE_URL": database_url,

@@ -1,8 +1,9 @@
-"""The topic spider: listing pages → article links → article pages → items for storage.
+"""The topic spider: listing pages → article links → article pages → outcomes for storage.
 
 One spider instance is one crawl run of one topic. It reads what it needs from the database
-(the topic's known articles and their validators) and hands every outcome to the storage
-pipeline as an item; failures are kept in ``self.failures`` with the URL and a reason.
+(the topic's known articles and their validators) and hands every article's outcome to the
+storage pipeline (:class:`crawler.pipelines.StoragePipeline`, straight from the callback);
+failures are kept in ``self.failures`` with the URL and a reason.
 
 Every database call of the run goes through one thread of its own (``in_database``): the
 event loop never waits for the database, the crawl's own writes never wait for each other,
@@ -66,11 +67,11 @@ from crawler.reading import Reading, read_page
 from crawler.urls import canonical_url
 from storage import repository
 from storage.db import make_engine, session_factory
-from storage.repository import KnownArticle, Observation, PageGone, PageNotModified
+from storage.repository import KnownArticle, Observation, Outcome, PageGone, PageNotModified
 from storage.spec import TopicSpec
 
 if TYPE_CHECKING:
-    from crawler.pipelines import WriterProcess
+    from crawler.pipelines import StoragePipeline, WriterProcess
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class TopicSpider(scrapy.Spider):
     retired_readers: tuple[ReaderPool, ...] = ()
     readers_starting: asyncio.Task[None] | None = None
     forked_writer: WriterProcess | None = None
+    recorder: StoragePipeline | None = None  # set by the pipeline when the spider opens
 
     def __init__(
         self,
@@ -331,33 +333,47 @@ class TopicSpider(scrapy.Spider):
 
     # -- articles --------------------------------------------------------------------------
 
-    async def parse_article(self, response: Response) -> AsyncIterator[Any]:
+    async def parse_article(self, response: Response) -> list[Any]:
+        """An article page's outcome goes straight to the storage pipeline
+        (:meth:`crawler.pipelines.StoragePipeline.take`), not through Scrapy's item
+        machinery, which costs a fast crawl more than the hand-over itself: Scrapy waits for
+        this callback either way, so the run ends only once every outcome is handed over.
+        Without the pipeline (Scrapy settings of one's own), the outcome is returned as an
+        item."""
+        result = await self.article_outcome(response)
+        if result is None:
+            return []
+        if isinstance(result, scrapy.Request) or self.recorder is None:
+            return [result]
+        await self.recorder.take(result)
+        return []
+
+    async def article_outcome(self, response: Response) -> Outcome | scrapy.Request | None:
+        """What an article page gave: its outcome to record; the request for the view of
+        the whole article when the page shows only part of it; or None when it failed (the
+        failure is noted)."""
         url: str = response.meta["topicwatch_url"]
         known: KnownArticle | None = response.meta["topicwatch_known"]
         self.count("article_responses")
         if response.status == 304:
-            yield PageNotModified(url=url)
-            return
+            return PageNotModified(url=url)
         if response.status in (404, 410):
-            yield PageGone(url=url)
-            return
+            return PageGone(url=url)
         if response.meta.get("redirect_urls") and self.is_home_or_listing(response.url):
-            yield PageGone(url=url)
-            return
+            return PageGone(url=url)
         content_type = (header(response, "Content-Type") or "").lower()
         if not isinstance(response, TextResponse) or not any(t in content_type for t in HTML_TYPES):
             self.fail(url, f"not a web page (Content-Type {content_type or 'missing'})")
-            return
+            return None
         first_page: Response = response.meta.get("topicwatch_first_page", response)
         raw_sha = hashlib.sha256(first_page.body).hexdigest()
         if known is not None and known.status == "live" and known.raw_sha256 == raw_sha:
             self.count("identical_bodies")
-            yield PageNotModified(
+            return PageNotModified(
                 url=url,
                 etag=header(first_page, "ETag"),
                 last_modified=header(first_page, "Last-Modified"),
             )
-            return
         profile = self.profile_of(url)
         first = "topicwatch_first_page" not in response.meta
         reading = await self.read(response, profile, find_whole=first, requested=url)
@@ -368,23 +384,22 @@ class TopicSpider(scrapy.Spider):
             meta = {k: v for k, v in response.meta.items() if k.startswith("topicwatch_")}
             meta["handle_httpstatus_list"] = response.meta["handle_httpstatus_list"]
             meta["topicwatch_first_page"] = response
-            yield response.request.replace(  # type: ignore[union-attr]
+            return response.request.replace(  # type: ignore[union-attr]
                 url=reading.whole_url, headers={}, meta=meta, dont_filter=True
             )
-            return
         article, fingerprinted = reading.article, reading.fingerprint
         if article is None:
             if not response.body.strip():
                 self.count("empty_body")
             self.fail(url, reading.error or "the page could not be read")
-            return
+            return None
         if fingerprinted is None:
             self.count("empty_body")
             self.fail(url, "the page has no article text (empty body)")
-            return
+            return None
         identity = reading.identity or url
         raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
-        yield Observation(
+        return Observation(
             url=identity,
             title=article.title,
             body=article.body,
