@@ -734,14 +734,15 @@ def _name_words(classes: str, identifier: str) -> frozenset[str]:
     return frozenset(part for name in _words_of_names(classes, identifier) for part in name)
 
 
+@lru_cache(maxsize=4096)
 def _named_like_lead(classes: str, identifier: str) -> bool:
     """Whether class names and id say standfirst (and not a media block's caption)."""
     words = _name_words(classes, identifier)
     return bool(words & _LEAD_WORDS) and not words & _LEAD_MEDIA_WORDS
 
 
-_NAMED = lxml.etree.XPath("descendant-or-self::*[@class or @id]")
 _NAMED_BELOW = lxml.etree.XPath("descendant::*[@class or @id]")
+_NAMED_AFTER = lxml.etree.XPath("following-sibling::*/descendant-or-self::*[@class or @id]")
 
 
 def _named_after(
@@ -753,8 +754,7 @@ def _named_after(
     yield from _NAMED_BELOW(headline)
     node = headline
     while node is not scope and node is not None:
-        for sibling in node.itersiblings(lxml.etree.Element):
-            yield from _NAMED(sibling)
+        yield from _NAMED_AFTER(node)  # in document order: one query for all its siblings
         node = node.getparent()
 
 
@@ -771,9 +771,9 @@ def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
         return ""
     noise: set[lxml.html.HtmlElement] | None = None
     for element in _named_after(headline, scope):
-        if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
-            continue
         if not _named_like_lead(element.get("class") or "", element.get("id") or ""):
+            continue
+        if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
             continue
         if noise is None:
             noise = set(_select_any(body, profile.noise_selectors))
