@@ -2,7 +2,7 @@
 
 The spider hands its outcomes to the pipeline directly (:meth:`StoragePipeline.take`) rather
 than as Scrapy items: the item machinery (spider-middleware output, item signals, a Deferred
-for each item) is work the crawl process does for every page, about 4 % of its CPU in a fast
+for each item) is work the crawl process does for every page, 3–4 % of its CPU in a fast
 crawl. An outcome that does come as an item (:meth:`StoragePipeline.process_item`) is
 recorded the same way.
 
