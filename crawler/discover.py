@@ -23,6 +23,7 @@ import lxml.etree
 import lxml.html
 from w3lib.encoding import html_to_unicode
 
+from crawler.extract import html_parser
 from crawler.profiles import SiteProfile, compiled_selector
 from crawler.urls import canonical_url, is_article_url, may_turn_page, same_site
 
@@ -369,7 +370,7 @@ def _parse_html(body: bytes, content_type: str | None) -> Any:
     if not text.strip():
         return None
     try:
-        return lxml.html.document_fromstring(text)
+        return lxml.html.document_fromstring(text, parser=html_parser())
     except (lxml.etree.ParserError, ValueError):
         return None
 
