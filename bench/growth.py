@@ -4,9 +4,11 @@
                                      [--samples 200] [--topics 1000] [--idle 60]
                                      [--skip-record] [--skip-schedule]
 
-**Recording.** A fresh database is filled, by bulk inserts, with articles as a crawl leaves
-them: each with its topic link, one version (a body of realistic length), its ``new`` change
-and one sent alert, first seen over the last 30 days. At each size the repository's public
+**Recording.** A fresh database for each size is filled, by bulk inserts, with articles as a
+crawl leaves them: each with its topic link, one version (a body of realistic length), its
+``new`` change and one sent alert, first seen over the last 30 days. The sizes are timed side
+by side, taking turns in ten rounds, so that the machine's drift in speed falls on all of them
+alike. At each size the repository's public
 functions are timed on a sample of articles: ``record_page`` (one transaction each) for a new
 URL, for a stored article whose content is unchanged, and for one whose content changed (a new
 version, an ``updated`` change and its alert); and ``record_outcomes`` with batches of 100
@@ -36,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -325,16 +327,42 @@ class Statements:
         return found
 
 
-def timed(calls: list[Callable[[], Any]], per_call: int = 1) -> float:
-    """Median milliseconds per observation over ``calls`` (each records ``per_call``); the
-    first tenth (at least one call) warms caches up and is not counted."""
-    durations = []
-    for call in calls:
-        started = time.perf_counter()
-        call()
-        durations.append((time.perf_counter() - started) * 1000 / per_call)
-    warm = max(1, len(durations) // 10) if len(durations) > 2 else 0
-    return statistics.median(durations[warm:])
+Plan = dict[str, tuple[list[Callable[[], Any]], int]]  # figure -> (calls, observations each)
+ROUNDS = 10
+
+
+def timed_side_by_side(plans: list[Plan], rounds: int = ROUNDS) -> list[dict[str, float]]:
+    """Median milliseconds per observation of each plan's calls (one plan a size). The sizes
+    are timed side by side: each figure's calls are cut into ``rounds`` slices, and the sizes
+    take turns slice by slice (a different one first each round), so that a drift in the
+    machine's speed falls on every size alike. The first tenth of each list (at least one call)
+    warms caches up and is not counted."""
+    results: list[dict[str, float]] = [{} for _ in plans]
+    names = list(dict.fromkeys(name for plan in plans for name in plan))
+    for name in names:
+        present = [i for i, plan in enumerate(plans) if name in plan]
+        slices: dict[int, list[list[Callable[[], Any]]]] = {}
+        for i in present:
+            calls, _per_call = plans[i][name]
+            warm = max(1, len(calls) // 10) if len(calls) > 2 else 0
+            for call in calls[:warm]:
+                call()
+            rest = calls[warm:]
+            slices[i] = [
+                rest[k * len(rest) // rounds : (k + 1) * len(rest) // rounds] for k in range(rounds)
+            ]
+        durations: dict[int, list[float]] = {i: [] for i in present}
+        for k in range(rounds):
+            for i in present[k % len(present) :] + present[: k % len(present)]:
+                per_call = plans[i][name][1]
+                for call in slices[i][k]:
+                    started = time.perf_counter()
+                    call()
+                    durations[i].append((time.perf_counter() - started) * 1000 / per_call)
+        for i in present:
+            if durations[i]:
+                results[i][name] = statistics.median(durations[i])
+    return results
 
 
 @dataclass
@@ -345,9 +373,8 @@ class SizeResult:
     scans: list[str]
 
 
-def measure(
-    sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: Bodies
-) -> dict[str, float]:
+def plan(sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: Bodies) -> Plan:
+    """The calls to time on a database filled to ``filled.size``, by figure."""
     topics, run_id = filled.topic_ids, filled.run_id
     rng = random.Random(filled.size)
     # 304s are recorded in batches of one topic (the first); single pages by each article's own
@@ -373,54 +400,70 @@ def measure(
             sessions, topic_id=topics[0], run_id=run_id, outcomes=outcomes
         )
 
-    figures = {
-        "record_page, new article": timed(
-            [page(observation(base_new + k, bodies), topics[k % TOPICS]) for k in range(samples)]
+    calls: Plan = {
+        "record_page, new article": (
+            [page(observation(base_new + k, bodies), topics[k % TOPICS]) for k in range(samples)],
+            1,
         ),
-        "record_page, unchanged": timed(
-            [page(observation(i, bodies), topics[i % TOPICS]) for i in unchanged]
+        "record_page, unchanged": (
+            [page(observation(i, bodies), topics[i % TOPICS]) for i in unchanged],
+            1,
         ),
-        "record_page, updated": timed(
-            [page(observation(i, bodies, version=2), topics[i % TOPICS]) for i in edited]
+        "record_page, updated": (
+            [page(observation(i, bodies, version=2), topics[i % TOPICS]) for i in edited],
+            1,
         ),
     }
     new_batches = [
         batch([observation(base_new + samples + b * BATCH + k, bodies) for k in range(BATCH)])
         for b in range(max(3, samples // BATCH * 2))
     ]
-    figures["record_outcomes x100, new"] = timed(new_batches, BATCH)
+    calls["record_outcomes x100, new"] = (new_batches, BATCH)
     chunks = [not_modified[k : k + BATCH] for k in range(0, len(not_modified), BATCH)]
     if chunks:
-        figures["record_outcomes x100, 304"] = timed(
-            [batch([PageNotModified(url_of(i)) for i in chunk]) for chunk in chunks], BATCH
+        calls["record_outcomes x100, 304"] = (
+            [batch([PageNotModified(url_of(i)) for i in chunk]) for chunk in chunks],
+            BATCH,
         )
-    return figures
+    return calls
 
 
 def run_record(args: argparse.Namespace, workdir: Path) -> dict[str, list[SizeResult]]:
     bodies = Bodies()
     results: dict[str, list[SizeResult]] = {}
     for kind in args.db:
-        with fresh_database(kind, workdir) as url:
-            engine = make_engine(url)
-            sessions = session_factory(engine)
-            try:
-                filled = prepare(sessions)
-                for size in args.sizes:
-                    seconds = fill(engine, filled, size, bodies)
-                    statements = Statements()
-                    with statements.listening(engine):
-                        figures = measure(sessions, filled, args.samples, bodies)
-                    scans = statements.full_scans(engine)
-                    results.setdefault(kind, []).append(SizeResult(size, seconds, figures, scans))
-                    print(
-                        f"{kind} {size:>7} articles (filled in {seconds:.1f} s): "
-                        + ", ".join(f"{k} {v:.2f} ms" for k, v in figures.items())
-                        + f"; {len(statements.seen)} statements, {len(scans)} full scans",
-                        flush=True,
-                    )
-            finally:
-                engine.dispose()
+        with ExitStack() as stack:
+            # A database of each size, all open at once, so that they can be timed side by side.
+            sized: list[tuple[Engine, Filled, float]] = []
+            for size in args.sizes:
+                engine = make_engine(stack.enter_context(fresh_database(kind, workdir)))
+                stack.callback(engine.dispose)
+                filled = prepare(session_factory(engine))
+                seconds = fill(engine, filled, size, bodies)
+                print(f"{kind} {size:>7} articles filled in {seconds:.1f} s", flush=True)
+                sized.append((engine, filled, seconds))
+            plans = [
+                plan(session_factory(engine), filled, args.samples, bodies)
+                for engine, filled, _ in sized
+            ]
+            seen = [Statements() for _ in sized]
+            with ExitStack() as listening:
+                for statements, (engine, _, _) in zip(seen, sized, strict=True):
+                    listening.enter_context(statements.listening(engine))
+                figures = timed_side_by_side(plans)
+            for statements, (engine, filled, seconds), sized_figures in zip(
+                seen, sized, figures, strict=True
+            ):
+                scans = statements.full_scans(engine)
+                results.setdefault(kind, []).append(
+                    SizeResult(filled.size, seconds, sized_figures, scans)
+                )
+                print(
+                    f"{kind} {filled.size:>7} articles: "
+                    + ", ".join(f"{k} {v:.2f} ms" for k, v in sized_figures.items())
+                    + f"; {len(statements.seen)} statements, {len(scans)} full scans",
+                    flush=True,
+                )
     return results
 
 
