@@ -78,16 +78,16 @@ COUNTER_LINE = re.compile(
 )
 # Both tables as (character, replacement) pairs. str.translate looks every character up in a
 # dict, which costs more than the rest of normalisation on a long body; looking for each
-# character (a fast search) and replacing the few that are there costs a fraction
-# of it, and half of one regex substitution with a function per match. No replacement is a
+# character (a fast search) and replacing the few that are there costs a fraction of it, and
+# less than half of one regex substitution with a function per match. No replacement is a
 # character of the table, so replacing one character after another gives what replacing them
 # all at once would.
-_REPLACEMENTS = {chr(code): "" for code in _ZERO_WIDTH} | {
-    chr(code): str(value) for code, value in _TYPOGRAPHY.items()
-}
-_REPLACEMENT_PAIRS = tuple(_REPLACEMENTS.items())
+_REPLACEMENTS = (
+    *((chr(code), "") for code in _ZERO_WIDTH),
+    *((chr(code), str(value)) for code, value in _TYPOGRAPHY.items()),
+)
 # ASCII text is already in NFKC; of the replacements only these can apply to it.
-_ASCII_REPLACEMENTS = {old: new for old, new in _REPLACEMENTS.items() if old.isascii()}
+_ASCII_REPLACEMENTS = tuple((old, new) for old, new in _REPLACEMENTS if old.isascii())
 # COUNTER_LINE for one line at a time: tried at the line's start only, where with
 # re.MULTILINE the engine tries ``^`` at every character of the text.
 _COUNTER_ALONE = re.compile(COUNTER_LINE.pattern, re.IGNORECASE | re.VERBOSE)
@@ -205,14 +205,12 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     removed, ``ignore_patterns`` (regexes) removed, and
     whitespace collapsed to single spaces.
     """
-    if text.isascii():
-        for old, new in _ASCII_REPLACEMENTS.items():
-            text = text.replace(old, new)
-    else:
+    ascii_only = text.isascii()
+    if not ascii_only:
         text = unicodedata.normalize("NFKC", text)
-        for old, new in _REPLACEMENT_PAIRS:
-            if old in text:
-                text = text.replace(old, new)
+    for old, new in _ASCII_REPLACEMENTS if ascii_only else _REPLACEMENTS:
+        if old in text:
+            text = text.replace(old, new)
     text = "\n".join(" " if _COUNTER_ALONE.match(line) else line for line in text.split("\n"))
     text = _drop_relative_times(text)
     for pattern in compile_patterns(ignore_patterns):
