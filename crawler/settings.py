@@ -48,10 +48,6 @@ def scrapy_settings(spec: TopicSpec, database_url: str, **overrides: Any) -> dic
         "ITEM_PIPELINES": {"crawler.pipelines.StoragePipeline": 300},
         "TOPICWATCH_DATABASE_URL": database_url,
         "TOPICWATCH_STORE_RAW_HTML": crawl.store_raw_html,
-        # Both cores (or more) for a big crawl: pages read in worker processes, outcomes
-        # recorded by a writer process (crawler.spiders.topic, crawler.pipelines).
-        "TOPICWATCH_EXTRACTION_WORKERS": crawl.workers,
-        "TOPICWATCH_WRITER_PROCESS": crawl.workers > 0,
     }
     settings.update(overrides)
     return settings

@@ -2,8 +2,9 @@
 
     .venv/bin/python docs/make_configuration_reference.py
 
-Every key is described once, in ``scheduler.config.CONFIG_KEYS``; the loader accepts exactly
-those keys. tests/test_config_reference.py fails when this file is not current.
+Every key is declared once, as a field of the dataclass its section becomes; the loader
+accepts exactly those keys, and ``scheduler.config.CONFIG_KEYS`` lists them for this page.
+tests/test_config_reference.py fails when this file is not current.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from scheduler.config import (
     DEFAULT_PATH,
     Config,
     ConfigError,
-    UnknownTopic,
+    TopicNotConfigured,
     load_config,
     parse_duration,
 )
@@ -68,7 +68,7 @@ class CommandError(Exception):
 OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
     CommandError,
     ConfigError,
-    UnknownTopic,
+    TopicNotConfigured,
     repository.UnknownTopic,
     UnknownArticle,
     SchemaOutdated,

@@ -1,8 +1,10 @@
 """The configuration file: one TOML file validated into typed, frozen objects.
 
 The file is found at ``--config``, else ``$TOPICWATCH_CONFIG``, else ``./topicwatch.toml``.
-Every key the file may hold is described once, in :data:`CONFIG_KEYS`; a key that is not
-described there is an error, so a typo is caught at start-up instead of silently ignored.
+Every key the file may hold is declared once, as a field of the dataclass its section becomes
+(:func:`storage.spec.config_key`: type, default, check and documentation line); the loader,
+:data:`CONFIG_KEYS` and ``docs/configuration.md`` are derived from those fields. A key that is
+not declared is an error, so a typo is caught at start-up instead of silently ignored.
 An error names the file, the field and what is expected::
 
     topicwatch.toml: topic[2].every: expected a duration like "15m" or "2h", got "fortnightly"
@@ -19,7 +21,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,13 @@ from sqlalchemy.engine import make_url
 from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
 from storage.db import normalise_url
-from storage.spec import CHANGE_KINDS, CrawlSettings, TopicSpec
+from storage.spec import (
+    CHANGE_KINDS,
+    ConfigKeyRule,
+    CrawlSettings,
+    TopicSpec,
+    config_key,
+)
 
 DEFAULT_PATH = Path("topicwatch.toml")
 CONFIG_ENV = "TOPICWATCH_CONFIG"
@@ -42,8 +50,9 @@ class ConfigError(ValueError):
     """The configuration file is missing, is not valid TOML, or holds a value that is wrong."""
 
 
-class UnknownTopic(LookupError):
-    """A command named a topic that the configuration does not define."""
+class TopicNotConfigured(LookupError):
+    """A command named a topic that the configuration file does not define (whether or not
+    the database knows it: that is ``storage.repository.UnknownTopic``)."""
 
     def __init__(self, name: str, config_path: Path | str, known: Sequence[str]) -> None:
         listed = ", ".join(known) if known else "none"
@@ -52,211 +61,6 @@ class UnknownTopic(LookupError):
         )
         self.name = name
 
-
-@dataclass(frozen=True)
-class ConfigKey:
-    """One key of the configuration file, for validation and for the documentation."""
-
-    path: str  # "crawl.run_timeout"; keys of each [[topic]] table are "topic.NAME"
-    type: str
-    default: str | None  # as written in TOML; None when the key is required or has no default
-    meaning: str
-
-    @property
-    def section(self) -> str:
-        return self.path.split(".", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.path.split(".", 1)[1]
-
-
-CONFIG_KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey(
-        "database.url",
-        "string",
-        '"sqlite:///data/topicwatch.db"',
-        "SQLAlchemy database URL: sqlite:///PATH (a relative path is taken from the config "
-        "file's directory) or postgresql+psycopg://USER@HOST/DB. The environment variable "
-        "TOPICWATCH_DATABASE_URL overrides it.",
-    ),
-    ConfigKey("smtp.host", "string", None, "SMTP server host name. Required in [smtp]."),
-    ConfigKey("smtp.port", "integer", "587", "SMTP server port."),
-    ConfigKey(
-        "smtp.security",
-        "string",
-        '"starttls"',
-        "starttls (upgrade a plain connection), tls (TLS from the start) or none.",
-    ),
-    ConfigKey("smtp.username", "string", None, "User name to log in with; none: no login."),
-    ConfigKey(
-        "smtp.password_env",
-        "string",
-        None,
-        "Name of the environment variable that holds the SMTP password.",
-    ),
-    ConfigKey(
-        "smtp.sender",
-        "string",
-        None,
-        'From address of alert emails, e.g. "topicwatch <alerts@example.org>". Required in [smtp].',
-    ),
-    ConfigKey("smtp.timeout", "duration", '"30s"', "Timeout of each SMTP connection."),
-    ConfigKey(
-        "crawl.user_agent",
-        "string",
-        json.dumps(CrawlSettings().user_agent),
-        "User-Agent of every request; name the service and a contact URL.",
-    ),
-    ConfigKey("crawl.max_concurrent_runs", "integer", "2", "Crawl runs at the same time, at most."),
-    ConfigKey(
-        "crawl.run_timeout",
-        "duration",
-        '"10m"',
-        "Wall-clock limit of one crawl run; a run still going then is killed and recorded "
-        "as timeout.",
-    ),
-    ConfigKey(
-        "crawl.shutdown_grace",
-        "duration",
-        '"30s"',
-        "On SIGTERM/SIGINT, how long running crawls may go on before they are stopped.",
-    ),
-    ConfigKey("crawl.obey_robots", "boolean", "true", "Obey robots.txt (topics can override it)."),
-    ConfigKey("crawl.concurrent_per_domain", "integer", "2", "Concurrent requests to one domain."),
-    ConfigKey("crawl.download_delay", "duration", "0.5", "Delay between requests to one domain."),
-    ConfigKey(
-        "crawl.autothrottle",
-        "boolean",
-        "true",
-        "Adapt the delay to the server's response times (Scrapy AutoThrottle).",
-    ),
-    ConfigKey("crawl.download_timeout", "duration", '"30s"', "Timeout of one request."),
-    ConfigKey(
-        "crawl.download_maxsize", "size", '"10MB"', "Responses larger than this are dropped."
-    ),
-    ConfigKey(
-        "crawl.retry_times", "integer", "2", "Retries of a request that timed out or got a 5xx."
-    ),
-    ConfigKey(
-        "crawl.workers",
-        "integer",
-        "0",
-        "Worker processes that read the pages of one crawl run (extraction, fingerprint, the "
-        "links of its listing pages), plus one that records them in the database; 0 does both "
-        "in the crawl process, which costs least for the few pages of a polite run. Worth it "
-        "for big backlogs and sites that allow fast crawling, one per core. A run forks them "
-        "at its start (ps shows them as tw-reader and tw-writer); where it cannot fork, it "
-        "reads its first 30 pages and records its first 100 outcomes itself, and starts them "
-        "afresh only when it has more.",
-    ),
-    ConfigKey(
-        "crawl.store_raw_html",
-        "boolean",
-        "false",
-        "Keep each version's compressed raw HTML in the database.",
-    ),
-    ConfigKey(
-        "alerts.max_attempts",
-        "integer",
-        "8",
-        "Delivery attempts of an alert before it is marked failed.",
-    ),
-    ConfigKey(
-        "alerts.retry_backoff",
-        "duration",
-        '"1m"',
-        "Wait before the first retry of a failed delivery; it doubles with each attempt.",
-    ),
-    ConfigKey(
-        "alerts.dispatch_every",
-        "duration",
-        '"1m"',
-        "How often the daemon sends pending alerts, besides after each crawl run.",
-    ),
-    ConfigKey("logging.format", "string", '"text"', "Log format on stderr: text or json."),
-    ConfigKey("logging.level", "string", '"INFO"', "Log level: DEBUG, INFO, WARNING or ERROR."),
-    ConfigKey(
-        "topic.name",
-        "string",
-        None,
-        "Unique name of the topic: lowercase letters, digits, '-' and '_', at most 50 "
-        "characters. Required.",
-    ),
-    ConfigKey("topic.title", "string", None, "Human title used in emails; default: the name."),
-    ConfigKey(
-        "topic.sources",
-        "list of URLs",
-        None,
-        "Topic listing pages, RSS/Atom feeds or news sitemaps (http or https). At least one.",
-    ),
-    ConfigKey(
-        "topic.every",
-        "duration",
-        '"15m"',
-        "Interval between crawl runs. Give either every or cron; without both, every 15m.",
-    ),
-    ConfigKey(
-        "topic.cron",
-        "string",
-        None,
-        'Crontab schedule with five fields in UTC, e.g. "*/15 * * * *" (day of week: '
-        "0 is Monday, or use mon-sun).",
-    ),
-    ConfigKey(
-        "topic.jitter",
-        "duration",
-        '"30s"',
-        "Random delay up to this long added to each scheduled run; the default is 30s, or a "
-        "quarter of every when that is shorter.",
-    ),
-    ConfigKey(
-        "topic.max_pages", "integer", "2", "Listing pages followed through pagination, at most."
-    ),
-    ConfigKey(
-        "topic.recheck_for",
-        "duration",
-        '"7d"',
-        "How long articles that left the listing are still re-checked for edits.",
-    ),
-    ConfigKey(
-        "topic.keywords",
-        "list of strings",
-        "[]",
-        "Only articles whose title or text contains one of these words (case-insensitive).",
-    ),
-    ConfigKey(
-        "topic.ignore_patterns",
-        "list of regexes",
-        "[]",
-        "Text matching these regular expressions is ignored when comparing versions.",
-    ),
-    ConfigKey("topic.alert_to", "list of emails", "[]", "Recipients of this topic's alerts."),
-    ConfigKey(
-        "topic.alert_on",
-        "list of strings",
-        '["new", "updated", "removed"]',
-        "Which changes are emailed: new, updated, removed, restored.",
-    ),
-    ConfigKey(
-        "topic.profile",
-        "string",
-        None,
-        "Site profile by name (e.g. tribunnews); default: chosen by the source's host.",
-    ),
-    ConfigKey(
-        "topic.obey_robots",
-        "boolean",
-        None,
-        "Per-topic override of crawl.obey_robots, for sites that gave permission.",
-    ),
-)
-
-SECTIONS = ("database", "smtp", "crawl", "alerts", "logging", "topic")
-_KEYS_BY_SECTION: dict[str, tuple[str, ...]] = {
-    section: tuple(key.name for key in CONFIG_KEYS if key.section == section)
-    for section in SECTIONS
-}
 
 SMTP_SECURITY: tuple[str, ...] = SECURITY_MODES
 LOG_FORMATS = ("text", "json")
@@ -307,6 +111,14 @@ def parse_size(value: object) -> int:
     raise ValueError(f'expected a size like "10MB" or "512KB", got {_show(value)}')
 
 
+def format_size(size: int) -> str:
+    """The shortest exact spelling of ``size`` bytes in the units the file accepts."""
+    for unit in ("GB", "MB", "KB"):
+        if size >= _SIZE_UNITS[unit.lower()] and size % _SIZE_UNITS[unit.lower()] == 0:
+            return f"{size // _SIZE_UNITS[unit.lower()]}{unit}"
+    return f"{size}B"
+
+
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling of ``seconds`` in the units the file accepts."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -338,66 +150,357 @@ def _show(value: object) -> str:
     return repr(value)
 
 
+# -- checks of single values, named in the declarations below --------------------------------
+
+
+def _database_url(url: str) -> str:
+    try:
+        normalise_url(url)
+    except ValueError:
+        raise ValueError(
+            'expected a SQLite or PostgreSQL URL like "sqlite:///data/topicwatch.db" or '
+            f'"postgresql+psycopg://user@host/db", got {_show(url)}'
+        ) from None
+    return url
+
+
+def _port(port: int) -> int:
+    if port > 65535:
+        raise ValueError(f"expected a port number up to 65535, got {port}")
+    return port
+
+
+def _environment_variable(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"expected the name of an environment variable, got {_show(name)}")
+    return name
+
+
+def _sender(sender: str) -> str:
+    try:
+        parse_mailbox(sender)
+    except ValueError:
+        raise ValueError(
+            f'expected an address like "topicwatch <alerts@example.org>", got {_show(sender)}'
+        ) from None
+    return sender
+
+
+def _log_level(level: str) -> str:
+    if level.upper() not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {_show(level.upper())}")
+    return level.upper()
+
+
+def _topic_name(name: str) -> str:
+    if len(name) > 50 or not _TOPIC_NAME.match(name):
+        raise ValueError(
+            "expected lowercase letters, digits, '-' and '_' (at most 50 characters, "
+            f'like "konflik-rusia-ukraina"), got {_show(name)}'
+        )
+    return name
+
+
+def _http_url(source: str) -> str:
+    parts = urlsplit(source)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL, got {_show(source)}")
+    return source
+
+
+def _crontab(cron: str) -> str:
+    try:
+        CronTrigger.from_crontab(cron, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f'expected a crontab schedule like "*/15 * * * *", got {_show(cron)} '
+            f"({_sentence_tail(exc)})"
+        ) from None
+    return cron
+
+
+def _regular_expression(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"expected a regular expression, got {_show(pattern)} ({exc})") from None
+    return pattern
+
+
+def _email_address(address: str) -> str:
+    try:
+        valid = "@" in parse_mailbox(address).addr_spec
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f'expected an email address like "desk@example.org", got {_show(address)}')
+    return address
+
+
+def _profile(name: str) -> str:
+    try:
+        return profile_by_name(name).name
+    except ProfileLookupError:
+        known = ", ".join(profile.name for profile in PROFILES)
+        raise ValueError(f"expected one of {known}, got {_show(name)}") from None
+
+
+# -- the sections of the file: each key declared once ----------------------------------------
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str = "sqlite:///data/topicwatch.db"
+    url: str = config_key(
+        "string",
+        "SQLAlchemy database URL: sqlite:///PATH (a relative path is taken from the config "
+        "file's directory) or postgresql+psycopg://USER@HOST/DB. The environment variable "
+        "TOPICWATCH_DATABASE_URL overrides it.",
+        "sqlite:///data/topicwatch.db",
+        check=_database_url,
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmtpConfig:
-    host: str
-    sender: str
-    port: int = 587
-    security: str = "starttls"
-    username: str | None = None
-    password_env: str | None = None
+    host: str = config_key("string", "SMTP server host name. Required in [smtp].")
+    port: int = config_key("integer", "SMTP server port.", 587, minimum=1, check=_port)
+    security: str = config_key(
+        "string",
+        "starttls (upgrade a plain connection), tls (TLS from the start) or none.",
+        "starttls",
+        choices=SMTP_SECURITY,
+    )
+    username: str | None = config_key("string", "User name to log in with; none: no login.", None)
+    password_env: str | None = config_key(
+        "string",
+        "Name of the environment variable that holds the SMTP password.",
+        None,
+        check=_environment_variable,
+    )
+    sender: str = config_key(
+        "string",
+        'From address of alert emails, e.g. "topicwatch <alerts@example.org>". Required in [smtp].',
+        check=_sender,
+    )
+    timeout: float = config_key("duration", "Timeout of each SMTP connection.", 30.0, positive=True)
+    # Not a key: read from the variable that password_env names.
     password: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
 
 
 @dataclass(frozen=True)
-class CrawlConfig:
-    user_agent: str = CrawlSettings().user_agent
-    max_concurrent_runs: int = 2
-    run_timeout: float = 600.0
-    shutdown_grace: float = 30.0
-    obey_robots: bool = True
-    concurrent_per_domain: int = 2
-    download_delay: float = 0.5
-    autothrottle: bool = True
-    download_timeout: float = 30.0
-    download_maxsize: int = 10 * 1024 * 1024
-    retry_times: int = 2
-    store_raw_html: bool = False
-    workers: int = 0
+class CrawlConfig(CrawlSettings):
+    """The ``[crawl]`` section: what each crawl child needs (:class:`CrawlSettings`), and the
+    daemon's limits on the runs themselves."""
+
+    max_concurrent_runs: int = config_key(
+        "integer", "Crawl runs at the same time, at most.", 2, minimum=1
+    )
+    run_timeout: float = config_key(
+        "duration",
+        "Wall-clock limit of one crawl run; a run still going then is killed and recorded "
+        "as timeout.",
+        600.0,
+        positive=True,
+    )
+    shutdown_grace: float = config_key(
+        "duration",
+        "On SIGTERM/SIGINT, how long running crawls may go on before they are stopped.",
+        30.0,
+    )
 
     def settings(self, *, obey_robots: bool | None = None) -> CrawlSettings:
         """What one crawl child needs of these settings, with a topic's robots override."""
-        return CrawlSettings(
-            user_agent=self.user_agent,
-            obey_robots=self.obey_robots if obey_robots is None else obey_robots,
-            concurrent_per_domain=self.concurrent_per_domain,
-            download_delay=self.download_delay,
-            autothrottle=self.autothrottle,
-            download_timeout=self.download_timeout,
-            download_maxsize=self.download_maxsize,
-            retry_times=self.retry_times,
-            store_raw_html=self.store_raw_html,
-            workers=self.workers,
-        )
+        values = {key.name: getattr(self, key.name) for key in fields(CrawlSettings)}
+        if obey_robots is not None:
+            values["obey_robots"] = obey_robots
+        return CrawlSettings(**values)
 
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    max_attempts: int = 8
-    retry_backoff: float = 60.0
-    dispatch_every: float = 60.0
+    max_attempts: int = config_key(
+        "integer", "Delivery attempts of an alert before it is marked failed.", 8, minimum=1
+    )
+    retry_backoff: float = config_key(
+        "duration",
+        "Wait before the first retry of a failed delivery; it doubles with each attempt.",
+        60.0,
+    )
+    dispatch_every: float = config_key(
+        "duration",
+        "How often the daemon sends pending alerts, besides after each crawl run.",
+        60.0,
+        positive=True,
+    )
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    format: str = "text"
-    level: str = "INFO"
+    format: str = config_key(
+        "string", "Log format on stderr: text or json.", "text", choices=LOG_FORMATS
+    )
+    level: str = config_key(
+        "string", "Log level: DEBUG, INFO, WARNING or ERROR.", "INFO", check=_log_level
+    )
+
+
+_TOPIC_DEFAULTS = {key.name: key.default for key in fields(TopicSpec)}
+_JITTER_AT_MOST = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicTable:
+    """One ``[[topic]]`` table as the file gives it; the loader makes a :class:`TopicSpec` of
+    it, where defaults that depend on other keys are filled in."""
+
+    name: str = config_key(
+        "string",
+        "Unique name of the topic: lowercase letters, digits, '-' and '_', at most 50 "
+        "characters. Required.",
+        check=_topic_name,
+    )
+    title: str | None = config_key("string", "Human title used in emails; default: the name.", None)
+    sources: tuple[str, ...] = config_key(
+        "list of URLs",
+        "Topic listing pages, RSS/Atom feeds or news sitemaps (http or https). At least one.",
+        (),
+        check=_http_url,
+        shown_default="",
+    )
+    every: float = config_key(
+        "duration",
+        "Interval between crawl runs. Give either every or cron; without both, every 15m.",
+        _TOPIC_DEFAULTS["every"],
+        positive=True,
+    )
+    cron: str | None = config_key(
+        "string",
+        'Crontab schedule with five fields in UTC, e.g. "*/15 * * * *" (day of week: '
+        "0 is Monday, or use mon-sun).",
+        None,
+        check=_crontab,
+    )
+    jitter: float | None = config_key(
+        "duration",
+        "Random delay up to this long added to each scheduled run; the default is 30s, or a "
+        "quarter of every when that is shorter.",
+        None,
+        shown_default=json.dumps(format_duration(_JITTER_AT_MOST)),
+    )
+    max_pages: int = config_key(
+        "integer",
+        "Listing pages followed through pagination, at most.",
+        _TOPIC_DEFAULTS["max_pages"],
+        minimum=1,
+    )
+    recheck_for: float = config_key(
+        "duration",
+        "How long articles that left the listing are still re-checked for edits.",
+        _TOPIC_DEFAULTS["recheck_for"],
+    )
+    keywords: tuple[str, ...] = config_key(
+        "list of strings",
+        "Only articles whose title or text contains one of these words (case-insensitive).",
+        _TOPIC_DEFAULTS["keywords"],
+    )
+    ignore_patterns: tuple[str, ...] = config_key(
+        "list of regexes",
+        "Text matching these regular expressions is ignored when comparing versions.",
+        _TOPIC_DEFAULTS["ignore_patterns"],
+        check=_regular_expression,
+    )
+    alert_to: tuple[str, ...] = config_key(
+        "list of emails",
+        "Recipients of this topic's alerts.",
+        _TOPIC_DEFAULTS["alert_to"],
+        check=_email_address,
+    )
+    alert_on: tuple[str, ...] = config_key(
+        "list of strings",
+        "Which changes are emailed: new, updated, removed, restored.",
+        _TOPIC_DEFAULTS["alert_on"],
+        choices=CHANGE_KINDS,
+    )
+    profile: str | None = config_key(
+        "string",
+        "Site profile by name (e.g. tribunnews); default: chosen by the source's host.",
+        None,
+        check=_profile,
+    )
+    obey_robots: bool | None = config_key(
+        "boolean",
+        "Per-topic override of crawl.obey_robots, for sites that gave permission.",
+        None,
+    )
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseConfig,
+    "smtp": SmtpConfig,
+    "crawl": CrawlConfig,
+    "alerts": AlertsConfig,
+    "logging": LoggingConfig,
+    "topic": TopicTable,
+}
+
+# Keys the file held once, with why they went: refused with that reason rather than as unknown.
+REMOVED_KEYS = {
+    # crawl.workers was removed in 0.2; this entry can go after 0.2.
+    "crawl.workers": (
+        "removed, delete the line: a crawl run reads and records its pages in one process "
+        "(worker processes cost more CPU per page than they saved); to use more cores, let "
+        "more crawl runs go at once with crawl.max_concurrent_runs"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of the configuration file: a field declared with :func:`config_key`."""
+
+    path: str  # "crawl.run_timeout"; keys of each [[topic]] table are "topic.NAME"
+    rule: ConfigKeyRule
+    value: Any  # the field's default; MISSING when the key is required
+
+    @property
+    def section(self) -> str:
+        return self.path.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.split(".", 1)[1]
+
+    @property
+    def type(self) -> str:
+        return self.rule.type
+
+    @property
+    def meaning(self) -> str:
+        return self.rule.meaning
+
+    @property
+    def default(self) -> str | None:
+        """The default as the file would spell it; None when the key is required or has none."""
+        if self.rule.shown_default is not None:
+            return self.rule.shown_default or None
+        if self.value is MISSING or self.value is None:
+            return None
+        if self.type == "duration":
+            return json.dumps(format_duration(self.value))
+        if self.type == "size":
+            return json.dumps(format_size(self.value))
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        return json.dumps(list(self.value) if isinstance(self.value, tuple) else self.value)
+
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = tuple(
+    ConfigKey(f"{name}.{declared.name}", declared.metadata["config_key"], declared.default)
+    for name, section in SECTIONS.items()
+    for declared in fields(section)
+    if "config_key" in declared.metadata
+)
+_KEYS_BY_SECTION = {name: [key for key in CONFIG_KEYS if key.section == name] for name in SECTIONS}
 
 
 @dataclass(frozen=True)
@@ -417,11 +520,11 @@ class Config:
         return list(self.topics)
 
     def topic(self, name: str) -> TopicSpec:
-        """The topic called ``name``; raises :class:`UnknownTopic`."""
+        """The topic called ``name``; raises :class:`TopicNotConfigured`."""
         for spec in self.topics:
             if spec.name == name:
                 return spec
-        raise UnknownTopic(name, self.path, [spec.name for spec in self.topics])
+        raise TopicNotConfigured(name, self.path, [spec.name for spec in self.topics])
 
     def smtp_settings(self) -> SmtpSettings | None:
         """The SMTP settings, or None when the file has no ``[smtp]`` section.
@@ -497,8 +600,11 @@ class _Table:
         self.loader = loader
         self.prefix = prefix
         self.data = data
-        allowed = _KEYS_BY_SECTION[section]
+        self.keys = _KEYS_BY_SECTION[section]
+        allowed = [key.name for key in self.keys]
         for key in data:
+            if f"{section}.{key}" in REMOVED_KEYS:
+                raise self.error(key, REMOVED_KEYS[f"{section}.{key}"])
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
@@ -507,63 +613,71 @@ class _Table:
     def error(self, key: str, message: str) -> ConfigError:
         return self.loader.error(f"{self.prefix}{key}", message)
 
-    def has(self, key: str) -> bool:
-        return key in self.data
+    def values(self) -> dict[str, Any]:
+        """Each key of the section as the table gives it, checked, or its default."""
+        values: dict[str, Any] = {}
+        for key in self.keys:
+            if key.name not in self.data:
+                if key.value is MISSING:
+                    raise self.error(key.name, "required, expected a string")
+                values[key.name] = key.value
+                continue
+            value = self.value(key)
+            if isinstance(value, tuple):  # a list: each item is checked
+                value = tuple(
+                    self.checked(f"{key.name}[{index}]", key.rule, item)
+                    for index, item in enumerate(value)
+                )
+            else:
+                value = self.checked(key.name, key.rule, value)
+            values[key.name] = value
+        return values
 
-    def string(self, key: str, default: str | None = None, *, choices: Sequence[str] = ()) -> str:
-        value = self.optional_string(key)
-        if value is None:
-            if default is None:
-                raise self.error(key, "required, expected a string")
-            return default
-        if choices and value not in choices:
-            raise self.error(key, f"expected one of {', '.join(choices)}, got {_show(value)}")
-        return value
-
-    def optional_string(self, key: str) -> str | None:
-        if key not in self.data:
-            return None
-        value = self.data[key]
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a non-empty string, got {_show(value)}")
-        return value.strip()
-
-    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected a whole number, got {_show(value)}")
-        if value < minimum:
-            raise self.error(key, f"expected a number of at least {minimum}, got {value}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {_show(value)}")
-        return value
-
-    def duration(self, key: str, default: float, *, positive: bool = False) -> float:
-        if key not in self.data:
-            return default
-        value = self.data[key]
+    def checked(self, where: str, rule: ConfigKeyRule, value: Any) -> Any:
+        """``value`` once it passed the checks of ``rule``: its choices, then its check."""
+        if rule.choices and value not in rule.choices:
+            expected = ", ".join(rule.choices)
+            raise self.error(where, f"expected one of {expected}, got {_show(value)}")
+        if rule.check is None:
+            return value
         try:
-            seconds = parse_duration(value)
+            return rule.check(value)
         except ValueError as exc:
-            raise self.error(key, str(exc)) from None
-        if positive and seconds <= 0:
-            raise self.error(key, f"expected {DURATION_HINT} longer than zero, got {_show(value)}")
-        return seconds
+            raise self.error(where, str(exc)) from None
 
-    def size(self, key: str, default: int) -> int:
-        if key not in self.data:
-            return default
-        try:
-            return parse_size(self.data[key])
-        except ValueError as exc:
-            raise self.error(key, str(exc)) from None
+    def value(self, key: ConfigKey) -> Any:
+        """The value the table gives for ``key``, as its declared type."""
+        value = self.data[key.name]
+        rule = key.rule
+        if rule.type == "string":
+            if not isinstance(value, str) or not value.strip():
+                raise self.error(key.name, f"expected a non-empty string, got {_show(value)}")
+            return value.strip()
+        if rule.type == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(key.name, f"expected a whole number, got {_show(value)}")
+            if value < rule.minimum:
+                raise self.error(
+                    key.name, f"expected a number of at least {rule.minimum}, got {value}"
+                )
+            return value
+        if rule.type == "boolean":
+            if not isinstance(value, bool):
+                raise self.error(key.name, f"expected true or false, got {_show(value)}")
+            return value
+        if rule.type in ("duration", "size"):
+            try:
+                number = (parse_duration if rule.type == "duration" else parse_size)(value)
+            except ValueError as exc:
+                raise self.error(key.name, str(exc)) from None
+            if rule.positive and number <= 0:
+                raise self.error(
+                    key.name, f"expected {DURATION_HINT} longer than zero, got {_show(value)}"
+                )
+            return number
+        return self.strings(key.name, value)  # "list of ..."
 
-    def strings(self, key: str, default: Sequence[str] = ()) -> tuple[str, ...]:
-        value = self.data.get(key, list(default))
+    def strings(self, key: str, value: object) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.error(key, f"expected a list of strings, got {_show(value)}")
         items: list[str] = []
@@ -584,13 +698,12 @@ class _Loader:
     def error(self, field_path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {field_path}: {message}")
 
-    def section(self, data: Mapping[str, Any], name: str) -> _Table | None:
-        if name not in data:
-            return None
-        value = data[name]
+    def values(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """The keys of section ``name``, checked; the defaults when the file has none."""
+        value = data.get(name, {})
         if not isinstance(value, dict):
             raise self.error(name, f"expected a [{name}] table, got {_show(value)}")
-        return _Table(self, f"{name}.", value, name)
+        return _Table(self, f"{name}.", value, name).values()
 
     def config(self, data: Mapping[str, Any]) -> Config:
         for name in data:
@@ -598,18 +711,18 @@ class _Loader:
                 close = difflib.get_close_matches(name, SECTIONS, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise self.error(name, f"unknown section{hint} (known: {', '.join(SECTIONS)})")
-        crawl = self.crawl(self.section(data, "crawl"))
+        crawl = CrawlConfig(**self.values(data, "crawl"))
         return Config(
             path=self.path,
-            database=self.database(self.section(data, "database")),
-            smtp=self.smtp(self.section(data, "smtp")),
+            database=self.database(data),
+            smtp=self.smtp(data),
             crawl=crawl,
-            alerts=self.alerts(self.section(data, "alerts")),
-            logging=self.logging(self.section(data, "logging")),
+            alerts=AlertsConfig(**self.values(data, "alerts")),
+            logging=LoggingConfig(**self.values(data, "logging")),
             topics=self.topics(data.get("topic", []), crawl),
         )
 
-    def database(self, table: _Table | None) -> DatabaseConfig:
+    def database(self, data: Mapping[str, Any]) -> DatabaseConfig:
         override = self.env.get(DATABASE_URL_ENV, "").strip()
         if override:
             try:
@@ -620,18 +733,7 @@ class _Loader:
                     f'"sqlite:///data/topicwatch.db", got {_show(override)}'
                 ) from None
             return DatabaseConfig(url=override)
-        if table is None:
-            return DatabaseConfig(url=self.resolve_sqlite(DatabaseConfig().url))
-        url = table.string("url", DatabaseConfig().url)
-        try:
-            normalise_url(url)
-        except ValueError:
-            raise table.error(
-                "url",
-                'expected a SQLite or PostgreSQL URL like "sqlite:///data/topicwatch.db" or '
-                f'"postgresql+psycopg://user@host/db", got {_show(url)}',
-            ) from None
-        return DatabaseConfig(url=self.resolve_sqlite(url))
+        return DatabaseConfig(url=self.resolve_sqlite(self.values(data, "database")["url"]))
 
     def resolve_sqlite(self, url: str) -> str:
         """A relative SQLite path is taken from the configuration file's directory."""
@@ -644,77 +746,13 @@ class _Loader:
         absolute = (self.path.parent / database).absolute()
         return parsed.set(database=str(absolute)).render_as_string(hide_password=False)
 
-    def smtp(self, table: _Table | None) -> SmtpConfig | None:
-        if table is None:
+    def smtp(self, data: Mapping[str, Any]) -> SmtpConfig | None:
+        if "smtp" not in data:
             return None
-        password_env = table.optional_string("password_env")
-        if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
-            raise table.error(
-                "password_env",
-                f"expected the name of an environment variable, got {_show(password_env)}",
-            )
-        port = table.integer("port", 587, minimum=1)
-        if port > 65535:
-            raise table.error("port", f"expected a port number up to 65535, got {port}")
-        sender = table.string("sender")
-        try:
-            parse_mailbox(sender)
-        except ValueError:
-            raise table.error(
-                "sender",
-                f'expected an address like "topicwatch <alerts@example.org>", got {_show(sender)}',
-            ) from None
-        return SmtpConfig(
-            host=table.string("host"),
-            sender=sender,
-            port=port,
-            security=table.string("security", "starttls", choices=SMTP_SECURITY),
-            username=table.optional_string("username"),
-            password_env=password_env,
-            password=self.env.get(password_env) if password_env else None,
-            timeout=table.duration("timeout", 30.0, positive=True),
-        )
-
-    def crawl(self, table: _Table | None) -> CrawlConfig:
-        if table is None:
-            return CrawlConfig()
-        defaults = CrawlConfig()
-        return CrawlConfig(
-            user_agent=table.string("user_agent", defaults.user_agent),
-            max_concurrent_runs=table.integer("max_concurrent_runs", 2, minimum=1),
-            run_timeout=table.duration("run_timeout", 600.0, positive=True),
-            shutdown_grace=table.duration("shutdown_grace", 30.0),
-            obey_robots=table.boolean("obey_robots", True),
-            concurrent_per_domain=table.integer("concurrent_per_domain", 2, minimum=1),
-            download_delay=table.duration("download_delay", 0.5),
-            autothrottle=table.boolean("autothrottle", True),
-            download_timeout=table.duration("download_timeout", 30.0, positive=True),
-            download_maxsize=table.size("download_maxsize", 10 * 1024 * 1024),
-            retry_times=table.integer("retry_times", 2),
-            store_raw_html=table.boolean("store_raw_html", False),
-            workers=table.integer("workers", 0, minimum=0),
-        )
-
-    def alerts(self, table: _Table | None) -> AlertsConfig:
-        if table is None:
-            return AlertsConfig()
-        return AlertsConfig(
-            max_attempts=table.integer("max_attempts", 8, minimum=1),
-            retry_backoff=table.duration("retry_backoff", 60.0),
-            dispatch_every=table.duration("dispatch_every", 60.0, positive=True),
-        )
-
-    def logging(self, table: _Table | None) -> LoggingConfig:
-        if table is None:
-            return LoggingConfig()
-        level = table.string("level", "INFO").upper()
-        if level not in LOG_LEVELS:
-            raise table.error(
-                "level", f"expected one of {', '.join(LOG_LEVELS)}, got {_show(level)}"
-            )
-        return LoggingConfig(
-            format=table.string("format", "text", choices=LOG_FORMATS), level=level
-        )
+        values = self.values(data, "smtp")
+        password_env = values["password_env"]
+        password = self.env.get(password_env) if password_env else None
+        return SmtpConfig(password=password, **values)
 
     def topics(self, value: object, crawl: CrawlConfig) -> tuple[TopicSpec, ...]:
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
@@ -733,88 +771,28 @@ class _Loader:
         return tuple(specs)
 
     def topic(self, table: _Table, crawl: CrawlConfig) -> TopicSpec:
-        name = table.string("name")
-        if len(name) > 50 or not _TOPIC_NAME.match(name):
-            raise table.error(
-                "name",
-                "expected lowercase letters, digits, '-' and '_' (at most 50 characters, "
-                f'like "konflik-rusia-ukraina"), got {_show(name)}',
-            )
-        sources = table.strings("sources")
-        if not sources:
-            raise table.error("sources", "expected at least one http(s) URL")
-        for index, source in enumerate(sources):
-            parts = urlsplit(source)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise table.error(
-                    f"sources[{index}]", f"expected an http(s) URL, got {_show(source)}"
-                )
-        if table.has("every") and table.has("cron"):
+        if "every" in table.data and "cron" in table.data:
             raise table.error("cron", "give either every or cron, not both")
-        cron = table.optional_string("cron")
-        every: float | None = None
-        if cron is not None:
-            try:
-                CronTrigger.from_crontab(cron, timezone="UTC")
-            except ValueError as exc:
-                raise table.error(
-                    "cron",
-                    f'expected a crontab schedule like "*/15 * * * *", got {_show(cron)} '
-                    f"({_sentence_tail(exc)})",
-                ) from None
-        else:
-            every = table.duration("every", 900.0, positive=True)
-        jitter_default = 30.0 if every is None else min(30.0, every / 4)
-        patterns = table.strings("ignore_patterns")
-        for index, pattern in enumerate(patterns):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise table.error(
-                    f"ignore_patterns[{index}]",
-                    f"expected a regular expression, got {_show(pattern)} ({exc})",
-                ) from None
-        alert_to = table.strings("alert_to")
-        for index, address in enumerate(alert_to):
-            try:
-                valid = "@" in parse_mailbox(address).addr_spec
-            except ValueError:
-                valid = False
-            if not valid:
-                raise table.error(
-                    f"alert_to[{index}]",
-                    f'expected an email address like "desk@example.org", got {_show(address)}',
-                )
-        alert_on = table.strings("alert_on", ("new", "updated", "removed"))
-        for index, kind in enumerate(alert_on):
-            if kind not in CHANGE_KINDS:
-                raise table.error(
-                    f"alert_on[{index}]",
-                    f"expected one of {', '.join(CHANGE_KINDS)}, got {_show(kind)}",
-                )
-        profile = table.optional_string("profile")
-        if profile is not None:
-            try:
-                profile = profile_by_name(profile).name
-            except ProfileLookupError:
-                known = ", ".join(known_profile.name for known_profile in PROFILES)
-                raise table.error(
-                    "profile", f"expected one of {known}, got {_show(profile)}"
-                ) from None
-        obey_robots = table.boolean("obey_robots", crawl.obey_robots)
+        given = TopicTable(**table.values())
+        if not given.sources:
+            raise table.error("sources", "expected at least one http(s) URL")
+        every = None if given.cron is not None else given.every
+        jitter = given.jitter
+        if jitter is None:
+            jitter = _JITTER_AT_MOST if every is None else min(_JITTER_AT_MOST, every / 4)
         return TopicSpec(
-            name=name,
-            title=table.string("title", name),
-            sources=sources,
-            max_pages=table.integer("max_pages", 2, minimum=1),
-            recheck_for=table.duration("recheck_for", 7 * 86400.0),
-            keywords=table.strings("keywords"),
-            ignore_patterns=patterns,
-            alert_to=alert_to,
-            alert_on=alert_on,
+            name=given.name,
+            title=given.title or given.name,
+            sources=given.sources,
+            max_pages=given.max_pages,
+            recheck_for=given.recheck_for,
+            keywords=given.keywords,
+            ignore_patterns=given.ignore_patterns,
+            alert_to=given.alert_to,
+            alert_on=given.alert_on,
             every=every,
-            cron=cron,
-            jitter=table.duration("jitter", jitter_default),
-            profile=profile,
-            crawl=crawl.settings(obey_robots=obey_robots),
+            cron=given.cron,
+            jitter=jitter,
+            profile=given.profile,
+            crawl=crawl.settings(obey_robots=given.obey_robots),
         )

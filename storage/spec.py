@@ -3,31 +3,87 @@
 The scheduler validates the TOML config into these objects and stores them, as JSON, in the
 ``topics`` table; a crawl child reads them back from there, so a worker needs nothing but the
 database URL.
+
+A field that is also a key of the configuration file is declared with :func:`config_key`: its
+type, default, check and documentation line live in that one place, and the configuration
+loader, its list of keys and ``docs/configuration.md`` are derived from the fields.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field
 from typing import Any
 
 CHANGE_KINDS = ("new", "updated", "removed", "restored")
 
 
 @dataclass(frozen=True)
-class CrawlSettings:
-    """How politely and how hard one crawl run fetches."""
+class ConfigKeyRule:
+    """How the configuration file spells, checks and documents one key (a field's metadata)."""
 
-    user_agent: str = "topicwatch/0.1 (+https://github.com/topicwatch/topicwatch)"
-    obey_robots: bool = True
-    concurrent_per_domain: int = 2
-    download_delay: float = 0.5
-    autothrottle: bool = True
-    download_timeout: float = 30.0
-    download_maxsize: int = 10 * 1024 * 1024
-    retry_times: int = 2
-    store_raw_html: bool = False
-    workers: int = 0  # reading worker processes (and a writer process) of a crawl run
+    # string, integer, boolean, duration, size, or "list of ..." (a list of non-empty strings)
+    type: str
+    meaning: str  # one sentence or more for docs/configuration.md, ending with a full stop
+    minimum: int = 0  # integers: the smallest value accepted
+    positive: bool = False  # durations: zero is refused
+    choices: tuple[str, ...] = ()  # strings, and items of lists: the values accepted
+    # A further check of a value the file gives (of each item, for a list): returns the value
+    # to keep, or raises ValueError "expected ..., got ..." (the loader names file and field).
+    check: Callable[[Any], Any] | None = None
+    # The default as docs/configuration.md shows it, where the field's own default is not the
+    # file's (a default that depends on other keys); "" shows none.
+    shown_default: str | None = None
+
+
+def config_key(
+    type: str,
+    meaning: str,
+    default: Any = MISSING,
+    *,
+    minimum: int = 0,
+    positive: bool = False,
+    choices: tuple[str, ...] = (),
+    check: Callable[[Any], Any] | None = None,
+    shown_default: str | None = None,
+) -> Any:
+    """A dataclass field that is a key of the configuration file; without ``default`` the
+    key is required."""
+    rule = ConfigKeyRule(type, meaning, minimum, positive, choices, check, shown_default)
+    return field(default=default, metadata={"config_key": rule})
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    """How politely and how hard one crawl run fetches: the ``[crawl]`` keys a crawl child
+    needs (the keys only the daemon reads are in ``scheduler.config.CrawlConfig``)."""
+
+    user_agent: str = config_key(
+        "string",
+        "User-Agent of every request; name the service and a contact URL.",
+        "topicwatch/0.1 (+https://github.com/topicwatch/topicwatch)",
+    )
+    obey_robots: bool = config_key("boolean", "Obey robots.txt (topics can override it).", True)
+    concurrent_per_domain: int = config_key(
+        "integer", "Concurrent requests to one domain.", 2, minimum=1
+    )
+    download_delay: float = config_key("duration", "Delay between requests to one domain.", 0.5)
+    autothrottle: bool = config_key(
+        "boolean", "Adapt the delay to the server's response times (Scrapy AutoThrottle).", True
+    )
+    download_timeout: float = config_key("duration", "Timeout of one request.", 30.0, positive=True)
+    download_maxsize: int = config_key(
+        "size", "Responses larger than this are dropped.", 10 * 1024 * 1024
+    )
+    retry_times: int = config_key("integer", "Retries of a request that timed out or got a 5xx.", 2)
+    store_raw_html: bool = config_key(
+        "boolean", "Keep each version's compressed raw HTML in the database.", False
+    )
+
+
+# Crawl settings that topics stored by earlier versions may still hold in their definition.
+REMOVED_CRAWL_SETTINGS = ("workers",)
 
 
 @dataclass(frozen=True)
@@ -55,7 +111,10 @@ class TopicSpec:
     @classmethod
     def from_json(cls, text: str) -> TopicSpec:
         data: dict[str, Any] = json.loads(text)
-        crawl = CrawlSettings(**data.pop("crawl", {}))
+        stored_crawl: dict[str, Any] = data.pop("crawl", {})
+        for removed in REMOVED_CRAWL_SETTINGS:
+            stored_crawl.pop(removed, None)
+        crawl = CrawlSettings(**stored_crawl)
         for key in ("sources", "keywords", "ignore_patterns", "alert_to", "alert_on"):
             if key in data:
                 data[key] = tuple(data[key])

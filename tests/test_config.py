@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,13 +13,13 @@ from scheduler.config import (
     SECTIONS,
     Config,
     ConfigError,
-    UnknownTopic,
+    TopicNotConfigured,
     config_path,
     load_config,
     parse_duration,
     parse_size,
 )
-from storage.spec import CrawlSettings
+from storage.spec import CrawlSettings, TopicSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "topicwatch.example.toml"
@@ -142,9 +143,17 @@ def test_short_intervals_get_a_quarter_of_the_interval_as_jitter(tmp_path: Path)
     assert topic.jitter == 5.0
 
 
+def test_a_topic_stored_with_the_removed_workers_setting_still_loads(tmp_path: Path) -> None:
+    """Topics stored by versions that had ``crawl.workers`` keep it in their definition."""
+    [topic] = load(tmp_path, TOPIC).topics
+    stored = json.loads(topic.to_json())
+    stored["crawl"]["workers"] = 2
+    assert TopicSpec.from_json(json.dumps(stored)) == topic
+
+
 def test_an_unknown_topic_names_the_known_ones(tmp_path: Path) -> None:
     config = load(tmp_path, TOPIC)
-    with pytest.raises(UnknownTopic) as caught:
+    with pytest.raises(TopicNotConfigured) as caught:
         config.topic("gamma")
     assert str(caught.value) == (
         f"No topic by the name of 'gamma' is defined in {config.path} (topics: alpha)"
@@ -170,9 +179,9 @@ BAD_FILES = {
     "typo in a key": (
         "[crawl]\nmax_concurent_runs = 3\n",
         "{path}: crawl.max_concurent_runs: unknown key; did you mean max_concurrent_runs? "
-        "(known: user_agent, max_concurrent_runs, run_timeout, shutdown_grace, obey_robots, "
-        "concurrent_per_domain, download_delay, autothrottle, download_timeout, "
-        "download_maxsize, retry_times, workers, store_raw_html)",
+        "(known: user_agent, obey_robots, concurrent_per_domain, download_delay, autothrottle, "
+        "download_timeout, download_maxsize, retry_times, store_raw_html, max_concurrent_runs, "
+        "run_timeout, shutdown_grace)",
     ),
     "typo in a section": (
         '[databse]\nurl = "sqlite:///x.db"\n',
@@ -250,9 +259,15 @@ BAD_FILES = {
         TOPIC + "max_pages = 0\n",
         "{path}: topic[0].max_pages: expected a number of at least 1, got 0",
     ),
-    "negative workers": (
-        "[crawl]\nworkers = -1\n",
-        "{path}: crawl.workers: expected a number of at least 0, got -1",
+    "removed workers": (
+        "[crawl]\nworkers = 2\n",
+        "{path}: crawl.workers: removed, delete the line: a crawl run reads and records its "
+        "pages in one process (worker processes cost more CPU per page than they saved); to use "
+        "more cores, let more crawl runs go at once with crawl.max_concurrent_runs",
+    ),
+    "negative integer": (
+        "[crawl]\nretry_times = -1\n",
+        "{path}: crawl.retry_times: expected a number of at least 0, got -1",
     ),
     "boolean": (
         '[crawl]\nobey_robots = "no"\n',
