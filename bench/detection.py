@@ -51,7 +51,8 @@ import lxml.html
 
 from bench.corpus import CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
 from crawler.article import Fingerprint
-from crawler.extract import ExtractionError, extract
+from crawler.extraction.extractor import extract
+from crawler.extraction.parsing import ExtractionError
 from crawler.fingerprint import fingerprint
 
 EDIT_KINDS = ("edit-sentence", "edit-word")

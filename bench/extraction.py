@@ -35,7 +35,8 @@ from bench.corpus import (
     score_body,
     summarise,
 )
-from crawler.extract import ExtractionError, extract
+from crawler.extraction.extractor import extract
+from crawler.extraction.parsing import ExtractionError
 
 
 @dataclass(frozen=True)

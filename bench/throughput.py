@@ -856,7 +856,7 @@ def results_json(results: Results) -> dict[str, Any]:
 
 
 PROFILE_GROUPS = (
-    ("extraction (crawler/extract.py)", ("crawler/extract.py", "trafilatura")),
+    ("extraction (crawler/extraction/)", ("crawler/extraction/", "trafilatura")),
     ("fingerprint", ("crawler/fingerprint.py",)),
     ("discovery", ("crawler/discover.py",)),
     ("database writes and reads", ("storage/", "sqlalchemy", "psycopg", "sqlite3")),

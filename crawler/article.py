@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Article:
+class ExtractedArticle:
     """The parts of a news article that topicwatch watches.
 
     ``url`` is the canonical URL (the article's identity); ``body`` is the main text with

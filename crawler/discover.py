@@ -23,7 +23,7 @@ import lxml.etree
 import lxml.html
 from w3lib.encoding import html_to_unicode
 
-from crawler.extract import html_parser
+from crawler.extraction.parsing import html_parser
 from crawler.profiles import SiteProfile, compiled_selector
 from crawler.urls import canonical_url, is_article_url, may_turn_page, same_site
 

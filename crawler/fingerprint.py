@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from crawler.article import Article, Fingerprint
+from crawler.article import ExtractedArticle, Fingerprint
 
 __all__ = ["FIELDS", "compile_patterns", "fingerprint", "normalise_text"]
 
@@ -235,7 +235,7 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def fingerprint(article: Article, ignore_patterns: Sequence[str] = ()) -> Fingerprint:
+def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) -> Fingerprint:
     """SHA-256 fingerprint of the article's content, with one hash per field.
 
     Fields: ``title``, ``lead``, ``body``, ``authors`` (order-insensitive), ``dates`` (the

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crawler.article import Article, Fingerprint
-from crawler.extract import ExtractionError, extract_tree, parse, whole_article_url_of
+from crawler.article import ExtractedArticle, Fingerprint
+from crawler.extraction.extractor import extract_tree
+from crawler.extraction.multipage import whole_article_url_of
+from crawler.extraction.parsing import ExtractionError, parse
 from crawler.fingerprint import fingerprint
 from crawler.profiles import SiteProfile
 from crawler.urls import canonical_url, same_site
@@ -24,7 +26,7 @@ class Reading:
     site, else the URL it was requested as); or, when there is no article, why."""
 
     whole_url: str | None = None
-    article: Article | None = None
+    article: ExtractedArticle | None = None
     fingerprint: Fingerprint | None = None
     error: str | None = None
     identity: str | None = None

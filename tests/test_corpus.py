@@ -22,7 +22,7 @@ from bench.corpus import (
     summarise,
 )
 from bench.detection import NOISE_KINDS, evaluate_page
-from crawler.extract import extract
+from crawler.extraction.extractor import extract
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.article import Article
-from crawler.extract import ExtractionError, extract, whole_article_url
+from crawler.article import ExtractedArticle
+from crawler.extraction.extractor import extract
+from crawler.extraction.multipage import whole_article_url
+from crawler.extraction.parsing import ExtractionError
 from crawler.fingerprint import fingerprint
 from crawler.profiles import GENERIC, TRIBUNNEWS, ProfileLookupError, profile_by_name, profile_for
 
@@ -27,21 +29,21 @@ def page(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def tribun() -> Article:
+def tribun() -> ExtractedArticle:
     return extract(
         page("tribunnews_article.html"), TRIBUN_URL, profile=profile_by_name("tribunnews")
     )
 
 
 @pytest.fixture(scope="module")
-def generic() -> Article:
+def generic() -> ExtractedArticle:
     return extract(page("generic_article.html"), GENERIC_URL)
 
 
 # --------------------------------------------------------------------------- reference site
 
 
-def test_tribun_metadata(tribun: Article) -> None:
+def test_tribun_metadata(tribun: ExtractedArticle) -> None:
     assert tribun.title == "Diplomasi Jalur Belakang AS-Rusia Soal Ukraina Terungkap"
     assert tribun.authors == ("Sari Wulandari",)
     assert tribun.published == "2025-10-03T12:40:00+07:00"
@@ -52,7 +54,7 @@ def test_tribun_metadata(tribun: Article) -> None:
     )
 
 
-def test_tribun_canonical_is_normalised(tribun: Article) -> None:
+def test_tribun_canonical_is_normalised(tribun: ExtractedArticle) -> None:
     # The page's canonical link carries utm_* parameters and no port; it is resolved and cleaned.
     assert tribun.url == (
         "http://127.0.0.1/internasional/2025/10/03/"
@@ -60,7 +62,7 @@ def test_tribun_canonical_is_normalised(tribun: Article) -> None:
     )
 
 
-def test_tribun_body_paragraphs_in_order(tribun: Article) -> None:
+def test_tribun_body_paragraphs_in_order(tribun: ExtractedArticle) -> None:
     paragraphs = tribun.body.split("\n\n")
     assert paragraphs[0].startswith("Sementara perang terus berlangsung")
     assert paragraphs[-1].startswith("Disclaimer: Artikel ini telah diperbarui")
@@ -85,7 +87,7 @@ NOISE_TEXTS = [
 
 
 @pytest.mark.parametrize("text", [n[1] for n in NOISE_TEXTS], ids=[n[0] for n in NOISE_TEXTS])
-def test_tribun_body_has_no_noise(tribun: Article, text: str) -> None:
+def test_tribun_body_has_no_noise(tribun: ExtractedArticle, text: str) -> None:
     assert text not in tribun.body
 
 
@@ -109,7 +111,9 @@ NOISE_EDITS = [
 @pytest.mark.parametrize(
     ("old", "new"), [e[1:] for e in NOISE_EDITS], ids=[e[0] for e in NOISE_EDITS]
 )
-def test_tribun_noise_changes_keep_fingerprint(tribun: Article, old: str, new: str) -> None:
+def test_tribun_noise_changes_keep_fingerprint(
+    tribun: ExtractedArticle, old: str, new: str
+) -> None:
     changed = extract(
         _edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS
     )
@@ -137,7 +141,7 @@ CONTENT_EDITS = [
     ("old", "new", "fields"), [e[1:] for e in CONTENT_EDITS], ids=[e[0] for e in CONTENT_EDITS]
 )
 def test_tribun_content_changes_are_detected(
-    tribun: Article, old: str, new: str, fields: list[str]
+    tribun: ExtractedArticle, old: str, new: str, fields: list[str]
 ) -> None:
     changed = extract(
         _edit(page("tribunnews_article.html"), old, new), TRIBUN_URL, profile=TRIBUNNEWS
@@ -199,7 +203,7 @@ def test_whole_article_url(name: str, url: str, profile: object, expected: str |
 # --------------------------------------------------------------------------- other layouts
 
 
-def test_generic_metadata_from_json_ld_graph(generic: Article) -> None:
+def test_generic_metadata_from_json_ld_graph(generic: ExtractedArticle) -> None:
     assert generic.title == "Harbour bridge reopens after repairs"
     assert generic.authors == ("Ana Lopez", "Tom Reid")
     assert generic.published == "2024-05-17T08:00:00Z"
@@ -222,7 +226,7 @@ def test_json_ld_wrapped_in_a_comment_or_cdata_is_read(opening: str, closing: st
     assert article.published == "2024-05-17T08:00:00Z"
 
 
-def test_generic_body_drops_boilerplate(generic: Article) -> None:
+def test_generic_body_drops_boilerplate(generic: ExtractedArticle) -> None:
     paragraphs = generic.body.split("\n\n")
     assert paragraphs[0].startswith("The harbour bridge reopened")
     assert paragraphs[-1].startswith("The department said")

@@ -8,7 +8,7 @@ import random
 import pytest
 from fixture_site import generated_paragraphs
 
-from crawler.article import Article
+from crawler.article import ExtractedArticle
 from crawler.fingerprint import FIELDS, fingerprint, normalise_text
 
 NORMALISE_CASES = [
@@ -108,7 +108,7 @@ def test_invalid_ignore_pattern_is_named() -> None:
         normalise_text("text", ["(unclosed"])
 
 
-BASE = Article(
+BASE = ExtractedArticle(
     url="https://example.com/news/2024/05/17/bridge",
     title="Harbour bridge reopens",
     body="The bridge reopened on Friday.\n\nEngineers replaced four hundred bolts.",

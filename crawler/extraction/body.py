@@ -1,0 +1,459 @@
+"""The article's body: its paragraphs in page order.
+
+With a profile that has body selectors and they match, the selected containers with the
+profile's noise rules; otherwise trafilatura, in precision and in recall mode, on the page
+with generic noise (navigation, share bars, related lists, newsletter boxes, captions,
+comment widgets) pruned first, the two readings merged. Then counters, "read also" pointers
+and the repeated headline are dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Iterable
+from functools import lru_cache, partial
+
+import lxml.html
+
+from crawler.extraction.text import (
+    first_of,
+    select,
+    select_any,
+    squash,
+    text_of,
+    words_of_names,
+)
+from crawler.fingerprint import COUNTER_LINE
+from crawler.profiles import SiteProfile
+
+# Elements that never hold article text.
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "iframe",
+    "form",
+    "button",
+    "select",
+    "nav",
+    "footer",
+    "aside",
+    "figure",
+    "figcaption",
+    "dialog",
+    "menu",
+)
+_DROP_ROLES = frozenset(
+    {
+        "navigation",
+        "complementary",
+        "contentinfo",
+        "banner",
+        "search",
+        "dialog",
+        "alertdialog",
+        "menu",
+        "menubar",
+        "toolbar",
+    }
+)
+# Words in class or id names that mark boilerplate blocks (matched as whole name parts).
+_NOISE_WORDS = frozenset(
+    {
+        "share",
+        "sharing",
+        "sharebar",
+        "social",
+        "related",
+        "newsletter",
+        "subscribe",
+        "subscription",
+        "trending",
+        "popular",
+        "promo",
+        "promoted",
+        "sponsored",
+        "advert",
+        "advertisement",
+        "advertising",
+        "ad",
+        "ads",
+        "adslot",
+        "adunit",
+        "banner",
+        "sidebar",
+        "breadcrumb",
+        "breadcrumbs",
+        "comment",
+        "comments",
+        "disqus",
+        "recommended",
+        "recommendation",
+        "recommendations",
+        "outbrain",
+        "taboola",
+        "caption",
+        "byline",
+        "widget",
+        "masthead",
+        "toolbar",
+        "pagination",
+        "pager",
+        "cookie",
+        "consent",
+        "modal",
+        "popup",
+        "readmore",
+        "bacajuga",
+        "tags",
+        "nav",
+        "navbar",
+        "menu",
+        "footer",
+    }
+)
+_NOISE_PAIRS = frozenset(
+    {
+        ("read", "more"),
+        ("read", "also"),
+        ("baca", "juga"),
+        ("see", "also"),
+        ("most", "read"),
+        ("most", "popular"),
+        ("more", "stories"),
+        ("sr", "only"),
+        ("visually", "hidden"),
+        ("screen", "reader"),
+    }
+)
+# A noise-named element is kept when it holds this share of the page's text or more: it is
+# then a wrapper around the article, not a box beside it.
+_WRAPPER_SHARE = 0.4
+
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "br",
+        "hr",
+        "figure",
+        "header",
+        "footer",
+        "center",
+    }
+)
+
+# Paragraphs that only point to other articles ("Baca juga: ...", "Read more: ...").
+_READ_ALSO = re.compile(
+    r"^\W*(?:baca\s+juga|baca\s+pula|lihat\s+juga|simak\s+juga|read\s+more|read\s+also|"
+    r"also\s+read|see\s+also|related|more\s+on\s+this|lesen\s+sie\s+auch|mehr\s+zum\s+thema|"
+    r"lire\s+aussi|lee\s+tambi[eé]n)\b\s*[:：»>|-]",
+    re.IGNORECASE,
+)
+_READ_ALSO_MAX_WORDS = 30
+
+
+def _blocks(element: lxml.html.HtmlElement) -> list[str]:
+    """The element's text split into paragraphs at block-level elements, in document order."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = squash("".join(current))
+        if text:
+            paragraphs.append(text)
+        current.clear()
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        block = tag.lower() in _BLOCK_TAGS
+        if block:
+            flush()
+        if isinstance(node.tag, str) and node.text:
+            current.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                current.append(child.tail)
+        if block:
+            flush()
+
+    walk(element)
+    flush()
+    return paragraphs
+
+
+def _name_parts(element: lxml.html.HtmlElement) -> tuple[tuple[str, ...], ...]:
+    """The words of each class name and of the id: ``"shareBar related-box"`` → share, bar…"""
+    return words_of_names(element.get("class") or "", element.get("id") or "")
+
+
+def _is_noise_name(names: tuple[tuple[str, ...], ...]) -> bool:
+    for parts in names:
+        if any(part in _NOISE_WORDS for part in parts):
+            return True
+        if any(pair in _NOISE_PAIRS for pair in itertools.pairwise(parts)):
+            return True
+    return False
+
+
+def _sort_classes(root: lxml.html.HtmlElement) -> None:
+    """Put class names in one order: the extractor's class tests must not depend on it."""
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            classes = element.get("class")
+            if classes and " " in classes.strip():
+                element.set("class", " ".join(sorted(classes.split())))
+
+
+def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """Elements holding much paragraph text directly: the article's containers.
+
+    An article is often split into several containers by ads and widgets, so every element
+    with at least a fifth of the heaviest container's paragraph text counts.
+    """
+    weights: dict[lxml.html.HtmlElement, int] = {}
+    for paragraph in scope.iter("p"):
+        parent = paragraph.getparent()
+        length = len(text_of(paragraph))
+        if parent is not None and length >= 25:
+            weights[parent] = weights.get(parent, 0) + length
+    if not weights:
+        return []
+    heaviest = max(weights.values())
+    return [e for e, w in weights.items() if (w >= heaviest / 5 and w >= 150) or w == heaviest]
+
+
+def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
+    """Remove boilerplate blocks in place; wrappers around the article text are kept."""
+    for element in select_any(root, profile.noise_selectors):
+        _drop(element)
+    body = root.find("body")
+    scope = body if body is not None else root
+    for element in list(scope.iter("script", "style", "noscript", "template", "svg", "iframe")):
+        _drop(element)
+    total = max(len(text_of(scope)), 1)
+    protected: set[lxml.html.HtmlElement] = set()
+    for block in _content_blocks(scope):
+        protected.add(block)
+        protected.update(block.iterancestors())
+    doomed: list[lxml.html.HtmlElement] = []
+    for element in scope.iter():
+        if not isinstance(element.tag, str) or element in protected:
+            continue
+        noisy = (
+            element.tag.lower() in _DROP_TAGS
+            or (element.get("role") or "").lower() in _DROP_ROLES
+            or _is_noise_name(_name_parts(element))
+        )
+        if noisy and len(text_of(element)) < _WRAPPER_SHARE * total:
+            doomed.append(element)
+    for element in doomed:
+        _drop(element)
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    # Keep the tail: it is text of the parent that follows the removed element.
+    element.drop_tree()
+
+
+@lru_cache(maxsize=64)
+def _compile_patterns(
+    patterns: tuple[str, ...],
+) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+    """The patterns for text with line breaks (``^`` and ``$`` at every line), and the same
+    for a single line, where they mean the same without ``re.MULTILINE``: the regex engine
+    then tries ``^`` at the start only, not at every character."""
+    lines = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+    line = [re.compile(p, re.IGNORECASE) for p in patterns]
+    return lines, line
+
+
+def _apply_patterns(paragraphs: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
+    for_lines, for_line = _compile_patterns(patterns)
+    result = []
+    for paragraph in paragraphs:
+        text = paragraph
+        for pattern in for_lines if "\n" in text else for_line:
+            text = pattern.sub("", text)
+        text = squash(text)
+        if text:
+            result.append(text)
+    return result
+
+
+def profile_body(tree: lxml.html.HtmlElement, profile: SiteProfile) -> list[str] | None:
+    """The paragraphs of the first of the profile's body selectors that gives any, else None."""
+    return first_of(*(partial(_selected_body, tree, s, profile) for s in profile.body_selectors))
+
+
+def _selected_body(tree: lxml.html.HtmlElement, selector: str, profile: SiteProfile) -> list[str]:
+    """The paragraphs of the outermost elements ``selector`` matches, noise removed."""
+    containers = select(tree, selector)
+    paragraphs: list[str] = []
+    for container in containers:
+        if any(c is not container and container in c.iterancestors() for c in containers):
+            continue
+        piece = copy.deepcopy(container)
+        for element in select_any(piece, profile.noise_selectors):
+            _drop(element)
+        paragraphs.extend(_blocks(piece))
+    return _apply_patterns(paragraphs, profile.noise_patterns)
+
+
+def _trafilatura_paragraphs(
+    tree: lxml.html.HtmlElement,
+    url: str,
+    *,
+    favor_precision: bool = False,
+    favor_recall: bool = False,
+) -> list[str]:
+    # Imported when first needed: pages that a profile reads never need it, and it is a good
+    # part of a reading worker's start-up.
+    import trafilatura
+
+    text = trafilatura.extract(
+        copy.deepcopy(tree),
+        url=url,
+        output_format="txt",
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        deduplicate=False,
+        with_metadata=False,
+        favor_precision=favor_precision,
+        favor_recall=favor_recall,
+    )
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def word_count(paragraphs: Iterable[str]) -> int:
+    """Words, counting two CJK characters as one (those scripts do not separate words)."""
+    return sum(len(_WORD.findall(p)) + len(_CJK.findall(p)) // 2 for p in paragraphs)
+
+
+def _merge_span(precise: list[str], recalled: list[str]) -> list[str]:
+    """Precision-mode paragraphs plus those recall mode found between them.
+
+    Precision mode drops borderline paragraphs inside the article; recall mode keeps them but
+    adds boilerplate around it. Recall's paragraphs from the first to the last one that
+    precision also found are the article, in page order.
+    """
+    kept = {squash(p) for p in precise}
+    positions = [i for i, p in enumerate(recalled) if squash(p) in kept]
+    if not positions:
+        return precise
+    span = recalled[positions[0] : positions[-1] + 1]
+    if word_count(span) < word_count(precise):
+        return precise
+    return span
+
+
+def _add_missing_chunks(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
+    """Add article chunks the extractor skipped.
+
+    Some layouts split the article into several containers of the same kind (same tag and
+    class) with widgets between them; the extractor may read only the first. A chunk of the
+    same kind as one that was read, with none of its paragraphs in the result, is added in
+    page order.
+    """
+    body = root.find("body")
+    blocks = _content_blocks(body if body is not None else root)
+    if len(blocks) < 2:
+        return paragraphs
+    present = {squash(p): i for i, p in enumerate(paragraphs)}
+    chunks = []
+    for block in blocks:
+        texts = [text_of(p) for p in block if isinstance(p.tag, str) and p.tag == "p"]
+        texts = [t for t in texts if len(t) >= 25]
+        found = [present[t] for t in texts if t in present]
+        chunks.append(((block.tag, block.get("class")), texts, found))
+    read_kinds = {kind for kind, _texts, found in chunks if found}
+    result = list(paragraphs)
+    offset = 0
+    last_index = -1
+    for kind, texts, found in chunks:
+        if found:
+            last_index = max(found) + offset
+            continue
+        if kind not in read_kinds or not texts:
+            continue
+        insert_at = last_index + 1
+        result[insert_at:insert_at] = texts
+        offset += len(texts)
+        last_index = insert_at + len(texts) - 1
+    return result
+
+
+def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> list[str]:
+    """The paragraphs trafilatura finds on the page with its noise pruned (see the module)."""
+    ordered = copy.deepcopy(tree)
+    _sort_classes(ordered)
+    pruned = copy.deepcopy(ordered)
+    _prune_noise(pruned, profile)
+    precise = _trafilatura_paragraphs(pruned, url, favor_precision=True)
+    recalled = _trafilatura_paragraphs(pruned, url, favor_recall=True)
+    best = _merge_span(precise, recalled)
+    # Pruning can take away what the extractor anchors on, and precision mode sometimes
+    # stops at the first block of an article split by widgets: the other readings are taken
+    # when they hold far more text.
+    if word_count(best) < 150:
+        for other in (recalled, _trafilatura_paragraphs(ordered, url)):
+            if word_count(other) > 2 * word_count(best):
+                best = other
+    best = _add_missing_chunks(pruned, best)
+    return _apply_patterns(best, profile.noise_patterns)
+
+
+def tidy(paragraphs: list[str], title: str, *, drop_repeats: bool) -> list[str]:
+    """Paragraphs without bare counters ("12 Comments"), "read also" pointers, the headline
+    repeated at the top, and (``drop_repeats``) immediate repeats.
+
+    A general extractor can return one block twice from nested containers; a profile's
+    selectors cannot, so there a repeated paragraph is the article's own and is kept.
+    """
+    result: list[str] = []
+    squashed_title = squash(title).casefold()
+    for paragraph in paragraphs:
+        if COUNTER_LINE.fullmatch(paragraph):
+            continue
+        if _READ_ALSO.match(paragraph) and len(paragraph.split()) <= _READ_ALSO_MAX_WORDS:
+            continue
+        if not result and squashed_title and paragraph.casefold() == squashed_title:
+            continue
+        if not drop_repeats or not result or result[-1] != paragraph:
+            result.append(paragraph)
+    return result
