@@ -8,11 +8,11 @@
 crawl leaves them: each with its topic link, one version (a body of realistic length), its
 ``new`` change and one sent alert, first seen over the last 30 days. The sizes are timed side
 by side, taking turns in ten rounds, so that the machine's drift in speed falls on all of them
-alike. At each size the repository's public
-functions are timed on a sample of articles: ``record_page`` (one transaction each) for a new
-URL, for a stored article whose content is unchanged, and for one whose content changed (a new
-version, an ``updated`` change and its alert); and ``record_outcomes`` with batches of 100
-(what a crawl run uses) for new pages and for 304s. Every statement those calls run is then
+alike. At each size :func:`storage.recording.record_outcomes` is timed on a sample of
+articles: ``record_page`` (one page in a transaction of its own) for a new URL, for a stored
+article whose content is unchanged, and for one whose content changed (a new version, an
+``updated`` change and its alert); and ``record_outcomes`` with batches of 100 (what a crawl
+run uses) for new pages and for 304s. Every statement those calls run is then
 explained by the database itself, and any full scan of a large table is reported. PostgreSQL is
 ``ANALYZE``d after each bulk fill, as its autovacuum would do; SQLite has no statistics, as in
 the product. The figures are medians in milliseconds per observation, and the ratio of the
@@ -52,7 +52,7 @@ from sqlalchemy import Engine, event, insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from bench.throughput import fresh_database  # noqa: E402
-from storage import repository  # noqa: E402
+from storage.changes import NotModified, PageRead  # noqa: E402
 from storage.db import make_engine, session_factory  # noqa: E402
 from storage.models import (  # noqa: E402
     Alert,
@@ -63,8 +63,10 @@ from storage.models import (  # noqa: E402
     Topic,
     TopicArticle,
 )
-from storage.repository import Observation, PageNotModified  # noqa: E402
+from storage.recording import record_outcomes  # noqa: E402
+from storage.runs import start_run  # noqa: E402
 from storage.spec import TopicSpec  # noqa: E402
+from storage.topics import load_topic, sync_topics  # noqa: E402
 
 NOW = datetime.now(UTC)
 FILL_CHUNK = 5000
@@ -104,9 +106,9 @@ class Bodies:
         return self.texts[i % len(self.texts)]
 
 
-def observation(i: int, bodies: Bodies, *, version: int = 1) -> Observation:
+def observation(i: int, bodies: Bodies, *, version: int = 1) -> PageRead:
     seed = f"{i}:{version}"
-    return Observation(
+    return PageRead(
         url=url_of(i),
         title=f"Judul artikel nomor {i}" + (f" (versi {version})" if version > 1 else ""),
         body=bodies[i + version],
@@ -143,9 +145,9 @@ def prepare(sessions: sessionmaker[Session]) -> Filled:
         )
         for t in range(TOPICS)
     ]
-    repository.sync_topics(sessions, specs)
-    topic_ids = [repository.load_topic(sessions, s.name)[0] for s in specs]
-    run_id = repository.start_run(sessions, topic_ids[0])
+    sync_topics(sessions, specs)
+    topic_ids = [load_topic(sessions, s.name)[0] for s in specs]
+    run_id = start_run(sessions, topic_ids[0])
     return Filled(topic_ids=topic_ids, run_id=run_id)
 
 
@@ -390,13 +392,14 @@ def plan(sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: 
     unchanged, edited = others[:samples], others[samples : 2 * samples]
     base_new = 10_000_000 + filled.size * 10
 
-    def page(observation_: Observation, topic_id: int) -> Callable[[], Any]:
-        return lambda: repository.record_page(
-            sessions, topic_id=topic_id, run_id=run_id, observation=observation_
+    def page(observation_: PageRead, topic_id: int) -> Callable[[], Any]:
+        # "record_page": one page recorded in a transaction of its own.
+        return lambda: record_outcomes(
+            sessions, topic_id=topic_id, run_id=run_id, outcomes=[observation_]
         )
 
     def batch(outcomes: list[Any]) -> Callable[[], Any]:
-        return lambda: repository.record_outcomes(
+        return lambda: record_outcomes(
             sessions, topic_id=topics[0], run_id=run_id, outcomes=outcomes
         )
 
@@ -422,7 +425,7 @@ def plan(sessions: sessionmaker[Session], filled: Filled, samples: int, bodies: 
     chunks = [not_modified[k : k + BATCH] for k in range(0, len(not_modified), BATCH)]
     if chunks:
         calls["record_outcomes x100, 304"] = (
-            [batch([PageNotModified(url_of(i)) for i in chunk]) for chunk in chunks],
+            [batch([NotModified(url_of(i)) for i in chunk]) for chunk in chunks],
             BATCH,
         )
     return calls
@@ -536,7 +539,7 @@ def run_schedule(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str,
             # Every topic ran a minute ago, so none is due while the daemon idles.
             engine = make_engine(url)
             sessions = session_factory(engine)
-            repository.sync_topics(sessions, config.topic_specs())
+            sync_topics(sessions, config.topic_specs())
             with sessions.begin() as session:
                 ids = list(session.scalars(select(Topic.id)))
                 session.execute(

@@ -546,16 +546,17 @@ def stored_validators(url: str) -> dict[str, dict[str, str]]:
 
 
 def new_run(url: str, spec: Any | None = None) -> int:
-    from storage import repository
     from storage.db import make_engine, session_factory
+    from storage.runs import start_run
+    from storage.topics import load_topic, sync_topics
 
     engine = make_engine(url)
     try:
         sessions = session_factory(engine)
         if spec is not None:
-            repository.sync_topics(sessions, [spec])
-        topic_id, _ = repository.load_topic(sessions, TOPIC)
-        return repository.start_run(sessions, topic_id)
+            sync_topics(sessions, [spec])
+        topic_id, _ = load_topic(sessions, TOPIC)
+        return start_run(sessions, topic_id)
     finally:
         engine.dispose()
 

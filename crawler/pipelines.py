@@ -37,8 +37,8 @@ from crawler import recording
 from crawler.observability import logging_configured
 from crawler.readers import WorkerPool
 from crawler.recording import RecordFailure, Result
-from storage import repository
-from storage.repository import ChangeRecord, Observation, Outcome, PageGone, PageNotModified
+from storage.changes import Gone, NotModified, Outcome, PageRead
+from storage.recording import ChangeRecord
 
 if TYPE_CHECKING:
     from crawler.spiders.topic import TopicSpider
@@ -114,7 +114,7 @@ class StoragePipeline:
                 forked.discard()
 
     async def process_item(self, item: Any) -> Any:
-        if isinstance(item, Observation | PageNotModified | PageGone):
+        if isinstance(item, PageRead | NotModified | Gone):
             await self.take(item)
         return item
 
@@ -123,7 +123,7 @@ class StoragePipeline:
         many batches are on their way to the database. The spider hands its outcomes here
         directly (:meth:`crawler.spiders.topic.TopicSpider.parse_article`)."""
         self.count("articles_seen")
-        if isinstance(outcome, PageNotModified):
+        if isinstance(outcome, NotModified):
             # A removed article answering 304 again is back: that is a change too.
             self.count("articles_not_modified")
         self.pending.append(outcome)
@@ -220,9 +220,9 @@ class StoragePipeline:
     def note(self, outcome: Outcome, change: ChangeRecord | None) -> None:
         """Count a recorded outcome and log its change, if it made one."""
         if change is None:
-            if isinstance(outcome, repository.Observation):
+            if isinstance(outcome, PageRead):
                 self.count("articles_unchanged")
-            elif isinstance(outcome, PageGone):
+            elif isinstance(outcome, Gone):
                 self.count("gone_unknown")
             return
         self.count(f"articles_{change.kind}")

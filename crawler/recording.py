@@ -25,9 +25,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.observability import init_sentry
-from storage import repository
+from storage.changes import Outcome
 from storage.db import make_engine, session_factory
-from storage.repository import ChangeRecord, Outcome
+from storage.recording import ChangeRecord, record_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ def record_batch(
 ) -> list[Result]:
     """Record ``batch``; per outcome its change, None (no change) or why it failed."""
     try:
-        return list(
-            repository.record_outcomes(sessions, topic_id=topic_id, run_id=run_id, outcomes=batch)
-        )
+        return list(record_outcomes(sessions, topic_id=topic_id, run_id=run_id, outcomes=batch))
     except Exception as exc:
         if len(batch) == 1:
             logger.exception("Could not record the outcome for %s", batch[0].url)
@@ -67,9 +65,7 @@ def record_batch(
     for outcome in batch:
         try:
             results.extend(
-                repository.record_outcomes(
-                    sessions, topic_id=topic_id, run_id=run_id, outcomes=[outcome]
-                )
+                record_outcomes(sessions, topic_id=topic_id, run_id=run_id, outcomes=[outcome])
             )
         except Exception as exc:
             logger.exception("Could not record the outcome for %s", outcome.url)

@@ -18,8 +18,9 @@ from crawler.pipelines import WriterProcess
 from crawler.readers import ReaderPool, WorkerPool, can_fork, fork_workers
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
-from storage import repository
 from storage.db import make_engine, session_factory
+from storage.runs import COUNTERS, finish_run
+from storage.topics import load_topic
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
     sessions = session_factory(engine)
     workers: dict[str, WorkerPool] = {}
     try:
-        topic_id, spec = repository.load_topic(sessions, topic)
+        topic_id, spec = load_topic(sessions, topic)
         settings = scrapy_settings(spec, database_url, **setting_overrides)
         # The process's own logging (crawler.observability) stays in charge of the output.
         settings["LOG_INSTALL_ROOT_HANDLER"] = False
@@ -56,7 +57,7 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
         assert isinstance(spider, TopicSpider)
         stats = {key: _jsonable(value) for key, value in crawler.stats.get_stats().items()}
         result = summarise(spider, stats)
-        repository.finish_run(
+        finish_run(
             sessions,
             run_id,
             status=result.status,
@@ -101,7 +102,7 @@ def summarise(spider: TopicSpider, stats: dict[str, Any]) -> RunResult:
         return int(stats.get(f"topicwatch/{key}", 0))
 
     # Most counters are the pipeline's own stats; these two are not.
-    counts = {key: stat(key) for key in repository.COUNTERS}
+    counts = {key: stat(key) for key in COUNTERS}
     counts["pages_fetched"] = int(stats.get("downloader/response_count", 0))
     counts["errors"] = len(spider.failures)
     listing_pages = stat("listing_pages")

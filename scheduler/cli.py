@@ -42,7 +42,6 @@ from scheduler.config import (
 )
 from scheduler.daemon import next_due, run_daemon, schedule_of
 from scheduler.runner import RunOutcome, run_crawl
-from storage import repository
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -53,8 +52,16 @@ from storage.db import (
     session_factory,
     upgrade,
 )
-from storage.repository import ArticleHistory, UnknownArticle, VersionRecord
+from storage.history import (
+    ArticleHistory,
+    UnknownArticle,
+    VersionRecord,
+    article_history,
+    list_changes,
+)
+from storage.runs import topic_status
 from storage.spec import CHANGE_KINDS
+from storage.topics import UnknownTopic, sync_topics
 
 PROG = "topicwatch"
 EXAMPLE_CONFIG = Path(__file__).resolve().parent / "topicwatch.example.toml"
@@ -69,7 +76,7 @@ OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
     CommandError,
     ConfigError,
     TopicNotConfigured,
-    repository.UnknownTopic,
+    UnknownTopic,
     UnknownArticle,
     SchemaOutdated,
     DatabaseUnavailable,
@@ -174,7 +181,7 @@ def cmd_crawl(ctx: Context) -> int:
     init_sentry("cli")
     smtp = config.smtp_settings()
     with ctx.database() as sessions:
-        repository.sync_topics(sessions, config.topic_specs())
+        sync_topics(sessions, config.topic_specs())
         outcome = asyncio.run(_crawl_once(ctx, sessions))
         print(outcome.summary())
         if smtp is None:
@@ -217,7 +224,7 @@ def cmd_status(ctx: Context) -> int:
     config = ctx.config
     now = datetime.now(UTC)
     with ctx.database() as sessions:
-        known = {status.name: status for status in repository.topic_status(sessions)}
+        known = {status.name: status for status in topic_status(sessions)}
     entries: list[dict[str, Any]] = []
     for spec in config.topics:
         status = known.get(spec.name)
@@ -442,7 +449,7 @@ def cmd_changes(ctx: Context) -> int:
     """List recorded changes, newest first."""
     args = ctx.args
     with ctx.database() as sessions:
-        entries = repository.list_changes(
+        entries = list_changes(
             sessions, topic=args.topic, since=args.since, kind=args.kind, limit=args.limit
         )
     if args.json:
@@ -486,7 +493,7 @@ def cmd_changes(ctx: Context) -> int:
 def cmd_show(ctx: Context) -> int:
     """Show an article's versions and changes, and the word diff between two versions."""
     with ctx.database() as sessions:
-        history = repository.article_history(sessions, ctx.args.url)
+        history = article_history(sessions, ctx.args.url)
     print(_render_history(history, ctx.args.from_version, ctx.args.to_version))
     return 0
 

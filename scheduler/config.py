@@ -52,7 +52,7 @@ class ConfigError(ValueError):
 
 class TopicNotConfigured(LookupError):
     """A command named a topic that the configuration file does not define (whether or not
-    the database knows it: that is ``storage.repository.UnknownTopic``)."""
+    the database knows it: that is ``storage.topics.UnknownTopic``)."""
 
     def __init__(self, name: str, config_path: Path | str, known: Sequence[str]) -> None:
         listed = ", ".join(known) if known else "none"

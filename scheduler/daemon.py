@@ -45,7 +45,6 @@ from scheduler.runner import (
     crawl_command,
     monitor_config,
 )
-from storage import repository
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -54,7 +53,9 @@ from storage.db import (
     safe_url,
     session_factory,
 )
+from storage.runs import GOOD_RUN_STATUSES, mark_unfinished_runs, topic_status
 from storage.spec import TopicSpec
+from storage.topics import sync_topics
 
 logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
@@ -213,9 +214,9 @@ class Daemon:
         self.engine = make_engine(config.database.url)
         await asyncio.to_thread(check_schema, self.engine)
         self.sessions = session_factory(self.engine)
-        await asyncio.to_thread(repository.sync_topics, self.sessions, config.topic_specs())
+        await asyncio.to_thread(sync_topics, self.sessions, config.topic_specs())
         stale = await asyncio.to_thread(
-            repository.mark_unfinished_runs, self.sessions, "failed", UNFINISHED_MESSAGE
+            mark_unfinished_runs, self.sessions, "failed", UNFINISHED_MESSAGE
         )
         if stale:
             logger.warning(
@@ -261,13 +262,13 @@ class Daemon:
         """The start of each topic's last run, and each topic's failure streak."""
         assert self.sessions is not None
         started: dict[str, datetime] = {}
-        for status in repository.topic_status(self.sessions):
+        for status in topic_status(self.sessions):
             health = self.health.setdefault(status.name, _TopicHealth())
             health.consecutive_failures = status.consecutive_failures
             run = status.last_run
             if run is not None:
                 started[status.name] = run.started_at
-                if run.status in repository.GOOD_RUN_STATUSES:
+                if run.status in GOOD_RUN_STATUSES:
                     health.last_listed = listed_articles(run.counts, run.stats)
         return started
 
@@ -491,7 +492,7 @@ class Daemon:
                 logging=new.logging,
                 topics=new.topics,
             )
-        await asyncio.to_thread(repository.sync_topics, self.sessions, new.topic_specs())
+        await asyncio.to_thread(sync_topics, self.sessions, new.topic_specs())
         if new.logging != old.logging:
             self.apply_logging(new)
         old_specs = self.specs

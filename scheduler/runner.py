@@ -36,9 +36,9 @@ import sentry_sdk.crons
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.observability import format_fields
-from storage import repository
-from storage.repository import GOOD_RUN_STATUSES, RunRecord
+from storage.runs import GOOD_RUN_STATUSES, RunRecord, finish_run, get_run, start_run
 from storage.spec import TopicSpec
+from storage.topics import load_topic
 
 if TYPE_CHECKING:
     from sentry_sdk._types import MonitorConfig
@@ -231,8 +231,8 @@ class CrawlRunner:
         ``stop_message`` (default "stopped at shutdown"). With ``monitor``,
         the run is reported as a Sentry Crons check-in of the monitor named after the topic.
         """
-        topic_id, _spec = await asyncio.to_thread(repository.load_topic, self.sessions, topic)
-        run_id = await asyncio.to_thread(repository.start_run, self.sessions, topic_id)
+        topic_id, _spec = await asyncio.to_thread(load_topic, self.sessions, topic)
+        run_id = await asyncio.to_thread(start_run, self.sessions, topic_id)
         check_in: str | None = None
         if monitor is not None:
             check_in = sentry_sdk.crons.capture_checkin(
@@ -316,7 +316,7 @@ class CrawlRunner:
             return await waiter
 
     async def _after_exit(self, run_id: int, code: int) -> RunOutcome:
-        record = await asyncio.to_thread(repository.get_run, self.sessions, run_id)
+        record = await asyncio.to_thread(get_run, self.sessions, run_id)
         if record.status != "running":
             return RunOutcome.from_record(record, code)
         if code == 0:
@@ -337,9 +337,9 @@ class CrawlRunner:
         """
 
         def work() -> RunRecord:
-            record = repository.get_run(self.sessions, run_id)
+            record = get_run(self.sessions, run_id)
             if record.status == "running" or override:
-                repository.finish_run(
+                finish_run(
                     self.sessions,
                     run_id,
                     status=status,
@@ -348,7 +348,7 @@ class CrawlRunner:
                     stats=record.stats,
                     message=message if record.message is None else f"{message}; {record.message}",
                 )
-            return repository.get_run(self.sessions, run_id)
+            return get_run(self.sessions, run_id)
 
         record = await asyncio.to_thread(work)
         return RunOutcome.from_record(record, code)

@@ -6,6 +6,10 @@ otherwise begin a transaction only at the first write, and a reader that later w
 then fail at once with "database is locked" instead of waiting its turn. PostgreSQL is
 reached through psycopg 3.
 
+Every write goes through :func:`write_transaction`: one transaction, retried when PostgreSQL
+chose it as a deadlock's or a serialization conflict's victim, or when a concurrent writer
+inserted the same unique key first.
+
 The schema is created and upgraded only by :func:`upgrade` (Alembic, migrations shipped in
 this package); :func:`check_schema` refuses a database that is behind.
 
@@ -20,15 +24,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Base
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,6 +53,13 @@ SQLITE_BUSY_TIMEOUT = 30.0
 # so it never waits for a writer on SQLite.
 READ_ONLY = "topicwatch_read_only"
 UPGRADE_COMMAND = "topicwatch db upgrade"
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction may be retried.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+WRITE_ATTEMPTS = 4
+# Keeps IN (...) lists under SQLite's and psycopg's parameter limits.
+CHUNK = 500
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -155,6 +171,53 @@ def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
             yield session
         finally:
             session.rollback()
+
+
+def write_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one write transaction, retrying a lost race or deadlock."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with factory.begin() as session:
+                return work(session)
+        except IntegrityError:
+            # A concurrent writer inserted the same key first; the retry sees its row.
+            if attempt >= 2:
+                raise
+            logger.debug("Retrying a write that lost a race for a unique key")
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                raise
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            logger.debug("Retrying a write after %s (attempt %d)", exc.orig, attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def upsert_for(dialect: str, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that understands ON CONFLICT, for a database of this kind."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices short enough for an IN (...) list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def aware_now(now: datetime | None = None) -> datetime:
+    """``now``, or the current time when None; a time without a zone is refused, since every
+    stored time is in UTC."""
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(
+            f"The time {now.isoformat()} has no time zone; pass an aware datetime "
+            "(e.g. datetime.now(UTC))."
+        )
+    return now
 
 
 def _reason(exc: BaseException) -> str:

@@ -18,8 +18,8 @@ from mailserver import MailServer, free_port, mail_server
 
 from crawler.observability import package_version
 from scheduler.cli import build_parser, main
-from storage import repository
 from storage.db import make_engine, session_factory
+from storage.runs import topic_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -313,7 +313,7 @@ def test_crawl_status_changes_show_and_alerts(
     # status agrees with the database
     engine = make_engine(db_url)
     try:
-        known = {s.name: s for s in repository.topic_status(session_factory(engine))}
+        known = {s.name: s for s in topic_status(session_factory(engine))}
     finally:
         engine.dispose()
     code, out, _ = run(capfd, "--config", config, "status", "--json")

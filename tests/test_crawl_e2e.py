@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.spiders.topic import WORKERS_AFTER
 from scheduler.config import load_config
-from storage import repository
 from storage.db import make_engine, session_factory
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
+from storage.runs import start_run
+from storage.topics import load_topic, sync_topics
 
 TOPICWATCH = str(Path(sys.executable).with_name("topicwatch"))
 TOPIC = "konflik"
@@ -490,9 +491,9 @@ def test_a_crawl_process_that_cannot_fork_starts_its_workers_afresh(
             config = load_config(crawl.config)
             with crawl.sessions() as session:
                 assert session.scalar(select(func.count()).select_from(CrawlRun)) == 0
-            repository.sync_topics(crawl.sessions, config.topic_specs())
-            topic_id, _ = repository.load_topic(crawl.sessions, TOPIC)
-            run_id = repository.start_run(crawl.sessions, topic_id)
+            sync_topics(crawl.sessions, config.topic_specs())
+            topic_id, _ = load_topic(crawl.sessions, TOPIC)
+            run_id = start_run(crawl.sessions, topic_id)
             arguments = ["--topic", TOPIC, "--run-id", str(run_id)]
             done = subprocess.run(
                 [sys.executable, "-c", THREADED_CRAWL_CHILD, *arguments],

@@ -43,10 +43,11 @@ from scheduler.cli import main
 from scheduler.config import Config
 from scheduler.daemon import Daemon, first_run_time, next_due
 from scheduler.runner import ChildRequest, RunOutcome, run_crawl
-from storage import repository
 from storage.db import make_engine, read_session, session_factory, upgrade
 from storage.models import Alert, Change, CrawlRun, Topic
+from storage.runs import finish_run, get_run, start_run
 from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -438,11 +439,11 @@ def test_sigterm_during_a_crawl_then_a_restart_runs_the_overdue_topic_once(
         every=3600.0,
         jitter=0.0,
     )
-    repository.sync_topics(database.sessions, [overdue])
-    topic_id, _ = repository.load_topic(database.sessions, "overdue")
+    sync_topics(database.sessions, [overdue])
+    topic_id, _ = load_topic(database.sessions, "overdue")
     long_ago = datetime.now(UTC) - timedelta(hours=2)
-    old_run = repository.start_run(database.sessions, topic_id, now=long_ago)
-    repository.finish_run(
+    old_run = start_run(database.sessions, topic_id, now=long_ago)
+    finish_run(
         database.sessions,
         old_run,
         status="ok",
@@ -807,7 +808,7 @@ def test_the_parent_records_what_a_child_could_not(
     session_factory: sessionmaker[Session], code: str, status: str, message: str
 ) -> None:
     spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
-    repository.sync_topics(session_factory, [spec])
+    sync_topics(session_factory, [spec])
     result = asyncio.run(
         run_crawl(
             "sqlite://unused",
@@ -820,7 +821,7 @@ def test_the_parent_records_what_a_child_could_not(
     )
     assert (result.status, result.message) == (status, message)
     assert not result.succeeded
-    record = repository.get_run(session_factory, result.run_id)
+    record = get_run(session_factory, result.run_id)
     assert (record.status, record.message) == (status, message)
     assert record.finished_at is not None
 
@@ -829,12 +830,12 @@ def test_a_child_that_finished_its_run_is_taken_at_its_word(
     session_factory: sessionmaker[Session], db_url: str
 ) -> None:
     spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
-    repository.sync_topics(session_factory, [spec])
+    sync_topics(session_factory, [spec])
     finish = f"""
-from storage import repository
 from storage.db import make_engine, session_factory
+from storage.runs import finish_run
 engine = make_engine({db_url!r})
-repository.finish_run(
+finish_run(
     session_factory(engine), run_id, status="partial",
     counts={{"articles_seen": 4, "articles_new": 1, "pages_fetched": 5, "errors": 1}},
     errors=[{{"url": "http://127.0.0.1:9/a", "reason": "HTTP 503"}}], stats={{}},
@@ -855,7 +856,7 @@ engine.dispose()
 
 def test_a_stop_request_ends_the_child(session_factory: sessionmaker[Session]) -> None:
     spec = TopicSpec(name="alpha", title="Alpha", sources=("http://127.0.0.1:9/",))
-    repository.sync_topics(session_factory, [spec])
+    sync_topics(session_factory, [spec])
 
     async def stop_soon() -> RunOutcome:
         stop = asyncio.Event()

@@ -28,15 +28,17 @@ from typing import Any
 
 import pytest
 import yaml
+from record_one import record_gone, record_page
 from sqlalchemy import Engine, select, text
 
 from scheduler.config import load_config
 from scheduler.runner import KILL_AFTER
-from storage import repository
+from storage.changes import PageRead
 from storage.db import make_engine, normalise_url, session_factory, upgrade
 from storage.models import Base, Topic
-from storage.repository import Observation
+from storage.runs import finish_run, start_run
 from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -707,7 +709,7 @@ TOPIC = TopicSpec(
 OTHER_TOPIC = TopicSpec(
     name="pemilu", title="Pemilu", sources=("https://example.org/topic/pemilu",)
 )
-ARTICLE = Observation(
+ARTICLE = PageRead(
     url="https://www.tribunnews.com/internasional/2025/10/03/rusia-klaim-kuasai-desa",
     title="Rusia Klaim Kuasai Desa di Donetsk",
     body="TRIBUNNEWS.COM – Kementerian Pertahanan Rusia mengklaim… «kutipan» 🇷🇺",
@@ -730,10 +732,10 @@ def populate(url: str) -> None:
     engine = make_engine(url)
     sessions = session_factory(engine)
     try:
-        repository.sync_topics(sessions, [TOPIC, OTHER_TOPIC])
-        topic_id, _ = repository.load_topic(sessions, TOPIC.name)
-        run_id = repository.start_run(sessions, topic_id)
-        repository.record_page(sessions, topic_id=topic_id, run_id=run_id, observation=ARTICLE)
+        sync_topics(sessions, [TOPIC, OTHER_TOPIC])
+        topic_id, _ = load_topic(sessions, TOPIC.name)
+        run_id = start_run(sessions, topic_id)
+        record_page(sessions, topic_id=topic_id, run_id=run_id, observation=ARTICLE)
         edited = replace(
             ARTICLE,
             body=ARTICLE.body + " Artikel ini telah diperbarui.",
@@ -742,11 +744,11 @@ def populate(url: str) -> None:
             field_hashes={"title": "1" * 64, "body": "3" * 64},
             raw_html=None,
         )
-        repository.record_page(sessions, topic_id=topic_id, run_id=run_id, observation=edited)
+        record_page(sessions, topic_id=topic_id, run_id=run_id, observation=edited)
         gone = replace(ARTICLE, url=ARTICLE.url + "-2", raw_html=None)
-        repository.record_page(sessions, topic_id=topic_id, run_id=run_id, observation=gone)
-        repository.record_gone(sessions, topic_id=topic_id, run_id=run_id, url=gone.url)
-        repository.finish_run(
+        record_page(sessions, topic_id=topic_id, run_id=run_id, observation=gone)
+        record_gone(sessions, topic_id=topic_id, run_id=run_id, url=gone.url)
+        finish_run(
             sessions,
             run_id,
             status="partial",
@@ -754,8 +756,8 @@ def populate(url: str) -> None:
             errors=[{"url": ARTICLE.url + "-3", "reason": "HTTP 503"}],
             stats={"downloader/response_count": 4, "finish_reason": "finished"},
         )
-        failed = repository.start_run(sessions, topic_id)
-        repository.finish_run(
+        failed = start_run(sessions, topic_id)
+        finish_run(
             sessions, failed, status="refused", counts={}, errors=[], stats={}, message="403"
         )
     finally:
@@ -805,7 +807,7 @@ def test_sqlite_database_is_copied_into_postgres_whole(
             assert f"{table.name}: {len(before[table.name])} rows" in result.stdout
         # The sequences moved past the copied ids: new rows get new ids.
         sessions = session_factory(target)
-        repository.sync_topics(sessions, [TOPIC, OTHER_TOPIC, replace(OTHER_TOPIC, name="baru")])
+        sync_topics(sessions, [TOPIC, OTHER_TOPIC, replace(OTHER_TOPIC, name="baru")])
         with target.connect() as connection:
             ids = connection.execute(select(Topic.id).order_by(Topic.id)).scalars().all()
             revision = connection.execute(text("SELECT version_num FROM alembic_version"))

@@ -14,20 +14,15 @@ from pathlib import Path
 
 import pytest
 from mailserver import PASSWORD, USER, MailServer, free_port, mail_server
+from record_one import record_gone, record_page
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.dispatcher import DispatchReport, Requeued, dispatch, list_alerts, requeue_failed
 from alerts.smtp import SmtpSettings
-from storage.repository import (
-    Observation,
-    finish_run,
-    load_topic,
-    record_gone,
-    record_page,
-    start_run,
-    sync_topics,
-)
+from storage.changes import PageRead
+from storage.runs import finish_run, start_run
 from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SENDER = "topicwatch <alerts@example.org>"
@@ -45,7 +40,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def observation(url: str, title: str, body: str, lead: str = "") -> Observation:
+def observation(url: str, title: str, body: str, lead: str = "") -> PageRead:
     hashes = {
         "title": sha(title),
         "lead": sha(lead),
@@ -53,7 +48,7 @@ def observation(url: str, title: str, body: str, lead: str = "") -> Observation:
         "authors": sha(""),
         "dates": sha(""),
     }
-    return Observation(
+    return PageRead(
         url=url,
         title=title,
         body=body,
@@ -84,7 +79,7 @@ def make_topic(
     return topic_id
 
 
-def record(factory: Factory, topic_id: int, obs: Observation, now: datetime) -> None:
+def record(factory: Factory, topic_id: int, obs: PageRead, now: datetime) -> None:
     run_id = start_run(factory, topic_id, now=now)
     record_page(factory, topic_id=topic_id, run_id=run_id, observation=obs, now=now)
     finish(factory, run_id, now)

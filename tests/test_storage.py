@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from record_one import record_gone, record_not_modified, record_page
 from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.changes import PageRead
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -25,6 +27,8 @@ from storage.db import (
     upgrade,
 )
 from storage.db import session_factory as sessions_on
+from storage.history import UnknownArticle, article_history, list_changes, raw_html
+from storage.listings import known_state, note_listing, recheck_candidates
 from storage.models import (
     Alert,
     Article,
@@ -35,30 +39,17 @@ from storage.models import (
     Topic,
     UTCDateTime,
 )
-from storage.repository import (
-    ChangeRecord,
-    Observation,
-    UnknownArticle,
+from storage.recording import ChangeRecord
+from storage.runs import (
     UnknownRun,
-    UnknownTopic,
-    article_history,
     finish_run,
     get_run,
-    known_state,
-    list_changes,
-    load_topic,
     mark_unfinished_runs,
-    note_listing,
-    raw_html,
-    recheck_candidates,
-    record_gone,
-    record_not_modified,
-    record_page,
     start_run,
-    sync_topics,
     topic_status,
 )
 from storage.spec import TopicSpec
+from storage.topics import UnknownTopic, load_topic, sync_topics
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 URL = "https://news.example.org/internasional/7300001/rusia-ukraina"
@@ -74,9 +65,7 @@ def spec(name: str = "ukraina", alert_to: tuple[str, ...] = ("desk@example.org",
     )
 
 
-def observation(
-    url: str = URL, title: str = "Judul A", body: str = "Isi A", **kw: Any
-) -> Observation:
+def observation(url: str = URL, title: str = "Judul A", body: str = "Isi A", **kw: Any) -> PageRead:
     published = kw.pop("published", "2026-11-26T09:00:00+07:00")
     fields = {
         "title": title,
@@ -87,7 +76,7 @@ def observation(
     }
     hashes = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in fields.items()}
     digest = hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()
-    return Observation(
+    return PageRead(
         url=url,
         title=title,
         body=body,

@@ -20,31 +20,24 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.changes import Gone, NotModified, Outcome, PageRead
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Alert, Article, ArticleVersion, Change
-from storage.repository import (
-    ChangeRecord,
-    Observation,
-    Outcome,
-    PageGone,
-    PageNotModified,
-    load_topic,
-    record_outcomes,
-    sync_topics,
-)
+from storage.recording import ChangeRecord, record_outcomes
 from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 START = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 URLS = [f"https://news.example.org/nasional/{7300000 + i}/berita-{i}" for i in range(4)]
 CONTENTS = ("A", "B", "C")
 
 
-def page(url: str, content: str) -> Observation:
+def page(url: str, content: str) -> PageRead:
     hashes = {
         "title": hashlib.sha256(f"title {content}".encode()).hexdigest(),
         "body": hashlib.sha256(f"body {url} {content}".encode()).hexdigest(),
     }
-    return Observation(
+    return PageRead(
         url=url,
         title=f"Judul {content}",
         body=f"Isi {content}",
@@ -72,11 +65,11 @@ def history(seed: int, length: int = 300) -> list[tuple[int, Outcome]]:
         if roll < 0.6:
             outcome = page(url, rng.choice(CONTENTS))
         elif roll < 0.8:
-            outcome = PageNotModified(url, etag=rng.choice((None, '"new"')))
+            outcome = NotModified(url, etag=rng.choice((None, '"new"')))
         elif roll < 0.95:
-            outcome = PageGone(url)
+            outcome = Gone(url)
         else:
-            outcome = PageNotModified(url + "-unknown")
+            outcome = NotModified(url + "-unknown")
         steps.append((topic, outcome))
     return steps
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from record_one import record_gone, record_not_modified, record_page
 from sqlalchemy import Engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.changes import PageRead
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -27,19 +29,11 @@ from storage.db import (
     session_factory,
     upgrade,
 )
+from storage.history import list_changes
+from storage.listings import note_listing, recheck_candidates
 from storage.models import Topic
-from storage.repository import (
-    Observation,
-    list_changes,
-    load_topic,
-    note_listing,
-    recheck_candidates,
-    record_gone,
-    record_not_modified,
-    record_page,
-    sync_topics,
-)
 from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -178,8 +172,8 @@ def _plans(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str,
     return scans
 
 
-def _observation(url: str, body: str) -> Observation:
-    return Observation(
+def _observation(url: str, body: str) -> PageRead:
+    return PageRead(
         url=url,
         title="Judul",
         body=body,

@@ -65,9 +65,9 @@ from crawler.profiles import SiteProfile, profile_by_name, profile_for
 from crawler.readers import ReaderPool, ReadersStopped, WorkerTaskError
 from crawler.reading import Reading, read_page
 from crawler.urls import canonical_url
-from storage import repository
+from storage.changes import NotModified, Outcome, PageRead, response_outcome
 from storage.db import make_engine, session_factory
-from storage.repository import KnownArticle, Observation, Outcome, PageGone, PageNotModified
+from storage.listings import KnownArticle, note_listing, recheck_candidates
 from storage.spec import TopicSpec
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class TopicSpider(scrapy.Spider):
         # Known articles that left the listing are re-checked on an age-based table; the
         # listing pages above re-check everything still listed.
         candidates = await self.in_database(
-            repository.recheck_candidates,
+            recheck_candidates,
             self.session_factory,
             self.topic_id,
             _now(),
@@ -263,7 +263,7 @@ class TopicSpider(scrapy.Spider):
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
         noted = await self.in_database(
-            repository.note_listing, self.session_factory, self.topic_id, urls, urgent=True
+            note_listing, self.session_factory, self.topic_id, urls, urgent=True
         )
         known_urls, known = noted.announced, noted.known
         self.listed.update(urls)
@@ -355,25 +355,28 @@ class TopicSpider(scrapy.Spider):
         url: str = response.meta["topicwatch_url"]
         known: KnownArticle | None = response.meta["topicwatch_known"]
         self.count("article_responses")
-        if response.status == 304:
-            return PageNotModified(url=url)
-        if response.status in (404, 410):
-            return PageGone(url=url)
-        if response.meta.get("redirect_urls") and self.is_home_or_listing(response.url):
-            return PageGone(url=url)
         content_type = (header(response, "Content-Type") or "").lower()
-        if not isinstance(response, TextResponse) or not any(t in content_type for t in HTML_TYPES):
+        web_page = isinstance(response, TextResponse) and any(t in content_type for t in HTML_TYPES)
+        first_page: Response = response.meta.get("topicwatch_first_page", response)
+        raw_sha = hashlib.sha256(first_page.body).hexdigest() if web_page else None
+        said = response_outcome(
+            url,
+            status=response.status,
+            redirected_to_home_or_listing=bool(response.meta.get("redirect_urls"))
+            and self.is_home_or_listing(response.url),
+            raw_sha256=raw_sha,
+            known_status=None if known is None else known.status,
+            known_raw_sha256=None if known is None else known.raw_sha256,
+            etag=header(first_page, "ETag"),
+            last_modified=header(first_page, "Last-Modified"),
+        )
+        if said is not None:
+            if isinstance(said, NotModified) and response.status != 304:
+                self.count("identical_bodies")
+            return said
+        if not web_page:
             self.fail(url, f"not a web page (Content-Type {content_type or 'missing'})")
             return None
-        first_page: Response = response.meta.get("topicwatch_first_page", response)
-        raw_sha = hashlib.sha256(first_page.body).hexdigest()
-        if known is not None and known.status == "live" and known.raw_sha256 == raw_sha:
-            self.count("identical_bodies")
-            return PageNotModified(
-                url=url,
-                etag=header(first_page, "ETag"),
-                last_modified=header(first_page, "Last-Modified"),
-            )
         profile = self.profile_of(url)
         first = "topicwatch_first_page" not in response.meta
         reading = await self.read(response, profile, find_whole=first, requested=url)
@@ -399,7 +402,7 @@ class TopicSpider(scrapy.Spider):
             return None
         identity = reading.identity or url
         raw_html = first_page.body if self.settings.getbool("TOPICWATCH_STORE_RAW_HTML") else None
-        return Observation(
+        return PageRead(
             url=identity,
             title=article.title,
             body=article.body,

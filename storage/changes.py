@@ -1,0 +1,262 @@
+"""Where a change is decided: what a crawl saw of an article, and what that means.
+
+Everything here is pure, so each rule can be read and tested as a table:
+
+- :func:`response_outcome` — what an HTTP response to an article request says before its
+  page is read: 304, 404 / 410, a redirect to the home or a listing page, the very bytes
+  stored last time.
+- :func:`classify` — the detection table: the stored state of an article (:class:`Previous`)
+  and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`.
+- :func:`decide` — which topics hear of the decision (:class:`Audience`): the changes to
+  record, one per topic, with their versions and whether they alert.
+
+The crawler builds the outcomes; :mod:`storage.recording` loads the state these functions
+need and writes the rows the :class:`Plan` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Literal
+
+DecisionKind = Literal["new", "updated", "unchanged", "removed", "restored", "none"]
+GONE_STATUSES = (404, 410)
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """An article page as a crawl read it. ``url`` is the canonical URL.
+
+    ``fingerprint`` and ``field_hashes`` are what :func:`classify` compares; the content is
+    what a new version stores (empty for a caller that only classifies).
+    """
+
+    url: str
+    fingerprint: str
+    field_hashes: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    body: str = ""
+    lead: str = ""
+    authors: tuple[str, ...] = ()
+    published: str | None = None
+    modified: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    raw_sha256: str | None = None
+    raw_html: bytes | None = None
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """The server answered 304 Not Modified, or sent the very bytes stored last time (then
+    with the response's validators)."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The article is gone: 404, 410, or a redirect to the home or a topic listing page."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The page could not be read this time (timeout, 5xx, 403, robots refusal)."""
+
+    url: str
+    reason: str = ""
+
+
+Outcome = PageRead | NotModified | Gone | Failed
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The stored state of an article that has at least one version.
+
+    ``alerted_fingerprints`` are the fingerprints of the versions already alerted on;
+    content that returns to one of them (A -> B -> A) is recorded but not alerted again.
+    """
+
+    status: str
+    current_fingerprint: str
+    current_field_hashes: dict[str, str]
+    alerted_fingerprints: frozenset[str] = frozenset()
+    current_version: int = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an outcome means for the article.
+
+    ``kind`` is ``none`` when nothing about the article changes (a failure, or nothing
+    known to compare with) and ``unchanged`` when only ``last_checked`` moves.
+    ``new_version`` says whether the page's content is stored as a new version; ``fields``
+    names the fields whose hash differs from the current version's (sorted).
+    """
+
+    kind: DecisionKind
+    fields: tuple[str, ...] = ()
+    alert: bool = False
+    new_version: bool = False
+
+
+NOTHING = Decision("none")
+UNCHANGED = Decision("unchanged")
+
+
+def response_outcome(
+    url: str,
+    *,
+    status: int,
+    redirected_to_home_or_listing: bool,
+    raw_sha256: str | None,
+    known_status: str | None,
+    known_raw_sha256: str | None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> NotModified | Gone | None:
+    """What a response to the request for the article at ``url`` says without reading its
+    page; None when the page must be read.
+
+    ``redirected_to_home_or_listing``: the request was redirected and landed on the site's
+    home or on a topic's listing page, which is how many sites retire an article.
+    ``raw_sha256`` is the digest of the web page's body (None when the response is not a
+    web page); ``known_status`` and ``known_raw_sha256`` what is stored of the article
+    (None when nothing is). The validators go with a body identical to the stored one; a
+    304 keeps the stored ones.
+    """
+    if status == 304:
+        return NotModified(url)
+    if status in GONE_STATUSES or redirected_to_home_or_listing:
+        return Gone(url)
+    if raw_sha256 is not None and known_status == "live" and known_raw_sha256 == raw_sha256:
+        return NotModified(url, etag=etag, last_modified=last_modified)
+    return None
+
+
+def changed_fields(old: dict[str, str], new: dict[str, str]) -> tuple[str, ...]:
+    """Names of the fields whose hash differs between ``old`` and ``new`` (sorted)."""
+    return tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
+
+
+def classify(previous: Previous | None, outcome: Outcome) -> Decision:
+    """Decide what an outcome means, given what is stored about the article (None: it has
+    no version yet)."""
+    if isinstance(outcome, Failed):
+        return NOTHING
+    if previous is None:
+        if isinstance(outcome, PageRead):
+            return Decision("new", alert=True, new_version=True)
+        return NOTHING
+    removed = previous.status == "removed"
+    if isinstance(outcome, Gone):
+        return UNCHANGED if removed else Decision("removed", alert=True)
+    if isinstance(outcome, NotModified):
+        # The validators (or the bytes) match what was stored: the stored page is back.
+        return Decision("restored", alert=True) if removed else UNCHANGED
+    same = outcome.fingerprint == previous.current_fingerprint
+    fields = () if same else changed_fields(previous.current_field_hashes, outcome.field_hashes)
+    if removed:
+        return Decision("restored", fields=fields, alert=True, new_version=not same)
+    if same:
+        return UNCHANGED
+    seen_before = outcome.fingerprint in previous.alerted_fingerprints
+    return Decision("updated", fields=fields, alert=not seen_before, new_version=True)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """The topics that may hear of a change of one article.
+
+    ``topic_id`` is the topic whose crawl saw the outcome, ``run_id`` that crawl's run;
+    ``announced_by`` the topics that have announced the article (each topic's first change
+    of an article is its ``new``); ``inactive`` those of them no longer configured.
+    """
+
+    topic_id: int
+    run_id: int | None = None
+    announced_by: Collection[int] = frozenset()
+    inactive: Collection[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """A change to record for one topic (with alert rows for its recipients when ``alert``)."""
+
+    topic_id: int
+    kind: str
+    fields: tuple[str, ...]
+    from_version: int | None
+    to_version: int | None
+    alert: bool
+    crawl_run_id: int | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to record of one outcome: the article's status and current version after it,
+    whether the page is stored as that new version, and the changes, one per topic."""
+
+    decision: Decision
+    status: str
+    current_version: int
+    changes: tuple[PlannedChange, ...] = ()
+
+
+def decide(previous: Previous | None, outcome: Outcome, audience: Audience) -> Plan:
+    """Classify ``outcome`` and say who hears of it.
+
+    The content is classified once for the article, which every topic that lists it shares.
+    An ``updated``, ``removed`` or ``restored`` goes to every active topic that has announced
+    the article, the observing topic included only if it has. A topic that has not
+    announced a live article hears of it through a ``new`` change, also when another topic
+    read it first. The run is named on the observing topic's change only.
+    """
+    decision = classify(previous, outcome)
+    before = 0 if previous is None else previous.current_version
+    status = "live" if previous is None else previous.status
+    if decision.kind == "none":
+        return Plan(decision, status, before)
+    after = before + 1 if decision.new_version else before
+    if decision.kind == "removed":
+        status = "removed"
+    elif decision.kind in ("new", "restored"):
+        status = "live"
+    observing = audience.topic_id
+    announced = set(audience.announced_by)
+    changes: list[PlannedChange] = []
+    if decision.kind in ("updated", "removed", "restored"):
+        hearing = sorted(announced - set(audience.inactive) - {observing})
+        if observing in announced:
+            hearing = sorted([*hearing, observing])
+        changes.extend(
+            PlannedChange(
+                topic_id=topic,
+                kind=decision.kind,
+                fields=decision.fields,
+                from_version=before,
+                to_version=None if decision.kind == "removed" else after,
+                alert=decision.alert,
+                crawl_run_id=audience.run_id if topic == observing else None,
+            )
+            for topic in hearing
+        )
+    if observing not in announced and status == "live":
+        changes.append(
+            PlannedChange(
+                topic_id=observing,
+                kind="new",
+                fields=(),
+                from_version=None,
+                to_version=after,
+                alert=True,
+                crawl_run_id=audience.run_id,
+            )
+        )
+    return Plan(decision, status, after, tuple(changes))

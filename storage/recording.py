@@ -1,0 +1,486 @@
+"""Recording what a crawl saw of its articles: versions, changes and their alert rows.
+
+:func:`record_outcomes` loads what the decision needs (each article's current version, the
+fingerprints already alerted on, the topics that have announced it), lets
+:func:`storage.changes.decide` decide, and writes the rows the plan names, all in one
+transaction: a change is written together with its alert rows, or not at all.
+
+Concurrent writers are safe: on SQLite every write transaction starts with ``BEGIN
+IMMEDIATE``; on PostgreSQL the article row is locked (``SELECT … FOR UPDATE``) before its
+versions are read or written, articles are created with ``INSERT … ON CONFLICT``, and a
+transaction that lost a deadlock or a unique-key race is retried
+(:func:`storage.db.write_transaction`).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.changes import (
+    Audience,
+    Failed,
+    Gone,
+    NotModified,
+    Outcome,
+    PageRead,
+    PlannedChange,
+    Previous,
+    decide,
+)
+from storage.db import aware_now, chunks, upsert_for, write_transaction
+from storage.listings import stated_moment
+from storage.models import Alert, Article, ArticleVersion, Change, Topic, TopicArticle
+from storage.topics import TopicCache
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """A change that was recorded: what happened to which article, for which topic."""
+
+    id: int
+    kind: str
+    url: str
+    title: str
+    topic: str
+    fields: tuple[str, ...]
+    from_version: int | None
+    to_version: int | None
+    alerted: bool
+
+
+@dataclass
+class _Stored:
+    """An article as one recording transaction reads and changes it."""
+
+    id: int
+    url: str
+    status: str
+    current_version: int
+    etag: str | None
+    last_modified: str | None
+    raw_sha256: str | None
+    age_from: datetime
+    fingerprint: str = ""
+    field_hashes: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    announced_by: set[int] = field(default_factory=set)
+    inactive: set[int] = field(default_factory=set)  # of announced_by, those not configured
+    alerted_fingerprints: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Writes:
+    """The rows one recording transaction adds, written together at its end."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    # Per change: its topic's name, the title and the recipients of its alert rows.
+    records: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+
+def _segments(outcomes: Sequence[Outcome]) -> Iterator[Sequence[Outcome]]:
+    """``outcomes`` cut, in order, into runs in which no URL appears twice."""
+    start = 0
+    seen: set[str] = set()
+    for index, outcome in enumerate(outcomes):
+        if outcome.url in seen:
+            yield outcomes[start:index]
+            start, seen = index, set()
+        seen.add(outcome.url)
+    if start < len(outcomes):
+        yield outcomes[start:]
+
+
+def _load_stored(
+    session: Session, outcomes: Sequence[Outcome], topic_id: int, now: datetime
+) -> dict[str, _Stored]:
+    """Everything :func:`storage.changes.decide` needs of the articles the outcomes name,
+    by URL (those a 304 or a 404 names without being stored are left out)."""
+    stored = _create_and_lock(session, outcomes, topic_id, now)
+    by_id = {article.id: article for article in stored.values()}
+    _read_current_versions(session, by_id)
+    _read_announcements(session, by_id)
+    # The fingerprints already alerted on matter only for content that differs from the
+    # current version (A -> B -> A).
+    edited = {
+        stored[o.url].id
+        for o in outcomes
+        if isinstance(o, PageRead)
+        and o.url in stored
+        and stored[o.url].current_version > 0
+        and stored[o.url].fingerprint != o.fingerprint
+    }
+    _read_alerted_fingerprints(session, by_id, sorted(edited))
+    return stored
+
+
+def _create_and_lock(
+    session: Session, outcomes: Sequence[Outcome], topic_id: int, now: datetime
+) -> dict[str, _Stored]:
+    """Create the articles of the pages that are new (linked to the topic), lock every
+    article the outcomes name (in URL order, so concurrent writers never deadlock), and read
+    their rows. A failure leaves its article alone."""
+    page_urls = sorted({o.url for o in outcomes if isinstance(o, PageRead)})
+    if page_urls:
+        session.execute(
+            upsert_for(session.get_bind().dialect.name, Article).on_conflict_do_nothing(
+                index_elements=[Article.url]
+            ),
+            [
+                {
+                    "url": url,
+                    "first_seen": now,
+                    "age_from": now,
+                    "status": "live",
+                    "current_version": 0,
+                }
+                for url in page_urls
+            ],
+        )
+    stored: dict[str, _Stored] = {}
+    for chunk in chunks(sorted({o.url for o in outcomes if not isinstance(o, Failed)})):
+        rows = session.execute(
+            select(
+                Article.id,
+                Article.url,
+                Article.status,
+                Article.current_version,
+                Article.etag,
+                Article.last_modified,
+                Article.raw_sha256,
+                Article.age_from,
+            )
+            .where(Article.url.in_(chunk))
+            .order_by(Article.url)
+            .with_for_update()
+        )
+        for row in rows:
+            stored[row.url] = _Stored(*row)
+    linked = sorted(stored[url].id for url in page_urls if url in stored)
+    if linked:
+        session.execute(
+            upsert_for(session.get_bind().dialect.name, TopicArticle).on_conflict_do_nothing(
+                index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
+            ),
+            [
+                {"topic_id": topic_id, "article_id": i, "since": now, "last_listed": None}
+                for i in linked
+            ],
+        )
+    return stored
+
+
+def _read_current_versions(session: Session, by_id: dict[int, _Stored]) -> None:
+    """Read the fingerprint, field hashes and title of each article's current version."""
+    versioned = sorted(i for i, article in by_id.items() if article.current_version > 0)
+    for chunk_ids in chunks(versioned):
+        current = session.execute(
+            select(
+                ArticleVersion.article_id,
+                ArticleVersion.fingerprint,
+                ArticleVersion.field_hashes,
+                ArticleVersion.title,
+            )
+            .join(
+                Article,
+                and_(
+                    Article.id == ArticleVersion.article_id,
+                    Article.current_version == ArticleVersion.version,
+                ),
+            )
+            # Both sides filtered, so neither is read beyond the batch's rows.
+            .where(ArticleVersion.article_id.in_(chunk_ids), Article.id.in_(chunk_ids))
+        )
+        for article_id, fingerprint, field_hashes, title in current:
+            article = by_id[article_id]
+            article.fingerprint = fingerprint
+            article.field_hashes = dict(field_hashes)
+            article.title = title
+
+
+def _read_announcements(session: Session, by_id: dict[int, _Stored]) -> None:
+    """Read which topics have announced each article, and which of them are inactive."""
+    for chunk_ids in chunks(sorted(by_id)):
+        announced = session.execute(
+            select(Change.article_id, Change.topic_id, Topic.active)
+            .distinct()
+            .join(Topic, Topic.id == Change.topic_id)
+            .where(Change.article_id.in_(chunk_ids))
+        )
+        for article_id, other, active in announced:
+            by_id[article_id].announced_by.add(other)
+            if not active:
+                by_id[article_id].inactive.add(other)
+
+
+def _read_alerted_fingerprints(
+    session: Session, by_id: dict[int, _Stored], article_ids: list[int]
+) -> None:
+    """Read the fingerprints of the versions of these articles that were alerted on."""
+    alerted: dict[int, set[str]] = {}
+    for chunk_ids in chunks(article_ids):
+        pairs = session.execute(
+            select(ArticleVersion.article_id, ArticleVersion.fingerprint)
+            .distinct()
+            .join(
+                Change,
+                and_(
+                    Change.article_id == ArticleVersion.article_id,
+                    Change.to_version == ArticleVersion.version,
+                ),
+            )
+            .where(ArticleVersion.article_id.in_(chunk_ids), Change.alerted.is_(True))
+        )
+        for article_id, fingerprint in pairs:
+            alerted.setdefault(article_id, set()).add(fingerprint)
+    for article_id, fingerprints in alerted.items():
+        by_id[article_id].alerted_fingerprints = frozenset(fingerprints)
+
+
+def _apply(
+    writes: _Writes,
+    topics: TopicCache,
+    *,
+    topic_id: int,
+    run_id: int | None,
+    article: _Stored,
+    outcome: PageRead | NotModified | Gone,
+    now: datetime,
+) -> int | None:
+    """Take what ``outcome`` says of the stored article, queue the rows its plan names; the
+    index of the observing topic's change, if any."""
+    if isinstance(outcome, PageRead):
+        article.etag = outcome.etag
+        article.last_modified = outcome.last_modified
+        article.raw_sha256 = outcome.raw_sha256
+        stated = stated_moment(outcome.published)
+        if stated is not None and stated < article.age_from:
+            article.age_from = stated
+    elif isinstance(outcome, NotModified):
+        if outcome.etag is not None:
+            article.etag = outcome.etag
+        if outcome.last_modified is not None:
+            article.last_modified = outcome.last_modified
+    previous = None
+    if article.current_version > 0:
+        previous = Previous(
+            status=article.status,
+            current_fingerprint=article.fingerprint,
+            current_field_hashes=dict(article.field_hashes),
+            alerted_fingerprints=article.alerted_fingerprints,
+            current_version=article.current_version,
+        )
+    audience = Audience(topic_id, run_id, article.announced_by, article.inactive)
+    plan = decide(previous, outcome, audience)
+    if plan.decision.new_version:
+        assert isinstance(outcome, PageRead)
+        article.fingerprint = outcome.fingerprint
+        article.field_hashes = dict(outcome.field_hashes)
+        article.title = outcome.title
+        writes.versions.append(
+            {
+                "article_id": article.id,
+                "version": plan.current_version,
+                "fingerprint": outcome.fingerprint,
+                "field_hashes": dict(outcome.field_hashes),
+                "title": outcome.title,
+                "lead": outcome.lead,
+                "authors": list(outcome.authors),
+                "published": outcome.published,
+                "modified": outcome.modified,
+                "body": outcome.body,
+                "fetched_at": now,
+                "raw_html": None if outcome.raw_html is None else zlib.compress(outcome.raw_html),
+            }
+        )
+    article.status = plan.status
+    article.current_version = plan.current_version
+    own: int | None = None
+    for change in plan.changes:
+        index = _queue_change(writes, topics, article=article, change=change, now=now)
+        article.announced_by.add(change.topic_id)
+        if change.topic_id == topic_id:
+            own = index
+    return own
+
+
+def _queue_change(
+    writes: _Writes, topics: TopicCache, *, article: _Stored, change: PlannedChange, now: datetime
+) -> int:
+    """Queue a change (and, through :func:`_write_changes`, its alert rows); its index."""
+    topic, spec = topics.get(change.topic_id)
+    writes.changes.append(
+        {
+            "kind": change.kind,
+            "article_id": article.id,
+            "topic_id": change.topic_id,
+            "from_version": change.from_version,
+            "to_version": change.to_version,
+            "fields": list(change.fields),
+            "detected_at": now,
+            "crawl_run_id": change.crawl_run_id,
+            "alerted": change.alert,
+        }
+    )
+    recipients = list(dict.fromkeys(spec.alerts_for(change.kind))) if change.alert else []
+    writes.records.append((topic.name, article.title, recipients))
+    logger.debug("Recording %s change of %s for topic %s", change.kind, article.url, topic.name)
+    return len(writes.changes) - 1
+
+
+def _write_changes(session: Session, writes: _Writes, now: datetime) -> list[int]:
+    """Insert the queued versions, changes and alert rows; the ids of the changes."""
+    if writes.versions:
+        session.execute(insert(ArticleVersion), writes.versions)
+    if not writes.changes:
+        return []
+    ids = list(
+        session.scalars(
+            insert(Change).returning(Change.id, sort_by_parameter_order=True), writes.changes
+        )
+    )
+    alert_rows = [
+        {
+            "change_id": change_id,
+            "topic_id": change["topic_id"],
+            "recipient": recipient,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for change_id, change, (_, _, recipients) in zip(
+            ids, writes.changes, writes.records, strict=True
+        )
+        for recipient in recipients
+    ]
+    if alert_rows:
+        session.execute(insert(Alert), alert_rows)
+    return ids
+
+
+def _record(
+    session: Session,
+    topics: TopicCache,
+    *,
+    topic_id: int,
+    run_id: int | None,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+) -> list[ChangeRecord | None]:
+    """Record ``outcomes`` (no URL twice) in the session's transaction."""
+    stored = _load_stored(session, outcomes, topic_id, now)
+    writes = _Writes()
+    indexes: list[int | None] = []
+    for outcome in outcomes:
+        article = stored.get(outcome.url)
+        if isinstance(outcome, Failed):
+            indexes.append(None)  # a failure changes nothing of the article
+            continue
+        if article is None:
+            # Only a page read creates an article; a 304 or a 404 of an unknown URL is noise.
+            logger.debug("Ignoring %s for %s, which is not in the database", outcome, outcome.url)
+            indexes.append(None)
+            continue
+        indexes.append(
+            _apply(
+                writes,
+                topics,
+                topic_id=topic_id,
+                run_id=run_id,
+                article=article,
+                outcome=outcome,
+                now=now,
+            )
+        )
+    ids = _write_changes(session, writes, now)
+    if stored:
+        session.execute(
+            update(Article),
+            [
+                {
+                    "id": article.id,
+                    "last_checked": now,
+                    "etag": article.etag,
+                    "last_modified": article.last_modified,
+                    "raw_sha256": article.raw_sha256,
+                    "age_from": article.age_from,
+                    "status": article.status,
+                    "current_version": article.current_version,
+                }
+                for article in stored.values()
+            ],
+        )
+    urls = {article.id: article.url for article in stored.values()}
+    results: list[ChangeRecord | None] = []
+    for index in indexes:
+        if index is None:
+            results.append(None)
+            continue
+        change = writes.changes[index]
+        topic_name, title, _ = writes.records[index]
+        results.append(
+            ChangeRecord(
+                id=ids[index],
+                kind=change["kind"],
+                url=urls[change["article_id"]],
+                title=title,
+                topic=topic_name,
+                fields=tuple(change["fields"]),
+                from_version=change["from_version"],
+                to_version=change["to_version"],
+                alerted=change["alerted"],
+            )
+        )
+    return results
+
+
+def record_outcomes(
+    session_factory: sessionmaker[Session],
+    *,
+    topic_id: int,
+    run_id: int | None,
+    outcomes: Sequence[Outcome],
+    now: datetime | None = None,
+) -> list[ChangeRecord | None]:
+    """Record what a crawl of the topic found, in one transaction; per outcome, the topic's
+    change (or None).
+
+    A page read of a new URL creates its article (version 1, ``new``); different content a
+    new version (``updated``, or ``restored`` after a removal); the same content, a 304 or a
+    404 only move ``last_checked`` and the stored validators, unless they change the
+    article's status (see :func:`storage.changes.classify`). A 304 or a 404 of a URL not in
+    the database, and a failure, are ignored. The outcomes are recorded in turn, all or
+    nothing, with a few statements for the whole batch rather than several per outcome.
+    """
+    moment = aware_now(now)
+    if not outcomes:
+        return []
+
+    def work(session: Session) -> list[ChangeRecord | None]:
+        topics = TopicCache(session)
+        results: list[ChangeRecord | None] = []
+        for segment in _segments(outcomes):
+            results.extend(
+                _record(
+                    session,
+                    topics,
+                    topic_id=topic_id,
+                    run_id=run_id,
+                    outcomes=segment,
+                    now=moment,
+                )
+            )
+        return results
+
+    return write_transaction(session_factory, work)

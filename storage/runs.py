@@ -1,0 +1,259 @@
+"""Crawl runs: their bookkeeping (started, finished, given up on), and how each topic is
+doing, for ``topicwatch status`` and the scheduler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import aware_now, read_session, write_transaction
+from storage.models import RUN_STATUSES, CrawlRun, Topic
+from storage.spec import TopicSpec
+
+COUNTERS = (
+    "pages_fetched",
+    "articles_seen",
+    "articles_new",
+    "articles_updated",
+    "articles_removed",
+    "articles_restored",
+    "articles_unchanged",
+    "articles_not_modified",
+    "errors",
+)
+FAILED_RUN_STATUSES = ("failed", "timeout", "refused")
+GOOD_RUN_STATUSES = ("ok", "partial")
+MAX_STORED_FAILURES = 1000
+
+
+class UnknownRun(LookupError):
+    """No crawl run with that id is in the database."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One crawl run: its outcome, counters (see :data:`COUNTERS`) and failures."""
+
+    id: int
+    topic_id: int
+    topic: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, int]
+    failures: tuple[dict[str, str], ...]
+    stats: dict[str, Any]
+    message: str | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    """How an active topic is doing, for ``topicwatch status`` and the scheduler."""
+
+    topic_id: int
+    name: str
+    title: str
+    last_run: RunRecord | None
+    consecutive_failures: int
+    last_ok_at: datetime | None
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold (datetimes, sets, …) turned into text."""
+
+    def default(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return item.isoformat()
+        if isinstance(item, set | frozenset | tuple):
+            return sorted(item, key=str)
+        return str(item)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def start_run(
+    session_factory: sessionmaker[Session], topic_id: int, now: datetime | None = None
+) -> int:
+    """Record that a crawl run of the topic starts; its id."""
+    moment = aware_now(now)
+
+    def work(session: Session) -> int:
+        run = CrawlRun(
+            topic_id=topic_id,
+            started_at=moment,
+            status="running",
+            error_details={},
+            stats={},
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+    return write_transaction(session_factory, work)
+
+
+def finish_run(
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    *,
+    status: str,
+    counts: Mapping[str, int],
+    errors: list[dict[str, str]],
+    stats: dict[str, Any],
+    message: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Record how a crawl run ended.
+
+    ``counts`` are the run's counters by column name (see :data:`COUNTERS`); ``errors``
+    the failures, each ``{"url": …, "reason": …}``. Without an ``errors`` count, the
+    number of failures is stored.
+    """
+    if status not in RUN_STATUSES or status == "running":
+        raise ValueError(
+            f"A crawl run cannot finish with the status {status!r}; expected one of "
+            f"{', '.join(s for s in RUN_STATUSES if s != 'running')}."
+        )
+    unknown = sorted(set(counts) - set(COUNTERS))
+    if unknown:
+        raise ValueError(
+            f"Unknown crawl run counters {', '.join(unknown)}; expected some of "
+            f"{', '.join(COUNTERS)}."
+        )
+    values: dict[str, Any] = {name: int(counts.get(name, 0)) for name in COUNTERS}
+    if "errors" not in counts:
+        values["errors"] = len(errors)
+    details: dict[str, Any] = {"failures": _json_safe(errors[:MAX_STORED_FAILURES])}
+    if len(errors) > MAX_STORED_FAILURES:
+        details["omitted"] = len(errors) - MAX_STORED_FAILURES
+    values.update(
+        status=status,
+        finished_at=aware_now(now),
+        error_details=details,
+        stats=_json_safe(stats),
+        message=message,
+    )
+
+    def work(session: Session) -> None:
+        run = session.get(CrawlRun, run_id)
+        if run is None:
+            raise UnknownRun(f"No crawl run with the id {run_id} is in the database.")
+        for key, value in values.items():
+            setattr(run, key, value)
+
+    write_transaction(session_factory, work)
+
+
+def mark_unfinished_runs(
+    session_factory: sessionmaker[Session],
+    status: str,
+    message: str,
+    *,
+    run_id: int | None = None,
+    topic_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Give the runs still marked ``running`` (all, one topic's, or the run ``run_id``)
+    a final ``status`` and ``message``; how many there were.
+
+    A run that has already finished is left as it is, so a supervisor that gave up on a
+    child can call this without overwriting what the child managed to record.
+    """
+    if status not in RUN_STATUSES or status == "running":
+        raise ValueError(f"A crawl run cannot be marked {status!r}.")
+    statement = (
+        update(CrawlRun)
+        .where(CrawlRun.status == "running")
+        .values(status=status, message=message, finished_at=aware_now(now))
+    )
+    if run_id is not None:
+        statement = statement.where(CrawlRun.id == run_id)
+    if topic_id is not None:
+        statement = statement.where(CrawlRun.topic_id == topic_id)
+
+    def work(session: Session) -> int:
+        result = session.execute(statement, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0))
+
+    return write_transaction(session_factory, work)
+
+
+def _run_record(run: CrawlRun, topic_name: str) -> RunRecord:
+    details = run.error_details or {}
+    return RunRecord(
+        id=run.id,
+        topic_id=run.topic_id,
+        topic=topic_name,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        status=run.status,
+        counts={name: getattr(run, name) for name in COUNTERS},
+        failures=tuple(details.get("failures", ())),
+        stats=dict(run.stats or {}),
+        message=run.message,
+    )
+
+
+def get_run(session_factory: sessionmaker[Session], run_id: int) -> RunRecord:
+    """The crawl run ``run_id``."""
+    with read_session(session_factory) as session:
+        row = session.execute(
+            select(CrawlRun, Topic.name)
+            .join(Topic, Topic.id == CrawlRun.topic_id)
+            .where(CrawlRun.id == run_id)
+        ).one_or_none()
+        if row is None:
+            raise UnknownRun(f"No crawl run with the id {run_id} is in the database.")
+        return _run_record(row[0], row[1])
+
+
+def topic_status(session_factory: sessionmaker[Session]) -> list[TopicStatus]:
+    """Per active topic (by name): its last run, consecutive failures, last good run."""
+    result: list[TopicStatus] = []
+    with read_session(session_factory) as session:
+        topics = session.scalars(
+            select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)
+        ).all()
+        for topic in topics:
+            spec = TopicSpec.from_json(topic.definition)
+            last = session.scalars(
+                select(CrawlRun)
+                .where(CrawlRun.topic_id == topic.id)
+                .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc())
+                .limit(1)
+            ).one_or_none()
+            last_good = session.execute(
+                select(CrawlRun.started_at, CrawlRun.finished_at)
+                .where(
+                    CrawlRun.topic_id == topic.id,
+                    CrawlRun.status.in_(GOOD_RUN_STATUSES),
+                )
+                .order_by(CrawlRun.started_at.desc())
+                .limit(1)
+            ).one_or_none()
+            failures = select(func.count()).where(
+                CrawlRun.topic_id == topic.id, CrawlRun.status.in_(FAILED_RUN_STATUSES)
+            )
+            if last_good is not None:
+                failures = failures.where(CrawlRun.started_at > last_good[0])
+            result.append(
+                TopicStatus(
+                    topic_id=topic.id,
+                    name=topic.name,
+                    title=spec.title,
+                    last_run=None if last is None else _run_record(last, topic.name),
+                    consecutive_failures=int(session.scalar(failures) or 0),
+                    last_ok_at=None if last_good is None else last_good[1],
+                )
+            )
+    return result
