@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--articles 2000] [--per-page 20] [--repeat 3]
                                          [--db sqlite,postgresql] [--concurrency 16]
-                                         [--workers 0,2] [--profile DIR] [--json FILE]
+                                         [--profile DIR] [--json FILE]
 
 A local site on 127.0.0.1 (the fixture site of the tests, ``FixtureSite.generate``: pages
 shaped like the reference site, article bodies of 500–900 words, behind four topic listings
@@ -12,12 +12,9 @@ behaviour. Then, in each repetition, every crawl in a child process of its own:
 
 - ``bare``: a Scrapy spider that requests every page the pipeline reads (listing pages,
   article pages, the ``?page=all`` view of multi-page articles) and does nothing with them,
-  with topicwatch's own Scrapy settings (its item pipeline left out), and with Scrapy's
-  defaults;
+  with topicwatch's own Scrapy settings, and with Scrapy's defaults;
 - ``full``: ``crawler.run.crawl_topic`` on a fresh database (SQLite, PostgreSQL): listings,
-  discovery, extraction, fingerprint, database writes, the run's row; once for each
-  ``--workers`` count, topicwatch's ``crawl.workers`` (0: pages read and recorded in the crawl
-  process; N: read by N worker processes and recorded by a writer process);
+  discovery, extraction, fingerprint, database writes, the run's row;
 - ``recheck``: the same topic crawled again on the unchanged site: right after the first
   crawl (the site's articles were published one every 17 minutes, the newest minutes before
   the benchmark started, so the age table has few of them re-checked); with every article
@@ -30,7 +27,7 @@ Politeness limits are lifted for this local host only, through the benchmark top
 crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
 product's defaults are untouched. Rates are pages (responses) per second of crawl time
 (Scrapy's ``elapsed_time_seconds``, spider opened to spider closed); CPU is that of the crawl
-process and its workers, start-up included; the figures are medians over the repetitions.
+process, start-up included; the figures are medians over the repetitions.
 ``--profile DIR`` records the first crawls of the first repetition with py-spy (when
 installed in the virtualenv) and prints where their time goes. See bench/README.md.
 """
@@ -290,8 +287,8 @@ def lifted_limits(concurrency: int) -> dict[str, Any]:
 
 
 def bare_settings(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool) -> dict[str, Any]:
-    """The bare crawl's settings: topicwatch's own Scrapy settings without its pipeline, or
-    Scrapy's defaults; politeness limits lifted as for the full crawl either way."""
+    """The bare crawl's settings: topicwatch's own Scrapy settings, or Scrapy's defaults;
+    politeness limits lifted as for the full crawl either way."""
     if scrapy_defaults:
         return {
             **lifted_limits(concurrency),
@@ -303,11 +300,7 @@ def bare_settings(manifest: Manifest, concurrency: int, *, scrapy_defaults: bool
         }
     from crawler.settings import scrapy_settings
 
-    settings = scrapy_settings(
-        bench_spec(manifest, concurrency), "sqlite://", **lifted_limits(concurrency)
-    )
-    settings["ITEM_PIPELINES"] = {}
-    return settings
+    return scrapy_settings(bench_spec(manifest, concurrency), **lifted_limits(concurrency))
 
 
 def crawl_bare(
@@ -354,30 +347,18 @@ def crawl_bare(
     return _crawl_stats(crawler.stats.get_stats())
 
 
-def crawl_full(database_url: str, run_id: int, concurrency: int, workers: int) -> dict[str, Any]:
+def crawl_full(database_url: str, run_id: int, concurrency: int) -> dict[str, Any]:
     """One crawl run of the benchmark topic, exactly as ``python -m crawler`` runs it."""
     from crawler.observability import configure_logging
     from crawler.run import crawl_topic
 
     configure_logging("text", "INFO")
     started = time.perf_counter()
-    result = crawl_topic(
-        database_url,
-        TOPIC,
-        run_id,
-        CONCURRENT_REQUESTS=concurrency,
-        TOPICWATCH_EXTRACTION_WORKERS=workers,
-        TOPICWATCH_WRITER_PROCESS=workers > 0,
-    )
+    result = crawl_topic(database_url, TOPIC, run_id, CONCURRENT_REQUESTS=concurrency)
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    # CPU of this crawl process and of the worker and writer processes it started.
+    own = resource.getrusage(resource.RUSAGE_SELF)
     stats["cpu_crawl_process"] = own.ru_utime + own.ru_stime
-    stats["cpu_worker_processes"] = children.ru_utime + children.ru_stime
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
     return stats
 
@@ -393,9 +374,7 @@ def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
         "status_200": int(number("downloader/response_status_count/200")),
         "status_304": int(number("downloader/response_status_count/304")),
         "identical": int(number("topicwatch/identical_bodies")),
-        "read_by_workers": int(number("topicwatch/pages_read_by_workers")),
-        "read_in_process": int(number("topicwatch/pages_read_in_process")),
-        "listings_by_workers": int(number("topicwatch/listings_read_by_workers")),
+        "pages_read": int(number("topicwatch/pages_read")),
         "finish_reason": str(stats.get("finish_reason")),
     }
 
@@ -428,7 +407,7 @@ def run_child(args: list[str], log: Path, *, profile: Path | None = None) -> dic
             f"The benchmark child {' '.join(args)} failed (exit {done.returncode}); see {log}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
-    # CPU of the child and of its own children (workers), start-up included.
+    # CPU of the child, start-up included.
     result["cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
@@ -639,8 +618,8 @@ RECHECKS = {
 @dataclass
 class Results:
     bare: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # (database, workers) -> first crawls
-    full: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    # database -> first crawls
+    full: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # (database, a key of RECHECKS) -> (first crawl, re-check, rows the re-check wrote)
     recheck: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any], Rows]]] = field(
         default_factory=dict
@@ -682,52 +661,46 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
                 results.bare.setdefault(mode, []).append(bare)
                 line.append(f"{mode} {rate(bare):.0f} p/s")
             for kind in args.db:
-                for workers in args.workers:
-                    with fresh_database(kind, workdir) as url:
-                        full_args = ["full", "--database-url", url, *concurrency]
-                        full_args += ["--workers", str(workers)]
-                        profile = None
-                        if args.profile is not None and rep == 1 and kind == args.db[0]:
-                            profile = args.profile / f"full-{kind}-{workers}.txt"
-                        full = run_child(
-                            [*full_args, "--run-id", str(new_run(url, spec))],
-                            log,
-                            profile=profile,
+                with fresh_database(kind, workdir) as url:
+                    full_args = ["full", "--database-url", url, *concurrency]
+                    profile = None
+                    if args.profile is not None and rep == 1 and kind == args.db[0]:
+                        profile = args.profile / f"full-{kind}.txt"
+                    full = run_child(
+                        [*full_args, "--run-id", str(new_run(url, spec))], log, profile=profile
+                    )
+                    results.full.setdefault(kind, []).append(full)
+                    line.append(f"{kind} {rate(full):.0f} p/s ({full['status']})")
+                    rows = count_rows(url)
+                    results.first_rows.setdefault(kind, []).append(rows)
+                    validators_file = workdir / "validators.json"
+                    validators_file.write_text(json.dumps(stored_validators(url)))
+                    bare_again = run_child(
+                        [
+                            "bare-recheck",
+                            "--manifest",
+                            manifest_file,
+                            "--validators",
+                            str(validators_file),
+                            *concurrency,
+                        ],
+                        log,
+                    )
+                    results.bare_recheck.setdefault(kind, []).append(bare_again)
+                    for scenario in RECHECKS:
+                        if scenario == "all":
+                            make_young(url, minutes=30)
+                        elif scenario == "steady":
+                            backdate(url, hours=2)
+                        elif scenario == "steady-read":
+                            forget(url, STEADY_READS)
+                        again = run_child([*full_args, "--run-id", str(new_run(url))], log)
+                        after = count_rows(url)
+                        results.recheck.setdefault((kind, scenario), []).append(
+                            (full, again, after.minus(rows))
                         )
-                        results.full.setdefault((kind, workers), []).append(full)
-                        line.append(f"{kind}/{workers}w {rate(full):.0f} p/s ({full['status']})")
-                        if workers != args.workers[-1]:
-                            continue
-                        rows = count_rows(url)
-                        results.first_rows.setdefault(kind, []).append(rows)
-                        validators_file = workdir / "validators.json"
-                        validators_file.write_text(json.dumps(stored_validators(url)))
-                        bare_again = run_child(
-                            [
-                                "bare-recheck",
-                                "--manifest",
-                                manifest_file,
-                                "--validators",
-                                str(validators_file),
-                                *concurrency,
-                            ],
-                            log,
-                        )
-                        results.bare_recheck.setdefault(kind, []).append(bare_again)
-                        for scenario in RECHECKS:
-                            if scenario == "all":
-                                make_young(url, minutes=30)
-                            elif scenario == "steady":
-                                backdate(url, hours=2)
-                            elif scenario == "steady-read":
-                                forget(url, STEADY_READS)
-                            again = run_child([*full_args, "--run-id", str(new_run(url))], log)
-                            after = count_rows(url)
-                            results.recheck.setdefault((kind, scenario), []).append(
-                                (full, again, after.minus(rows))
-                            )
-                            rows = after
-                            line.append(f"{scenario} {again['elapsed']:.2f} s")
+                        rows = after
+                        line.append(f"{scenario} {again['elapsed']:.2f} s")
             print(" ".join(line), flush=True)
     finally:
         site.stop()
@@ -772,22 +745,12 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
 
     for mode, runs in results.bare.items():
         row(names[mode], runs, ratio=mode == "bare")
-    for (kind, workers), runs in results.full.items():
-        row(f"full pipeline, {kind}, workers = {workers}", runs, ratio=True)
+    for kind, runs in results.full.items():
+        row(f"full pipeline, {kind}", runs, ratio=True)
     print(
-        "workers = 0: pages read and recorded in the crawl process; workers = N: read by N "
-        "worker processes, recorded by a writer process (topicwatch's crawl.workers). "
-        "CPU ms/page: the crawl process and its workers, start-up included; full/bare: "
-        "pages/s against the first bare row's in the same repetition, the median and range "
-        "over the repetitions."
+        "CPU ms/page: the crawl process, start-up included; full/bare: pages/s against the "
+        "first bare row's in the same repetition, the median and range over the repetitions."
     )
-    for (kind, workers), runs in results.full.items():
-        own = median([1000 * r["cpu_crawl_process"] / r["responses"] for r in runs])
-        others = median([1000 * r["cpu_worker_processes"] / r["responses"] for r in runs])
-        print(
-            f"CPU ms/page of {kind}, workers = {workers}: crawl process {own:.2f}, "
-            f"worker and writer processes {others:.2f}"
-        )
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
     header = (
@@ -811,8 +774,8 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
             f"{median([r['responses'] for r in again]):>9.0f}"
             f"{median([r['status_304'] for r in again]):>6.0f}"
             f"{byte_ratio:>10.3f}"
-            f"{median([r['read_in_process'] + r['read_by_workers'] for r in again]):>6.0f}"
-            f"{median([r['cpu_crawl_process'] + r['cpu_worker_processes'] for r in again]):>7.2f}"
+            f"{median([r['pages_read'] for r in again]):>6.0f}"
+            f"{median([r['cpu_crawl_process'] for r in again]):>7.2f}"
             f"{max(w.versions for w in written):>13}{max(w.changes for w in written):>12}"
             f"{max(w.alerts for w in written):>11}"
         )
@@ -838,7 +801,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
 def results_json(results: Results) -> dict[str, Any]:
     return {
         "bare": results.bare,
-        "full": {f"{kind}/{workers}": runs for (kind, workers), runs in results.full.items()},
+        "full": results.full,
         "recheck": {
             f"{kind}/{scenario}": [
                 {"first": first, "recheck": again, "rows_written": rows.__dict__}
@@ -872,9 +835,6 @@ IDLE_MARKERS = (
     "Condition.wait",
     "_worker (concurrent/futures/thread",
     "_worker (thread.py",
-    "Connection._recv",
-    "Connection._send",
-    "SemLock",
 )
 
 
@@ -923,12 +883,6 @@ def main(argv: list[str] | None = None) -> int:
         "--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
     )
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument(
-        "--workers",
-        default="0,2",
-        help="crawl.workers of the full crawls, comma-separated (one first "
-        "crawl each; the re-checks follow the last)",
-    )
     parser.add_argument("--profile", type=Path, help="directory for py-spy profiles")
     parser.add_argument("--workdir", type=Path, help="keep logs and databases here")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -955,12 +909,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     if args.child == "full":
-        result = crawl_full(args.database_url, args.run_id, args.concurrency, int(args.workers))
+        result = crawl_full(args.database_url, args.run_id, args.concurrency)
         print(json.dumps(result), flush=True)
         return 0
 
     args.db = [kind.strip() for kind in args.db.split(",") if kind.strip()]
-    args.workers = [int(n) for n in args.workers.split(",") if n.strip()]
     unknown = set(args.db) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown database kind(s): {', '.join(sorted(unknown))}")

@@ -213,16 +213,6 @@ def configure_logging(
     logging.captureWarnings(True)
 
 
-def logging_configured() -> tuple[str, int] | None:
-    """The format and level :func:`configure_logging` set in this process, if it ran: for a
-    worker process to log as its parent does."""
-    for handler in logging.getLogger().handlers:
-        if getattr(handler, _HANDLER_MARK, False):
-            fmt = "json" if isinstance(handler.formatter, JsonFormatter) else "text"
-            return fmt, handler.level
-    return None
-
-
 def _quiet_libraries(record: logging.LogRecord) -> bool:
     """Drop chatty libraries' lines below WARNING.
 

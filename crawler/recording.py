@@ -1,35 +1,38 @@
 """Recording a crawl run's outcomes in the database, a batch at a time.
 
+Outcomes are written in batches so the crawl goes on fetching and reading pages while the
+database works (:class:`Recorder`): a batch goes out when it holds ``batch_size`` outcomes or
+its oldest one has waited ``batch_delay`` seconds, and whatever is left goes out when the run
+drains it at its end; batches are recorded in the order they go out.
+
 A batch is one transaction: every change in it is written with its alert rows, or nothing of
-the batch is. A batch that fails is written again one outcome at a time, so a bad outcome
-costs only itself; an outcome that still cannot be written comes back as a
+the batch is. A batch that fails is written again one outcome at a time (:func:`record_batch`),
+so a bad outcome costs only itself; an outcome that still cannot be written comes back as a
 :class:`RecordFailure` with the reason.
 
-Batches are recorded in the run's database thread, or, for a crawl that uses worker
-processes, in a writer process of its own (:class:`crawler.pipelines.WriterProcess`, which
-runs :data:`WRITER_TASKS` after :func:`open_writer`):
-recording is a good part of a fast crawl's CPU, and in a thread of the crawl process it
-holds the interpreter lock the crawl itself needs. Recording the same outcome twice records
-it once: the second time the stored article already holds what it says.
+A crawl process killed in the middle of a run loses at most the outcomes not yet written; the
+articles they concern are read again, and recorded, by the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.observability import init_sentry
 from storage.changes import Outcome
-from storage.db import make_engine, session_factory
 from storage.recording import ChangeRecord, record_outcomes
 
 logger = logging.getLogger(__name__)
+
+WRITE_BATCH = 100
+WRITE_DELAY = 0.5
+# Batches handed to the database and not yet written; past this, new outcomes wait for them.
+MAX_BATCHES_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -80,42 +83,56 @@ def reason_of(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-# -- the writer process -------------------------------------------------------------------------
+class Recorder:
+    """Gathers outcomes into batches, hands each batch to ``write`` (which records it and
+    gives one :data:`Result` per outcome) and each outcome with its result to ``noted``."""
 
+    def __init__(
+        self,
+        write: Callable[[list[Outcome]], Awaitable[list[Result]]],
+        noted: Callable[[Outcome, Result], None],
+        *,
+        batch_size: int = WRITE_BATCH,
+        batch_delay: float = WRITE_DELAY,
+    ) -> None:
+        self.write = write
+        self.noted = noted
+        self.batch_size = max(1, batch_size)
+        self.batch_delay = batch_delay
+        self.pending: list[Outcome] = []
+        self.in_flight: deque[asyncio.Task[None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
 
-@dataclass
-class _Writer:
-    engine: Engine | None = None
-    sessions: sessionmaker[Session] | None = None
+    async def add(self, outcome: Outcome) -> None:
+        """Record ``outcome`` with the next batch; waits only while too many batches are on
+        their way to the database."""
+        self.pending.append(outcome)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.batch_delay, self.flush)
+        while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
+            await asyncio.wait([self.in_flight[0]])
 
+    def flush(self) -> None:
+        """Send the pending outcomes off as one batch."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        task = asyncio.get_running_loop().create_task(self._write(batch))
+        self.in_flight.append(task)
+        task.add_done_callback(self.in_flight.remove)
 
-_writer = _Writer()  # this process's connection, when it is a writer process
+    async def drain(self) -> None:
+        """Send what is pending and wait until every batch is written."""
+        self.flush()
+        while self.in_flight:
+            await asyncio.wait([self.in_flight[0]])
 
-
-def open_writer(database_url: str) -> None:
-    """Start of a writer process: send errors to Sentry as the crawl does (a forked writer
-    already does) and set up the connection to the run's database (made when the first
-    batch comes)."""
-    sentry_sdk = sys.modules.get("sentry_sdk")
-    if sentry_sdk is None or not sentry_sdk.get_client().is_active():
-        init_sentry("crawler")
-    _writer.engine = make_engine(database_url)
-    _writer.sessions = session_factory(_writer.engine)
-
-
-def record_in_writer(topic_id: int, run_id: int | None, batch: Sequence[Outcome]) -> list[Result]:
-    """:func:`record_batch` in a writer process (see :func:`open_writer`)."""
-    if _writer.sessions is None:
-        raise RuntimeError("This process is not a writer: open_writer() was not called")
-    return record_batch(_writer.sessions, topic_id=topic_id, run_id=run_id, batch=batch)
-
-
-def close_writer() -> None:
-    """End of a writer process: close its database connections."""
-    if _writer.engine is not None:
-        _writer.engine.dispose()
-    _writer.engine = _writer.sessions = None
-
-
-# What a writer process does, by name (see crawler.reading_worker.serve).
-WRITER_TASKS: dict[str, Callable[..., Any]] = {"record": record_in_writer, "close": close_writer}
+    async def _write(self, batch: list[Outcome]) -> None:
+        results = await self.write(batch)
+        for outcome, result in zip(batch, results, strict=True):
+            self.noted(outcome, result)

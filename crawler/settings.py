@@ -11,8 +11,8 @@ from storage.spec import TopicSpec
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
 
-def scrapy_settings(spec: TopicSpec, database_url: str, **overrides: Any) -> dict[str, Any]:
-    """Scrapy settings for one crawl run of ``spec`` recording into ``database_url``."""
+def scrapy_settings(spec: TopicSpec, **overrides: Any) -> dict[str, Any]:
+    """Scrapy settings for one crawl run of ``spec``."""
     crawl = spec.crawl
     settings: dict[str, Any] = {
         "BOT_NAME": "topicwatch",
@@ -41,13 +41,10 @@ def scrapy_settings(spec: TopicSpec, database_url: str, **overrides: Any) -> dic
         "LOG_ENABLED": True,
         "LOG_LEVEL": "INFO",
         "LOGSTATS_INTERVAL": 0,
-        # A callback gives at most one item (article outcomes go to the pipeline directly)
-        # or one listing's requests; Scrapy's default of 100 parallel slots per response
-        # only costs 101 asyncio tasks for every response.
+        # A callback gives no items (article outcomes go to the crawl run directly), only
+        # requests; Scrapy's default of 100 parallel slots per response only costs 101
+        # asyncio tasks for every response.
         "CONCURRENT_ITEMS": 1,
-        "ITEM_PIPELINES": {"crawler.pipelines.StoragePipeline": 300},
-        "TOPICWATCH_DATABASE_URL": database_url,
-        "TOPICWATCH_STORE_RAW_HTML": crawl.store_raw_html,
     }
     settings.update(overrides)
     return settings

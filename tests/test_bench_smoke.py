@@ -2,8 +2,8 @@
 
 No figure of speed is checked here: the benchmarks print those. These runs only prove that
 ``bench/throughput.py`` and ``bench/growth.py`` work, and that a re-check of an unchanged site
-writes nothing new, with and without workers, while a bare spider sending the same
-conditional requests gets the same 304s.
+writes nothing new, while a bare spider sending the same conditional requests gets the same
+304s.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_throughput_benchmark_crawls_and_rechecks(tmp_path: Path) -> None:
     output = run_bench(
         "throughput.py",
         *("--articles", str(ARTICLES), "--repeat", "1", "--db", "sqlite"),
-        *("--per-page", "5", "--concurrency", "4", "--workers", "0,1"),
+        *("--per-page", "5", "--concurrency", "4"),
         *("--json", str(results_file)),
     )
     assert "full/bare" in output
@@ -49,11 +49,11 @@ def test_throughput_benchmark_crawls_and_rechecks(tmp_path: Path) -> None:
     for mode in ("bare", "bare-defaults"):
         (bare,) = results["bare"][mode]
         assert bare["status_200"] == bare["responses"] > ARTICLES
-    for workers in ("0", "1"):
-        (full,) = results["full"][f"sqlite/{workers}"]
-        assert full["status"] == "ok"
-        assert full["counts"]["articles_new"] == ARTICLES
-        assert full["counts"]["errors"] == 0
+    (full,) = results["full"]["sqlite"]
+    assert full["status"] == "ok"
+    assert full["counts"]["articles_new"] == ARTICLES
+    assert full["counts"]["errors"] == 0
+    assert full["pages_read"] >= ARTICLES
     (first,) = results["first_rows"]["sqlite"]
     assert first == {
         "versions": ARTICLES,
@@ -81,19 +81,13 @@ def test_throughput_benchmark_crawls_and_rechecks(tmp_path: Path) -> None:
     (bare_again,) = results["bare_recheck"]["sqlite"]
     assert bare_again["status_304"] == ARTICLES
     assert "the same conditional requests" in output
-    # The benchmark's crawls fork their workers, as a crawl child does: every page is theirs.
-    (with_workers,) = results["full"]["sqlite/1"]
-    assert with_workers["read_in_process"] == 0
-    assert with_workers["read_by_workers"] >= ARTICLES
-    assert with_workers["listings_by_workers"] > 0
-    # The steady state with a few pages to read: read by the workers, nothing new.
+    # The steady state reads no page; with a few pages to read again, nothing new.
     (steady,) = results["recheck"]["sqlite/steady"]
     (steady_read,) = results["recheck"]["sqlite/steady-read"]
-    assert steady["recheck"]["read_in_process"] + steady["recheck"]["read_by_workers"] == 0
+    assert steady["recheck"]["pages_read"] == 0
     assert steady_read["rows_written"] == nothing
     assert steady_read["recheck"]["counts"]["articles_unchanged"] >= 10
-    assert steady_read["recheck"]["read_by_workers"] >= 10
-    assert steady_read["recheck"]["read_in_process"] == 0
+    assert steady_read["recheck"]["pages_read"] >= 10
 
 
 def test_growth_benchmark_records_and_schedules(tmp_path: Path) -> None:

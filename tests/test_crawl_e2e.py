@@ -7,11 +7,8 @@ PostgreSQL (``db_url``).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,15 +22,11 @@ from fixture_site import (
     SEED_ARTICLE_ID,
     FixtureSite,
 )
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.spiders.topic import WORKERS_AFTER
-from scheduler.config import load_config
 from storage.db import make_engine, session_factory
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
-from storage.runs import start_run
-from storage.topics import load_topic, sync_topics
 
 TOPICWATCH = str(Path(sys.executable).with_name("topicwatch"))
 TOPIC = "konflik"
@@ -315,222 +308,22 @@ def test_feeds_and_news_sitemaps_as_sources(
         crawl.close()
 
 
-def crawl_with_workers(
-    site: FixtureSite, db_url: str, tmp_path: Path, *, download_timeout: int = 3
-) -> Crawl:
-    """Crawls of the site's reference topic by two reading workers and a writer process."""
-    config = write_config(
-        tmp_path / "topicwatch.toml",
-        db_url,
-        [site.listing_url(REFERENCE_TOPIC)],
-        crawl="workers = 2",
-        download_timeout=download_timeout,
-        max_pages="20",
-    )
-    return Crawl(config, db_url)
-
-
-def _descendants(root: int) -> list[int]:
-    """The processes below ``root``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _name(pid: int) -> str:
-    """The name ps shows for process ``pid`` (the crawl's workers name themselves)."""
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""  # ended meanwhile
-
-
-def _holds_database(pid: int, db_url: str) -> bool:
-    """Whether process ``pid`` has the database open: the SQLite file, or a TCP connection
-    to the PostgreSQL server's port."""
-    url = make_url(db_url)
-    try:
-        targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-    except OSError:
-        return False
-    if url.get_backend_name() == "sqlite":
-        return str(Path(url.database or "").resolve()) in targets
-    port = f":{url.port or 5432:04X}"
-    inodes = {t[len("socket:[") : -1] for t in targets if t.startswith("socket:[")}
-    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        if not table.exists():  # no IPv6 on this machine
-            continue
-        for line in table.read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[2].endswith(port) and fields[9] in inodes:
-                return True
-    return False
-
-
-def test_a_writer_process_that_dies_loses_and_doubles_nothing(db_url: str, tmp_path: Path) -> None:
-    """The writer process is killed in the middle of a run: the batches it held and those
-    after are recorded by the crawl process, each outcome once."""
-    with FixtureSite.generate(300, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        # A few articles answer only after a while, some later than others: whenever the
-        # writer is found and killed, batches are still to come.
-        slow = site.listed_on_page(REFERENCE_TOPIC, 6)[-5:]
-        for n, article_id in enumerate(slow):
-            site.set_fault(site.article_path(article_id), "hang", seconds=2 if n < 2 else 4)
-        crawl = crawl_with_workers(site, db_url, tmp_path, download_timeout=15)
-        output = tmp_path / "crawl.log"
-        try:
-            # The output goes to a file: a pipe nobody reads while the test watches the
-            # processes would fill up and stall the crawl's logging.
-            with output.open("wb") as sink:
-                process = subprocess.Popen(
-                    [TOPICWATCH, "--config", str(crawl.config), "crawl", TOPIC],
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                writer = None
-                deadline = time.monotonic() + 60
-                while writer is None and process.poll() is None:
-                    if time.monotonic() > deadline:
-                        pytest.fail(
-                            "no writer process holds the database after 60 s:\n"
-                            + output.read_text(errors="replace")
-                        )
-                    writer = next(
-                        (
-                            pid
-                            for pid in _descendants(process.pid)
-                            if _name(pid) == "tw-writer" and _holds_database(pid, db_url)
-                        ),
-                        None,
-                    )
-                    time.sleep(0.05)
-                assert writer is not None, "the crawl ended before its writer process started"
-                os.kill(writer, signal.SIGKILL)
-                process.wait(timeout=120)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(timeout=30)
-            log = output.read_text(errors="replace")
-            assert process.returncode == 0, log
-            assert "The writer process of topic" in log, log
-            with crawl.sessions() as session:
-                run = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc())).first()
-                assert run is not None
-                assert run.status == "ok", run.error_details
-                kinds = session.scalars(
-                    select(Change.kind).where(Change.crawl_run_id == run.id)
-                ).all()
-            assert kinds == ["new"] * 300
-            assert crawl.count(ArticleVersion) == 300
-            assert crawl.count(Alert) == 300
-            slow_versions = [crawl.versions(site.article_url(i)) for i in slow]
-            assert [len(v) for v in slow_versions] == [1] * len(slow)
-        finally:
-            crawl.close()
-
-
-def test_a_run_forks_its_workers_at_its_start_and_they_take_every_page(
-    db_url: str, tmp_path: Path
-) -> None:
-    """With ``workers``, the workers are forked at the start of the run: even a small run's
-    pages, listings and batches all go to them, none is done in the crawl process."""
-    articles = WORKERS_AFTER - 2
-    with FixtureSite.generate(articles, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        crawl = crawl_with_workers(site, db_url, tmp_path)
-        try:
-            run, changes, _ = crawl.run()
-            assert run.status == "ok", run.error_details
-            multipage = sum(1 for a in site.articles if a.pages > 1)
-            assert run.stats["topicwatch/pages_read_by_workers"] == articles + multipage
-            assert run.stats.get("topicwatch/pages_read_in_process", 0) == 0
-            assert (
-                run.stats["topicwatch/listings_read_by_workers"]
-                == run.stats["topicwatch/listing_pages"]
-            )
-            assert run.stats["topicwatch/batches_recorded_by_writer"] >= 1
-            assert [c.kind for c in changes] == ["new"] * articles
-            assert crawl.count(ArticleVersion) == articles
-        finally:
-            crawl.close()
-
-
-# A crawl child with a thread of its own running before the run starts: it cannot fork.
-THREADED_CRAWL_CHILD = (
-    "import sys, threading; "
-    "threading.Thread(target=threading.Event().wait, daemon=True).start(); "
-    "from crawler.__main__ import main; sys.exit(main(sys.argv[1:]))"
-)
-
-
-def test_a_crawl_process_that_cannot_fork_starts_its_workers_afresh(
-    db_url: str, tmp_path: Path
-) -> None:
-    """Where the crawl process runs another thread at its start, forking could copy a lock
-    that thread holds: the run reads its first ``WORKERS_AFTER`` pages itself, then starts
-    the workers afresh (and the writer once a batch has gone out, recording in the crawl
-    process until it is ready); it records what a run with forked workers records."""
-    articles = 150
-    with FixtureSite.generate(articles, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        crawl = crawl_with_workers(site, db_url, tmp_path)
-        try:
-            config = load_config(crawl.config)
-            with crawl.sessions() as session:
-                assert session.scalar(select(func.count()).select_from(CrawlRun)) == 0
-            sync_topics(crawl.sessions, config.topic_specs())
-            topic_id, _ = load_topic(crawl.sessions, TOPIC)
-            run_id = start_run(crawl.sessions, topic_id)
-            arguments = ["--topic", TOPIC, "--run-id", str(run_id)]
-            done = subprocess.run(
-                [sys.executable, "-c", THREADED_CRAWL_CHILD, *arguments],
-                env={**os.environ, "TOPICWATCH_DATABASE_URL": db_url},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            with crawl.sessions() as session:
-                run = session.get(CrawlRun, run_id)
-                assert run is not None
-                assert run.status == "ok", run.error_details
-                kinds = session.scalars(select(Change.kind).where(Change.crawl_run_id == run_id))
-                assert list(kinds) == ["new"] * articles
-            assert run.stats["topicwatch/pages_read_in_process"] == WORKERS_AFTER
-            assert run.stats["topicwatch/pages_read_by_workers"] > 0
-            assert crawl.count(ArticleVersion) == articles
-            assert crawl.count(Alert) == articles
-        finally:
-            crawl.close()
-
-
-def test_workers_read_and_record_a_big_crawl_as_the_crawl_process_does(
-    db_url: str, tmp_path: Path
-) -> None:
-    """With ``workers``, pages are read by worker processes and batches recorded by a writer
-    process; what the database holds is what a crawl without them records."""
+def test_a_big_crawl_records_every_page_once_in_batches(db_url: str, tmp_path: Path) -> None:
+    """A crawl of 600 articles is recorded in many batches, several on their way to the
+    database at once: every article once, with its alert; a later edit is one update."""
     with FixtureSite.generate(600, topics=[REFERENCE_TOPIC], per_page=50) as site:
-        crawl = crawl_with_workers(site, db_url, tmp_path)
+        config = write_config(
+            tmp_path / "topicwatch.toml",
+            db_url,
+            [site.listing_url(REFERENCE_TOPIC)],
+            max_pages="20",
+        )
+        crawl = Crawl(config, db_url)
         try:
             run, changes, _ = crawl.run()
             assert run.status == "ok", run.error_details
-            assert run.stats["topicwatch/pages_read_by_workers"] > 0
-            assert run.stats["topicwatch/batches_recorded_by_writer"] > 0
             assert [c.kind for c in changes] == ["new"] * 600
+            assert run.articles_new == run.articles_seen == 600
             assert crawl.count(ArticleVersion) == 600
             assert crawl.count(Alert) == 600
             two_pages = site.article(7500025)  # every 25th article has two pages

@@ -1,7 +1,7 @@
 """Recording a crawl's outcomes in batches gives exactly what recording them one by one gives.
 
-The crawl's storage pipeline writes many outcomes per transaction (``record_outcomes``). The
-same random histories of pages, 304s and removals, seen by two topics, are recorded one
+A crawl run writes many outcomes per transaction (``record_outcomes``). The same random
+histories of pages, 304s and removals, seen by two topics, are recorded one
 outcome per transaction into a reference SQLite database and in batches of random sizes
 (which repeat URLs within a batch) into the database under test, on SQLite and PostgreSQL;
 the returned changes and every row written must be the same.
@@ -9,8 +9,10 @@ the returned changes and every row written must be the same.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler.crawl_run import CrawlRun
 from storage.changes import Gone, NotModified, Outcome, PageRead
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Alert, Article, ArticleVersion, Change
 from storage.recording import ChangeRecord, record_outcomes
+from storage.runs import start_run
 from storage.spec import TopicSpec
 from storage.topics import load_topic, sync_topics
 
@@ -204,5 +208,58 @@ def test_a_failing_batch_writes_nothing(db_url: str) -> None:
         with pytest.raises(DBAPIError, match=r"recipient|320"):
             record_outcomes(sessions, topic_id=topic, run_id=None, outcomes=outcomes)
         assert rows(sessions) == {"articles": [], "versions": [], "changes": [], "alerts": []}
+    finally:
+        engine.dispose()
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_the_run_and_nothing_else(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The topic alerts on removals only, to an address too long for an alert row: the batch
+    # of two new articles and one removal fails as a whole, and is recorded again one by
+    # one. The new articles are written; the removal is a failure of the run.
+    engine, sessions, _ = open_database(db_url)
+    too_long = "x" * 330 + "@example.org"
+    spec = TopicSpec(
+        name="third",
+        title="Third",
+        sources=("https://news.example.org/topic/third",),
+        alert_to=(too_long,),
+        alert_on=("removed",),
+    )
+    try:
+        sync_topics(sessions, [spec])
+        topic, _ = load_topic(sessions, "third")
+        record_outcomes(sessions, topic_id=topic, run_id=None, outcomes=[page(URLS[2], "A")])
+        run = CrawlRun(db_url, "third", start_run(sessions, topic))
+
+        async def crawl() -> None:
+            for outcome in (page(URLS[0], "A"), Gone(URLS[2]), page(URLS[1], "A")):
+                await run.record(outcome)
+            await run.drain()
+
+        try:
+            asyncio.run(crawl())
+        finally:
+            run.close()
+        assert "A batch of 3 outcomes could not be recorded; recording them one by one" in (
+            caplog.text
+        )
+        [failure] = run.failures
+        assert failure["url"] == URLS[2]
+        assert failure["reason"].startswith("could not be recorded in the database: ")
+        assert re.search(r"recipient|320", failure["reason"]), failure
+        assert run.counts["articles_seen"] == 3
+        assert run.counts["articles_new"] == 2
+        assert run.counts["failures"] == 1
+        assert "articles_removed" not in run.counts
+        after = rows(sessions)
+        assert sorted(a[:2] for a in after["articles"]) == [
+            (URLS[0], "live"),
+            (URLS[1], "live"),
+            (URLS[2], "live"),
+        ]
+        assert [c[2] for c in after["changes"]] == ["new"] * 3
+        assert after["alerts"] == []
     finally:
         engine.dispose()
