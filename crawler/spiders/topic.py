@@ -58,11 +58,9 @@ class TopicSpider(scrapy.Spider):
     def __init__(self, *args: Any, run: CrawlRun, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.run = run
-        self.spec = run.spec
-        self.listed: set[str] = set()
-        self._scheduled: set[str] = set()
-        spec = run.spec
+        self.spec = spec = run.spec
         self.profile: SiteProfile | None = profile_by_name(spec.profile) if spec.profile else None
+        self._scheduled: set[str] = set()
 
     async def closed(self, reason: str) -> None:
         """At the end of the crawl (``spider_closed``): every outcome written, the run's
@@ -166,7 +164,6 @@ class TopicSpider(scrapy.Spider):
             note_listing, self.run.sessions, self.run.topic_id, urls, urgent=True
         )
         known_urls, known = noted.announced, noted.known
-        self.listed.update(urls)
         new_here = 0
         for url in urls:
             if url not in known_urls:
