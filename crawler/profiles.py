@@ -9,9 +9,8 @@ extraction to the general main-content extractor.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from urllib.parse import urlsplit
 
 from lxml.cssselect import CSSSelector
@@ -46,13 +45,6 @@ class SiteProfile:
     published_selectors: tuple[str, ...] = ()
     # Markers of a page that shows only part of a multi-page article.
     pagination_selectors: tuple[str, ...] = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A profile of this module travels to a reading worker as its name (pickling every
-        # selector with every page costs the crawl process more than the name does).
-        if any(profile is self for profile in PROFILES):
-            return (profile_by_name, (self.name,))
-        return (SiteProfile, tuple(getattr(self, f.name) for f in fields(self)))
 
 
 class ProfileLookupError(LookupError):
