@@ -269,7 +269,7 @@ def init_sentry(
     dsn = environ.get(SENTRY_DSN_ENV, "").strip() or None
     if dsn is None and transport is None:
         return False
-    # Imported only when errors go somewhere: a crawl's worker processes start faster.
+    # Imported only when errors go somewhere: without a DSN, a crawl process starts faster.
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration
 

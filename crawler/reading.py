@@ -1,8 +1,7 @@
-"""Reading one article page: extraction and fingerprint, in the crawl process or in a worker.
+"""Reading one article page: extraction and fingerprint, parsed once for both.
 
-Reading is most of the CPU a crawl spends, so a crawl may hand it to worker processes (see
-:mod:`crawler.readers`). This module imports only what reading needs, so a worker starts in a
-fraction of the time a crawl process takes.
+Reading is most of the CPU a crawl spends; the crawl run
+(:class:`crawler.run_in_progress.RunInProgress`) asks for it for each article page.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 from scrapy.crawler import AsyncCrawlerProcess
 
-from crawler.crawl_run import CrawlRun
+from crawler.run_in_progress import RunInProgress
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
 from storage.runs import COUNTERS, finish_run
@@ -35,7 +35,7 @@ class RunResult:
 
 def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides: Any) -> RunResult:
     """Crawl ``topic`` once, record everything, and finish crawl run ``run_id``."""
-    run = CrawlRun(database_url, topic, run_id)
+    run = RunInProgress(database_url, topic, run_id)
     try:
         settings = scrapy_settings(run.spec, **setting_overrides)
         # The process's own logging (crawler.observability) stays in charge of the output.
@@ -76,7 +76,7 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def summarise(run: CrawlRun, stats: dict[str, Any]) -> RunResult:
+def summarise(run: RunInProgress, stats: dict[str, Any]) -> RunResult:
     """The run's status and counters, from its failures and counters and Scrapy's stats."""
     counts = {key: run.counts[key] for key in COUNTERS}
     counts["pages_fetched"] = int(stats.get("downloader/response_count", 0))

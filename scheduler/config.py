@@ -445,7 +445,7 @@ SECTIONS: dict[str, type[Any]] = {
 
 # Keys the file held once, with why they went: refused with that reason rather than as unknown.
 REMOVED_KEYS = {
-    # crawl.workers was removed in 0.2; this entry can go after 0.2.
+    # crawl.workers went in the release after 0.1.0; this entry can go one release later.
     "crawl.workers": (
         "removed, delete the line: a crawl run reads and records its pages in one process "
         "(worker processes cost more CPU per page than they saved); to use more cores, let "

@@ -1,7 +1,7 @@
 """A topic's definition as the crawler and the repository need it.
 
 The scheduler validates the TOML config into these objects and stores them, as JSON, in the
-``topics`` table; a crawl child reads them back from there, so a worker needs nothing but the
+``topics`` table; a crawl child reads them back from there, so it needs nothing but the
 database URL.
 
 A field that is also a key of the configuration file is declared with :func:`config_key`: its

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.crawl_run import CrawlRun
+from crawler.run_in_progress import RunInProgress
 from storage.changes import Gone, NotModified, Outcome, PageRead
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Alert, Article, ArticleVersion, Change
@@ -231,7 +231,7 @@ def test_an_outcome_that_cannot_be_recorded_fails_the_run_and_nothing_else(
         sync_topics(sessions, [spec])
         topic, _ = load_topic(sessions, "third")
         record_outcomes(sessions, topic_id=topic, run_id=None, outcomes=[page(URLS[2], "A")])
-        run = CrawlRun(db_url, "third", start_run(sessions, topic))
+        run = RunInProgress(db_url, "third", start_run(sessions, topic))
 
         async def crawl() -> None:
             for outcome in (page(URLS[0], "A"), Gone(URLS[2]), page(URLS[1], "A")):

@@ -336,8 +336,8 @@ def _trafilatura_paragraphs(
     favor_precision: bool = False,
     favor_recall: bool = False,
 ) -> list[str]:
-    # Imported when first needed: pages that a profile reads never need it, and it is a good
-    # part of a reading worker's start-up.
+    # Imported when first needed: pages that a profile reads never need it, and importing it
+    # is a good part of a crawl process's start-up.
     import trafilatura
 
     text = trafilatura.extract(

@@ -1,6 +1,6 @@
 """The topic spider: listing pages → article links → article pages → outcomes to record.
 
-One spider instance crawls for one crawl run (:class:`crawler.crawl_run.CrawlRun`, the
+One spider instance crawls for one crawl run (:class:`crawler.run_in_progress.RunInProgress`, the
 ``run`` argument). The spider decides what each response is: a listing's links to follow, an
 article's outcome (new content, not modified, gone) or a failure with its reason; the run
 reads article pages, records outcomes, answers its database questions, counts and keeps the
@@ -33,9 +33,9 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
-from crawler.crawl_run import CrawlRun
 from crawler.discover import discover, matches_keywords
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
+from crawler.run_in_progress import RunInProgress
 from crawler.urls import canonical_url
 from storage.changes import NotModified, Outcome, PageRead, response_outcome
 from storage.listings import KnownArticle, note_listing, recheck_candidates
@@ -51,11 +51,11 @@ def _now() -> datetime:
 
 
 class TopicSpider(scrapy.Spider):
-    """Crawls one topic for ``run`` (:class:`CrawlRun`)."""
+    """Crawls one topic for ``run`` (:class:`RunInProgress`)."""
 
     name = "topic"
 
-    def __init__(self, *args: Any, run: CrawlRun, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, run: RunInProgress, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.run = run
         self.spec = spec = run.spec

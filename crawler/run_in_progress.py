@@ -4,12 +4,12 @@
 kept once the crawl is over. The spider fetches and decides what each page is; the run reads
 article pages, records outcomes, queries the database, counts and keeps failures.
 
-Every database call of the run goes through one thread of its own (:meth:`CrawlRun.in_database`):
-the event loop never waits for the database, the crawl's own writes never wait for each
-other, and what a listing page needs goes before batches of outcomes to record
-(:mod:`crawler.database_thread`). Outcomes are recorded in batches (:mod:`crawler.recording`)
-in that thread; the spider drains them when it closes, so the run is over only once every
-outcome is written.
+Every database call of the run goes through one thread of its own
+(:meth:`RunInProgress.in_database`): the event loop never waits for the database, the crawl's
+own writes never wait for each other, and what a listing page needs goes before batches of
+outcomes to record (:mod:`crawler.database_thread`). Outcomes are recorded in batches
+(:mod:`crawler.recording`) in that thread; the spider drains them when it closes, so the run
+is over only once every outcome is written.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ fetch_logger = logging.getLogger("topicwatch.fetch")
 change_logger = logging.getLogger("topicwatch.change")
 
 
-class CrawlRun:
+class RunInProgress:
     """The run of topic ``topic_id`` (``spec``) recorded as crawl run ``run_id``: its
     database connection and thread, its counters (Scrapy's ``topicwatch/<key>`` stats, and
     the counts of its ``crawl_runs`` row), and its failures, each with its URL and reason."""
