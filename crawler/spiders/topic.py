@@ -1,9 +1,10 @@
 """The topic spider: listing pages → article links → article pages → outcomes to record.
 
-One spider instance crawls for one crawl run (:class:`crawler.run_in_progress.RunInProgress`, the
-``run`` argument). The spider decides what each response is: a listing's links to follow, an
-article's outcome (new content, not modified, gone) or a failure with its reason; the run
-reads article pages, records outcomes, answers its database questions, counts and keeps the
+One spider instance crawls for one crawl run (the ``run`` argument,
+:class:`crawler.run_in_progress.RunInProgress`). The spider decides what each response is: a
+listing's links to follow, an article's outcome (new content, not modified, gone; the rules
+are :func:`storage.changes.response_outcome`'s) or a failure with its reason; the run reads
+article pages, records outcomes, answers its database questions, counts and keeps the
 failures. When the spider closes, it waits for the run to write every outcome.
 """
 
