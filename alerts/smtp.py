@@ -26,7 +26,7 @@ import io
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import Address, AddressHeader, HeaderRegistry
@@ -88,7 +88,7 @@ class SmtpSettings:
     port: int = 587
     security: Security = "starttls"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     sender: str = "topicwatch <topicwatch@localhost>"
     timeout: float = 30.0
     verify_tls: bool = True

@@ -8,8 +8,14 @@ Log lines go to stderr, one per event, greppable::
 ``logger``, ``message`` and every ``key=value`` field as a key of its own. Fields come from
 :func:`log_fields`; a plain message made only of ``key=value`` pairs is split into fields too.
 
+Text from outside (titles, URLs, servers' replies) reaches the log only tamed: each value
+put into a line is cut at :data:`MAX_VALUE_CHARS` characters, control and bidirectional
+formatting characters are written as ``\\uXXXX`` escapes, and passwords in URLs are masked
+(:func:`storage.credentials.mask_credentials`).
+
 With ``SENTRY_DSN`` in the environment, :func:`init_sentry` sends errors, and the log lines
-before them as breadcrumbs, to Sentry; without it nothing is sent and nothing fails.
+before them as breadcrumbs, to Sentry; without it nothing is sent and nothing fails. Events
+carry no local variables, and keys that name secrets, and passwords in URLs, are scrubbed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
+
+from storage.credentials import mask_credentials
 
 if TYPE_CHECKING:
     from sentry_sdk.transport import Transport
@@ -50,6 +58,34 @@ NOISY_LOGGERS = (
     "alembic.runtime.plugins",
 )
 
+# A value put into a log line is cut after this many characters (a 100,000-character title
+# makes one long line, not a 100 KB one).
+MAX_VALUE_CHARS = 1000
+ELLIPSIS = "…"
+# Characters that must not reach a log raw: C0 and C1 controls (terminal escapes, forged line
+# breaks), and the bidirectional formatting characters that make a line read otherwise than
+# it is (U+202E, U+2066-2069, …) and Unicode's own line separators.
+_BIDI_AND_SEPARATORS = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_IN_VALUE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+# In a whole line, line breaks and tabs stay: tracebacks follow their line.
+_UNSAFE_IN_LINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+# What JSON leaves raw (it escapes C0 controls itself).
+_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+
+# Keys whose values Sentry never gets, besides sentry-sdk's own list (password, secret, token,
+# authorization, …): what names a database URL, a DSN, or libpq's connection string.
+SENTRY_DENYLIST = (
+    "pwd",
+    "passphrase",
+    "dsn",
+    "conninfo",
+    "database_url",
+    "db_url",
+    "url_with_password",
+    "smtp_password",
+    "pgpassword",
+)
+
 _BARE_VALUE = re.compile(r"^[^\s\"]+$")
 _KEY = r"[A-Za-z_][\w.\-/]*"
 _FIRST_KEY = re.compile(rf"(?:^|(?<=\s)){_KEY}=")
@@ -62,16 +98,37 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 }
 
 
+def _escape(text: str, unsafe: re.Pattern[str]) -> str:
+    return unsafe.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def clean_value(text: str) -> str:
+    """``text`` fit to be one value of a log line: at most :data:`MAX_VALUE_CHARS`
+    characters (then an ellipsis), no control or bidirectional formatting character raw,
+    no password of a URL."""
+    return _escape(_cut(text), _UNSAFE_IN_VALUE)
+
+
+def _cut(text: str) -> str:
+    """At most :data:`MAX_VALUE_CHARS` characters, passwords masked. The masking sees a
+    little more than is kept, so that a URL cut before its '@' is masked too."""
+    if len(text) <= MAX_VALUE_CHARS:
+        return mask_credentials(text)
+    text = mask_credentials(text[: MAX_VALUE_CHARS + 1400])
+    return text[: MAX_VALUE_CHARS - 1] + ELLIPSIS
+
+
 def format_value(value: object) -> str:
-    """One field value as it appears after ``key=``: bare when it can be, else JSON-quoted."""
+    """One field value as it appears after ``key=``: bare when it can be, else JSON-quoted;
+    cut and escaped as :func:`clean_value` says."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    text = value if isinstance(value, str) else str(value)
-    if _BARE_VALUE.match(text):
+    text = _cut(value if isinstance(value, str) else str(value))
+    if _BARE_VALUE.match(text) and not _UNSAFE_IN_VALUE.search(text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _escape(json.dumps(text, ensure_ascii=False), _UNSAFE_IN_JSON)
 
 
 def format_fields(fields: Mapping[str, object]) -> str:
@@ -99,7 +156,7 @@ def log_fields(
         level,
         "%s",
         text,
-        extra={"fields": dict(fields), "event": event},
+        extra={"fields": dict(fields), "event": event, _RENDERED: True},
         stacklevel=2,
     )
 
@@ -111,15 +168,47 @@ def _utc(created: float, *, millis: bool = False) -> str:
     return stamp + "Z"
 
 
+# Marks a record whose message log_fields built from values it already cleaned.
+_RENDERED = "_topicwatch_rendered"
+
+
+def log_message(record: logging.LogRecord) -> str:
+    """The message of ``record`` as the log shows it: each argument put into it cleaned
+    (:func:`clean_value`), then the whole without raw control characters or passwords."""
+    if getattr(record, _RENDERED, False) or not record.args:
+        message = record.getMessage()
+    else:
+        args: Any = record.args
+        if isinstance(args, Mapping):
+            args = {key: _clean_argument(value) for key, value in args.items()}
+        else:
+            args = tuple(_clean_argument(value) for value in args)
+        try:
+            message = str(record.msg) % args
+        except (TypeError, ValueError):
+            message = record.getMessage()  # as logging itself would fail, or not
+    return clean_line(message)
+
+
+def _clean_argument(value: object) -> object:
+    return clean_value(value) if isinstance(value, str) else value
+
+
+def clean_line(text: str) -> str:
+    """``text`` (a message, a traceback) without raw control characters, except line breaks
+    and tabs, and with passwords in URLs masked."""
+    return mask_credentials(_escape(text, _UNSAFE_IN_LINE))
+
+
 class TextFormatter(logging.Formatter):
     """``2026-11-26T10:15:02Z INFO logger message`` in UTC, traceback lines after it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_utc(record.created)} {record.levelname} {record.name} {record.getMessage()}"
+        line = f"{_utc(record.created)} {record.levelname} {record.name} {log_message(record)}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + clean_line(self.formatException(record.exc_info))
         elif record.stack_info:
-            line += "\n" + self.formatStack(record.stack_info)
+            line += "\n" + clean_line(self.formatStack(record.stack_info))
         return line
 
 
@@ -132,7 +221,7 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, "fields", None)
     if isinstance(fields, dict):
         return {key: _jsonable(value) for key, value in fields.items()}
-    message = record.getMessage()
+    message = log_message(record)
     start = _FIRST_KEY.search(message)
     if start is None or "\n" in message or "=" in message[: start.start()]:
         return {}
@@ -150,13 +239,16 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _jsonable(value: object) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+    # Cut, not escaped: the JSON line escapes what must not be raw (JsonFormatter).
+    if isinstance(value, str):
+        return _cut(value)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(item) for item in value]
     if isinstance(value, Mapping):
         return {str(key): _jsonable(item) for key, item in value.items()}
-    return str(value)
+    return _cut(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -172,13 +264,13 @@ class JsonFormatter(logging.Formatter):
             ts=_utc(record.created, millis=True),
             level=record.levelname,
             logger=record.name,
-            message=record.getMessage(),
+            message=log_message(record),
         )
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = clean_line(self.formatException(record.exc_info))
         ordered = {key: payload[key] for key in ("ts", "level", "logger", "message")}
         ordered.update((key, value) for key, value in payload.items() if key not in ordered)
-        return json.dumps(ordered, ensure_ascii=False)
+        return _escape(json.dumps(ordered, ensure_ascii=False), _UNSAFE_IN_JSON)
 
 
 _HANDLER_MARK = "_topicwatch_handler"
@@ -252,6 +344,28 @@ def _tag_fields(event: Any, hint: Any) -> Any:
     return event
 
 
+def mask_event(value: Any) -> Any:
+    """``value`` (a Sentry event, or a part of one) with passwords in URLs and connection
+    strings masked in every string it holds, keys included."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {mask_event(key): mask_event(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_event(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(mask_event(item) for item in value)
+    return value
+
+
+def _before_send(event: Any, hint: Any) -> Any:
+    return mask_event(_tag_fields(event, hint))
+
+
+def _before_breadcrumb(crumb: Any, hint: Any) -> Any:
+    return mask_event(crumb)
+
+
 def init_sentry(
     component: str,
     *,
@@ -264,6 +378,11 @@ def init_sentry(
     Logged errors become events, with the log lines before them as breadcrumbs; every event
     carries the ``component`` tag (``daemon``, ``cli``, ``crawler``) and ``tags``. Events
     still queued are flushed when the process exits. Returns whether Sentry is on.
+
+    No secret goes with them: stack frames carry no local variables (they held the SMTP
+    settings and the driver's connection parameters), values under keys that name secrets
+    are replaced (sentry-sdk's list and :data:`SENTRY_DENYLIST`, at any depth), and
+    passwords in URLs and ``password=`` settings are masked in every string sent.
     """
     environ = os.environ if env is None else env
     dsn = environ.get(SENTRY_DSN_ENV, "").strip() or None
@@ -272,6 +391,7 @@ def init_sentry(
     # Imported only when errors go somewhere: without a DSN, a crawl process starts faster.
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     sentry_sdk.init(
         dsn=dsn,
@@ -281,7 +401,12 @@ def init_sentry(
         environment=environ.get("SENTRY_ENVIRONMENT") or "production",
         integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
         auto_enabling_integrations=False,
-        before_send=_tag_fields,
+        before_send=_before_send,
+        before_breadcrumb=_before_breadcrumb,
+        include_local_variables=False,
+        event_scrubber=EventScrubber(
+            denylist=[*DEFAULT_DENYLIST, *SENTRY_DENYLIST], recursive=True
+        ),
         shutdown_timeout=5,
     )
     sentry_sdk.set_tag("component", component)

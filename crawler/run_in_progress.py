@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from crawler.database_thread import DatabaseThread
+from crawler.observability import log_fields
 from crawler.profiles import SiteProfile
 from crawler.reading import Reading, read_page
 from crawler.recording import Recorder, RecordFailure, Result, record_batch
@@ -138,18 +139,14 @@ class RunInProgress:
                 self.count("gone_unknown")
             return
         self.count(f"articles_{result.kind}")
-        change_logger.info(
-            "kind=%s topic=%s url=%s title=%s fields=%s alerted=%s",
-            result.kind,
-            result.topic,
-            result.url,
-            _quote(result.title),
-            ",".join(result.fields) or "-",
-            "yes" if result.alerted else "no",
+        log_fields(
+            change_logger,
+            logging.INFO,
+            None,
+            kind=result.kind,
+            topic=result.topic,
+            url=result.url,
+            title=" ".join(result.title.split()),
+            fields=",".join(result.fields) or "-",
+            alerted="yes" if result.alerted else "no",
         )
-
-
-def _quote(text: str) -> str:
-    """A title as one log token: quoted, with no line breaks."""
-    flat = " ".join(text.split())
-    return '"' + flat.replace('"', "'") + '"'

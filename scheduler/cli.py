@@ -42,6 +42,7 @@ from scheduler.config import (
 )
 from scheduler.daemon import next_due, run_daemon, schedule_of
 from scheduler.runner import RunOutcome, run_crawl
+from storage.credentials import mask_credentials
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -213,6 +214,7 @@ async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutco
             log_level=config.logging.level,
             stop=stop,
             stop_message="interrupted",
+            withheld=config.secret_variables(),
         )
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -420,7 +422,7 @@ def cmd_topics(ctx: Context) -> int:
                     "name": spec.name,
                     "title": spec.title,
                     "schedule": schedule_of(spec),
-                    "sources": list(spec.sources),
+                    "sources": [mask_credentials(source) for source in spec.sources],
                     "alert_to": list(spec.alert_to),
                     "alert_on": list(spec.alert_on),
                 }
@@ -436,7 +438,7 @@ def cmd_topics(ctx: Context) -> int:
             spec.name,
             spec.title,
             schedule_of(spec),
-            " ".join(spec.sources),
+            " ".join(mask_credentials(source) for source in spec.sources),
             ", ".join(spec.alert_to) or "-",
         ]
         for spec in config.topics

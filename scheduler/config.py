@@ -32,7 +32,8 @@ from sqlalchemy.engine import make_url
 
 from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
-from storage.db import normalise_url
+from storage.credentials import mask_credentials
+from storage.db import normalise_url, safe_url
 from storage.spec import (
     CHANGE_KINDS,
     ConfigKeyRule,
@@ -159,7 +160,7 @@ def _database_url(url: str) -> str:
     except ValueError:
         raise ValueError(
             'expected a SQLite or PostgreSQL URL like "sqlite:///data/topicwatch.db" or '
-            f'"postgresql+psycopg://user@host/db", got {_show(url)}'
+            f'"postgresql+psycopg://user@host/db", got {_show(safe_url(url))}'
         ) from None
     return url
 
@@ -204,7 +205,7 @@ def _topic_name(name: str) -> str:
 def _http_url(source: str) -> str:
     parts = urlsplit(source)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL, got {_show(source)}")
+        raise ValueError(f"expected an http(s) URL, got {_show(mask_credentials(source))}")
     return source
 
 
@@ -248,7 +249,7 @@ def _profile(name: str) -> str:
 # -- the sections of the file: each key declared once ----------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DatabaseConfig:
     url: str = config_key(
         "string",
@@ -258,6 +259,10 @@ class DatabaseConfig:
         "sqlite:///data/topicwatch.db",
         check=_database_url,
     )
+
+    def __repr__(self) -> str:
+        # The URL may hold the database's password.
+        return f"DatabaseConfig(url={safe_url(self.url)!r})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -526,6 +531,13 @@ class Config:
                 return spec
         raise TopicNotConfigured(name, self.path, [spec.name for spec in self.topics])
 
+    def secret_variables(self) -> tuple[str, ...]:
+        """The environment variables that hold this configuration's secrets (the SMTP
+        password's): crawl processes are not given them."""
+        if self.smtp is None or self.smtp.password_env is None:
+            return ()
+        return (self.smtp.password_env,)
+
     def smtp_settings(self) -> SmtpSettings | None:
         """The SMTP settings, or None when the file has no ``[smtp]`` section.
 
@@ -730,7 +742,7 @@ class _Loader:
             except ValueError:
                 raise ConfigError(
                     f"{DATABASE_URL_ENV}: expected a SQLite or PostgreSQL URL like "
-                    f'"sqlite:///data/topicwatch.db", got {_show(override)}'
+                    f'"sqlite:///data/topicwatch.db", got {_show(safe_url(override))}'
                 ) from None
             return DatabaseConfig(url=override)
         return DatabaseConfig(url=self.resolve_sqlite(self.values(data, "database")["url"]))

@@ -229,6 +229,7 @@ class Daemon:
             log_level=self.log_level,
             child_command=self.child_command,
             env=self.env,
+            withheld=config.secret_variables(),
         )
         if not config.topics:
             logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)

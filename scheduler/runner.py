@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +57,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 class ChildRequest:
     """What a crawl child is told: where the database is, which topic, which run row."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # it may hold the database's password
     topic: str
     run_id: int
     log_format: str
@@ -65,6 +65,37 @@ class ChildRequest:
 
 
 DATABASE_URL_ENV = "TOPICWATCH_DATABASE_URL"
+
+# The variables of the daemon's environment a crawl process gets; no other. It needs to run
+# Python (PATH, HOME, locale, time zone, PYTHON*), reach the database (libpq's PG*, e.g.
+# PGPASSWORD), report to Sentry, and fetch through the operator's proxy and CA bundle. The
+# SMTP password, and whatever else the daemon was given, is none of its business.
+CHILD_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "SENTRY_DSN",
+        "SENTRY_ENVIRONMENT",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "XDG_CACHE_HOME",
+        "TLDEXTRACT_CACHE",
+    }
+)
+CHILD_ENV_PREFIXES = ("LC_", "PYTHON", "PG", "OPENBLAS_")
 
 ChildCommand = Callable[[ChildRequest], Sequence[str]]
 
@@ -198,6 +229,7 @@ class CrawlRunner:
         child_command: ChildCommand = crawl_command,
         kill_after: float = KILL_AFTER,
         env: Mapping[str, str] | None = None,
+        withheld: Collection[str] = (),
     ) -> None:
         self.database_url = database_url
         self.sessions = sessions
@@ -206,9 +238,19 @@ class CrawlRunner:
         self.child_command = child_command
         self.kill_after = kill_after
         self.env = env
+        self.withheld = frozenset(withheld)
 
     def child_env(self) -> dict[str, str]:
-        env = dict(os.environ if self.env is None else self.env)
+        """The environment of a crawl process: the variables of :data:`CHILD_ENV_NAMES` and
+        :data:`CHILD_ENV_PREFIXES` that this process has, except the ``withheld`` ones (the
+        one ``[smtp] password_env`` names)."""
+        source = os.environ if self.env is None else self.env
+        env = {
+            name: value
+            for name, value in source.items()
+            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES))
+            and name not in self.withheld
+        }
         if PACKAGE_ROOT.name in ("site-packages", "dist-packages"):
             return env  # installed: the child finds the packages where the parent did
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -367,8 +409,11 @@ async def run_crawl(
     monitor: MonitorConfig | None = None,
     child_command: ChildCommand = crawl_command,
     kill_after: float = KILL_AFTER,
+    withheld: Collection[str] = (),
 ) -> RunOutcome:
-    """Crawl ``topic`` once in a supervised child process; how the run ended."""
+    """Crawl ``topic`` once in a supervised child process; how the run ended.
+
+    The variables named in ``withheld`` are kept from the child's environment."""
     runner = CrawlRunner(
         database_url,
         sessions,
@@ -376,6 +421,7 @@ async def run_crawl(
         log_level=log_level,
         child_command=child_command,
         kill_after=kill_after,
+        withheld=withheld,
     )
     return await runner.run(
         topic, timeout=timeout, stop=stop, stop_message=stop_message, monitor=monitor

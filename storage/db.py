@@ -23,7 +23,6 @@ Errors::
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.credentials import mask_credentials
 from storage.models import Base
 
 if TYPE_CHECKING:
@@ -71,18 +71,23 @@ class SchemaOutdated(RuntimeError):
 
 
 def safe_url(url: str | URL) -> str:
-    """``url`` fit for logs and messages: any password is replaced by ``***``."""
+    """``url`` fit for logs and messages: any password is replaced by ``***``.
+
+    Also a URL that does not parse is masked, and one whose password holds an unencoded
+    ``@`` (which SQLAlchemy splits at the first one) is masked whole.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+        rendered = make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        rendered = str(url)
+    return mask_credentials(rendered)
 
 
 def normalise_url(url: str | URL) -> URL:
     """The SQLAlchemy URL for ``url``; PostgreSQL URLs of any spelling use psycopg 3."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ValueError(
             f"The database URL {safe_url(url)!r} is not a valid URL; expected e.g. "
             "'sqlite:///data/topicwatch.db' or 'postgresql+psycopg://user@host/dbname'."
