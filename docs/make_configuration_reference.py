@@ -35,7 +35,7 @@ and what was expected, for example
 and keeps the old configuration when the new one is refused.
 
 Value kinds: a *duration* is `"90s"`, `"15m"`, `"2h"`, `"7d"`, `"1w"` or a number of
-seconds; a *size* is `"512KB"`, `"10MB"` or a number of bytes.
+seconds, at most `"366d"`; a *size* is `"512KB"`, `"10MB"` or a number of bytes.
 
 Secrets never go in the file. They come from the environment:
 

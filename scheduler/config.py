@@ -83,6 +83,9 @@ _TOPIC_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 DURATION_HINT = 'a duration like "15m" or "2h"'
+# The longest duration any key accepts: beyond it a value is a mistake, and one far beyond
+# overflows the date arithmetic of schedules.
+MAX_DURATION = 366 * 86400.0
 
 
 def parse_duration(value: object) -> float:
@@ -203,8 +206,13 @@ def _topic_name(name: str) -> str:
 
 
 def _http_url(source: str) -> str:
-    parts = urlsplit(source)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(source)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed "[" of an IPv6 address, a bad port
+        valid = False
+    if not valid:
         raise ValueError(f"expected an http(s) URL, got {_show(mask_credentials(source))}")
     return source
 
@@ -334,6 +342,13 @@ class AlertsConfig:
     dispatch_every: float = config_key(
         "duration",
         "How often the daemon sends pending alerts, besides after each crawl run.",
+        60.0,
+        positive=True,
+    )
+    dispatch_time_limit: float = config_key(
+        "duration",
+        "How long one delivery of the daemon goes on beginning digests; those not begun wait "
+        "for the next delivery (each SMTP connection waits at most smtp.timeout for an answer).",
         60.0,
         positive=True,
     )
@@ -685,6 +700,12 @@ class _Table:
             if rule.positive and number <= 0:
                 raise self.error(
                     key.name, f"expected {DURATION_HINT} longer than zero, got {_show(value)}"
+                )
+            if rule.type == "duration" and not number <= MAX_DURATION:
+                raise self.error(
+                    key.name,
+                    f"expected {DURATION_HINT} of at most {format_duration(MAX_DURATION)}, "
+                    f"got {_show(value)}",
                 )
             return number
         return self.strings(key.name, value)  # "list of ..."

@@ -228,6 +228,32 @@ BAD_FILES = {
         '[[topic]]\nname = "alpha"\nsources = ["https://example.org/a", "ftp://example.org/"]\n',
         '{path}: topic[0].sources[1]: expected an http(s) URL, got "ftp://example.org/"',
     ),
+    "source an unclosed IPv6 address": (
+        '[[topic]]\nname = "alpha"\nsources = ["http://[::1"]\n',
+        '{path}: topic[0].sources[0]: expected an http(s) URL, got "http://[::1"',
+    ),
+    "source port out of range": (
+        '[[topic]]\nname = "alpha"\nsources = ["http://example.org:99999/"]\n',
+        '{path}: topic[0].sources[0]: expected an http(s) URL, got "http://example.org:99999/"',
+    ),
+    "every overflowing as a number": (
+        TOPIC + "every = 1e400\n",
+        '{path}: topic[0].every: expected a duration like "15m" or "2h" of at most 366d, got inf',
+    ),
+    "every overflowing in days": (
+        TOPIC + 'every = "99999999999d"\n',
+        '{path}: topic[0].every: expected a duration like "15m" or "2h" of at most 366d, '
+        'got "99999999999d"',
+    ),
+    "not a number": (
+        TOPIC + "recheck_for = nan\n",
+        '{path}: topic[0].recheck_for: expected a duration like "15m" or "2h", got nan',
+    ),
+    "duration over a year": (
+        '[alerts]\nretry_backoff = "367d"\n',
+        '{path}: alerts.retry_backoff: expected a duration like "15m" or "2h" of at most 366d, '
+        'got "367d"',
+    ),
     "sources not a list": (
         '[[topic]]\nname = "alpha"\nsources = "https://example.org/"\n',
         '{path}: topic[0].sources: expected a list of strings, got "https://example.org/"',
@@ -406,6 +432,20 @@ def test_durations(text: str | float, seconds: float) -> None:
 )
 def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_no_duration_key_accepts_more_than_366_days(tmp_path: Path) -> None:
+    """Every duration key is capped, and the cap itself is accepted."""
+    durations = [key for key in CONFIG_KEYS if key.type == "duration"]
+    assert len(durations) >= 10
+    for key in durations:
+        body = f"{key.name} = " + '"366d"\n'
+        text = TOPIC + body if key.section == "topic" else f"[{key.section}]\n{body}"
+        if key.section == "smtp":
+            text += 'host = "smtp.example.org"\nsender = "a@example.org"\n'
+        load(tmp_path, text)
+        with pytest.raises(ConfigError, match=r"of at most 366d, got 1e\+20$"):
+            load(tmp_path, text.replace('"366d"', "1e20"))
 
 
 def test_every_key_is_documented_with_its_meaning() -> None:

@@ -8,12 +8,14 @@ it over 127.0.0.1 like any other web site.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,8 +39,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.observability import configure_logging
 from scheduler.cli import main
-from scheduler.config import Config
-from scheduler.daemon import Daemon, first_run_time, next_due
+from scheduler.config import Config, ConfigError
+from scheduler.daemon import Daemon, first_run_time, next_due, plan_schedule
 from scheduler.runner import ChildRequest, RunOutcome, run_crawl
 from storage.db import make_engine, read_session, session_factory, upgrade
 from storage.models import Alert, Change, CrawlRun, Topic
@@ -536,6 +538,159 @@ def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
     assert change["message"].startswith("kind=updated topic=first")
     assert daemon.stop() == 0
     assert re.search(r"ERROR scheduler\.daemon Reloading the configuration failed", daemon.log())
+
+
+RELOAD_FAILED = (
+    "ERROR scheduler.daemon Reloading the configuration failed; keeping the running one: "
+)
+
+
+@pytest.mark.slow
+def test_a_reload_is_applied_whole_or_not_at_all(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    """Topic b removed, c added with an overflowing interval, d added: nothing is applied,
+    and once c is fixed everything is."""
+    listing = site.listing_url(REFERENCE_TOPIC)
+    a = topic_toml("a", listing, every="2s")
+    b = topic_toml("b", listing, every="2s")
+    d = topic_toml("d", listing, every="2s")
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(config_toml(database.url, a, b))
+    daemon = start(daemons, config, tmp_path)
+    wait_for(
+        lambda: database.finished("a") and database.finished("b"), 60, "a run of a and b", daemon
+    )
+
+    overflowing = topic_toml("c", listing) + "every = 1e400\n"
+    config.write_text(config_toml(database.url, a, overflowing, d))
+    daemon.signal(signal.SIGHUP)
+    refused = (
+        f"{RELOAD_FAILED}{config}: topic[1].every: expected a duration like "
+        '"15m" or "2h" of at most 366d, got inf'
+    )
+    wait_for(lambda: refused in daemon.log(), 30, "the refused reload", daemon)
+    runs_of_b = len(database.finished("b"))
+    wait_for(lambda: len(database.finished("b")) >= runs_of_b + 2, 60, "b to keep running", daemon)
+    assert not database.runs("c")
+    assert not database.runs("d")
+
+    config.write_text(config_toml(database.url, a, topic_toml("c", listing, every="1h"), d))
+    daemon.signal(signal.SIGHUP)
+    applied = "Configuration reloaded: 3 topic(s); added c, d; changed none; removed b"
+    wait_for(lambda: applied in daemon.log(), 30, "the reload", daemon)
+    runs_of_b = len(database.runs("b"))
+    wait_for(
+        lambda: database.finished("c") and len(database.finished("d")) >= 2,
+        60,
+        "c and d to run",
+        daemon,
+    )
+    assert len(database.runs("b")) == runs_of_b
+
+    # A source that cannot be parsed is refused at once, with one line.
+    config.write_text(config_toml(database.url, topic_toml("a", "http://[::1"), d))
+    daemon.signal(signal.SIGHUP)
+    refused = (
+        f'{RELOAD_FAILED}{config}: topic[0].sources[0]: expected an http(s) URL, got "http://[::1"'
+    )
+    wait_for(lambda: refused in daemon.log(), 30, "the refused source", daemon)
+    runs_of_a = len(database.finished("a"))
+    wait_for(lambda: len(database.finished("a")) >= runs_of_a + 1, 60, "a to keep running", daemon)
+    assert daemon.stop() == 0
+    log = daemon.log()
+    assert "Traceback" not in log
+    assert log.count("Reloading the configuration failed") == 2
+
+
+def test_a_schedule_that_cannot_be_built_names_its_topic_and_key() -> None:
+    """Refused before anything is scheduled, in the words of a configuration error."""
+    spec = TopicSpec(name="b", title="b", sources=("http://x/",), every=1e300)
+    config = Config(path=Path("tw.toml"), topics=(TopicSpec("a", "a", ("http://x/",)), spec))
+    with pytest.raises(ConfigError) as caught:
+        plan_schedule(config, spec, datetime(2026, 11, 26, tzinfo=UTC))
+    assert str(caught.value).startswith(
+        "tw.toml: topic[1].every: expected a schedule that can be kept, got 1e+300 seconds "
+        "(OverflowError: "
+    )
+
+
+class Tarpit:
+    """A TCP server that accepts connections and never says a word: an SMTP server that
+    hangs every client until its timeout."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.port = port
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        # shutdown() wakes the accept() blocked in the thread; close() alone may not.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(timeout=10)
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.mark.slow
+def test_a_tarpit_smtp_server_delays_mail_not_crawls(
+    tmp_path: Path, site: FixtureSite, database: Database, daemons: list[DaemonProcess]
+) -> None:
+    port = free_port()
+    recipients = {name: f"{name}@example.org" for name in ("a", "b", "c")}
+    listing = site.listing_url(REFERENCE_TOPIC)
+    topics = [
+        topic_toml(name, listing, every="2s", alert_to=[address])
+        for name, address in recipients.items()
+    ]
+    config = tmp_path / "topicwatch.toml"
+    text = config_toml(
+        database.url, *topics, smtp=MailServer("127.0.0.1", port, Handler())
+    ).replace('retry_backoff = "2s"', 'retry_backoff = "2s"\ndispatch_time_limit = "15s"')
+    config.write_text(text)
+    tarpit = Tarpit(port)
+    try:
+        daemon = start(daemons, config, tmp_path)
+        # Each digest waits the SMTP timeout (10 s) for a greeting that never comes.
+        wait_for(
+            lambda: (
+                "did not answer within 10 seconds" in daemon.log()
+                or "no answer within 10 seconds" in daemon.log()
+            ),
+            120,
+            "a delivery to time out",
+            daemon,
+        )
+        before = {name: len(database.finished(name)) for name in recipients}
+        # Crawls keep their schedule (every 2 s) while deliveries hang: on a loaded machine
+        # a run takes a few seconds, so a few runs of each topic in the window is a lot of
+        # margin; with deliveries inside the crawl jobs, each topic ran about once per pass.
+        time.sleep(40)
+        during = {name: len(database.finished(name)) - before[name] for name in recipients}
+        assert all(count >= 4 for count in during.values()), (during, daemon.tail())
+        assert "Alert delivery stopped after 15s" in daemon.log()
+    finally:
+        tarpit.close()
+    with mail_server(port=port) as smtp:
+        for address in recipients.values():
+            wait_for(lambda r=address: smtp.to(r), 120, f"the digest to {address}", daemon)
+        assert daemon.stop() == 0
+    for name, address in recipients.items():
+        subjects = [str(mail.message["Subject"]) for mail in smtp.to(address)]
+        assert subjects == [f"[topicwatch] {name}: 6 new"], subjects
+    assert "Traceback" not in daemon.log()
 
 
 def _json_lines(log: str, logger: str, start: str = "", **fields: str) -> list[dict[str, Any]]:
