@@ -36,6 +36,7 @@ leaves ``pending`` only for ``sent`` or, after ``max_attempts``, ``failed``.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -116,8 +117,12 @@ def dispatch(
     max_attempts: int = 8,
     backoff: float = 60.0,
     domain: str | None = None,
+    time_limit: float | None = None,
 ) -> DispatchReport:
     """Send every due pending alert, one digest per recipient and topic.
+
+    ``time_limit`` (seconds) bounds the call: no digest is begun after it, and the alerts of
+    those not begun stay pending and due, for the next call.
 
     ``smtp`` None (not configured) leaves the rows pending and logs a WARNING. ``backoff`` is
     the delay after the first failed attempt, doubled after each further one (at most
@@ -145,7 +150,18 @@ def dispatch(
     lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
     message_domain = domain or smtp.sender_address.domain or "localhost"
     message_id_for("", message_domain)  # an invalid domain fails here, before any claim
-    for group in groups:
+    started = time.monotonic()
+    for number, group in enumerate(groups):
+        if time_limit is not None and time.monotonic() - started >= time_limit:
+            left = sum(list(groups.values())[number:])
+            report.deferred_alerts += left
+            logger.warning(
+                "Alert delivery stopped after %gs with %d alert(s) not yet tried; they wait "
+                "for the next delivery",
+                time_limit,
+                left,
+            )
+            break
         _deliver(
             session_factory,
             smtp,

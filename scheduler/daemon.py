@@ -8,11 +8,14 @@ recently runs one interval after its last start.
 
 Each crawl run is a child process (see :mod:`scheduler.runner`): one run per topic at a time,
 at most ``max_concurrent_runs`` at once. After each run the daemon logs one summary line,
-warns when a topic's health looks wrong, and sends pending alerts; alerts also go out on a
-timer. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
-grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file:
-topics, schedules, crawl, SMTP, alert and ``[logging]`` settings take effect at once (a
-``--log-format`` given on the command line stays); a new ``database.url`` waits for a restart.
+warns when a topic's health looks wrong, and asks for the pending alerts to be sent; alerts
+also go out on a timer. Delivery is a task of its own, one at a time, bounded by
+``alerts.dispatch_time_limit``: no crawl waits for it, so a dead SMTP server delays mail, not
+crawls. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
+grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file,
+all of it or nothing: topics, schedules, crawl, SMTP, alert and ``[logging]`` settings take
+effect at once (a ``--log-format`` given on the command line stays); a file with a wrong value
+changes nothing; a new ``database.url`` waits for a restart.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
     check_schema,
+    check_writable,
     make_engine,
     safe_url,
     session_factory,
@@ -122,6 +126,47 @@ def trigger_for(spec: TopicSpec, first: datetime) -> IntervalTrigger | CronTrigg
     )
 
 
+@dataclass(frozen=True)
+class TopicSchedule:
+    """A topic's job, built in full (trigger and first run) before anything is scheduled."""
+
+    spec: TopicSpec
+    trigger: IntervalTrigger | CronTrigger
+    first: datetime
+
+
+def plan_schedule(config: Config, spec: TopicSpec, first: datetime) -> TopicSchedule:
+    """The topic's job, or :class:`ConfigError` naming the file and field when its schedule
+    cannot be built; so that a value that fails only at scheduling time is refused before any
+    change is made, not half-way through one."""
+    try:
+        trigger = trigger_for(spec, first)
+        trigger.get_next_fire_time(None, first)
+        if spec.cron is None:
+            first + timedelta(seconds=spec.every or 900.0)  # the run after the first
+    except (ValueError, OverflowError, TypeError) as exc:
+        index = next(i for i, topic in enumerate(config.topics) if topic.name == spec.name)
+        key = "cron" if spec.cron is not None else "every"
+        shown = repr(spec.cron) if spec.cron is not None else f"{spec.every or 900.0:g} seconds"
+        raise ConfigError(
+            f"{config.path}: topic[{index}].{key}: expected a schedule that can be kept, got "
+            f"{shown} ({type(exc).__name__}: {exc})"
+        ) from None
+    return TopicSchedule(spec, trigger, first)
+
+
+@dataclass(frozen=True)
+class _Reload:
+    """A reloaded configuration and what applying it changes, every job already built."""
+
+    config: Config
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    jobs: list[TopicSchedule]  # of the added topics and of those whose schedule changed
+    dispatch_trigger: IntervalTrigger | None  # when dispatch_every changed
+
+
 @dataclass
 class _TopicHealth:
     consecutive_failures: int = 0
@@ -167,8 +212,12 @@ class Daemon:
         self.semaphore = asyncio.Semaphore(config.crawl.max_concurrent_runs)
         self.stopping = asyncio.Event()
         self.stop_runs = asyncio.Event()
-        self.dispatch_lock = asyncio.Lock()
+        self.dispatch_lock = asyncio.Lock()  # the final delivery at shutdown waits its turn
+        self.delivery: asyncio.Task[None] | None = None
+        self.deliver_again = False
         self.reloading: asyncio.Task[None] | None = None
+        self.reload_lock = asyncio.Lock()
+        self.initial_jobs: list[TopicSchedule] = []
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -213,6 +262,7 @@ class Daemon:
             )
         self.engine = make_engine(config.database.url)
         await asyncio.to_thread(check_schema, self.engine)
+        check_writable(self.engine)
         self.sessions = session_factory(self.engine)
         await asyncio.to_thread(sync_topics, self.sessions, config.topic_specs())
         stale = await asyncio.to_thread(
@@ -231,6 +281,8 @@ class Daemon:
             env=self.env,
             withheld=config.secret_variables(),
         )
+        last_started = await asyncio.to_thread(self._history)
+        self.initial_jobs = self.plan_jobs(config, config.topics, last_started, datetime.now(UTC))
         if not config.topics:
             logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)
 
@@ -241,9 +293,9 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.scheduler.start()
-        last_started = self._history()
-        now = datetime.now(UTC)
-        self.add_topic_jobs(config.topics, last_started, now)
+        for planned in self.initial_jobs:
+            self.schedule_topic(planned)
+        self.initial_jobs = []
         self.scheduler.add_job(
             self.dispatch_job,
             IntervalTrigger(seconds=config.alerts.dispatch_every, timezone=UTC),
@@ -273,35 +325,42 @@ class Daemon:
                     health.last_listed = listed_articles(run.counts, run.stats)
         return started
 
-    def add_topic_jobs(
-        self, specs: Iterable[TopicSpec], last_started: Mapping[str, datetime], now: datetime
-    ) -> None:
-        """Schedule ``specs``; the overdue ones start one after another, ``STAGGER`` apart."""
+    @staticmethod
+    def plan_jobs(
+        config: Config,
+        specs: Iterable[TopicSpec],
+        last_started: Mapping[str, datetime],
+        now: datetime,
+    ) -> list[TopicSchedule]:
+        """The jobs of ``specs``, each built in full; the overdue ones start one after
+        another, ``STAGGER`` apart. Raises :class:`ConfigError` when one cannot be built."""
         overdue = 0
+        planned = []
         for spec in specs:
             due = next_due(spec, last_started.get(spec.name))
             if due is None or due <= now:
                 due = now + timedelta(seconds=overdue * STAGGER)
                 overdue += 1
-            self.add_topic_job(spec, due)
+            planned.append(plan_schedule(config, spec, due))
+        return planned
 
-    def add_topic_job(self, spec: TopicSpec, first: datetime) -> None:
+    def schedule_topic(self, planned: TopicSchedule) -> None:
         assert self.scheduler is not None
-        trigger = trigger_for(spec, first)
+        spec = planned.spec
         self.scheduler.add_job(
             self.crawl_job,
-            trigger,
+            planned.trigger,
             args=[spec.name],
             id=job_id(spec.name),
             name=f"crawl {spec.name}",
-            next_run_time=first,
+            next_run_time=planned.first,
             replace_existing=True,
         )
         logger.info(
             "Topic %s: %s, first run at %s",
             spec.name,
             schedule_of(spec),
-            first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            planned.first.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
 
     def request_stop(self, signum: int) -> None:
@@ -334,7 +393,9 @@ class Daemon:
                 await asyncio.wait(pending, timeout=60.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        await self.dispatch()
+        if self.delivery is not None:
+            await self.delivery  # the delivery under way, bounded by dispatch_time_limit
+        await self.dispatch()  # and the alerts of the runs that ended since
         logger.info("topicwatch daemon stopped")
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -368,7 +429,7 @@ class Daemon:
                 monitor=monitor_config(spec, self.config.crawl.run_timeout),
             )
         self.report(spec, outcome)
-        await self.dispatch()
+        self.request_delivery()
 
     def next_run_time(self, name: str) -> datetime | None:
         if self.scheduler is None or self.stopping.is_set():
@@ -432,10 +493,26 @@ class Daemon:
         """The timer's delivery, for retries. Changes of a run still going are held back by
         the dispatcher itself until the run ends, so one run's digest is never split."""
         if not self.stopping.is_set():
+            self.request_delivery()
+
+    def request_delivery(self) -> None:
+        """Deliver the pending alerts in a task of its own, which no crawl waits for:
+        a slow or dead SMTP server delays mail, never a crawl. At most one delivery goes on
+        at a time; asked for while one does, another follows it."""
+        if self.delivery is not None and not self.delivery.done():
+            self.deliver_again = True
+            return
+        self.delivery = asyncio.get_running_loop().create_task(self._deliveries())
+
+    async def _deliveries(self) -> None:
+        again = True
+        while again:
+            self.deliver_again = False
             await self.dispatch()
+            again = self.deliver_again and not self.stopping.is_set()
 
     async def dispatch(self) -> None:
-        """Send the pending alerts that are due; never raises."""
+        """Send the pending alerts that are due, within ``dispatch_time_limit``; never raises."""
         if self.sessions is None or self.smtp is None:
             return  # without SMTP, alerts stay pending; start-up said so once
         alerts = self.config.alerts
@@ -447,6 +524,7 @@ class Daemon:
                     self.smtp,
                     max_attempts=alerts.max_attempts,
                     backoff=alerts.retry_backoff,
+                    time_limit=alerts.dispatch_time_limit,
                 )
         except Exception:
             logger.exception("Sending alerts failed")
@@ -462,40 +540,37 @@ class Daemon:
         self.reloading = asyncio.get_running_loop().create_task(self.reload())
 
     async def reload(self) -> None:
-        """Apply the config file again; when it is invalid, keep the running configuration."""
-        try:
-            new = load_config(self.config.path, env=self.env)
-            smtp = new.smtp_settings()
-        except ConfigError as exc:
-            logger.error("Reloading the configuration failed; keeping the running one: %s", exc)
-            return
-        try:
-            await self._apply(new, smtp)
-        except Exception:
-            logger.exception("Applying the reloaded configuration failed")
+        """Apply the config file again, all of it or nothing: every part of the new
+        configuration (its values, each topic's trigger and first run, the SMTP settings) is
+        built before anything is changed, so an invalid file leaves the running configuration
+        whole, and the next good file is applied in full. Reloads follow one another."""
+        async with self.reload_lock:
+            try:
+                new = load_config(self.config.path, env=self.env)
+                smtp = new.smtp_settings()
+                change = await self._plan(new)
+                assert self.sessions is not None
+                await asyncio.to_thread(sync_topics, self.sessions, change.config.topic_specs())
+            except Exception as exc:
+                # ConfigError says file, field, expected and got; a database error says why.
+                logger.error("Reloading the configuration failed; keeping the running one: %s", exc)
+                logger.debug("The reload failed", exc_info=not isinstance(exc, ConfigError))
+                return
+            try:
+                self._apply(change, smtp)
+            except Exception:
+                logger.exception("Applying the reloaded configuration failed")
 
-    async def _apply(self, new: Config, smtp: SmtpSettings | None) -> None:
+    async def _plan(self, new: Config) -> _Reload:
+        """What applying ``new`` changes, built in full; raises :class:`ConfigError`."""
         old = self.config
-        assert self.sessions is not None
-        assert self.scheduler is not None
         if new.database.url != old.database.url:
             logger.warning(
                 "database.url changed in %s; the daemon keeps %s until it is restarted",
                 new.path,
                 safe_url(old.database.url),
             )
-            new = Config(
-                path=new.path,
-                database=old.database,
-                smtp=new.smtp,
-                crawl=new.crawl,
-                alerts=new.alerts,
-                logging=new.logging,
-                topics=new.topics,
-            )
-        await asyncio.to_thread(sync_topics, self.sessions, new.topic_specs())
-        if new.logging != old.logging:
-            self.apply_logging(new)
+            new = replace(new, database=old.database)
         old_specs = self.specs
         new_specs = {spec.name: spec for spec in new.topics}
         added = [name for name in new_specs if name not in old_specs]
@@ -503,34 +578,48 @@ class Daemon:
         changed = [
             name for name in new_specs if name in old_specs and new_specs[name] != old_specs[name]
         ]
-        self.specs = new_specs
+        rescheduled = [
+            name
+            for name in changed
+            if (new_specs[name].every, new_specs[name].cron, new_specs[name].jitter)
+            != (old_specs[name].every, old_specs[name].cron, old_specs[name].jitter)
+        ]
+        last_started = await asyncio.to_thread(self._history)
+        now = datetime.now(UTC)
+        jobs = self.plan_jobs(new, [new_specs[name] for name in added], last_started, now)
+        for name in rescheduled:
+            first = first_run_time(new_specs[name], last_started.get(name), now)
+            jobs.append(plan_schedule(new, new_specs[name], first))
+        dispatch_trigger = None
+        if new.alerts.dispatch_every != old.alerts.dispatch_every:
+            dispatch_trigger = IntervalTrigger(seconds=new.alerts.dispatch_every, timezone=UTC)
+        return _Reload(new, added, changed, removed, jobs, dispatch_trigger)
+
+    def _apply(self, change: _Reload, smtp: SmtpSettings | None) -> None:
+        """Make ``change`` the running configuration; nothing here refuses a value."""
+        old, new = self.config, change.config
+        assert self.scheduler is not None
+        if new.logging != old.logging:
+            self.apply_logging(new)
+        self.specs = {spec.name: spec for spec in new.topics}
         self.config = new
         self.smtp = smtp
         if new.crawl.max_concurrent_runs != old.crawl.max_concurrent_runs:
             # Runs under way keep their place in the old semaphore.
             self.semaphore = asyncio.Semaphore(new.crawl.max_concurrent_runs)
-        for name in removed:
-            with contextlib.suppress(Exception):
+        for name in change.removed:
+            if self.scheduler.get_job(job_id(name)) is not None:
                 self.scheduler.remove_job(job_id(name))
-        last_started = await asyncio.to_thread(self._history)
-        now = datetime.now(UTC)
-        self.add_topic_jobs([new_specs[name] for name in added], last_started, now)
-        for name in changed:
-            spec, before = new_specs[name], old_specs[name]
-            if (spec.every, spec.cron, spec.jitter) != (before.every, before.cron, before.jitter):
-                first = first_run_time(spec, last_started.get(name), now)
-                self.add_topic_job(spec, first)
-        if new.alerts.dispatch_every != old.alerts.dispatch_every:
-            self.scheduler.reschedule_job(
-                DISPATCH_JOB,
-                trigger=IntervalTrigger(seconds=new.alerts.dispatch_every, timezone=UTC),
-            )
+        for planned in change.jobs:
+            self.schedule_topic(planned)
+        if change.dispatch_trigger is not None:
+            self.scheduler.reschedule_job(DISPATCH_JOB, trigger=change.dispatch_trigger)
         logger.info(
             "Configuration reloaded: %d topic(s); added %s; changed %s; removed %s",
-            len(new_specs),
-            ", ".join(added) or "none",
-            ", ".join(changed) or "none",
-            ", ".join(removed) or "none",
+            len(self.specs),
+            ", ".join(change.added) or "none",
+            ", ".join(change.changed) or "none",
+            ", ".join(change.removed) or "none",
         )
 
     def apply_logging(self, config: Config) -> None:

@@ -23,6 +23,7 @@ Errors::
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -331,4 +332,23 @@ def check_schema(engine: Engine) -> None:
         raise SchemaOutdated(
             f"The database at {safe_url(engine.url)} is at schema revision {current} but "
             f'this topicwatch needs {head}; run "{UPGRADE_COMMAND}" to upgrade it.'
+        )
+
+
+def check_writable(engine: Engine) -> None:
+    """Raise :class:`DatabaseUnavailable` when this process cannot write the SQLite file or
+    the directory SQLite keeps its journal in: said at start-up, not at the first write."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    where = "the file" if path.exists() and not os.access(path, os.W_OK) else None
+    if where is None and not os.access(path.parent, os.W_OK | os.X_OK):
+        where = f"its directory {path.parent} (SQLite writes its journal there)"
+    if where is not None:
+        raise DatabaseUnavailable(
+            f"The SQLite database {path} is read-only for this user: make {where} writable "
+            "by the user topicwatch runs as"
         )

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -613,6 +614,34 @@ def test_a_schedule_that_cannot_be_built_names_its_topic_and_key() -> None:
         "tw.toml: topic[1].every: expected a schedule that can be kept, got 1e+300 seconds "
         "(OverflowError: "
     )
+
+
+def test_a_read_only_sqlite_file_is_named_in_one_line_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "topicwatch.db"
+    upgrade(f"sqlite:///{path}")
+    path.chmod(0o444)
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(config_toml(f"sqlite:///{path}", topic_toml("a", "http://127.0.0.1:9/")))
+    command = [sys.executable, "-m", "scheduler", "--config", str(config), "run"]
+    if os.geteuid() == 0:  # root writes read-only files, unless it gives up that power
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        command = [setpriv, "--bounding-set=-dac_override", *command]
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TOPICWATCH_", "SENTRY_"))
+    }
+    environment["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        command, check=False, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert line.endswith(
+        f"ERROR scheduler.daemon Cannot start: The SQLite database {path} is read-only for this "
+        "user: make the file writable by the user topicwatch runs as"
+    )
+    assert len(done.stderr.splitlines()) <= 2, done.stderr  # and the warning that no SMTP is set
 
 
 class Tarpit:
