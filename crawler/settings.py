@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crawler.addresses import ALLOW_PRIVATE_SETTING, SOURCES_SETTING
 from storage.spec import TopicSpec
 
 # 408 and 429 are worth a retry (with backoff from AutoThrottle); 403 is not: a CDN that
@@ -45,6 +46,15 @@ def scrapy_settings(spec: TopicSpec, **overrides: Any) -> dict[str, Any]:
         # requests; Scrapy's default of 100 parallel slots per response only costs 101
         # asyncio tasks for every response.
         "CONCURRENT_ITEMS": 1,
+        # Where a crawl may connect (crawler.addresses): checked before a request is sent
+        # and again on the addresses a host name resolves to when connecting.
+        SOURCES_SETTING: list(spec.sources),
+        ALLOW_PRIVATE_SETTING: spec.allow_private_addresses,
+        "TWISTED_DNS_RESOLVER": "crawler.addresses.GuardedResolver",
+        # Before robots.txt (100), so a refused host is not even asked for its robots.txt.
+        "DOWNLOADER_MIDDLEWARES": {"crawler.addresses.AddressGuardMiddleware": 40},
+        # Only web pages are fetched: no handler for any other scheme exists in a crawl.
+        "DOWNLOAD_HANDLERS": {"data": None, "file": None, "s3": None, "ftp": None},
     }
     settings.update(overrides)
     return settings

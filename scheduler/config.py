@@ -452,6 +452,12 @@ class TopicTable:
         "Per-topic override of crawl.obey_robots, for sites that gave permission.",
         None,
     )
+    allow_private_addresses: bool = config_key(
+        "boolean",
+        "Let the crawl reach private, loopback and CGNAT addresses, for intranet sites; "
+        "otherwise only public addresses and the sources' own host and port are fetched.",
+        _TOPIC_DEFAULTS["allow_private_addresses"],
+    )
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -827,5 +833,6 @@ class _Loader:
             cron=given.cron,
             jitter=jitter,
             profile=given.profile,
+            allow_private_addresses=given.allow_private_addresses,
             crawl=crawl.settings(obey_robots=given.obey_robots),
         )

@@ -80,6 +80,13 @@ class CrawlSettings:
     store_raw_html: bool = config_key(
         "boolean", "Keep each version's compressed raw HTML in the database.", False
     )
+    max_articles_per_run: int = config_key(
+        "integer",
+        "Article pages one crawl run fetches, at most; the rest wait for the next run, new "
+        "articles first in the listing's order, then re-checks of known ones.",
+        500,
+        minimum=1,
+    )
 
 
 # Crawl settings that topics stored by earlier versions may still hold in their definition.
@@ -103,6 +110,7 @@ class TopicSpec:
     cron: str | None = None
     jitter: float = 0.0
     profile: str | None = None  # site profile by name; None picks one by the source's host
+    allow_private_addresses: bool = False  # crawler.addresses: intranet addresses may be reached
     crawl: CrawlSettings = field(default_factory=CrawlSettings)
 
     def to_json(self) -> str:

@@ -180,8 +180,8 @@ BAD_FILES = {
         "[crawl]\nmax_concurent_runs = 3\n",
         "{path}: crawl.max_concurent_runs: unknown key; did you mean max_concurrent_runs? "
         "(known: user_agent, obey_robots, concurrent_per_domain, download_delay, autothrottle, "
-        "download_timeout, download_maxsize, retry_times, store_raw_html, max_concurrent_runs, "
-        "run_timeout, shutdown_grace)",
+        "download_timeout, download_maxsize, retry_times, store_raw_html, max_articles_per_run, "
+        "max_concurrent_runs, run_timeout, shutdown_grace)",
     ),
     "typo in a section": (
         '[databse]\nurl = "sqlite:///x.db"\n',
@@ -192,7 +192,7 @@ BAD_FILES = {
         TOPIC + 'alert_too = ["a@example.org"]\n',
         "{path}: topic[0].alert_too: unknown key; did you mean alert_to? (known: name, title, "
         "sources, every, cron, jitter, max_pages, recheck_for, keywords, ignore_patterns, "
-        "alert_to, alert_on, profile, obey_robots)",
+        "alert_to, alert_on, profile, obey_robots, allow_private_addresses)",
     ),
     "topic as a table": (
         '[topic]\nname = "alpha"\n',

@@ -6,6 +6,13 @@ listing's links to follow, an article's outcome (new content, not modified, gone
 are :func:`storage.changes.response_outcome`'s) or a failure with its reason; the run reads
 article pages, records outcomes, answers its database questions, counts and keeps the
 failures. When the spider closes, it waits for the run to write every outcome.
+
+A run fetches at most ``crawl.max_articles_per_run`` article pages. Articles new to the topic
+go first, in the listing's order (newest first), as each listing page is read; re-checks of
+known articles (those still listed, in the listing's order, then those off the listing,
+newest first) wait until the listing pages and the new articles are done, so a long listing
+can never crowd out its own new articles. What the cap leaves is fetched by the next runs:
+new articles stay in the database, unannounced, until one reads them.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DontCloseSpider,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
@@ -34,6 +44,7 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
+from crawler.addresses import AddressRefused
 from crawler.discover import discover, matches_keywords
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
 from crawler.run_in_progress import RunInProgress
@@ -61,12 +72,31 @@ class TopicSpider(scrapy.Spider):
         self.run = run
         self.spec = spec = run.spec
         self.profile: SiteProfile | None = profile_by_name(spec.profile) if spec.profile else None
-        self._scheduled: set[str] = set()
+        # Article URLs this run has placed: fetched, waiting for the re-checks, or left over.
+        self._placed: set[str] = set()
+        self._fetches_left = spec.crawl.max_articles_per_run
+        self._left_for_next_run = 0
+        self._listed_known: list[KnownArticle] = []
+        self._recheck_candidates: list[KnownArticle] = []
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> TopicSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.start_rechecks, signal=signals.spider_idle)
+        return spider
 
     async def closed(self, reason: str) -> None:
         """At the end of the crawl (``spider_closed``): every outcome written, the run's
         counters added to Scrapy's stats (``topicwatch/<key>``)."""
         await self.run.drain()
+        if self._left_for_next_run:
+            self.run.count("articles_left_for_next_run", self._left_for_next_run)
+            logger.warning(
+                "article fetches capped topic=%s max_articles_per_run=%d left_for_next_run=%d",
+                self.spec.name,
+                self.spec.crawl.max_articles_per_run,
+                self._left_for_next_run,
+            )
         stats = self.crawler.stats
         assert stats is not None
         for key, n in self.run.counts.items():
@@ -103,6 +133,47 @@ class TopicSpider(scrapy.Spider):
             dont_filter=True,
         )
 
+    def within_cap(
+        self, url: str, known: KnownArticle | None, *, origin: str
+    ) -> scrapy.Request | None:
+        """The request for an article, or None when the run has fetched its share of
+        articles (the article is counted as left for the next run)."""
+        if self._fetches_left <= 0:
+            self._left_for_next_run += 1
+            return None
+        self._fetches_left -= 1
+        return self.article_request(url, known, origin=origin)
+
+    def start_rechecks(self) -> None:
+        """On ``spider_idle``, once the listing pages and the new articles are done: the
+        re-checks of known articles, within what the cap leaves (see the module's
+        docstring)."""
+        unread = [k for k in self._recheck_candidates if k.current_version == 0]
+        read = [k for k in self._recheck_candidates if k.current_version > 0]
+        waiting = [
+            *((k, "recheck") for k in unread),
+            *((k, "listing") for k in self._listed_known),
+            *((k, "recheck") for k in read),
+        ]
+        self._listed_known, self._recheck_candidates = [], []
+        engine = self.crawler.engine
+        assert engine is not None
+        started = False
+        for known, origin in waiting:
+            if origin == "recheck":
+                if known.url in self._placed:
+                    continue
+                self._placed.add(known.url)
+            request = self.within_cap(known.url, known, origin=origin)
+            if request is None:
+                continue
+            if origin == "recheck":
+                self.run.count("rechecks")
+            engine.crawl(request)
+            started = True
+        if started:
+            raise DontCloseSpider
+
     # -- start ----------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
@@ -117,7 +188,8 @@ class TopicSpider(scrapy.Spider):
             )
         # Known articles that left the listing are re-checked on an age-based table; the
         # listing pages above re-check everything still listed.
-        candidates = await self.run.in_database(
+        # They are fetched once the listing pages are read (start_rechecks).
+        self._recheck_candidates = await self.run.in_database(
             recheck_candidates,
             self.run.sessions,
             self.run.topic_id,
@@ -126,12 +198,6 @@ class TopicSpider(scrapy.Spider):
             exclude=(),
             urgent=True,
         )
-        for known in candidates:
-            if known.url in self._scheduled:
-                continue
-            self._scheduled.add(known.url)
-            self.run.count("rechecks")
-            yield self.article_request(known.url, known, origin="recheck")
 
     # -- listings --------------------------------------------------------------------------
 
@@ -159,6 +225,19 @@ class TopicSpider(scrapy.Spider):
         ]
         urls = [link.url for link in links]
         self.run.count("links_listed", len(urls))
+        if not listing.links and not listing.children:
+            # Not even a link that the keywords could have filtered out: the page is not a
+            # listing (any more), or nothing could be read from it.
+            self.run.count("listing_pages_empty")
+            logger.warning(
+                "listing has no article links topic=%s url=%s", self.spec.name, response.url
+            )
+            self.run.fail(
+                response.url,
+                f"no article links could be read from this {listing.kind} listing",
+                listing=True,
+            )
+            return
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
         noted = await self.run.in_database(
@@ -167,12 +246,19 @@ class TopicSpider(scrapy.Spider):
         known_urls, known = noted.announced, noted.known
         new_here = 0
         for url in urls:
-            if url not in known_urls:
+            is_new = url not in known_urls
+            if is_new:
                 new_here += 1
-            if url in self._scheduled:
+            if url in self._placed:
                 continue
-            self._scheduled.add(url)
-            yield self.article_request(url, known.get(url), origin="listing")
+            self._placed.add(url)
+            stored = known.get(url)
+            if is_new or stored is None:
+                request = self.within_cap(url, stored, origin="listing")
+                if request is not None:
+                    yield request
+            else:
+                self._listed_known.append(stored)
         if listing.kind == "sitemap" and listing.children:
             # A sitemap index: its child sitemaps, as many as the topic reads listing pages.
             for child in listing.children[: self.spec.max_pages]:
@@ -331,6 +417,8 @@ def _is(failure: Failure, *kinds: type[BaseException]) -> bool:
 
 
 def is_refusal(failure: Failure) -> bool:
+    if _is(failure, AddressRefused):
+        return False
     if _is(failure, HttpError):
         return failure.value.response.status in (401, 403)  # type: ignore[union-attr]
     return _is(failure, IgnoreRequest) and "robots.txt" in str(failure.value)
@@ -342,6 +430,8 @@ def describe_failure(failure: Failure, timeout: float) -> str:
     if _is(failure, HttpError):
         status = value.response.status  # type: ignore[union-attr]
         return f"HTTP {status}"
+    if _is(failure, AddressRefused):
+        return str(value)
     if _is(failure, IgnoreRequest):
         text = str(value)
         if "robots.txt" in text:
