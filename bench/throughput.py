@@ -463,6 +463,8 @@ def bench_spec(manifest: Manifest, concurrency: int) -> Any:
             download_delay=0.0,
             autothrottle=False,
             concurrent_per_domain=concurrency,
+            # One run reads the whole site: the figure is the pace of a full crawl.
+            max_articles_per_run=max(1, len(manifest.article_urls)),
         ),
     )
 

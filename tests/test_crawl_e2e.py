@@ -316,6 +316,7 @@ def test_a_big_crawl_records_every_page_once_in_batches(db_url: str, tmp_path: P
             tmp_path / "topicwatch.toml",
             db_url,
             [site.listing_url(REFERENCE_TOPIC)],
+            crawl="max_articles_per_run = 1000\n",
             max_pages="20",
         )
         crawl = Crawl(config, db_url)

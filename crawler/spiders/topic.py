@@ -225,9 +225,10 @@ class TopicSpider(scrapy.Spider):
         ]
         urls = [link.url for link in links]
         self.run.count("links_listed", len(urls))
-        if not listing.links and not listing.children:
-            # Not even a link that the keywords could have filtered out: the page is not a
-            # listing (any more), or nothing could be read from it.
+        if page == 1 and not listing.links and not listing.children:
+            # A configured source with not even a link the keywords could have filtered
+            # out: the page is not a listing (any more), or nothing could be read from it.
+            # (A later page, or a sitemap index's child listing only pages, may hold none.)
             self.run.count("listing_pages_empty")
             logger.warning(
                 "listing has no article links topic=%s url=%s", self.spec.name, response.url
