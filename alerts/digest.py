@@ -6,6 +6,9 @@ plain-text part and an HTML part. New and restored articles show their title, li
 lead; updated ones say which fields changed and show a word diff of title, lead and body;
 removed ones show their last title and link.
 
+A digest larger than the configured cap is sent as several (:func:`split_digest`): each part
+is a digest of its own, with its own Message-ID, and no change is left out.
+
 All text scraped from news sites is treated as hostile: it is HTML-escaped in the HTML part,
 control characters are dropped, and titles are collapsed to one line. Headers are only ever
 set through :class:`~email.message.EmailMessage`, which refuses line breaks in header values,
@@ -14,17 +17,19 @@ so no scraped or configured text can add a header.
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 import hashlib
 import html
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from alerts.diff import DiffOp, diff_html, diff_text, has_changes, word_diff
@@ -32,14 +37,18 @@ from alerts.smtp import parse_mailbox
 
 __all__ = [
     "KINDS",
+    "MAX_DIGEST_BYTES",
     "ChangeKind",
     "DigestItem",
+    "Part",
     "build_digest",
     "digest_subject",
     "message_id_for",
+    "message_size",
     "one_line",
     "render_html",
     "render_text",
+    "split_digest",
 ]
 
 ChangeKind = Literal["new", "updated", "removed", "restored"]
@@ -53,6 +62,16 @@ LEAD_LIMIT = 400
 MAX_CHANGES_SHOWN = 40
 MAX_CHANGED_CHARS = 4000
 TEXT_WIDTH = 76
+# Many mail servers refuse messages over 10 MB, some over 25 MB; a digest of a few hundred
+# changes is already more than anyone reads in one email.
+MAX_DIGEST_BYTES = 1024 * 1024
+# Parts are packed to this share of the cap by estimate, so that measuring rarely finds one
+# over it (which would cost a halving, and an extra email).
+PACKING_SHARE = 0.97
+
+T = TypeVar("T")
+# (this part's number, how many parts): a digest split to respect the size cap.
+Part = tuple[int, int]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -117,12 +136,14 @@ def one_line(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
-def digest_subject(topic_title: str, items: Sequence[DigestItem]) -> str:
-    """``[topicwatch] <topic title>: 2 new, 1 updated`` (zero counts left out)."""
+def digest_subject(topic_title: str, items: Sequence[DigestItem], part: Part | None = None) -> str:
+    """``[topicwatch] <topic title>: 2 new, 1 updated`` (zero counts left out), followed by
+    `` (part 1 of 3)`` for a part of a split digest."""
     title = one_line(topic_title) or "(untitled topic)"
     if len(title) > SUBJECT_TITLE_LIMIT:
         title = title[: SUBJECT_TITLE_LIMIT - 1].rstrip() + "…"
-    return f"[topicwatch] {title}: {_counts(items)}"
+    label = f" (part {part[0]} of {part[1]})" if part is not None else ""
+    return f"[topicwatch] {title}: {_counts(items)}{label}"
 
 
 def message_id_for(digest_key: str, domain: str) -> str:
@@ -142,19 +163,21 @@ def build_digest(
     digest_key: str,
     domain: str,
     date: datetime | None = None,
+    part: Part | None = None,
 ) -> EmailMessage:
     """The digest email for one recipient and topic.
 
-    ``digest_key`` identifies the digest's content (the dispatcher uses its alert ids): the
-    Message-ID is derived from it, so resending the same digest reuses the Message-ID.
-    ``date`` defaults to now. Raises ValueError for an invalid sender, recipient or domain,
-    or when there are no items.
+    ``digest_key`` identifies the digest (the dispatcher's key names the installation, the
+    recipient, the topic and the alerts): the Message-ID is derived from it, so resending the
+    same digest reuses the Message-ID. ``date`` defaults to now; ``part`` is set for one of
+    the emails of a split digest. Raises ValueError for an invalid sender, recipient or
+    domain, or when there are no items.
     """
     if not items:
         raise ValueError(f"A digest for topic {topic_name!r} needs at least one change.")
     ordered = sorted(items, key=lambda i: (KINDS.index(i.kind), i.detected_at, i.url))
     message = EmailMessage()
-    message["Subject"] = digest_subject(topic_title, ordered)
+    message["Subject"] = digest_subject(topic_title, ordered, part)
     message["From"] = parse_mailbox(sender)
     message["To"] = _recipient(recipient)
     message["Date"] = email.utils.format_datetime(date or datetime.now(UTC))
@@ -170,6 +193,67 @@ def build_digest(
         cte="quoted-printable",
     )
     return message
+
+
+def message_size(message: EmailMessage) -> int:
+    """The size of ``message`` in bytes as it is transmitted (CRLF line ends)."""
+    return len(message.as_bytes(policy=email.policy.SMTP))
+
+
+def split_digest(
+    items: Sequence[T],
+    max_bytes: int,
+    build: Callable[[Sequence[T], Part | None], EmailMessage],
+    item: Callable[[T], DigestItem],
+) -> list[tuple[Sequence[T], EmailMessage]]:
+    """``items`` as one digest, or as several of at most ``max_bytes`` each when one would
+    be larger: consecutive runs of ``items`` (in their order), each with its message.
+
+    ``build(items, part)`` makes the digest of some items, ``item`` gives an item's change.
+    Every item is in exactly one part; an item too large for ``max_bytes`` on its own is a
+    part by itself, sent as it is. The parts are packed from an estimate of each change's
+    size, then built, and halved while one is still too large: the work stays close to
+    rendering each change twice, however many there are.
+    """
+    if len(items) < 2:
+        return [(items, build(items, None))]
+    sizes = [_estimated_size(item(each)) for each in items]
+    # What every digest has whatever its changes: headers, a heading, the footer.
+    frame = max(0, message_size(build(items[:1], None)) - sizes[0])
+    runs: list[Sequence[T]] = []
+    start, size = 0, frame
+    for index, estimate in enumerate(sizes):
+        if index > start and size + estimate > max_bytes * PACKING_SHARE:
+            runs.append(items[start:index])
+            start, size = index, frame
+        size += estimate
+    runs.append(items[start:])
+    while True:
+        parts = [
+            (run, build(run, (number, len(runs)) if len(runs) > 1 else None))
+            for number, run in enumerate(runs, 1)
+        ]
+        if all(len(run) < 2 or message_size(message) <= max_bytes for run, message in parts):
+            return parts
+        runs = [
+            piece
+            for run, message in parts
+            for piece in (
+                (run[: len(run) // 2], run[len(run) // 2 :])
+                if len(run) > 1 and message_size(message) > max_bytes
+                else (run,)
+            )
+        ]
+
+
+def _estimated_size(item: DigestItem) -> int:
+    """About the bytes ``item`` adds to a digest: its text and HTML, quoted-printable
+    encoded (as :func:`build_digest` sends them) with CRLF line ends."""
+    size = 0
+    for rendered in ("\n".join(_text_item(item)) + "\n\n", _html_item(item) + "\n"):
+        encoded = quoprimime.body_encode(rendered.encode("utf-8").decode("latin-1"))
+        size += len(encoded) + encoded.count("\n") + 1
+    return size
 
 
 def _recipient(recipient: str) -> Address:

@@ -7,9 +7,29 @@ topic, sends each digest, and records the outcome:
 
 - accepted by the server: the rows become ``sent``, with ``sent_at`` and the digest's
   ``message_id``;
-- refused or unreachable: ``attempts`` goes up, ``last_error`` says why, and the rows are
-  due again after an exponential backoff; after ``max_attempts`` they are ``failed`` and an
-  ERROR is logged (which Sentry's logging integration reports).
+- unreachable, or refused for now (a 4xx reply, a refused login): ``attempts`` goes up,
+  ``last_error`` says why, and the rows are due again after an exponential backoff; after
+  ``max_attempts`` they are ``failed`` and an ERROR is logged (which Sentry's logging
+  integration reports);
+- refused for good (a 5xx reply to the recipient or to the message): the rows are ``failed``
+  at once, with the server's reply, since the same message would be refused again.
+
+**Size.** A digest larger than ``max_digest_bytes`` goes out as several emails, each a digest
+of consecutive changes (oldest first) with a Message-ID of its own; a WARNING says so. Each
+part is claimed under a token of its own before the first is sent, so that a part whose
+fate is unknown is sent again exactly as it was.
+
+**Order.** A recipient's alerts for a topic go out in the order they were written: a row
+waits while an older row of the same recipient and topic is pending but not yet due (its
+retry is waiting out a backoff, or another dispatcher is sending it). A digest held back by
+an outage therefore never arrives after a newer one; when it is due again, the newer changes
+go with it or right after it.
+
+**Message-IDs** are derived from the installation's random token (written into the database
+by ``topicwatch db upgrade``), the recipient, the topic and the digest's alert ids with
+the times they were written: the same digest sent again has the same Message-ID, and digests
+of different databases (a second installation, a database restored from a backup whose alert
+ids are handed out again) have different ones.
 
 **Claims.** Two dispatchers may run at once (the daemon's timer and the command line). Before
 sending, a dispatcher claims a digest's rows in one short committed transaction: an UPDATE
@@ -36,21 +56,33 @@ leaves ``pending`` only for ``sent`` or, after ``max_attempts``, ``failed``.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
-from alerts.digest import KINDS, ChangeKind, DigestItem, build_digest, message_id_for
+from alerts.digest import (
+    KINDS,
+    MAX_DIGEST_BYTES,
+    ChangeKind,
+    DigestItem,
+    Part,
+    build_digest,
+    message_id_for,
+    message_size,
+    split_digest,
+)
 from alerts.smtp import DeliveryError, SmtpSettings, send
-from storage.db import read_session
-from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Topic
+from storage.db import chunks, read_session, write_transaction
+from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Installation, Topic
 from storage.spec import TopicSpec
 
 __all__ = ["AlertView", "DispatchReport", "Requeued", "dispatch", "list_alerts", "requeue_failed"]
@@ -109,6 +141,49 @@ class _Group:
     previous: str | None  # message_id the rows share: a dead claim or an ambiguous attempt
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One claimed alert and the change it reports."""
+
+    alert_id: int
+    created_at: datetime
+    item: DigestItem
+
+
+@dataclass(frozen=True)
+class _Digest:
+    """What every part of one group's digest shares."""
+
+    group: _Group
+    installation: str
+    topic_name: str
+    topic_title: str
+    sender: str
+    domain: str
+    date: datetime
+
+    def build(self, rows: Sequence[_Row], part: Part | None) -> EmailMessage:
+        return build_digest(
+            topic_title=self.topic_title,
+            topic_name=self.topic_name,
+            recipient=self.group.recipient,
+            sender=self.sender,
+            items=[row.item for row in rows],
+            digest_key=self.key(rows),
+            domain=self.domain,
+            date=self.date,
+            part=part,
+        )
+
+    def key(self, rows: Sequence[_Row]) -> str:
+        """What the Message-ID is made of: see the module's documentation."""
+        alerts = ",".join(
+            f"{row.alert_id}@{row.created_at.isoformat()}"
+            for row in sorted(rows, key=lambda r: r.alert_id)
+        )
+        return f"{self.installation}|{self.group.recipient}|{self.group.topic_id}|{alerts}"
+
+
 def dispatch(
     session_factory: sessionmaker[Session],
     smtp: SmtpSettings | None,
@@ -118,6 +193,7 @@ def dispatch(
     backoff: float = 60.0,
     domain: str | None = None,
     time_limit: float | None = None,
+    max_digest_bytes: int = MAX_DIGEST_BYTES,
 ) -> DispatchReport:
     """Send every due pending alert, one digest per recipient and topic.
 
@@ -127,12 +203,15 @@ def dispatch(
     ``smtp`` None (not configured) leaves the rows pending and logs a WARNING. ``backoff`` is
     the delay after the first failed attempt, doubled after each further one (at most
     6 hours). ``domain`` is the right-hand side of Message-IDs (default: the sender's
-    domain). See the module's documentation for how rows are claimed and what is retried.
+    domain). A digest larger than ``max_digest_bytes`` is sent as several emails. See the
+    module's documentation for how rows are claimed and what is retried.
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, not {max_attempts}.")
     if backoff <= 0:
         raise ValueError(f"The alert retry backoff must be positive, not {backoff}.")
+    if max_digest_bytes <= 0:
+        raise ValueError(f"The digest size cap must be positive, not {max_digest_bytes}.")
     moment = datetime.now(UTC) if now is None else now
     report = DispatchReport()
     groups = _due_groups(session_factory, moment)
@@ -150,6 +229,7 @@ def dispatch(
     lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
     message_domain = domain or smtp.sender_address.domain or "localhost"
     message_id_for("", message_domain)  # an invalid domain fails here, before any claim
+    installation = installation_token(session_factory)
     started = time.monotonic()
     for number, group in enumerate(groups):
         if time_limit is not None and time.monotonic() - started >= time_limit:
@@ -171,9 +251,36 @@ def dispatch(
             max_attempts=max_attempts,
             backoff=backoff,
             domain=message_domain,
+            installation=installation,
+            max_digest_bytes=max_digest_bytes,
             report=report,
         )
     return report
+
+
+def installation_token(session_factory: sessionmaker[Session]) -> str:
+    """The installation's random token, part of every Message-ID.
+
+    The migration that creates its table writes it; should the row be gone, a new one is
+    made (by one dispatcher: the row's key is fixed, a concurrent second insert fails and
+    its retry reads the first one's).
+    """
+    with read_session(session_factory) as session:
+        token = session.scalar(select(Installation.token).where(Installation.id == 1))
+    if token is not None:
+        return token
+
+    def create(session: Session) -> str:
+        existing = session.scalar(select(Installation.token).where(Installation.id == 1))
+        if existing is not None:
+            return existing
+        made = secrets.token_hex(16)
+        session.add(Installation(id=1, token=made))
+        session.flush()
+        logger.warning("The database had no installation token; made a new one")
+        return made
+
+    return write_transaction(session_factory, create)
 
 
 def list_alerts(
@@ -304,10 +411,30 @@ def _due(now: datetime) -> ColumnElement[bool]:
         .join(CrawlRun, CrawlRun.id == Change.crawl_run_id)
         .where(CrawlRun.status == "running")
     )
+    # Nor before an older alert of the same recipient and topic that is waiting for its
+    # retry or being sent: digests arrive in the order of their changes.
+    # (The first waiting row of each recipient and topic is found once, not once per row.)
+    older = aliased(Alert)
+    waiting = (
+        select(older.recipient, older.topic_id, func.min(older.id).label("first_id"))
+        .where(
+            older.status == "pending",
+            older.next_attempt_at > now,
+            older.change_id.not_in(running),
+        )
+        .group_by(older.recipient, older.topic_id)
+        .subquery("waiting")
+    )
+    waiting_before = exists().where(
+        waiting.c.recipient == Alert.recipient,
+        waiting.c.topic_id == Alert.topic_id,
+        waiting.c.first_id < Alert.id,
+    )
     return and_(
         Alert.status == "pending",
         Alert.next_attempt_at <= now,
         Alert.change_id.not_in(running),
+        ~waiting_before,
     )
 
 
@@ -320,30 +447,20 @@ def _claimed(now: datetime) -> ColumnElement[bool]:
 
 
 def _due_groups(session_factory: sessionmaker[Session], now: datetime) -> dict[_Group, int]:
-    """Each (recipient, topic, shared identity) with due rows, and how many rows it has."""
+    """Each (recipient, topic, shared identity) with due rows, and how many rows it has;
+    a recipient's groups for a topic oldest first."""
     query = (
-        select(Alert.recipient, Alert.topic_id, Alert.message_id, func.count())
+        select(Alert.recipient, Alert.topic_id, Alert.message_id, func.count(), func.min(Alert.id))
         .where(_due(now))
         .group_by(Alert.recipient, Alert.topic_id, Alert.message_id)
+        .order_by(Alert.topic_id, Alert.recipient, func.min(Alert.id))
     )
     with read_session(session_factory) as session:
         rows = session.execute(query).all()
-    groups = {
+    return {
         _Group(recipient, topic_id, previous): count
-        for recipient, topic_id, previous, count in rows
+        for recipient, topic_id, previous, count, _ in rows
     }
-    # Retries of an earlier digest first, so that their Message-IDs go out as they were.
-    return dict(
-        sorted(
-            groups.items(),
-            key=lambda g: (
-                g[0].topic_id,
-                g[0].recipient,
-                g[0].previous is None,
-                g[0].previous or "",
-            ),
-        )
-    )
 
 
 def _claim(
@@ -386,6 +503,8 @@ def _deliver(
     max_attempts: int,
     backoff: float,
     domain: str,
+    installation: str,
+    max_digest_bytes: int,
     report: DispatchReport,
 ) -> None:
     token, ids = _claim(session_factory, group, now, lease)
@@ -396,169 +515,236 @@ def _deliver(
             group.topic_id,
         )
         return
-    digest_key = "alerts:" + ",".join(str(i) for i in ids)
-    message_id = message_id_for(digest_key, domain)
     topic_name = f"#{group.topic_id}"
+    outcome = _Outcome(session_factory, group.recipient, now, max_attempts, backoff, report)
     try:
-        topic_name, topic_title, items = _load(session_factory, group.topic_id, token)
-        message = build_digest(
-            topic_title=topic_title,
-            topic_name=topic_name,
-            recipient=group.recipient,
-            sender=smtp.sender,
-            items=items,
-            digest_key=digest_key,
-            domain=domain,
-            date=now,
-        )
+        topic_name, topic_title, rows = _load(session_factory, group.topic_id, token)
+        digest = _Digest(group, installation, topic_name, topic_title, smtp.sender, domain, now)
+        parts = split_digest(rows, max_digest_bytes, digest.build, lambda row: row.item)
     except ValueError as exc:
         # An invalid recipient address or unknown change kind: retrying cannot help.
-        _settle_failure(
-            session_factory,
-            token,
-            f"Cannot build the digest for {group.recipient}: {exc}",
-            now,
-            max_attempts=1,
-            backoff=backoff,
-            keep=None,
-            report=report,
-            recipient=group.recipient,
-            topic=topic_name,
+        outcome.topic = topic_name
+        outcome.failed(
+            token, f"Cannot build the digest for {group.recipient}: {exc}", keep=None, final=True
         )
         return
+    outcome.topic = topic_name
+    tokens = [token]
+    if len(parts) > 1:
+        logger.warning(
+            "The digest for %s (topic %s) has %d changes, more than fit in one email of at "
+            "most %d bytes ([alerts] max_digest_bytes); sending it as %d emails",
+            group.recipient,
+            topic_name,
+            len(rows),
+            max_digest_bytes,
+            len(parts),
+        )
+        tokens = _claim_parts(
+            session_factory, token, [rows for rows, _ in parts], now + lease * len(parts)
+        )
+    for index, ((part_rows, message), part_token) in enumerate(zip(parts, tokens, strict=True)):
+        size = message_size(message)
+        if size > max_digest_bytes:
+            logger.warning(
+                "A change for %s (topic %s) makes an email of %d bytes on its own, more than "
+                "[alerts] max_digest_bytes (%d); sending it as it is",
+                group.recipient,
+                topic_name,
+                size,
+                max_digest_bytes,
+            )
+        if not _send_part(smtp, message, part_token, len(part_rows), outcome):
+            # Later parts wait for this one, so that they never arrive before it.
+            report.deferred_alerts += _release(session_factory, tokens[index + 1 :], now)
+            return
+
+
+def _claim_parts(
+    session_factory: sessionmaker[Session],
+    token: str,
+    parts: list[Sequence[_Row]],
+    lease_end: datetime,
+) -> list[str]:
+    """Give each part of a split digest a claim token of its own (the first keeps ``token``),
+    so that a part whose fate is unknown is grouped again as it was; one lease covers all."""
+    tokens = [token] + [f"{CLAIM_PREFIX}{uuid.uuid4().hex}" for _ in parts[1:]]
+    with session_factory.begin() as session:
+        for part_token, rows in zip(tokens[1:], parts[1:], strict=True):
+            for ids in chunks([row.alert_id for row in rows]):
+                session.execute(
+                    update(Alert)
+                    .where(Alert.id.in_(ids), Alert.message_id == token, Alert.status == "pending")
+                    .values(message_id=part_token)
+                    .execution_options(synchronize_session=False)
+                )
+        session.execute(
+            update(Alert)
+            .where(Alert.message_id.in_(tokens), Alert.status == "pending")
+            .values(next_attempt_at=lease_end)
+            .execution_options(synchronize_session=False)
+        )
+    return tokens
+
+
+def _release(session_factory: sessionmaker[Session], tokens: list[str], now: datetime) -> int:
+    """Give up the claims on parts that were not tried: due again, with no attempt counted.
+    How many rows were released."""
+    if not tokens:
+        return 0
+    with session_factory.begin() as session:
+        released = session.execute(
+            update(Alert)
+            .where(Alert.message_id.in_(tokens), Alert.status == "pending")
+            .values(message_id=None, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(released)
+
+
+def _send_part(
+    smtp: SmtpSettings, message: EmailMessage, token: str, claimed: int, outcome: _Outcome
+) -> bool:
+    """Send one digest email of the rows claimed with ``token``; True when it was accepted."""
+    message_id = str(message["Message-ID"])
     try:
         reply = send(smtp, message)
+    except DeliveryError as exc:
+        keep = message_id if exc.maybe_delivered else None
+        outcome.failed(token, str(exc), keep=keep, final=exc.permanent)
+        return False
     except Exception as exc:
-        if isinstance(exc, DeliveryError):
-            error, keep = str(exc), message_id if exc.maybe_delivered else None
-        else:
-            # A fault of our own before anything was transmitted: count it as an attempt, so
-            # that it ends in 'failed' rather than being retried for ever.
-            logger.exception("Sending the digest %s to %s failed", message_id, group.recipient)
-            error, keep = f"Sending the digest failed: {type(exc).__name__}: {exc}", None
-        _settle_failure(
-            session_factory,
-            token,
-            error,
-            now,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            keep=keep,
-            report=report,
-            recipient=group.recipient,
-            topic=topic_name,
-        )
-        return
-    try:
-        with session_factory.begin() as session:
-            marked = session.execute(
-                update(Alert)
-                .where(Alert.message_id == token, Alert.status == "pending")
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    message_id=message_id,
-                    last_error=None,
-                    attempts=Alert.attempts + 1,
+        # A fault of our own before anything was transmitted: count it as an attempt, so
+        # that it ends in 'failed' rather than being retried for ever.
+        logger.exception("Sending the digest %s to %s failed", message_id, outcome.recipient)
+        error = f"Sending the digest failed: {type(exc).__name__}: {exc}"
+        outcome.failed(token, error, keep=None, final=False)
+        return False
+    outcome.sent(token, message_id, claimed, reply)
+    return True
+
+
+@dataclass
+class _Outcome:
+    """Records what became of the parts of one recipient's digest for one topic."""
+
+    session_factory: sessionmaker[Session]
+    recipient: str
+    now: datetime
+    max_attempts: int
+    backoff: float
+    report: DispatchReport
+    topic: str = ""
+
+    def sent(self, token: str, message_id: str, claimed: int, reply: str) -> None:
+        try:
+            with self.session_factory.begin() as session:
+                marked = session.execute(
+                    update(Alert)
+                    .where(Alert.message_id == token, Alert.status == "pending")
+                    .values(
+                        status="sent",
+                        sent_at=self.now,
+                        message_id=message_id,
+                        last_error=None,
+                        attempts=Alert.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
+                count = _rowcount(marked)
+        except SQLAlchemyError:
+            logger.error(
+                "The digest %s to %s (topic %s) was sent, but recording it as sent failed; its "
+                "alerts will be sent again (with the same Message-ID) when their claim runs out",
+                message_id,
+                self.recipient,
+                self.topic,
             )
-            count = _rowcount(marked)
-    except SQLAlchemyError:
-        logger.error(
-            "The digest %s to %s (topic %s) was sent, but recording it as sent failed; its "
-            "alerts will be sent again (with the same Message-ID) when their claim runs out",
+            raise
+        if count != claimed:
+            logger.warning(
+                "The digest %s for %s (topic %s) was sent, but only %d of its %d alert rows "
+                "were still claimed by this dispatcher (the lease ran out); the others may be "
+                "sent again",
+                message_id,
+                self.recipient,
+                self.topic,
+                count,
+                claimed,
+            )
+        self.report.sent_messages += 1
+        self.report.sent_alerts += count
+        logger.info(
+            "Sent the digest %s to %s for topic %s (%d change(s)): %s",
             message_id,
-            group.recipient,
-            topic_name,
+            self.recipient,
+            self.topic,
+            claimed,
+            reply,
         )
-        raise
-    if count != len(ids):
-        logger.warning(
-            "The digest %s for %s (topic %s) was sent, but only %d of its %d alert rows were "
-            "still claimed by this dispatcher (the lease ran out); the others may be sent again",
-            message_id,
-            group.recipient,
-            topic_name,
-            count,
-            len(ids),
-        )
-    report.sent_messages += 1
-    report.sent_alerts += count
-    logger.info(
-        "Sent the digest %s to %s for topic %s (%d change(s)): %s",
-        message_id,
-        group.recipient,
-        topic_name,
-        len(ids),
-        reply,
-    )
+
+    def failed(self, token: str, error: str, *, keep: str | None, final: bool) -> None:
+        """Record a failed attempt on the rows claimed with ``token``: retry them later, or
+        give up (at once when ``final``: the same attempt can never succeed)."""
+        failed = deferred = 0
+        retry_at = self.now
+        with self.session_factory.begin() as session:
+            rows = session.scalars(
+                select(Alert).where(Alert.message_id == token, Alert.status == "pending")
+            ).all()
+            for alert in rows:
+                alert.attempts += 1
+                alert.last_error = error
+                alert.message_id = keep
+                if final or alert.attempts >= self.max_attempts:
+                    alert.status = "failed"
+                    alert.next_attempt_at = self.now
+                    failed += 1
+                else:
+                    delay = min(self.backoff * 2 ** (alert.attempts - 1), MAX_BACKOFF)
+                    alert.next_attempt_at = self.now + timedelta(seconds=delay)
+                    retry_at = max(retry_at, alert.next_attempt_at)
+                    deferred += 1
+        self.report.errors.append(error)
+        self.report.failed_alerts += failed
+        self.report.deferred_alerts += deferred
+        if failed and final:
+            logger.error(
+                "Giving up on %d alert(s) for %s (topic %s) without retrying: %s",
+                failed,
+                self.recipient,
+                self.topic,
+                error,
+            )
+        elif failed:
+            logger.error(
+                "Giving up on %d alert(s) for %s (topic %s) after %d attempt(s): %s",
+                failed,
+                self.recipient,
+                self.topic,
+                self.max_attempts,
+                error,
+            )
+        if deferred:
+            logger.warning(
+                "Could not send %d alert(s) to %s (topic %s); retrying at %s: %s",
+                deferred,
+                self.recipient,
+                self.topic,
+                retry_at.isoformat(timespec="seconds"),
+                error,
+            )
 
 
 def _rowcount(result: Result[Any]) -> int:
     return result.rowcount if isinstance(result, CursorResult) else -1
 
 
-def _settle_failure(
-    session_factory: sessionmaker[Session],
-    token: str,
-    error: str,
-    now: datetime,
-    *,
-    max_attempts: int,
-    backoff: float,
-    keep: str | None,
-    report: DispatchReport,
-    recipient: str,
-    topic: str,
-) -> None:
-    """Record a failed attempt on the claimed rows: retry later, or give up."""
-    failed = deferred = 0
-    retry_at = now
-    with session_factory.begin() as session:
-        rows = session.scalars(
-            select(Alert).where(Alert.message_id == token, Alert.status == "pending")
-        ).all()
-        for alert in rows:
-            alert.attempts += 1
-            alert.last_error = error
-            alert.message_id = keep
-            if alert.attempts >= max_attempts:
-                alert.status = "failed"
-                alert.next_attempt_at = now
-                failed += 1
-            else:
-                delay = min(backoff * 2 ** (alert.attempts - 1), MAX_BACKOFF)
-                alert.next_attempt_at = now + timedelta(seconds=delay)
-                retry_at = max(retry_at, alert.next_attempt_at)
-                deferred += 1
-    report.errors.append(error)
-    report.failed_alerts += failed
-    report.deferred_alerts += deferred
-    if failed:
-        logger.error(
-            "Giving up on %d alert(s) for %s (topic %s) after %d attempt(s): %s",
-            failed,
-            recipient,
-            topic,
-            max_attempts,
-            error,
-        )
-    if deferred:
-        logger.warning(
-            "Could not send %d alert(s) to %s (topic %s); retrying at %s: %s",
-            deferred,
-            recipient,
-            topic,
-            retry_at.isoformat(timespec="seconds"),
-            error,
-        )
-
-
 def _load(
     session_factory: sessionmaker[Session], topic_id: int, token: str
-) -> tuple[str, str, list[DigestItem]]:
-    """The topic's name and title, and a digest item for each row claimed with ``token``."""
+) -> tuple[str, str, list[_Row]]:
+    """The topic's name and title, and each row claimed with ``token`` with its digest item,
+    oldest change first."""
     with read_session(session_factory) as session:
         topic = session.get_one(Topic, topic_id)
         try:
@@ -566,7 +752,7 @@ def _load(
         except (TypeError, ValueError, KeyError):
             title = topic.name
         rows = session.execute(
-            select(Change, Article.url)
+            select(Change, Article.url, Alert.id, Alert.created_at)
             .join(Alert, Alert.change_id == Change.id)
             .join(Article, Article.id == Change.article_id)
             .where(Alert.message_id == token, Alert.status == "pending")
@@ -574,7 +760,7 @@ def _load(
         ).all()
         wanted = {
             (change.article_id, version)
-            for change, _ in rows
+            for change, *_ in rows
             for version in (change.from_version, change.to_version)
             if version is not None
         }
@@ -590,8 +776,11 @@ def _load(
             )
             for version in session.scalars(query):
                 versions[(version.article_id, version.version)] = version
-        items = [_item(change, url, versions) for change, url in rows]
-        return topic.name, title, items
+        claimed = [
+            _Row(alert_id, created_at, _item(change, url, versions))
+            for change, url, alert_id, created_at in rows
+        ]
+        return topic.name, title, claimed
 
 
 def _item(change: Change, url: str, versions: dict[tuple[int, int], ArticleVersion]) -> DigestItem:

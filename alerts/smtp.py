@@ -13,7 +13,9 @@ Exceptions::
 
 (a message accepted for some of several recipients is not an error: the reply names the
 refused ones; ``DeliveryError.maybe_delivered`` marks the one ambiguous case, a connection
-lost while the server was confirming the message.)
+lost while the server was confirming the message; ``DeliveryError.permanent`` marks a
+5xx refusal of the recipient or of the message itself, which sending the same message again
+cannot overcome.)
 """
 
 from __future__ import annotations
@@ -50,11 +52,18 @@ class DeliveryError(OSError):
 
     ``maybe_delivered`` is True when the connection broke after the whole message had been
     sent but before the server confirmed it: the server may have accepted it after all.
+    ``permanent`` is True when the server refused the recipient or the message with a 5xx
+    reply: the same message would be refused again. Refusals of the connection, the login or
+    the sender are never permanent in this sense: they come from the settings or the server's
+    state, and a corrected configuration or a recovered server delivers the message as it is.
     """
 
-    def __init__(self, message: str, *, maybe_delivered: bool = False) -> None:
+    def __init__(
+        self, message: str, *, maybe_delivered: bool = False, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.maybe_delivered = maybe_delivered
+        self.permanent = permanent
 
 
 def parse_mailbox(text: str) -> Address:
@@ -317,18 +326,24 @@ def _transmit(
         smtp.rset()
         raise DeliveryError(f"{where} refused the sender {envelope_from}: {_reply(code, text)}.")
     refused: dict[str, str] = {}
+    permanently = True
     for recipient in recipients:
         code, text = smtp.rcpt(recipient)
         if code not in (250, 251):
             refused[recipient] = _reply(code, text)
+            permanently = permanently and _permanent(code)
     if len(refused) == len(recipients):
         smtp.rset()
         details = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in refused.items())
-        raise DeliveryError(f"{where} refused the recipient ({details}).")
+        raise DeliveryError(f"{where} refused the recipient ({details}).", permanent=permanently)
     try:
         code, text = smtp.data(data)
-    except smtplib.SMTPDataError:
-        raise  # the server refused to take the message: nothing was delivered
+    except smtplib.SMTPDataError as exc:
+        # The server refused to take the message: nothing was delivered.
+        raise DeliveryError(
+            f"{where} refused the message: {_reply(exc.smtp_code, exc.smtp_error)}.",
+            permanent=_permanent(exc.smtp_code),
+        ) from exc
     except OSError as exc:
         raise DeliveryError(
             f"The connection to the SMTP server {settings.server} broke while the message was "
@@ -338,7 +353,10 @@ def _transmit(
         ) from exc
     if code != 250:
         smtp.rset()
-        raise DeliveryError(f"{where} did not accept the message: {_reply(code, text)}.")
+        raise DeliveryError(
+            f"{where} did not accept the message: {_reply(code, text)}.",
+            permanent=_permanent(code),
+        )
     accepted = [rcpt for rcpt in recipients if rcpt not in refused]
     summary = (
         f"{settings.server} accepted the message for {', '.join(accepted)}: {_reply(code, text)}"
@@ -346,6 +364,11 @@ def _transmit(
     if refused:
         summary += "; refused " + "; ".join(f"{r}: {reply}" for r, reply in refused.items())
     return summary
+
+
+def _permanent(code: int) -> bool:
+    """A 5xx reply: RFC 5321's permanent negative completion."""
+    return 500 <= code < 600
 
 
 def _reply(code: int, text: bytes | str) -> str:

@@ -17,7 +17,9 @@ What it does, in order:
 3. refuses to go on when any topicwatch table in PostgreSQL already holds rows;
 4. copies every table in foreign-key order (topics and articles before the rows that point
    at them), keeping every id, reading SQLite in one read transaction (a consistent
-   snapshot) and writing PostgreSQL in one transaction: on any error nothing is kept;
+   snapshot) and writing PostgreSQL in one transaction: on any error nothing is kept; the
+   installation's token, which creating the schema made anew, is replaced by the SQLite
+   database's, so the installation keeps its identity (and its digests their Message-IDs);
 5. moves each table's id sequence past the highest copied id, so new rows get fresh ids;
 6. compares the row count of every table before it commits.
 
@@ -32,7 +34,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy import JSON, Connection, Engine, MetaData, Table, func, insert, inspect, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import make_url
 
 from storage.db import (
@@ -45,12 +58,14 @@ from storage.db import (
     safe_url,
     upgrade,
 )
-from storage.models import Base
+from storage.models import Base, Installation
 
 PROG = "sqlite-to-postgres"
 TARGET_ENV = "TOPICWATCH_DATABASE_URL"
 ALEMBIC_TABLE = "alembic_version"
 BATCH_SIZE = 1000
+# Tables the migrations fill: the copy replaces their rows rather than adding to them.
+FILLED_BY_MIGRATIONS = frozenset({Installation.__tablename__})
 
 
 class MigrationError(RuntimeError):
@@ -101,7 +116,11 @@ def _check_source_tables(engine: Engine) -> None:
 
 
 def _check_target_empty(connection: Connection) -> None:
-    filled = [table.name for table in Base.metadata.sorted_tables if _count(connection, table)]
+    filled = [
+        table.name
+        for table in Base.metadata.sorted_tables
+        if table.name not in FILLED_BY_MIGRATIONS and _count(connection, table)
+    ]
     if filled:
         raise MigrationError(
             f"The PostgreSQL database at {safe_url(connection.engine.url)} already holds "
@@ -169,6 +188,8 @@ def _copy(
             _check_target_empty(writer)
             for table in Base.metadata.sorted_tables:
                 target_table = _target_table(table, insertable)
+                if table.name in FILLED_BY_MIGRATIONS:
+                    writer.execute(delete(target_table))
                 query = select(table).order_by(*table.primary_key.columns)
                 result = reader.execute(query.execution_options(yield_per=batch_size))
                 rows = 0

@@ -193,6 +193,7 @@ def cmd_crawl(ctx: Context) -> int:
                 smtp,
                 max_attempts=config.alerts.max_attempts,
                 backoff=config.alerts.retry_backoff,
+                max_digest_bytes=config.alerts.max_digest_bytes,
             )
             print(_dispatch_line(report))
     return 0 if outcome.succeeded else 1
@@ -369,6 +370,7 @@ def cmd_alerts_send(ctx: Context) -> int:
             smtp,
             max_attempts=config.alerts.max_attempts,
             backoff=config.alerts.retry_backoff,
+            max_digest_bytes=config.alerts.max_digest_bytes,
         )
     print(_dispatch_line(report))
     for error in report.errors:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 
+from alerts.digest import MAX_DIGEST_BYTES
 from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
 from storage.credentials import mask_credentials
@@ -66,6 +67,8 @@ class TopicNotConfigured(LookupError):
 SMTP_SECURITY: tuple[str, ...] = SECURITY_MODES
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Below this a digest could hold hardly one change with a long diff.
+MIN_DIGEST_BYTES = 16 * 1024
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -172,6 +175,14 @@ def _port(port: int) -> int:
     if port > 65535:
         raise ValueError(f"expected a port number up to 65535, got {port}")
     return port
+
+
+def _digest_cap(size: int) -> int:
+    if size < MIN_DIGEST_BYTES:
+        raise ValueError(
+            f"expected a size of at least {format_size(MIN_DIGEST_BYTES)}, got {size} bytes"
+        )
+    return size
 
 
 def _environment_variable(name: str) -> str:
@@ -351,6 +362,12 @@ class AlertsConfig:
         "for the next delivery (each SMTP connection waits at most smtp.timeout for an answer).",
         60.0,
         positive=True,
+    )
+    max_digest_bytes: int = config_key(
+        "size",
+        "Largest digest email; a digest with more changes is sent as several emails.",
+        MAX_DIGEST_BYTES,
+        check=_digest_cap,
     )
 
 

@@ -244,3 +244,19 @@ class Alert(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime]
+
+
+class Installation(Base):
+    """This installation's identity: one row, written by the migration that made the table.
+
+    Its random ``token`` goes into every digest's Message-ID, so that two databases (two
+    installations, or a fresh one beside an old one) never give two different digests the
+    same Message-ID although their alert ids are the same. Copying the database elsewhere
+    keeps it: the installation stays the same one.
+    """
+
+    __tablename__ = "installation"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(64))

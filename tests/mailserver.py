@@ -51,6 +51,9 @@ class Handler:
     refuse: set[str] = field(default_factory=set)
     # Seconds to wait, after storing a message, before confirming it.
     reply_delay: float = 0.0
+    # A refusal to answer every RCPT, or every DATA, with (e.g. "554 5.7.1 Rejected").
+    rcpt_reply: str | None = None
+    data_reply: str | None = None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,10 +62,14 @@ class Handler:
     ) -> str:
         if address in self.refuse:
             return "550 5.1.1 No such user here"
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
         with self.lock:
             self.received.append(
                 Received(

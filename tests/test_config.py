@@ -456,3 +456,15 @@ def test_every_key_is_documented_with_its_meaning() -> None:
         assert key.section in SECTIONS
         assert key.meaning.endswith(".")
         assert key.type
+
+
+def test_the_digest_size_cap_is_a_size_of_at_least_16kb(tmp_path: Path) -> None:
+    assert load(tmp_path, TOPIC).alerts.max_digest_bytes == 1024 * 1024
+    config = load(tmp_path, f'[alerts]\nmax_digest_bytes = "5MB"\n{TOPIC}')
+    assert config.alerts.max_digest_bytes == 5 * 1024 * 1024
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f'[alerts]\nmax_digest_bytes = "4KB"\n{TOPIC}')
+    assert str(caught.value) == (
+        f"{tmp_path / 'topicwatch.toml'}: alerts.max_digest_bytes: expected a size of at least "
+        "16KB, got 4096 bytes"
+    )

@@ -803,6 +803,9 @@ def test_sqlite_database_is_copied_into_postgres_whole(
         before, after = table_rows(source), table_rows(target)
         assert all(before[name] for name in before), "every table should hold rows"
         assert after == before
+        # Creating the schema made PostgreSQL a token of its own; the copy keeps the source's,
+        # so the installation's Message-IDs stay its own.
+        assert after["installation"] == before["installation"]
         for table in Base.metadata.sorted_tables:
             assert f"{table.name}: {len(before[table.name])} rows" in result.stdout
         # The sequences moved past the copied ids: new rows get new ids.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -12,7 +14,15 @@ from types import ModuleType
 
 import pytest
 
-from alerts.digest import DigestItem, build_digest, digest_subject, message_id_for
+from alerts.digest import (
+    DigestItem,
+    Part,
+    build_digest,
+    digest_subject,
+    message_id_for,
+    message_size,
+    split_digest,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEN = datetime(2025, 10, 3, 6, 15, tzinfo=UTC)
@@ -289,3 +299,66 @@ def test_committed_example_digest_is_current() -> None:
         (script.example_message()["Subject"])
         == "[topicwatch] Konflik Rusia Vs Ukraina: 2 new, 1 updated, 1 removed"
     )
+
+
+def mixed_items(count: int) -> list[DigestItem]:
+    """New articles with non-ASCII leads and updated ones with diffs, alternating."""
+    items = []
+    for n in range(count):
+        if n % 2:
+            old = " ".join(f"kata{w}" for w in range(300))
+            items.append(
+                item(
+                    "updated",
+                    url=f"https://news.example/berita/{n:04d}",
+                    title=f"Berita {n}",
+                    fields=("body",),
+                    old_body=old,
+                    body=old.replace("kata7", "ubah"),
+                )
+            )
+        else:
+            items.append(
+                item(
+                    url=f"https://news.example/berita/{n:04d}",
+                    title=f"Новости {n} — «тест»",
+                    lead="Ринок зерна зріс після переговорів у Стамбулі. " * 8,
+                )
+            )
+    return items
+
+
+def build_part(items: Sequence[DigestItem], part: Part | None) -> EmailMessage:
+    return digest(list(items), digest_key=",".join(i.url for i in items))
+
+
+def test_a_digest_over_the_cap_is_split_in_order_with_every_change_once() -> None:
+    items = mixed_items(300)
+    cap = 64 * 1024
+    assert message_size(build_part(items, None)) > 4 * cap
+
+    split = split_digest(items, cap, build_part, lambda i: i)
+
+    assert [i for run, _ in split for i in run] == items
+    assert all(message_size(message) <= cap for _, message in split)
+    # Packed, not merely halved: no two neighbours would have fitted in one email.
+    for (first, _), (second, _) in itertools.pairwise(split):
+        assert message_size(build_part([*first, *second], None)) > cap
+    assert len({message["Message-ID"] for _, message in split}) == len(split)
+
+
+def test_a_digest_under_the_cap_or_a_single_huge_change_is_one_email() -> None:
+    items = mixed_items(3)
+    [(run, message)] = split_digest(items, 1024 * 1024, build_part, lambda i: i)
+    assert list(run) == items
+    assert "part" not in message["Subject"]
+
+    huge = [item(title="Judul " * 20_000)]
+    [(run, message)] = split_digest(huge, 16 * 1024, build_part, lambda i: i)
+    assert list(run) == huge
+    assert message_size(message) > 16 * 1024
+
+
+def test_parts_name_their_place_in_the_subject() -> None:
+    subject = digest_subject("Konflik", [item()], (2, 3))
+    assert subject == "[topicwatch] Konflik: 1 new (part 2 of 3)"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +17,17 @@ from pathlib import Path
 import pytest
 from mailserver import PASSWORD, USER, MailServer, free_port, mail_server
 from record_one import record_gone, record_page
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
+from alerts.digest import MAX_DIGEST_BYTES
 from alerts.dispatcher import DispatchReport, Requeued, dispatch, list_alerts, requeue_failed
 from alerts.smtp import SmtpSettings
 from storage.changes import PageRead
+from storage.db import make_engine, upgrade
+from storage.db import session_factory as make_session_factory
+from storage.recording import record_outcomes
 from storage.runs import finish_run, start_run
 from storage.spec import TopicSpec
 from storage.topics import load_topic, sync_topics
@@ -538,3 +546,283 @@ def test_changes_of_a_run_still_going_wait_for_its_end(
     report = dispatch(session_factory, smtp_for(server), now=T0)
     assert (report.sent_messages, report.sent_alerts) == (1, 2)
     assert server.received[-1].message["Subject"].endswith(": 2 new")
+
+
+# -- Message-IDs across databases ---------------------------------------------------------------
+
+
+@pytest.fixture
+def second_db_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """Another empty database of the same kind as ``db_url`` (a second installation)."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'second' / 'topicwatch.db'}"
+        return
+    server = db_url.rsplit("/", 1)[0]
+    name = f"topicwatch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def four_new_articles(factory: Factory) -> None:
+    topic_id = make_topic(factory, recipients=(DESK,))
+    run_id = start_run(factory, topic_id, now=T0)
+    record_outcomes(
+        factory,
+        topic_id=topic_id,
+        run_id=run_id,
+        outcomes=[observation(f"{SITE}/{n}", f"Artikel {n}", f"Isi {n}.") for n in range(4)],
+        now=T0,
+    )
+    finish(factory, run_id, T0)
+
+
+def test_two_databases_give_the_same_alerts_different_message_ids(
+    session_factory: Factory, second_db_url: str, server: MailServer
+) -> None:
+    upgrade(second_db_url)
+    second_engine = make_engine(second_db_url)
+    try:
+        second = make_session_factory(second_engine)
+        for factory in (session_factory, second):
+            four_new_articles(factory)
+            assert sorted(v.id for v in list_alerts(factory, "pending", 10)) == [1, 2, 3, 4]
+            assert dispatch(factory, smtp_for(server), now=T0).sent_messages == 1
+        first_sent, second_sent = (list_alerts(f, "sent", 10) for f in (session_factory, second))
+    finally:
+        second_engine.dispose()
+
+    first, again = server.received
+    assert first.message["Subject"] == again.message["Subject"]  # the same digest, twice
+    assert first.message["Message-ID"] != again.message["Message-ID"]
+    assert {v.message_id for v in first_sent} == {first.message["Message-ID"]}
+    assert {v.message_id for v in second_sent} == {again.message["Message-ID"]}
+
+
+def test_a_database_restored_from_a_backup_gives_new_digests_new_message_ids(
+    sqlite_url: str, tmp_path: Path, server: MailServer
+) -> None:
+    upgrade(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    backup = tmp_path / "backup.db"
+
+    engine = make_engine(sqlite_url)
+    try:
+        factory = make_session_factory(engine)
+        topic_id = make_topic(factory, recipients=(DESK,))
+        with sqlite3.connect(path) as source, sqlite3.connect(backup) as copy:
+            source.backup(copy)
+        record(factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+        dispatch(factory, smtp_for(server), now=T0)
+    finally:
+        engine.dispose()
+
+    # The backup is restored: alert id 1 is handed out again, for another change.
+    with sqlite3.connect(backup) as source, sqlite3.connect(path) as restored:
+        source.backup(restored)
+    engine = make_engine(sqlite_url)
+    try:
+        factory = make_session_factory(engine)
+        later = T0 + timedelta(hours=1)
+        record(factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), later)
+        [view] = list_alerts(factory, "pending", 10, now=later)
+        assert view.id == 1
+        dispatch(factory, smtp_for(server), now=later)
+    finally:
+        engine.dispose()
+
+    before, after = (r.message["Message-ID"] for r in server.received)
+    assert before != after
+
+
+# -- permanent and temporary refusals ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "reply"),
+    [
+        ("rcpt", "554 5.7.1 <desk@example.org>: Recipient address rejected: Access denied"),
+        ("data", "554 5.6.0 Message rejected as spam"),
+    ],
+)
+def test_a_permanent_refusal_fails_the_alerts_at_once_with_the_reply(
+    session_factory: Factory,
+    server: MailServer,
+    caplog: pytest.LogCaptureFixture,
+    step: str,
+    reply: str,
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), T0)
+    setattr(server.handler, f"{step}_reply", reply)
+    caplog.set_level(logging.WARNING, logger="alerts.dispatcher")
+
+    report = dispatch(session_factory, smtp_for(server), now=T0, max_attempts=8)
+
+    assert (report.sent_messages, report.failed_alerts, report.deferred_alerts) == (0, 2, 0)
+    assert server.received == []
+    failed = list_alerts(session_factory, "failed", 10)
+    assert len(failed) == 2
+    for view in failed:
+        assert view.attempts == 1
+        assert reply in (view.last_error or "")
+        assert f"127.0.0.1:{server.port}" in (view.last_error or "")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "alerts.dispatcher"]
+    assert line.startswith(
+        "Giving up on 2 alert(s) for desk@example.org (topic konflik-rusia-ukraina) without "
+        "retrying: "
+    )
+    assert reply in line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize("step", ["rcpt", "data"])
+def test_a_temporary_refusal_is_retried_with_backoff(
+    session_factory: Factory, server: MailServer, step: str
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    setattr(server.handler, f"{step}_reply", "451 4.3.0 Try again later")
+
+    report = dispatch(session_factory, smtp_for(server), now=T0, backoff=60.0)
+
+    assert (report.sent_messages, report.failed_alerts, report.deferred_alerts) == (0, 0, 1)
+    [view] = list_alerts(session_factory, "pending", 10, now=T0)
+    assert (view.attempts, view.next_attempt_at) == (1, T0 + timedelta(seconds=60))
+    assert "451 4.3.0 Try again later" in (view.last_error or "")
+
+    setattr(server.handler, f"{step}_reply", None)
+    later = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(minutes=1))
+    assert (later.sent_messages, later.sent_alerts) == (1, 1)
+    assert statuses(session_factory) == ["sent"]
+
+
+# -- the size of a digest ---------------------------------------------------------------------
+
+
+def many_new_articles(factory: Factory, topic_id: int, count: int, now: datetime) -> set[str]:
+    lead = "Pemerintah menyatakan situasi di perbatasan terkendali, kata juru bicara. " * 5
+    urls = {f"{SITE}/2026/01/05/berita-{n:05d}" for n in range(count)}
+    run_id = start_run(factory, topic_id, now=now)
+    record_outcomes(
+        factory,
+        topic_id=topic_id,
+        run_id=run_id,
+        outcomes=[
+            observation(url, f"Berita nomor {n}", f"Isi berita {n}.", lead=lead)
+            for n, url in enumerate(sorted(urls))
+        ],
+        now=now,
+    )
+    finish(factory, run_id, now)
+    return urls
+
+
+def links_in(message_text: str) -> list[str]:
+    return [line.strip() for line in message_text.splitlines() if line.strip().startswith(SITE)]
+
+
+def test_a_digest_over_the_size_cap_is_split_and_loses_no_change(
+    session_factory: Factory, server: MailServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    urls = many_new_articles(session_factory, topic_id, 2000, T0)
+    caplog.set_level(logging.WARNING, logger="alerts.dispatcher")
+
+    report = dispatch(session_factory, smtp_for(server), now=T0)
+
+    received = server.received
+    assert len(received) >= 2
+    assert (report.sent_messages, report.sent_alerts) == (len(received), 2000)
+    assert all(len(r.raw) <= MAX_DIGEST_BYTES for r in received)
+    seen: list[str] = []
+    for number, email in enumerate(received, 1):
+        message = email.message
+        assert message["Subject"].endswith(f" (part {number} of {len(received)})")
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        seen += links_in(text)
+    assert seen == sorted(urls)  # each change in exactly one email, oldest first
+    assert len({r.message["Message-ID"] for r in received}) == len(received)
+    sent = list_alerts(session_factory, "sent", 3000)
+    by_url = {view.url: view.message_id for view in sent}
+    for email in received:
+        text = email.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert {by_url[url] for url in links_in(text)} == {email.message["Message-ID"]}
+    [line] = [r.getMessage() for r in caplog.records if r.name == "alerts.dispatcher"]
+    assert (
+        f"has 2000 changes, more than fit in one email of at most {MAX_DIGEST_BYTES} bytes "
+        f"([alerts] max_digest_bytes); sending it as {len(received)} emails" in line
+    )
+
+
+def test_parts_after_a_failed_one_wait_for_it_and_keep_their_order(
+    session_factory: Factory, server: MailServer
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    many_new_articles(session_factory, topic_id, 60, T0)
+    cap = 32 * 1024
+    server.handler.data_reply = "451 4.3.0 Try again later"
+
+    first = dispatch(session_factory, smtp_for(server), now=T0, max_digest_bytes=cap)
+
+    assert first.sent_messages == 0
+    pending = list_alerts(session_factory, "pending", 100, now=T0)
+    assert len(pending) == 60
+    tried = [v for v in pending if v.attempts == 1]
+    assert 0 < len(tried) < 60  # only the first part was tried; the others wait for it
+    assert max(v.id for v in tried) < min(v.id for v in pending if v.attempts == 0)
+
+    server.handler.data_reply = None
+    early = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(seconds=30))
+    assert early == DispatchReport()  # nothing overtakes the part waiting for its retry
+
+    later = dispatch(
+        session_factory, smtp_for(server), now=T0 + timedelta(minutes=1), max_digest_bytes=cap
+    )
+    assert later.sent_alerts == 60
+    assert all(len(r.raw) <= cap for r in server.received)
+    seen = [
+        url
+        for r in server.received
+        for url in links_in(r.message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    ]
+    assert len(seen) == 60
+    assert seen == sorted(seen)
+    assert statuses(session_factory) == ["sent"] * 60
+
+
+# -- order ------------------------------------------------------------------------------------
+
+
+def test_a_digest_held_by_an_outage_never_arrives_after_a_newer_one(
+    session_factory: Factory,
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    port = free_port()
+    down = dispatch(session_factory, smtp_for(port=port), now=T0, backoff=60.0)
+    assert down.deferred_alerts == 1
+
+    newer = T0 + timedelta(seconds=10)
+    record(session_factory, topic_id, observation(f"{SITE}/b", "Artikel B", "Isi B."), newer)
+    with mail_server(port=port) as server:
+        # The server is back, but A's retry is not due yet: B waits for it.
+        held = dispatch(session_factory, smtp_for(server), now=newer + timedelta(seconds=10))
+        assert held == DispatchReport()
+        assert server.received == []
+
+        due = dispatch(session_factory, smtp_for(server), now=T0 + timedelta(seconds=60))
+        assert due.sent_alerts == 2
+        text = "".join(
+            r.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            for r in server.received
+        )
+    assert text.index(f"{SITE}/a") < text.index(f"{SITE}/b")
+    assert statuses(session_factory) == ["sent", "sent"]

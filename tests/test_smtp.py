@@ -183,6 +183,29 @@ def test_refused_recipient_gives_code_and_text(plain_server: MailServer) -> None
         "(nobody@example.org: 550 5.1.1 No such user here)."
     )
     assert plain_server.received == []
+    assert caught.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("step", "reply", "permanent"),
+    [
+        ("rcpt", "554 5.7.1 Relay access denied", True),
+        ("rcpt", "451 4.7.1 Greylisted, try again later", False),
+        ("data", "554 5.6.0 Message rejected", True),
+        ("data", "452 4.3.1 Insufficient system storage", False),
+    ],
+)
+def test_a_5xx_refusal_is_permanent_and_a_4xx_one_is_not(
+    plain_server: MailServer, step: str, reply: str, permanent: bool
+) -> None:
+    setattr(plain_server.handler, f"{step}_reply", reply)
+    with pytest.raises(DeliveryError) as caught:
+        send(settings_for(plain_server), message())
+
+    assert reply in str(caught.value)
+    assert caught.value.permanent is permanent
+    assert not caught.value.maybe_delivered
+    assert plain_server.received == []
 
 
 def test_partly_refused_recipients_are_named_in_the_reply(plain_server: MailServer) -> None:
