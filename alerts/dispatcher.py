@@ -229,7 +229,7 @@ def dispatch(
     lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
     message_domain = domain or smtp.sender_address.domain or "localhost"
     message_id_for("", message_domain)  # an invalid domain fails here, before any claim
-    installation = installation_token(session_factory)
+    installation = _installation_token(session_factory)
     started = time.monotonic()
     for number, group in enumerate(groups):
         if time_limit is not None and time.monotonic() - started >= time_limit:
@@ -258,7 +258,7 @@ def dispatch(
     return report
 
 
-def installation_token(session_factory: sessionmaker[Session]) -> str:
+def _installation_token(session_factory: sessionmaker[Session]) -> str:
     """The installation's random token, part of every Message-ID.
 
     The migration that creates its table writes it; should the row be gone, a new one is
