@@ -826,3 +826,20 @@ def test_a_digest_held_by_an_outage_never_arrives_after_a_newer_one(
         )
     assert text.index(f"{SITE}/a") < text.index(f"{SITE}/b")
     assert statuses(session_factory) == ["sent", "sent"]
+
+
+def test_a_database_that_lost_its_installation_token_gets_a_new_one(
+    session_factory: Factory, server: MailServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic_id = make_topic(session_factory, recipients=(DESK,))
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Artikel A", "Isi A."), T0)
+    with session_factory.begin() as session:
+        session.execute(text("DELETE FROM installation"))
+    caplog.set_level(logging.WARNING, logger="alerts.dispatcher")
+
+    assert dispatch(session_factory, smtp_for(server), now=T0).sent_messages == 1
+
+    with session_factory() as session:
+        [token] = session.execute(text("SELECT token FROM installation")).scalars().all()
+    assert len(token) == 32
+    assert "made a new one" in caplog.text
