@@ -525,6 +525,7 @@ class Daemon:
                     max_attempts=alerts.max_attempts,
                     backoff=alerts.retry_backoff,
                     time_limit=alerts.dispatch_time_limit,
+                    max_digest_bytes=alerts.max_digest_bytes,
                 )
         except Exception:
             logger.exception("Sending alerts failed")
