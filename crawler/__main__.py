@@ -11,12 +11,14 @@ import logging
 import os
 import sys
 
+from crawler.lifeline import die_with_supervisor
 from crawler.observability import configure_logging, flush_sentry, init_sentry
 
 logger = logging.getLogger("topicwatch.crawl")
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_supervisor()
     parser = argparse.ArgumentParser(
         prog="python -m crawler",
         description="Run one crawl run of one topic and record it in the database.",
@@ -37,9 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_format, args.log_level)
     init_sentry("crawler", tags={"topic": args.topic, "run": str(args.run_id)})
     from crawler.run import crawl_topic
+    from storage.db import DATABASE_ERRORS, describe_error
 
     try:
         crawl_topic(args.database_url, args.topic, args.run_id)
+    except DATABASE_ERRORS as exc:
+        # The database is down or full: one line, the traceback only for those who ask.
+        logger.error(
+            "crawl run %s of topic %s stopped: the database failed: %s",
+            args.run_id,
+            args.topic,
+            describe_error(exc),
+        )
+        logger.debug("The database error", exc_info=True)
+        flush_sentry()
+        return 1
     except Exception:
         logger.exception("crawl run %s of topic %s crashed", args.run_id, args.topic)
         flush_sentry()

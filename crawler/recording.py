@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import Outcome
+from storage.db import DATABASE_ERRORS
 from storage.recording import ChangeRecord, record_outcomes
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,14 @@ def record_batch(
         return list(record_outcomes(sessions, topic_id=topic_id, run_id=run_id, outcomes=batch))
     except Exception as exc:
         if len(batch) == 1:
-            logger.exception("Could not record the outcome for %s", batch[0].url)
+            _log_failure(batch[0].url, exc)
             return [RecordFailure(reason_of(exc))]
         logger.warning(
-            "A batch of %d outcomes could not be recorded; recording them one by one",
+            "A batch of %d outcomes could not be recorded; recording them one by one: %s",
             len(batch),
-            exc_info=True,
+            reason_of(exc),
         )
+        logger.debug("The batch's error", exc_info=True)
     results: list[Result] = []
     for outcome in batch:
         try:
@@ -71,9 +73,18 @@ def record_batch(
                 record_outcomes(sessions, topic_id=topic_id, run_id=run_id, outcomes=[outcome])
             )
         except Exception as exc:
-            logger.exception("Could not record the outcome for %s", outcome.url)
+            _log_failure(outcome.url, exc)
             results.append(RecordFailure(reason_of(exc)))
     return results
+
+
+def _log_failure(url: str, error: Exception) -> None:
+    if not isinstance(error, DATABASE_ERRORS):
+        logger.error("Could not record the outcome for %s", url, exc_info=error)
+        return
+    # One line each: when the database is down, every outcome of the run fails alike.
+    logger.error("Could not record the outcome for %s: %s", url, reason_of(error))
+    logger.debug("The error recording %s", url, exc_info=error)
 
 
 def reason_of(error: BaseException) -> str:

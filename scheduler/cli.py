@@ -223,7 +223,8 @@ async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutco
 
 
 def cmd_status(ctx: Context) -> int:
-    """Per topic: the last run, its counts, when the next run is due, failures in a row."""
+    """Per topic: the last run, how late it started, its counts, when the next run is due,
+    failures in a row."""
     config = ctx.config
     now = datetime.now(UTC)
     with ctx.database() as sessions:
@@ -249,6 +250,7 @@ def cmd_status(ctx: Context) -> int:
                 "started_at": _iso(run.started_at),
                 "finished_at": _iso(run.finished_at),
                 "status": run.status,
+                "lag": None if run.lag is None else run.lag.total_seconds(),
                 "duration": None if run.duration is None else run.duration.total_seconds(),
                 "message": run.message,
                 **run.counts,
@@ -271,6 +273,7 @@ def cmd_status(ctx: Context) -> int:
                 entry["topic"],
                 entry["schedule"],
                 last.get("started_at") or "never",
+                "-" if last.get("lag") is None else f"{last['lag']:.0f}s",
                 last.get("status", "-"),
                 str(last.get("articles_seen", "-")),
                 str(last.get("articles_new", "-")),
@@ -285,6 +288,7 @@ def cmd_status(ctx: Context) -> int:
         "TOPIC",
         "SCHEDULE",
         "LAST RUN",
+        "LAG",
         "STATUS",
         "ARTICLES",
         "NEW",

@@ -1,7 +1,8 @@
 """``topicwatch run``: the long-running service that crawls each topic on its schedule.
 
 At start-up the daemon refuses a database whose schema is behind, writes the configured
-topics into the database, marks runs left ``running`` by a previous process as failed, and
+topics into the database, stops any crawl process a previous daemon left running (found by
+the pid and start time in its run's row), then marks the runs left ``running`` as failed, and
 rebuilds every topic's schedule from the config and the ``crawl_runs`` history (APScheduler
 keeps no job store of its own here): a topic that is overdue runs once soon, one that ran
 recently runs one interval after its last start.
@@ -11,11 +12,13 @@ at most ``max_concurrent_runs`` at once. After each run the daemon logs one summ
 warns when a topic's health looks wrong, and asks for the pending alerts to be sent; alerts
 also go out on a timer. Delivery is a task of its own, one at a time, bounded by
 ``alerts.dispatch_time_limit``: no crawl waits for it, so a dead SMTP server delays mail, not
-crawls. SIGTERM or SIGINT stops scheduling, lets running crawls finish within the shutdown
-grace, stops the rest, sends what alerts it can and exits 0. SIGHUP reloads the config file,
-all of it or nothing: topics, schedules, crawl, SMTP, alert and ``[logging]`` settings take
-effect at once (a ``--log-format`` given on the command line stays); a file with a wrong value
-changes nothing; a new ``database.url`` waits for a restart.
+crawls. A run that starts later than a quarter of its interval (and at least
+``LATE_MINIMUM``) after it was due is logged as late. SIGTERM or SIGINT stops scheduling,
+lets running crawls finish within the shutdown grace, stops the rest, sends what alerts it
+can and exits 0. SIGHUP reloads the config file, all of it or nothing: topics, schedules,
+crawl, SMTP, alert and ``[logging]`` settings take effect at once (a ``--log-format`` given
+on the command line stays); a file with a wrong value changes nothing; a new
+``database.url`` waits for a restart.
 """
 
 from __future__ import annotations
@@ -40,24 +43,34 @@ from alerts.dispatcher import dispatch
 from alerts.smtp import SmtpSettings
 from crawler.observability import configure_logging, flush_sentry, init_sentry, log_fields
 from scheduler.config import Config, ConfigError, format_duration, load_config
+from scheduler.processes import stop_process_group
 from scheduler.runner import (
+    KILL_AFTER,
     RUN_EVENT,
     ChildCommand,
     CrawlRunner,
+    RunNotClosed,
     RunOutcome,
     crawl_command,
     monitor_config,
 )
 from storage.db import (
+    DATABASE_ERRORS,
     DatabaseUnavailable,
     SchemaOutdated,
     check_schema,
     check_writable,
+    describe_error,
     make_engine,
     safe_url,
     session_factory,
 )
-from storage.runs import GOOD_RUN_STATUSES, mark_unfinished_runs, topic_status
+from storage.runs import (
+    GOOD_RUN_STATUSES,
+    mark_unfinished_runs,
+    topic_status,
+    unfinished_runs,
+)
 from storage.spec import TopicSpec
 from storage.topics import sync_topics
 
@@ -77,6 +90,10 @@ UNFINISHED_MESSAGE = "daemon stopped before the run finished"
 DISPATCH_JOB = "alerts:dispatch"
 LISTED_STAT = "topicwatch/links_listed"
 EMPTY_BODY_STAT = "topicwatch/empty_body"
+# A run is late when it starts more than this share of its interval after it was due, and
+# more than LATE_MINIMUM seconds: a short interval's few seconds of queueing are no news.
+LATE_SHARE = 0.25
+LATE_MINIMUM = 5.0
 
 
 def job_id(topic: str) -> str:
@@ -112,6 +129,13 @@ def first_run_time(
     if due is None or due <= now:
         return now + timedelta(seconds=stagger)
     return due
+
+
+def late_after(spec: TopicSpec, due: datetime) -> float:
+    """Seconds after ``due`` from which a start of the topic's run is reported as late."""
+    following = next_due(spec, due)
+    interval = 0.0 if following is None else (following - due).total_seconds()
+    return max(LATE_SHARE * interval, LATE_MINIMUM)
 
 
 def trigger_for(spec: TopicSpec, first: datetime) -> IntervalTrigger | CronTrigger:
@@ -265,13 +289,7 @@ class Daemon:
         check_writable(self.engine)
         self.sessions = session_factory(self.engine)
         await asyncio.to_thread(sync_topics, self.sessions, config.topic_specs())
-        stale = await asyncio.to_thread(
-            mark_unfinished_runs, self.sessions, "failed", UNFINISHED_MESSAGE
-        )
-        if stale:
-            logger.warning(
-                "Marked %d crawl run(s) left running by a previous process as failed", stale
-            )
+        await asyncio.to_thread(self.close_unfinished_runs)
         self.runner = CrawlRunner(
             config.database.url,
             self.sessions,
@@ -285,6 +303,28 @@ class Daemon:
         self.initial_jobs = self.plan_jobs(config, config.topics, last_started, datetime.now(UTC))
         if not config.topics:
             logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)
+
+    def close_unfinished_runs(self) -> None:
+        """Stop the crawl processes a previous daemon left running, then mark their runs
+        failed: a topic is never crawled twice at once, and a run is closed only once its
+        process is gone (what it recorded until then is counted in the run)."""
+        assert self.sessions is not None
+        for run in unfinished_runs(self.sessions):
+            if run.process_id is None or run.process_start is None:
+                continue
+            if stop_process_group(run.process_id, run.process_start, grace=KILL_AFTER):
+                logger.warning(
+                    "Stopped crawl process %d of run %d (topic %s), left running by a "
+                    "previous daemon",
+                    run.process_id,
+                    run.id,
+                    run.topic,
+                )
+        stale = mark_unfinished_runs(self.sessions, "failed", UNFINISHED_MESSAGE)
+        if stale:
+            logger.warning(
+                "Marked %d crawl run(s) left running by a previous process as failed", stale
+            )
 
     def start_scheduler(self) -> None:
         config = self.config
@@ -402,13 +442,21 @@ class Daemon:
 
     async def crawl_job(self, name: str) -> None:
         """One scheduled run of one topic; never raises, so one topic cannot stop others."""
+        due = datetime.now(UTC)  # the scheduler calls the job when the topic is due
         task = asyncio.current_task()
         if self.stopping.is_set() or name not in self.specs or name in self.active:
             return
         assert task is not None
         self.active[name] = task
         try:
-            await self._crawl(name)
+            await self._crawl(name, due)
+        except DATABASE_ERRORS as exc:
+            logger.error(
+                "Crawl of topic %s not run: the database failed: %s", name, describe_error(exc)
+            )
+            logger.debug("The database error", exc_info=True)
+        except RunNotClosed as exc:
+            logger.warning("%s", exc)
         except Exception:
             logger.exception(
                 "The crawl job of topic %s failed", name, extra={"fields": {"topic": name}}
@@ -416,20 +464,39 @@ class Daemon:
         finally:
             self.active.pop(name, None)
 
-    async def _crawl(self, name: str) -> None:
+    async def _crawl(self, name: str, due: datetime) -> None:
         assert self.runner is not None
         async with self.semaphore:
             spec = self.specs.get(name)
             if self.stopping.is_set() or spec is None:
                 return
+            self.warn_if_late(spec, due)
             outcome = await self.runner.run(
                 name,
                 timeout=self.config.crawl.run_timeout,
                 stop=self.stop_runs,
                 monitor=monitor_config(spec, self.config.crawl.run_timeout),
+                due_at=due,
             )
         self.report(spec, outcome)
         self.request_delivery()
+
+    def warn_if_late(self, spec: TopicSpec, due: datetime) -> None:
+        """A WARNING when the run starts late: the daemon has more due runs than it can start
+        (``max_concurrent_runs``, long runs)."""
+        lag = (datetime.now(UTC) - due).total_seconds()
+        if lag > late_after(spec, due):
+            log_fields(
+                health_logger,
+                logging.WARNING,
+                "late",
+                topic=spec.name,
+                lag=f"{lag:.1f}s",
+                schedule=schedule_of(spec),
+                due=due.strftime("%H:%M:%SZ"),
+                waiting=len(self.active) - 1,
+                max_concurrent_runs=self.config.crawl.max_concurrent_runs,
+            )
 
     def next_run_time(self, name: str) -> datetime | None:
         if self.scheduler is None or self.stopping.is_set():

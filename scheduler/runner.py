@@ -11,6 +11,16 @@ and finishes the row itself. The parent steps in only when the child does not:
 - when the child exits without finishing the row (a crash, a signal), the run is recorded
   as ``failed`` with the exit code or signal.
 
+A run closed by the parent gets the counts of the changes the child did record. When the
+database cannot take the run's end (down, frozen, full), the parent says so in one line and
+tries again, with growing pauses, until it can: until then the run stays ``running`` and its
+alerts are held, and no other run of the topic starts. Every database call of the parent has
+a time limit, so a database that does not answer is reported rather than waited on.
+
+The child is told the parent's pid (:mod:`crawler.lifeline`) and dies with it; the parent
+records the child's pid and start time in the run's row (:mod:`scheduler.processes`), so that
+a restarted daemon can find a child that outlived its parent anyway and stop it.
+
 The daemon and ``topicwatch crawl`` both use :func:`run_crawl`. With Sentry on, each run of
 the daemon is also a Sentry Crons check-in (in progress, then ok or error).
 """
@@ -30,13 +40,22 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sentry_sdk.crons
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler.lifeline import SUPERVISOR_PID_ENV
 from crawler.observability import format_fields
-from storage.runs import GOOD_RUN_STATUSES, RunRecord, finish_run, get_run, start_run
+from scheduler.processes import process_identity
+from storage.db import (
+    CONNECT_TIMEOUT,
+    DATABASE_ERRORS,
+    STATEMENT_TIMEOUT,
+    DatabaseUnavailable,
+    describe_error,
+)
+from storage.runs import GOOD_RUN_STATUSES, RunRecord, close_run, record_run_process, start_run
 from storage.spec import TopicSpec
 from storage.topics import load_topic
 
@@ -44,9 +63,15 @@ if TYPE_CHECKING:
     from sentry_sdk._types import MonitorConfig
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RUN_EVENT = "topicwatch.run"
 KILL_AFTER = 5.0
+# The longest a database call of the parent may take: a new connection, then one statement.
+DATABASE_TIMEOUT = CONNECT_TIMEOUT + STATEMENT_TIMEOUT
+# Pauses between attempts to close a run while the database is away: 1 s, 2 s, … 60 s.
+CLOSE_RETRY_FIRST = 1.0
+CLOSE_RETRY_MAX = 60.0
 STOPPED_MESSAGE = "stopped at shutdown"
 # The directory that holds the topicwatch packages, so a child finds them also when the
 # project runs from a checkout rather than an installed distribution.
@@ -96,6 +121,12 @@ CHILD_ENV_NAMES = frozenset(
     }
 )
 CHILD_ENV_PREFIXES = ("LC_", "PYTHON", "PG", "OPENBLAS_")
+
+
+class RunNotClosed(RuntimeError):
+    """The run's end could not be recorded before the supervisor was asked to stop; the run
+    stays ``running`` until the next start of the daemon closes it."""
+
 
 ChildCommand = Callable[[ChildRequest], Sequence[str]]
 
@@ -230,6 +261,8 @@ class CrawlRunner:
         kill_after: float = KILL_AFTER,
         env: Mapping[str, str] | None = None,
         withheld: Collection[str] = (),
+        database_timeout: float = DATABASE_TIMEOUT,
+        close_retry: tuple[float, float] = (CLOSE_RETRY_FIRST, CLOSE_RETRY_MAX),
     ) -> None:
         self.database_url = database_url
         self.sessions = sessions
@@ -239,6 +272,8 @@ class CrawlRunner:
         self.kill_after = kill_after
         self.env = env
         self.withheld = frozenset(withheld)
+        self.database_timeout = database_timeout
+        self.close_retry = close_retry
 
     def child_env(self) -> dict[str, str]:
         """The environment of a crawl process: the variables of :data:`CHILD_ENV_NAMES` and
@@ -266,15 +301,20 @@ class CrawlRunner:
         stop: asyncio.Event | None = None,
         stop_message: str = STOPPED_MESSAGE,
         monitor: MonitorConfig | None = None,
+        due_at: datetime | None = None,
     ) -> RunOutcome:
         """Crawl ``topic`` once in a child process; how the run ended.
 
         ``stop`` set while the child runs stops it; the run is recorded as failed with
         ``stop_message`` (default "stopped at shutdown"). With ``monitor``,
         the run is reported as a Sentry Crons check-in of the monitor named after the topic.
+        ``due_at`` is when the schedule wanted the run to start.
+
+        Raises one of :data:`storage.db.DATABASE_ERRORS` when the run cannot be started, and
+        :class:`RunNotClosed` when ``stop`` is set while its end cannot be recorded.
         """
-        topic_id, _spec = await asyncio.to_thread(load_topic, self.sessions, topic)
-        run_id = await asyncio.to_thread(start_run, self.sessions, topic_id)
+        topic_id, _spec = await self._database(load_topic, self.sessions, topic)
+        run_id = await self._database(start_run, self.sessions, topic_id, due_at=due_at)
         check_in: str | None = None
         if monitor is not None:
             check_in = sentry_sdk.crons.capture_checkin(
@@ -307,36 +347,52 @@ class CrawlRunner:
     ) -> RunOutcome:
         request = ChildRequest(self.database_url, topic, run_id, self.log_format, self.log_level)
         command = list(self.child_command(request))
+        env = {
+            **self.child_env(),
+            # The URL may hold a password: the environment keeps it out of `ps`.
+            DATABASE_URL_ENV: self.database_url,
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+        }
         try:
             process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=subprocess.DEVNULL,
                 # The child's stdout joins its log on stderr: stdout is the CLI's output.
                 stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None,
-                # The URL may hold a password: the environment keeps it out of `ps`.
-                env={**self.child_env(), DATABASE_URL_ENV: self.database_url},
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:
             message = f"cannot start the crawl process {command[0]}: {exc.strerror or exc}"
-            return await self._finish(run_id, "failed", message, None, override=True)
+            return await self._close(
+                topic, run_id, "failed", message, code=None, override=True, stop=stop
+            )
         logger.debug("Crawl run %d of topic %s: child process %d", run_id, topic, process.pid)
 
         waiter = asyncio.ensure_future(process.wait())
         stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
+            await self._record_process(topic, run_id, process.pid)
             pending = {waiter} if stopper is None else {waiter, stopper}
             done, _ = await asyncio.wait(
                 pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if waiter in done:
-                return await self._after_exit(run_id, waiter.result())
+                code = waiter.result()
+                message = _exit_message(code)
+                return await self._close(
+                    topic, run_id, "failed", message, code=code, override=False, stop=stop
+                )
             if stopper is not None and stopper in done:
                 code = await self._terminate(process, waiter)
-                return await self._finish(run_id, "failed", stop_message, code, override=True)
+                return await self._close(
+                    topic, run_id, "failed", stop_message, code=code, override=True, stop=stop
+                )
             code = await self._terminate(process, waiter)
             message = f"killed after {timeout:g} s"
-            return await self._finish(run_id, "timeout", message, code, override=True)
+            return await self._close(
+                topic, run_id, "timeout", message, code=code, override=True, stop=stop
+            )
         except asyncio.CancelledError:
             # The daemon gave up on this run: never leave the child behind.
             if process.returncode is None:
@@ -357,43 +413,91 @@ class CrawlRunner:
             _signal_group(process.pid, signal.SIGKILL)
             return await waiter
 
-    async def _after_exit(self, run_id: int, code: int) -> RunOutcome:
-        record = await asyncio.to_thread(get_run, self.sessions, run_id)
-        if record.status != "running":
-            return RunOutcome.from_record(record, code)
-        if code == 0:
-            message = "the crawl process exited without recording the run's result"
-        elif code < 0:
-            message = f"the crawl process was killed by signal {_signal_name(-code)}"
-        else:
-            message = f"the crawl process exited with code {code}"
-        return await self._finish(run_id, "failed", message, code, override=False)
+    async def _database(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``function(*args, **kwargs)`` in a thread, given up on after ``database_timeout``:
+        a frozen database is reported, not waited on (the thread ends when its call does)."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(function, *args, **kwargs), self.database_timeout
+            )
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database did not answer within {self.database_timeout:g} s"
+            ) from None
 
-    async def _finish(
-        self, run_id: int, status: str, message: str, code: int | None, *, override: bool
+    async def _record_process(self, topic: str, run_id: int, pid: int) -> None:
+        """Note the child in the run's row; without it, the child still dies with the parent."""
+        try:
+            identity = process_identity(pid)
+            await self._database(record_run_process, self.sessions, run_id, pid, identity)
+        except DATABASE_ERRORS as exc:
+            logger.warning(
+                "Crawl run %d of topic %s: cannot record its process %d in the database: %s",
+                run_id,
+                topic,
+                pid,
+                describe_error(exc),
+            )
+
+    async def _close(
+        self,
+        topic: str,
+        run_id: int,
+        status: str,
+        message: str,
+        *,
+        code: int | None,
+        override: bool,
+        stop: asyncio.Event | None,
     ) -> RunOutcome:
-        """Record the end of a run the child did not (or not rightly) finish.
+        """Record the end of a run the child did not (or not rightly) finish
+        (:func:`storage.runs.close_run`), trying again until the database takes it.
 
         With ``override`` the parent's status wins also over one the child recorded while
         it was being stopped; the child's counters are kept.
         """
-
-        def work() -> RunRecord:
-            record = get_run(self.sessions, run_id)
-            if record.status == "running" or override:
-                finish_run(
+        ended = datetime.now(UTC)
+        pause, longest = self.close_retry
+        failures = 0
+        while True:
+            try:
+                record = await self._database(
+                    close_run,
                     self.sessions,
                     run_id,
                     status=status,
-                    counts=record.counts,
-                    errors=[dict(failure) for failure in record.failures],
-                    stats=record.stats,
-                    message=message if record.message is None else f"{message}; {record.message}",
+                    message=message,
+                    override=override,
+                    now=ended,
                 )
-            return get_run(self.sessions, run_id)
-
-        record = await asyncio.to_thread(work)
-        return RunOutcome.from_record(record, code)
+            except DATABASE_ERRORS as exc:
+                failures += 1
+                reason = describe_error(exc)
+                logger.debug("The database error", exc_info=True)
+                if stop is not None and stop.is_set():
+                    raise RunNotClosed(_not_closed(run_id, topic, reason)) from None
+                logger.error(
+                    "Cannot record the end of crawl run %d of topic %s: %s; trying again in %gs",
+                    run_id,
+                    topic,
+                    reason,
+                    pause,
+                )
+                if stop is None:
+                    await asyncio.sleep(pause)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, longest)
+                continue
+            if failures:
+                logger.warning(
+                    "Recorded the end of crawl run %d of topic %s after %d failed attempt(s)",
+                    run_id,
+                    topic,
+                    failures,
+                )
+            return RunOutcome.from_record(record, code)
 
 
 async def run_crawl(
@@ -425,6 +529,22 @@ async def run_crawl(
     )
     return await runner.run(
         topic, timeout=timeout, stop=stop, stop_message=stop_message, monitor=monitor
+    )
+
+
+def _exit_message(code: int) -> str:
+    """What a child's exit says when the child left its run unfinished."""
+    if code == 0:
+        return "the crawl process exited without recording the run's result"
+    if code < 0:
+        return f"the crawl process was killed by signal {_signal_name(-code)}"
+    return f"the crawl process exited with code {code}"
+
+
+def _not_closed(run_id: int, topic: str, reason: str) -> str:
+    return (
+        f"Crawl run {run_id} of topic {topic} is left running, the database did not take its "
+        f"end ({reason}); the next start of the daemon closes it"
     )
 
 

@@ -10,6 +10,12 @@ Every write goes through :func:`write_transaction`: one transaction, retried whe
 chose it as a deadlock's or a serialization conflict's victim, or when a concurrent writer
 inserted the same unique key first.
 
+A database that does not answer is reported, not waited on forever: a PostgreSQL connection
+attempt gives up after ``CONNECT_TIMEOUT`` and a statement after ``STATEMENT_TIMEOUT`` (both
+chosen far above what any batch of topicwatch's needs; a ``connect_timeout`` or
+``statement_timeout`` given in the URL wins), and SQLite waits for a lock at most
+``SQLITE_BUSY_TIMEOUT``. :func:`describe_error` says what went wrong in one line.
+
 The schema is created and upgraded only by :func:`upgrade` (Alembic, migrations shipped in
 this package); :func:`check_schema` refuses a database that is behind.
 
@@ -35,6 +41,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.credentials import mask_credentials
@@ -50,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+STATEMENT_TIMEOUT = 60.0
 # Execution option: a transaction that only reads may start with a plain (deferred) BEGIN,
 # so it never waits for a writer on SQLite.
 READ_ONLY = "topicwatch_read_only"
@@ -69,6 +78,17 @@ class DatabaseUnavailable(RuntimeError):
 
 class SchemaOutdated(RuntimeError):
     """The database's schema revision is not the one this code was written for."""
+
+
+# What a database that is down, unreachable, frozen or full raises.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout, DatabaseUnavailable)
+
+
+def describe_error(error: BaseException) -> str:
+    """A database error in one line, without its SQL: the driver's own message."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        return _reason(error)
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def safe_url(url: str | URL) -> str:
@@ -117,7 +137,7 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True) -> Engine:
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=_postgres_timeouts(parsed))
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         directory = Path(database).expanduser().parent
@@ -133,6 +153,19 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True) -> Engine:
     )
     _configure_sqlite(engine, foreign_keys=foreign_keys)
     return engine
+
+
+def _postgres_timeouts(url: URL) -> dict[str, Any]:
+    """psycopg's connect timeout and the server's statement timeout, unless ``url`` sets them."""
+    timeouts: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        timeouts["connect_timeout"] = int(CONNECT_TIMEOUT)
+    options = url.query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    if "statement_timeout" not in options:
+        statement = f"-c statement_timeout={int(STATEMENT_TIMEOUT * 1000)}"
+        timeouts["options"] = f"{options} {statement}".strip()
+    return timeouts
 
 
 def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:

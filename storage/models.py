@@ -194,6 +194,12 @@ class CrawlRun(Base):
     error_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     message: Mapped[str | None] = mapped_column(Text)
+    # When the schedule wanted the run to start (None: started by hand); the start's lag.
+    due_at: Mapped[datetime | None]
+    # The crawl process, so that a restarted daemon can find one still living and stop it:
+    # its pid and what tells that pid's process from a later one (boot and start time).
+    process_id: Mapped[int | None]
+    process_start: Mapped[str | None] = mapped_column(String(64))
 
 
 class Change(Base):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import aware_now, read_session, write_transaction
-from storage.models import RUN_STATUSES, CrawlRun, Topic
+from storage.models import RUN_STATUSES, Change, CrawlRun, Topic
 from storage.spec import TopicSpec
 
 COUNTERS = (
@@ -30,6 +30,13 @@ COUNTERS = (
 FAILED_RUN_STATUSES = ("failed", "timeout", "refused")
 GOOD_RUN_STATUSES = ("ok", "partial")
 MAX_STORED_FAILURES = 1000
+# The counter of a run that tells how many changes of each kind it recorded.
+CHANGE_COUNTERS = {
+    "new": "articles_new",
+    "updated": "articles_updated",
+    "removed": "articles_removed",
+    "restored": "articles_restored",
+}
 
 
 class UnknownRun(LookupError):
@@ -50,10 +57,26 @@ class RunRecord:
     failures: tuple[dict[str, str], ...]
     stats: dict[str, Any]
     message: str | None
+    due_at: datetime | None = None
 
     @property
     def duration(self) -> timedelta | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
+
+    @property
+    def lag(self) -> timedelta | None:
+        """How much later than its schedule wanted the run started; None when started by hand."""
+        return None if self.due_at is None else max(timedelta(0), self.started_at - self.due_at)
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    """A run still marked ``running``, and the crawl process recorded for it, if any."""
+
+    id: int
+    topic: str
+    process_id: int | None
+    process_start: str | None
 
 
 @dataclass(frozen=True)
@@ -82,15 +105,21 @@ def _json_safe(value: Any) -> Any:
 
 
 def start_run(
-    session_factory: sessionmaker[Session], topic_id: int, now: datetime | None = None
+    session_factory: sessionmaker[Session],
+    topic_id: int,
+    now: datetime | None = None,
+    *,
+    due_at: datetime | None = None,
 ) -> int:
-    """Record that a crawl run of the topic starts; its id."""
+    """Record that a crawl run of the topic starts (due by its schedule at ``due_at``); its id."""
     moment = aware_now(now)
+    due = None if due_at is None else aware_now(due_at)
 
     def work(session: Session) -> int:
         run = CrawlRun(
             topic_id=topic_id,
             started_at=moment,
+            due_at=due,
             status="running",
             error_details={},
             stats={},
@@ -154,6 +183,82 @@ def finish_run(
     write_transaction(session_factory, work)
 
 
+def record_run_process(
+    session_factory: sessionmaker[Session], run_id: int, process_id: int, process_start: str | None
+) -> None:
+    """Record the crawl process of run ``run_id``: its pid and what tells it from a later
+    process with the same pid (see :func:`unfinished_runs`)."""
+
+    def work(session: Session) -> None:
+        session.execute(
+            update(CrawlRun)
+            .where(CrawlRun.id == run_id)
+            .values(process_id=process_id, process_start=process_start),
+            execution_options={"synchronize_session": False},
+        )
+
+    write_transaction(session_factory, work)
+
+
+def unfinished_runs(session_factory: sessionmaker[Session]) -> list[UnfinishedRun]:
+    """The runs still marked ``running``, with the crawl process recorded for each."""
+    with read_session(session_factory) as session:
+        rows = session.execute(
+            select(CrawlRun.id, Topic.name, CrawlRun.process_id, CrawlRun.process_start)
+            .join(Topic, Topic.id == CrawlRun.topic_id)
+            .where(CrawlRun.status == "running")
+            .order_by(CrawlRun.id)
+        ).all()
+    return [UnfinishedRun(*row) for row in rows]
+
+
+def _recorded_changes(session: Session, run_id: int) -> dict[str, int]:
+    """The run's counters of changes, counted from the changes it recorded."""
+    rows = session.execute(
+        select(Change.kind, func.count()).where(Change.crawl_run_id == run_id).group_by(Change.kind)
+    ).all()
+    return {CHANGE_COUNTERS[kind]: int(count) for kind, count in rows if kind in CHANGE_COUNTERS}
+
+
+def close_run(
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    *,
+    status: str,
+    message: str,
+    override: bool = False,
+    now: datetime | None = None,
+) -> RunRecord:
+    """Close a run its crawl process did not (or not rightly) finish; the run as it is then.
+
+    A run still ``running`` gets ``status`` and ``message``, and the counts of the changes it
+    recorded: a process killed mid-way did record changes (and their alerts), only not its
+    counters. A run its process finished is left as it is, unless ``override``: then the
+    closer's status wins and ``message`` goes before the process's own, counters kept.
+    """
+    if status not in RUN_STATUSES or status == "running":
+        raise ValueError(f"A crawl run cannot be closed as {status!r}.")
+    moment = aware_now(now)
+
+    def work(session: Session) -> None:
+        run = session.get(CrawlRun, run_id)
+        if run is None:
+            raise UnknownRun(f"No crawl run with the id {run_id} is in the database.")
+        if run.status == "running":
+            for name, count in _recorded_changes(session, run_id).items():
+                setattr(run, name, count)
+            run.message = message
+        elif override:
+            run.message = message if run.message is None else f"{message}; {run.message}"
+        else:
+            return
+        run.status = status
+        run.finished_at = moment
+
+    write_transaction(session_factory, work)
+    return get_run(session_factory, run_id)
+
+
 def mark_unfinished_runs(
     session_factory: sessionmaker[Session],
     status: str,
@@ -164,26 +269,28 @@ def mark_unfinished_runs(
     now: datetime | None = None,
 ) -> int:
     """Give the runs still marked ``running`` (all, one topic's, or the run ``run_id``)
-    a final ``status`` and ``message``; how many there were.
+    a final ``status`` and ``message``, and the counts of the changes each recorded; how many
+    there were.
 
     A run that has already finished is left as it is, so a supervisor that gave up on a
     child can call this without overwriting what the child managed to record.
     """
     if status not in RUN_STATUSES or status == "running":
         raise ValueError(f"A crawl run cannot be marked {status!r}.")
-    statement = (
-        update(CrawlRun)
-        .where(CrawlRun.status == "running")
-        .values(status=status, message=message, finished_at=aware_now(now))
-    )
+    query = select(CrawlRun).where(CrawlRun.status == "running")
     if run_id is not None:
-        statement = statement.where(CrawlRun.id == run_id)
+        query = query.where(CrawlRun.id == run_id)
     if topic_id is not None:
-        statement = statement.where(CrawlRun.topic_id == topic_id)
+        query = query.where(CrawlRun.topic_id == topic_id)
+    moment = aware_now(now)
 
     def work(session: Session) -> int:
-        result = session.execute(statement, execution_options={"synchronize_session": False})
-        return int(getattr(result, "rowcount", 0))
+        runs = session.scalars(query.with_for_update()).all()
+        for run in runs:
+            for name, count in _recorded_changes(session, run.id).items():
+                setattr(run, name, count)
+            run.status, run.message, run.finished_at = status, message, moment
+        return len(runs)
 
     return write_transaction(session_factory, work)
 
@@ -201,6 +308,7 @@ def _run_record(run: CrawlRun, topic_name: str) -> RunRecord:
         failures=tuple(details.get("failures", ())),
         stats=dict(run.stats or {}),
         message=run.message,
+        due_at=run.due_at,
     )
 
 
