@@ -390,7 +390,7 @@ def test_runs_that_start_late_are_logged_and_status_shows_the_lag(
     daemons: list[DaemonProcess],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    names = ["t1", "t2", "t3", "t4"]
+    names = ["t1", "t2", "t3", "t4", "t5", "t6"]
     topics = [topic_toml(n, site.listing_url(REFERENCE_TOPIC), every="4s") for n in names]
     config = tmp_path / "topicwatch.toml"
     text = config_toml(sqlite.url, *topics)
