@@ -41,6 +41,7 @@ class DatabaseProxy:
     def close(self) -> None:
         self.cut()
         self._call(self._cancel_tasks())
+        self.cut()  # what a cancelled connection opened upstream meanwhile
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
@@ -100,17 +101,22 @@ class DatabaseProxy:
         except OSError:
             writer.transport.abort()
             return
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
         self.writers.add(up_writer)
         await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
 
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         assert self.flowing is not None
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await source.read(CHUNK):
-                await self.flowing.wait()
-                sink.write(data)
-                await sink.drain()
-        sink.transport.abort()
+        try:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await source.read(CHUNK):
+                    await self.flowing.wait()
+                    sink.write(data)
+                    await sink.drain()
+        finally:  # cancelled too: no transport outlives the proxy's loop
+            sink.transport.abort()
 
 
 @contextmanager
