@@ -402,7 +402,7 @@ def test_runs_that_start_late_are_logged_and_status_shows_the_lag(
         re.MULTILINE,
     )
     [first, *_] = wait_for(lambda: late.findall(daemon.log()), 120, "a late run", daemon)
-    assert float(first[1]) > 5.0
+    assert float(first[1]) >= 5.0  # logged to a tenth: more than 5 s may show as 5.0
     assert daemon.stop() == 0
     code = main(["--config", str(config), "status", "--json"])
     out = capsys.readouterr().out
