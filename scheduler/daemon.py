@@ -594,6 +594,10 @@ class Daemon:
                     time_limit=alerts.dispatch_time_limit,
                     max_digest_bytes=alerts.max_digest_bytes,
                 )
+        except DATABASE_ERRORS as exc:  # one line a try while the database is away
+            logger.error("Sending alerts failed: the database failed: %s", describe_error(exc))
+            logger.debug("The database error", exc_info=True)
+            return
         except Exception:
             logger.exception("Sending alerts failed")
             return

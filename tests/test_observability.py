@@ -222,6 +222,31 @@ def test_logged_errors_reach_sentry_with_topic_url_and_component(
     assert "a breadcrumb first" in crumbs
 
 
+def test_an_exception_reaches_sentry_without_the_values_of_its_frames(
+    stream: io.StringIO, sentry: CapturingTransport
+) -> None:
+    """A traceback goes to Sentry, but not the local variables of its frames, which may hold
+    passwords (a connection's parameters, the SMTP settings)."""
+    configure_logging("text", "INFO", stream=stream)
+    init_sentry("daemon", transport=sentry, env={})
+
+    def connect(password: str) -> None:
+        conninfo = f"host=db user=tw password={password}"
+        raise RuntimeError(f"could not connect ({len(conninfo)} characters of conninfo)")
+
+    secret = "-".join(("hunter", str(6 * 7), "frame"))  # not in the source lines Sentry sends
+    try:
+        connect(secret)
+    except RuntimeError:
+        logging.getLogger("scheduler.daemon").exception("Sending alerts failed")
+    flush_sentry()
+    [event] = sentry.events()
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    assert [frame["function"] for frame in frames][-1] == "connect"
+    assert all("vars" not in frame for frame in frames)
+    assert secret not in json.dumps(event)
+
+
 def test_check_ins_go_through_the_same_transport(sentry: CapturingTransport) -> None:
     init_sentry("daemon", transport=sentry, env={})
     check_in = sentry_sdk.crons.capture_checkin(monitor_slug="alpha", status="in_progress")
