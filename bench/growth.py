@@ -20,8 +20,9 @@ largest size to the smallest.
 
 **Scheduling.** A configuration with ``--topics`` topics (every 15 minutes, each run recently,
 so none is due) is loaded by the daemon itself (:class:`scheduler.daemon.Daemon`): the time to
-prepare (sync the topics into the database) and to build the schedule (each topic's history,
-one APScheduler job each), then the daemon's CPU time while it idles for ``--idle`` seconds.
+prepare (sync the topics into the database, read each topic's history and plan its job) and
+to start the schedule (one APScheduler job a topic), then the daemon's CPU time while it idles
+for ``--idle`` seconds.
 """
 
 from __future__ import annotations
@@ -599,7 +600,7 @@ def print_schedule(results: dict[str, dict[str, float]], args: argparse.Namespac
     print()
     print(f"Daemon with {args.topics} topics configured ({os.cpu_count()} cores)")
     header = (
-        f"{'database':<12}{'jobs':>6}{'prepare (sync topics)':>23}{'build schedule':>16}"
+        f"{'database':<12}{'jobs':>6}{'prepare (sync, plan)':>23}{'start schedule':>16}"
         f"{'idle CPU per minute':>21}"
     )
     print(header)
