@@ -8,10 +8,6 @@ against a capturing Sentry endpoint, real PostgreSQL and a real crawl child.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,6 +21,7 @@ from mailserver import free_port
 from sentry_server import SentryServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
+from test_daemon import DaemonProcess
 
 from alerts.smtp import SmtpSettings
 from scheduler.cli import main
@@ -239,30 +236,11 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, log: Path) -> T:
         time.sleep(0.2)
 
 
-class Daemon:
-    """``python -m scheduler run`` with the SMTP password, and any ``env``, in its
-    environment; its log (and its children's) in a file."""
+class Daemon(DaemonProcess):
+    """The daemon with the SMTP password, and any ``env``, in its environment."""
 
     def __init__(self, config: Path, log: Path, env: dict[str, str]) -> None:
-        self.log_path = log
-        inherited = ("SENTRY_DSN", "TOPICWATCH_DATABASE_URL", "TOPICWATCH_CONFIG")
-        environment = {k: v for k, v in os.environ.items() if k not in inherited}
-        environment.update(env, TOPICWATCH_SMTP_PASSWORD=SMTP_PASSWORD)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
-        with log.open("ab") as handle:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "--config", str(config), "run"],
-                cwd=ROOT,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        super().__init__(config, log, {**env, "TOPICWATCH_SMTP_PASSWORD": SMTP_PASSWORD})
 
     def children(self) -> list[int]:
         """The daemon's child processes that are crawl processes."""
@@ -279,16 +257,6 @@ class Daemon:
             if parent == self.popen.pid and b"crawler" in command:
                 found.append(int(entry.name))
         return found
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=30)
-            raise AssertionError(f"The daemon did not stop:\n{self.log()[-3000:]}") from None
 
 
 @pytest.fixture
