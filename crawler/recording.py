@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import Outcome
-from storage.db import DATABASE_ERRORS
+from storage.db import DATABASE_ERRORS, describe_error
 from storage.recording import ChangeRecord, record_outcomes
 
 logger = logging.getLogger(__name__)
@@ -59,11 +59,11 @@ def record_batch(
     except Exception as exc:
         if len(batch) == 1:
             _log_failure(batch[0].url, exc)
-            return [RecordFailure(reason_of(exc))]
+            return [RecordFailure(describe_error(exc))]
         logger.warning(
             "A batch of %d outcomes could not be recorded; recording them one by one: %s",
             len(batch),
-            reason_of(exc),
+            describe_error(exc),
         )
         logger.debug("The batch's error", exc_info=True)
     results: list[Result] = []
@@ -74,7 +74,7 @@ def record_batch(
             )
         except Exception as exc:
             _log_failure(outcome.url, exc)
-            results.append(RecordFailure(reason_of(exc)))
+            results.append(RecordFailure(describe_error(exc)))
     return results
 
 
@@ -83,15 +83,8 @@ def _log_failure(url: str, error: Exception) -> None:
         logger.error("Could not record the outcome for %s", url, exc_info=error)
         return
     # One line each: when the database is down, every outcome of the run fails alike.
-    logger.error("Could not record the outcome for %s: %s", url, reason_of(error))
+    logger.error("Could not record the outcome for %s: %s", url, describe_error(error))
     logger.debug("The error recording %s", url, exc_info=error)
-
-
-def reason_of(error: BaseException) -> str:
-    """The error in one short line: a database error's own message, not its SQL."""
-    original = getattr(error, "orig", None) or error
-    text = " ".join(str(original).split()) or type(original).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class Recorder:

@@ -85,10 +85,10 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout, Databas
 
 
 def describe_error(error: BaseException) -> str:
-    """A database error in one line, without its SQL: the driver's own message."""
-    if isinstance(error, DBAPIError) and error.orig is not None:
-        return _reason(error)
-    return " ".join(str(error).split()) or type(error).__name__
+    """A database error in one short line, without its SQL: the driver's own message."""
+    original = getattr(error, "orig", None) or error
+    text = " ".join(str(original).split()) or type(original).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def safe_url(url: str | URL) -> str:
@@ -259,17 +259,12 @@ def aware_now(now: datetime | None = None) -> datetime:
     return now
 
 
-def _reason(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split()) or type(original).__name__
-
-
 def _connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as exc:
         raise DatabaseUnavailable(
-            f"Cannot connect to the database at {safe_url(engine.url)}: {_reason(exc)}"
+            f"Cannot connect to the database at {safe_url(engine.url)}: {describe_error(exc)}"
         ) from exc
 
 
@@ -280,7 +275,7 @@ def connect_check(engine: Engine) -> None:
             connection.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise DatabaseUnavailable(
-                f"The database at {safe_url(engine.url)} does not answer: {_reason(exc)}"
+                f"The database at {safe_url(engine.url)} does not answer: {describe_error(exc)}"
             ) from exc
 
 

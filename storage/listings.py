@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import Row, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import aware_now, chunks, read_session, upsert_for, write_transaction
@@ -152,17 +152,7 @@ def note_listing(
             ],
         ).all()
         ids = {row.url: row.id for row in rows}
-        state = {
-            row.url: KnownArticle(
-                url=row.url,
-                status=row.status,
-                etag=row.etag,
-                last_modified=row.last_modified,
-                raw_sha256=row.raw_sha256,
-                current_version=row.current_version,
-            )
-            for row in rows
-        }
+        state = {row.url: _known(row) for row in rows}
         article_ids = sorted(ids.values())
         connection.execute(
             link,
@@ -181,7 +171,8 @@ def note_listing(
     return write_transaction(session_factory, work)
 
 
-def _known(article: Article) -> KnownArticle:
+def _known(article: Article | Row[Any]) -> KnownArticle:
+    """What the crawl needs of a stored article (a model or a row with the same columns)."""
     return KnownArticle(
         url=article.url,
         status=article.status,
