@@ -86,6 +86,34 @@ SENTRY_DENYLIST = (
     "pgpassword",
 )
 
+# Scrapy's own lines about a request that failed on the network (retries given up, a
+# robots.txt that could not be fetched). The crawl run logs each failed fetch once, as a
+# ``topicwatch.fetch`` WARNING with the URL and the reason in plain words; Scrapy's lines
+# about it (an ERROR and a 60-line traceback each) are moved down to DEBUG, where they are
+# still there for whoever asks, and no longer reach Sentry. An error that is not about the
+# network (a bug) keeps its level and its traceback.
+FETCH_FAILURE_LOGGERS = (
+    "scrapy.downloadermiddlewares.retry",
+    "scrapy.downloadermiddlewares.robotstxt",
+)
+# Exceptions that say a fetch failed on the network or was refused, by their module or name.
+_NETWORK_MODULES = ("twisted.internet.error", "twisted.web._newclient", "OpenSSL", "ssl")
+_NETWORK_NAMES = frozenset(
+    {
+        "CannotResolveHostError",
+        "DownloadConnectionRefusedError",
+        "DownloadTimeoutError",
+        "DownloadFailedError",
+        "DownloadCancelledError",
+        "ResponseDataLossError",
+        "ResponseFailed",
+        "TunnelError",
+        "AddressRefused",
+        "TimeoutError",
+        "ConnectionError",
+    }
+)
+
 _BARE_VALUE = re.compile(r"^[^\s\"]+$")
 _KEY = r"[A-Za-z_][\w.\-/]*"
 _FIRST_KEY = re.compile(rf"(?:^|(?<=\s)){_KEY}=")
@@ -302,7 +330,36 @@ def configure_logging(
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(numeric)
+    _demote_fetch_failures()
     logging.captureWarnings(True)
+
+
+def is_network_error(error: BaseException) -> bool:
+    """Whether ``error`` says a fetch failed on the network (DNS, refused, TLS, time-out, a
+    connection lost) or was refused by the crawl's address guard, rather than a bug."""
+    for kind in type(error).__mro__:
+        if kind.__name__ in _NETWORK_NAMES or kind.__module__.startswith(_NETWORK_MODULES):
+            return True
+    return False
+
+
+def _fetch_failure_to_debug(record: logging.LogRecord) -> bool:
+    """A filter of :data:`FETCH_FAILURE_LOGGERS`: their lines about a fetch that failed on
+    the network become DEBUG lines (see there)."""
+    if record.levelno < logging.WARNING:
+        return True
+    error = record.exc_info[1] if record.exc_info else None
+    gave_up = str(record.msg).startswith("Gave up retrying")
+    if gave_up or (error is not None and is_network_error(error)):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return True
+
+
+def _demote_fetch_failures() -> None:
+    for name in FETCH_FAILURE_LOGGERS:
+        log = logging.getLogger(name)
+        if _fetch_failure_to_debug not in log.filters:
+            log.addFilter(_fetch_failure_to_debug)
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:

@@ -6,13 +6,15 @@ injected at article or listing URLs, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fixture_site import CP1252_ARTICLE_ID, MULTIPAGE_ARTICLE_ID, REFERENCE_TOPIC, FixtureSite
 from sqlalchemy import select
-from test_crawl_e2e import Crawl, write_config
+from test_crawl_e2e import Crawl, topicwatch, write_config
 
 from storage.models import Article, ArticleVersion, Change
 
@@ -154,3 +156,58 @@ def test_unreachable_host_fails_the_run(db_url: str, tmp_path: Path) -> None:
             assert session.scalars(select(Change)).first() is None
     finally:
         crawl.close()
+
+
+@pytest.fixture
+def plain_http_port() -> Iterator[int]:
+    """A port that answers in plain HTTP: TLS to it fails its handshake."""
+    with FixtureSite.reference_site() as plain:
+        plain.start()
+        yield int(plain.base_url.rsplit(":", 1)[1])
+
+
+def _unreachable_sources(port: int) -> dict[str, tuple[str, str]]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    return {
+        "refused": (f"http://127.0.0.1:{closed}/topic", "connection refused"),
+        "dns": ("http://news.example.invalid/topic", "host name could not be resolved"),
+        "tls": (f"https://127.0.0.1:{port}/topic", "TLS handshake failed: wrong version number"),
+    }
+
+
+@pytest.mark.parametrize("case", ["refused", "dns", "tls"])
+def test_a_site_that_cannot_be_reached_is_one_warning_line(
+    case: str, sqlite_url: str, tmp_path: Path, plain_http_port: int
+) -> None:
+    # Scrapy's own ERROR lines and tracebacks (robots.txt, retries given up) go to DEBUG.
+    source, reason = _unreachable_sources(plain_http_port)[case]
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[crawl]\ndownload_delay = 0\nautothrottle = false\n'
+        'retry_times = 1\ndownload_timeout = 5\n[[topic]]\nname = "konflik"\n'
+        f'sources = ["{source}"]\nallow_private_addresses = true\n'
+    )
+    assert topicwatch(config, "db", "upgrade").returncode == 0
+    done = topicwatch(config, "crawl", "konflik")
+    assert done.returncode == 1
+    logged = [
+        line.split(" ", 1)[1]
+        for line in done.stderr.splitlines()
+        if re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line)
+    ]
+    assert logged == [
+        f"WARNING topicwatch.fetch fetch failed topic=konflik url={source} reason={reason}"
+    ], done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("topicwatch.run topic=konflik run=1 status=failed ")
+    assert f'message="{source}: {reason}"' in done.stdout
+
+    if case == "dns":  # at DEBUG, Scrapy's lines and their tracebacks are all there
+        config.write_text(
+            config.read_text().replace("[crawl]", '[logging]\nlevel = "DEBUG"\n[crawl]')
+        )
+        done = topicwatch(config, "crawl", "konflik")
+        assert "DEBUG scrapy.downloadermiddlewares.robotstxt Error downloading" in done.stderr
+        assert "Traceback" in done.stderr

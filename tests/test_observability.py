@@ -254,3 +254,28 @@ def test_check_ins_go_through_the_same_transport(sentry: CapturingTransport) -> 
     flush_sentry()
     statuses = [(c["monitor_slug"], c["status"], c["check_in_id"]) for c in sentry.check_ins()]
     assert statuses == [("alpha", "in_progress", check_in), ("alpha", "ok", check_in)]
+
+
+def test_scrapys_lines_about_network_failures_are_debug_lines(stream: io.StringIO) -> None:
+    from scrapy.exceptions import CannotResolveHostError
+
+    configure_logging("text", "INFO", stream=stream)
+    robots = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+    retry = logging.getLogger("scrapy.downloadermiddlewares.retry")
+    try:
+        raise CannotResolveHostError("DNS lookup failed: news.example.invalid")
+    except CannotResolveHostError:
+        robots.error("Error downloading %(request)s", {"request": "<GET x>"}, exc_info=True)
+    retry.error(
+        "Gave up retrying %(request)s (failed 3 times): %(reason)s", {"request": "r", "reason": "x"}
+    )
+    assert lines(stream) == []
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        robots.error("Error downloading %(request)s", {"request": "<GET x>"}, exc_info=True)
+    assert re.match(
+        r"\S+Z ERROR scrapy\.downloadermiddlewares\.robotstxt Error downloading <GET x>$",
+        lines(stream)[0],
+    )
+    assert lines(stream)[-1] == "ValueError: a bug"

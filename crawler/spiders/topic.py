@@ -449,5 +449,24 @@ def describe_failure(failure: Failure, timeout: float) -> str:
     if _is(failure, DownloadCancelledError):
         return f"response larger than the download size cap: {value}"
     if _is(failure, ResponseDataLossError, DownloadFailedError):
+        tls = _tls_error(value)
+        if tls is not None:
+            return f"TLS handshake failed: {tls}"
         return f"download failed: {value}"
     return f"{type(value).__name__}: {value}"
+
+
+def _tls_error(error: BaseException | None) -> str | None:
+    """What OpenSSL said, when ``error`` (or what it wraps) is a failed TLS handshake."""
+    seen = 0
+    while error is not None and seen < 5:
+        for reason in getattr(error, "reasons", None) or ():
+            inner = getattr(reason, "value", reason)
+            if type(inner).__module__.startswith("OpenSSL"):
+                details = inner.args[0] if inner.args else None
+                if isinstance(details, list) and details and isinstance(details[-1], tuple):
+                    return str(details[-1][-1]) or type(inner).__name__
+                return str(inner) or type(inner).__name__
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
