@@ -42,6 +42,8 @@ def scrapy_settings(spec: TopicSpec, **overrides: Any) -> dict[str, Any]:
         "LOG_ENABLED": True,
         "LOG_LEVEL": "INFO",
         "LOGSTATS_INTERVAL": 0,
+        # How the run is going, on a terminal or in the log (crawler.progress).
+        "EXTENSIONS": {"crawler.progress.CrawlProgress": 500},
         # A callback gives no items (article outcomes go to the crawl run directly), only
         # requests; Scrapy's default of 100 parallel slots per response only costs 101
         # asyncio tasks for every response.

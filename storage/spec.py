@@ -87,6 +87,13 @@ class CrawlSettings:
         500,
         minimum=1,
     )
+    progress_every: float = config_key(
+        "duration",
+        "A crawl run that lasts longer logs a progress line this often (pages fetched, "
+        "articles read, new and updated so far); 0: never. On a terminal, topicwatch crawl "
+        "shows a live line instead.",
+        30.0,
+    )
 
 
 # Crawl settings that topics stored by earlier versions may still hold in their definition.
