@@ -29,6 +29,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 SENTRY_DSN_ENV = "SENTRY_DSN"
+# Set to PROGRESS_TERMINAL for a crawl process whose stderr is a terminal a person watches
+# (``topicwatch crawl``): it draws a live progress line there (crawler.progress).
+PROGRESS_ENV = "TOPICWATCH_PROGRESS"
+PROGRESS_TERMINAL = "terminal"
 
 # Libraries that speak too much at INFO for an operator's log.
 NOISY_LOGGERS = (
@@ -187,6 +192,21 @@ def log_fields(
         extra={"fields": dict(fields), "event": event, _RENDERED: True},
         stacklevel=2,
     )
+
+
+class Seconds(float):
+    """A duration in a log line: ``4.0s`` in text, the number 4.0 in JSON (to a tenth)."""
+
+    def __new__(cls, seconds: float) -> Seconds:
+        return super().__new__(cls, round(seconds, 1))
+
+    def __str__(self) -> str:
+        return f"{float(self):.1f}s"
+
+
+def utc_stamp(moment: datetime) -> str:
+    """``2026-11-26T10:15:02Z``: how every time topicwatch writes is spelled (UTC, with Z)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utc(created: float, *, millis: bool = False) -> str:
@@ -360,6 +380,15 @@ def _demote_fetch_failures() -> None:
         log = logging.getLogger(name)
         if _fetch_failure_to_debug not in log.filters:
             log.addFilter(_fetch_failure_to_debug)
+
+
+def log_handlers() -> list[logging.StreamHandler[Any]]:
+    """The handlers :func:`configure_logging` installed (on the root logger)."""
+    return [
+        handler
+        for handler in logging.getLogger().handlers
+        if getattr(handler, _HANDLER_MARK, False) and isinstance(handler, logging.StreamHandler)
+    ]
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:

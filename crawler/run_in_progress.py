@@ -148,5 +148,7 @@ class RunInProgress:
             url=result.url,
             title=" ".join(result.title.split()),
             fields=",".join(result.fields) or "-",
-            alerted="yes" if result.alerted else "no",
+            # Alert emails queued (the dispatcher sends them): one per recipient, none when
+            # the content went back to a version already alerted on.
+            alerts=len(self.spec.alerts_for(result.kind)) if result.alerted else 0,
         )

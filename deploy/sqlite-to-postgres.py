@@ -15,7 +15,8 @@ What it does, in order:
    (otherwise run ``topicwatch db upgrade`` on it first);
 2. creates the schema in PostgreSQL with the migrations ``topicwatch db upgrade`` runs;
 3. refuses to go on when any topicwatch table in PostgreSQL already holds rows;
-4. copies every table in foreign-key order (topics and articles before the rows that point
+4. copies every table but ``daemon`` (which daemon serves the SQLite database: none of the
+   copy's business) in foreign-key order (topics and articles before the rows that point
    at them), keeping every id, reading SQLite in one read transaction (a consistent
    snapshot) and writing PostgreSQL in one transaction: on any error nothing is kept; the
    installation's token, which creating the schema made anew, is replaced by the SQLite
@@ -58,7 +59,7 @@ from storage.db import (
     safe_url,
     upgrade,
 )
-from storage.models import Base, Installation
+from storage.models import Base, DaemonRow, Installation
 
 PROG = "sqlite-to-postgres"
 TARGET_ENV = "TOPICWATCH_DATABASE_URL"
@@ -66,6 +67,9 @@ ALEMBIC_TABLE = "alembic_version"
 BATCH_SIZE = 1000
 # Tables the migrations fill: the copy replaces their rows rather than adding to them.
 FILLED_BY_MIGRATIONS = frozenset({Installation.__tablename__})
+# Tables of what runs now, not data: the daemon that serves the SQLite database does not
+# serve the copy.
+NOT_COPIED = frozenset({DaemonRow.__tablename__})
 
 
 class MigrationError(RuntimeError):
@@ -119,7 +123,7 @@ def _check_target_empty(connection: Connection) -> None:
     filled = [
         table.name
         for table in Base.metadata.sorted_tables
-        if table.name not in FILLED_BY_MIGRATIONS and _count(connection, table)
+        if table.name not in FILLED_BY_MIGRATIONS | NOT_COPIED and _count(connection, table)
     ]
     if filled:
         raise MigrationError(
@@ -187,6 +191,8 @@ def _copy(
         with reader.begin():
             _check_target_empty(writer)
             for table in Base.metadata.sorted_tables:
+                if table.name in NOT_COPIED:
+                    continue
                 target_table = _target_table(table, insertable)
                 if table.name in FILLED_BY_MIGRATIONS:
                     writer.execute(delete(target_table))

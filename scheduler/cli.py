@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.diff import diff_text, has_changes, word_diff
@@ -31,7 +33,16 @@ from alerts.dispatcher import (
     requeue_failed,
 )
 from alerts.smtp import DeliveryError, send_test_email
-from crawler.observability import configure_logging, format_fields, init_sentry, package_version
+from crawler.observability import (
+    PROGRESS_ENV,
+    PROGRESS_TERMINAL,
+    configure_logging,
+    format_fields,
+    init_sentry,
+    package_version,
+    utc_stamp,
+)
+from crawler.urls import canonical_url
 from scheduler.config import (
     DEFAULT_PATH,
     Config,
@@ -41,11 +52,13 @@ from scheduler.config import (
     parse_duration,
 )
 from scheduler.daemon import next_due, run_daemon, schedule_of
-from scheduler.runner import RunOutcome, run_crawl
+from scheduler.runner import RUN_EVENT, RunOutcome, run_crawl
 from storage.credentials import mask_credentials
+from storage.daemons import DaemonRecord, running_daemon
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
+    check_exists,
     check_schema,
     head_revision,
     make_engine,
@@ -59,10 +72,11 @@ from storage.history import (
     VersionRecord,
     article_history,
     list_changes,
+    similar_urls,
 )
-from storage.runs import topic_status
-from storage.spec import CHANGE_KINDS
-from storage.topics import UnknownTopic, sync_topics
+from storage.runs import RunRecord, TopicStatus, topic_status
+from storage.spec import CHANGE_KINDS, TopicSpec
+from storage.topics import UnknownTopic, sync_topics, topic_names
 
 PROG = "topicwatch"
 EXAMPLE_CONFIG = Path(__file__).resolve().parent / "topicwatch.example.toml"
@@ -107,49 +121,124 @@ class Context:
 
     @contextmanager
     def database(self) -> Iterator[sessionmaker[Session]]:
-        """Sessions on the configured database, whose schema must be up to date."""
-        engine = make_engine(self.config.database.url)
-        try:
-            check_schema(engine)
+        """Sessions on the configured database, which must exist (a command never creates
+        one at a mistyped path) with its schema up to date."""
+        with self.engine() as engine:
             yield session_factory(engine)
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        """The engine of :meth:`database`."""
+        config = self.config
+        upgrade_command = config.command("db", "upgrade")
+        check_exists(config.database.url, upgrade_command=upgrade_command)
+        engine = make_engine(config.database.url)
+        try:
+            check_schema(engine, upgrade_command=upgrade_command)
+            yield engine
         finally:
             engine.dispose()
 
+    @property
+    def width(self) -> int | None:
+        """How wide a table may be: the terminal's width, unless ``--wide`` (or output that
+        goes to a pipe or file, unless ``COLUMNS`` is set)."""
+        if getattr(self.args, "wide", False):
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return int(columns)
+        if sys.stdout.isatty():
+            return shutil.get_terminal_size().columns
+        return None
+
+    def check_topic(self, sessions: sessionmaker[Session], name: str | None) -> None:
+        """Refuse a ``--topic`` that neither the configuration nor the database knows."""
+        if name is None:
+            return
+        configured = [spec.name for spec in self.config.topics]
+        if name in configured:
+            return
+        stored = topic_names(sessions)
+        if name in stored:
+            return
+        known = list(dict.fromkeys([*configured, *stored]))
+        raise CommandError(
+            f"No topic by the name of {name!r} is defined in {self.config.path} or known to "
+            f"the database (topics: {', '.join(known) or 'none'})"
+        )
+
 
 def _utc(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if moment is None else utc_stamp(moment)
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else _utc(moment)
 
 
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+ELLIPSIS = "…"
+# A column cut to fit the terminal keeps at least this many characters.
+MIN_COLUMN = 10
+
+
+def _table(
+    rows: Sequence[Sequence[str]],
+    header: Sequence[str],
+    *,
+    width: int | None = None,
+    shrink: Sequence[int] = (),
+) -> str:
+    """``rows`` under ``header`` in columns two spaces apart. With ``width``, the columns
+    named in ``shrink`` (widest first) are cut, ending in an ellipsis, until the lines fit."""
     widths = [len(title) for title in header]
     for row in rows:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        while excess > 0:
+            cuttable = [i for i in shrink if widths[i] > max(MIN_COLUMN, len(header[i]))]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda i: widths[i])
+            others = max([widths[i] for i in cuttable if i != widest] or [0])
+            floor = max(MIN_COLUMN, len(header[widest]), others, widths[widest] - excess)
+            cut = max(1, widths[widest] - floor)
+            widths[widest] -= cut
+            excess -= cut
     lines = [header, *rows]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        "  ".join(
+            _fit(cell, size).ljust(size) for cell, size in zip(line, widths, strict=True)
+        ).rstrip()
         for line in lines
     )
+
+
+def _fit(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + ELLIPSIS
 
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def _print_line(value: dict[str, Any]) -> None:
+    """One JSON object on one line, as the JSON log lines are."""
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _dispatch_fields(report: DispatchReport) -> dict[str, int]:
+    return {
+        "emails": report.sent_messages,
+        "sent": report.sent_alerts,
+        "failed": report.failed_alerts,
+        "deferred": report.deferred_alerts,
+    }
+
+
 def _dispatch_line(report: DispatchReport) -> str:
-    return "topicwatch.alerts " + format_fields(
-        {
-            "emails": report.sent_messages,
-            "sent": report.sent_alerts,
-            "failed": report.failed_alerts,
-            "deferred": report.deferred_alerts,
-        }
-    )
+    return "topicwatch.alerts " + format_fields(_dispatch_fields(report))
 
 
 def _since(text: str) -> datetime:
@@ -181,12 +270,21 @@ def cmd_crawl(ctx: Context) -> int:
     config.topic(ctx.args.topic)
     init_sentry("cli")
     smtp = config.smtp_settings()
+    as_json = (ctx.args.log_format or config.logging.format) == "json"
     with ctx.database() as sessions:
         sync_topics(sessions, config.topic_specs())
         outcome = asyncio.run(_crawl_once(ctx, sessions))
-        print(outcome.summary())
+        if as_json:
+            _print_line({"logger": RUN_EVENT, **outcome.summary_fields()})
+        else:
+            print(outcome.summary())
         if smtp is None:
-            print(f"{PROG}: alerts not sent: {config.path} has no [smtp] section", file=sys.stderr)
+            pending = len(list_alerts(sessions, "pending", limit=100_000))
+            print(
+                f"{PROG}: alerts not sent: {config.path} has no [smtp] section"
+                + (f"; {pending} alert(s) wait, pending" if pending else ""),
+                file=sys.stderr,
+            )
         else:
             report = dispatch(
                 sessions,
@@ -195,7 +293,10 @@ def cmd_crawl(ctx: Context) -> int:
                 backoff=config.alerts.retry_backoff,
                 max_digest_bytes=config.alerts.max_digest_bytes,
             )
-            print(_dispatch_line(report))
+            if as_json:
+                _print_line({"logger": "topicwatch.alerts", **_dispatch_fields(report)})
+            else:
+                print(_dispatch_line(report))
     return 0 if outcome.succeeded else 1
 
 
@@ -205,6 +306,8 @@ async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutco
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if sys.stderr.isatty():  # the crawl process draws a live progress line there
+        os.environ[PROGRESS_ENV] = PROGRESS_TERMINAL
     try:
         return await run_crawl(
             config.database.url,
@@ -223,42 +326,19 @@ async def _crawl_once(ctx: Context, sessions: sessionmaker[Session]) -> RunOutco
 
 
 def cmd_status(ctx: Context) -> int:
-    """Per topic: the last run, how late it started, its counts, when the next run is due,
-    failures in a row."""
+    """Whether a daemon serves the database; per topic: the last run, how late it started,
+    its counts, why it failed, when the next run is due, failures in a row."""
     config = ctx.config
     now = datetime.now(UTC)
-    with ctx.database() as sessions:
+    with ctx.engine() as engine:
+        sessions = session_factory(engine)
         known = {status.name: status for status in topic_status(sessions)}
-    entries: list[dict[str, Any]] = []
-    for spec in config.topics:
-        status = known.get(spec.name)
-        run = status.last_run if status else None
-        due = next_due(spec, run.started_at if run else None)
-        entry: dict[str, Any] = {
-            "topic": spec.name,
-            "title": spec.title,
-            "schedule": schedule_of(spec),
-            "last_run": None,
-            "next_run": _iso(due),
-            "overdue": due is None or due <= now,
-            "consecutive_failures": status.consecutive_failures if status else 0,
-            "last_ok_at": _iso(status.last_ok_at) if status else None,
-        }
-        if run is not None:
-            entry["last_run"] = {
-                "id": run.id,
-                "started_at": _iso(run.started_at),
-                "finished_at": _iso(run.finished_at),
-                "status": run.status,
-                "lag": None if run.lag is None else run.lag.total_seconds(),
-                "duration": None if run.duration is None else run.duration.total_seconds(),
-                "message": run.message,
-                **run.counts,
-            }
-        entries.append(entry)
+        daemon = running_daemon(engine, sessions)
+    entries = [_status_entry(spec, known.get(spec.name), daemon, now) for spec in config.topics]
     if ctx.args.json:
         _print_json(entries)
         return 0
+    print(_daemon_line(daemon, now, config.command("run")))
     if not entries:
         print(f"{config.path} defines no topics.")
         return 0
@@ -282,6 +362,7 @@ def cmd_status(ctx: Context) -> int:
                 str(last.get("errors", "-")),
                 next_run,
                 str(entry["consecutive_failures"]),
+                " ".join((entry["reason"] or "-").split()),
             ]
         )
     header = [
@@ -297,9 +378,78 @@ def cmd_status(ctx: Context) -> int:
         "ERRORS",
         "NEXT RUN",
         "FAILURES",
+        "REASON",
     ]
-    print(_table(rows, header))
+    print()
+    print(_table(rows, header, width=ctx.width, shrink=(0, 1, 12)))
     return 0
+
+
+def _status_entry(
+    spec: TopicSpec, status: TopicStatus | None, daemon: DaemonRecord | None, now: datetime
+) -> dict[str, Any]:
+    """One topic of ``status --json``. The next run is the daemon's own (with its jitter)
+    while one serves the database; else when the schedule makes it due."""
+    run = status.last_run if status else None
+    due = next_due(spec, run.started_at if run else None)
+    if daemon is not None and spec.name in daemon.next_runs:
+        due = daemon.next_runs[spec.name]
+    entry: dict[str, Any] = {
+        "topic": spec.name,
+        "title": spec.title,
+        "schedule": schedule_of(spec),
+        "last_run": None,
+        "next_run": _iso(due),
+        "overdue": due is None or due <= now,
+        "consecutive_failures": status.consecutive_failures if status else 0,
+        "last_ok_at": _iso(status.last_ok_at) if status else None,
+        "reason": None,
+    }
+    if run is not None:
+        entry["reason"] = _failure_reason(run)
+        entry["last_run"] = {
+            "id": run.id,
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "status": run.status,
+            "lag": None if run.lag is None else run.lag.total_seconds(),
+            "duration": None if run.duration is None else run.duration.total_seconds(),
+            "message": run.message,
+            **run.counts,
+        }
+    return entry
+
+
+def _failure_reason(run: RunRecord) -> str | None:
+    """Why the run failed, or which fetches failed in a partial run; None for a good run."""
+    if run.message:
+        return run.message
+    if run.failures:
+        first = run.failures[0]
+        more = f" (and {len(run.failures) - 1} more)" if len(run.failures) > 1 else ""
+        return f"{first.get('url', '?')}: {first.get('reason', '?')}{more}"
+    return None
+
+
+def _daemon_line(daemon: DaemonRecord | None, now: datetime, start: str) -> str:
+    """``Daemon: running, pid 4242 on host web1, since … (2h 5m ago)``, like ``systemctl``."""
+    if daemon is None:
+        return f"Daemon: not running on this database (start it with `{start}`)"
+    return f"Daemon: running, {daemon.describe()} ({_ago(now - daemon.started_at)} ago)"
+
+
+def _ago(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
@@ -351,13 +501,25 @@ def cmd_alerts(ctx: Context) -> int:
             view.kind,
             _utc(view.detected_at),
             str(view.attempts),
+            " ".join(view.title.split()) or "-",
             view.url,
-            view.last_error or "",
+            " ".join((view.last_error or "").split()),
         ]
         for view in views
     ]
-    header = ["ID", "STATUS", "RECIPIENT", "TOPIC", "KIND", "DETECTED", "TRIES", "URL", "ERROR"]
-    print(_table(rows, header))
+    header = [
+        "ID",
+        "STATUS",
+        "RECIPIENT",
+        "TOPIC",
+        "KIND",
+        "DETECTED",
+        "TRIES",
+        "TITLE",
+        "URL",
+        "ERROR",
+    ]
+    print(_table(rows, header, width=ctx.width, shrink=(2, 3, 7, 8, 9)))
     return 0
 
 
@@ -388,6 +550,7 @@ def cmd_alerts_retry(ctx: Context) -> int:
     Every failed alert, those given by id, or a topic's; the daemon's next dispatch or
     `topicwatch alerts send` sends them."""
     with ctx.database() as sessions:
+        ctx.check_topic(sessions, ctx.args.topic)
         try:
             done = requeue_failed(sessions, ctx.args.ids, topic=ctx.args.topic)
         except ValueError as exc:
@@ -457,6 +620,7 @@ def cmd_changes(ctx: Context) -> int:
     """List recorded changes, newest first."""
     args = ctx.args
     with ctx.database() as sessions:
+        ctx.check_topic(sessions, args.topic)
         entries = list_changes(
             sessions, topic=args.topic, since=args.since, kind=args.kind, limit=args.limit
         )
@@ -489,21 +653,40 @@ def cmd_changes(ctx: Context) -> int:
             entry.kind,
             entry.topic,
             ",".join(entry.fields) or "-",
+            " ".join(entry.title.split()) or "-",
             entry.url,
-            entry.title,
         ]
         for entry in entries
     ]
-    print(_table(rows, ["DETECTED", "KIND", "TOPIC", "FIELDS", "URL", "TITLE"]))
+    header = ["DETECTED", "KIND", "TOPIC", "FIELDS", "TITLE", "URL"]
+    print(_table(rows, header, width=ctx.width, shrink=(2, 3, 4, 5)))
     return 0
 
 
 def cmd_show(ctx: Context) -> int:
     """Show an article's versions and changes, and the word diff between two versions."""
+    url = ctx.args.url
     with ctx.database() as sessions:
-        history = article_history(sessions, ctx.args.url)
+        try:
+            history = article_history(sessions, url)
+        except UnknownArticle:
+            canonical = canonical_url(url)
+            if canonical == url:
+                raise UnknownArticle(_no_article(url, similar_urls(sessions, url))) from None
+            try:
+                history = article_history(sessions, canonical)
+            except UnknownArticle:
+                close = similar_urls(sessions, canonical)
+                raise UnknownArticle(_no_article(url, close)) from None
     print(_render_history(history, ctx.args.from_version, ctx.args.to_version))
     return 0
+
+
+def _no_article(url: str, close: Sequence[str]) -> str:
+    text = f"No article with the URL {url!r} is in the database"
+    if not close:
+        return text + "."
+    return f"{text}; did you mean {' or '.join(close)}?"
 
 
 def _render_history(history: ArticleHistory, first: int | None, second: int | None) -> str:
@@ -601,7 +784,26 @@ def _command(
         name, help=doc.splitlines()[0] if doc else None, description=doc, aliases=list(aliases)
     )
     parser.set_defaults(handler=handler)
+    _config_option(parser, default=argparse.SUPPRESS)
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """``--config``, before the subcommand or after it (a subcommand's own wins)."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help=f"configuration file (default: $TOPICWATCH_CONFIG, else ./{DEFAULT_PATH})",
+    )
+
+
+def _wide(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="show every column in full, however wide the terminal",
+    )
 
 
 def _log_format(parser: argparse.ArgumentParser) -> None:
@@ -625,11 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch news topic pages and email what changed: new, edited and removed "
         "articles, with diffs.",
     )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help=f"configuration file (default: $TOPICWATCH_CONFIG, else ./{DEFAULT_PATH})",
-    )
+    _config_option(parser)
     parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -647,6 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = _command(commands, "status", cmd_status)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _wide(status)
 
     db = _command(commands, "db", _missing_subcommand)
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
@@ -660,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     alerts.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     alerts.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _wide(alerts)
     alerts_commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND")
     _command(alerts_commands, "send", cmd_alerts_send)
     retry = _command(alerts_commands, "retry", cmd_alerts_retry)
@@ -689,6 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument("--kind", choices=CHANGE_KINDS, help="only changes of this kind")
     changes.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     changes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _wide(changes)
 
     show = _command(commands, "show", cmd_show)
     show.add_argument("url", metavar="URL", help="the article's canonical URL")
@@ -736,7 +937,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(ctx)
     except OPERATOR_ERRORS as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        for line in exc.errors if isinstance(exc, ConfigError) else [_one_line(exc)]:
+            print(f"{PROG}: error: {' '.join(line.split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -19,12 +19,13 @@ import difflib
 import json
 import os
 import re
+import shlex
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
@@ -43,13 +44,25 @@ from storage.spec import (
     config_key,
 )
 
+T = TypeVar("T")
 DEFAULT_PATH = Path("topicwatch.toml")
 CONFIG_ENV = "TOPICWATCH_CONFIG"
 DATABASE_URL_ENV = "TOPICWATCH_DATABASE_URL"
 
 
 class ConfigError(ValueError):
-    """The configuration file is missing, is not valid TOML, or holds a value that is wrong."""
+    """The configuration file is missing, is not valid TOML, or holds values that are wrong.
+
+    ``errors`` holds each wrong value's message (file, field, expected, got), all of the
+    file's; the exception's text is them joined by "; "."""
+
+    def __init__(self, *errors: str) -> None:
+        super().__init__("; ".join(errors))
+        self.errors: tuple[str, ...] = errors
+
+
+class _TableFailed(Exception):
+    """A table held a wrong value, already noted by the loader: its object is not built."""
 
 
 class TopicNotConfigured(LookupError):
@@ -557,6 +570,20 @@ class Config:
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
     topics: tuple[TopicSpec, ...] = ()
+    # Whether TOPICWATCH_DATABASE_URL gave the database, not the file.
+    database_from_env: bool = False
+
+    def command(self, *words: str) -> str:
+        """``topicwatch WORDS…`` as a command line that works when pasted: with ``--config``
+        naming this file (unless it is the default) and, when the environment gave the
+        database, that variable (its password masked)."""
+        parts = ["topicwatch"]
+        if self.path != DEFAULT_PATH:
+            parts += ["--config", str(self.path)]
+        line = shlex.join([*parts, *words])
+        if self.database_from_env:
+            line = f"{DATABASE_URL_ENV}={shlex.quote(safe_url(self.database.url))} {line}"
+        return line
 
     def topic_specs(self) -> list[TopicSpec]:
         """Each topic's definition, with the ``[crawl]`` settings merged in."""
@@ -652,36 +679,48 @@ class _Table:
         self.data = data
         self.keys = _KEYS_BY_SECTION[section]
         allowed = [key.name for key in self.keys]
+        self.failed = False
         for key in data:
             if f"{section}.{key}" in REMOVED_KEYS:
-                raise self.error(key, REMOVED_KEYS[f"{section}.{key}"])
-            if key not in allowed:
+                self.note(self.error(key, REMOVED_KEYS[f"{section}.{key}"]))
+            elif key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
-                raise self.error(key, f"unknown key{hint} (known: {', '.join(allowed)})")
+                self.note(self.error(key, f"unknown key{hint} (known: {', '.join(allowed)})"))
+
+    def note(self, error: ConfigError) -> None:
+        """Keep ``error`` for the report of the whole file; this table is not built."""
+        self.loader.errors.append(str(error))
+        self.failed = True
 
     def error(self, key: str, message: str) -> ConfigError:
         return self.loader.error(f"{self.prefix}{key}", message)
 
     def values(self) -> dict[str, Any]:
-        """Each key of the section as the table gives it, checked, or its default."""
+        """Each key of the section as the table gives it, checked, or its default; raises
+        :class:`_TableFailed` once every key is checked when one was wrong (each noted)."""
         values: dict[str, Any] = {}
         for key in self.keys:
-            if key.name not in self.data:
-                if key.value is MISSING:
-                    raise self.error(key.name, "required, expected a string")
-                values[key.name] = key.value
-                continue
-            value = self.value(key)
-            if isinstance(value, tuple):  # a list: each item is checked
-                value = tuple(
-                    self.checked(f"{key.name}[{index}]", key.rule, item)
-                    for index, item in enumerate(value)
-                )
-            else:
-                value = self.checked(key.name, key.rule, value)
-            values[key.name] = value
+            try:
+                values[key.name] = self.key_value(key)
+            except ConfigError as exc:
+                self.note(exc)
+        if self.failed:
+            raise _TableFailed
         return values
+
+    def key_value(self, key: ConfigKey) -> Any:
+        if key.name not in self.data:
+            if key.value is MISSING:
+                raise self.error(key.name, "required, expected a string")
+            return key.value
+        value = self.value(key)
+        if isinstance(value, tuple):  # a list: each item is checked
+            return tuple(
+                self.checked(f"{key.name}[{index}]", key.rule, item)
+                for index, item in enumerate(value)
+            )
+        return self.checked(key.name, key.rule, value)
 
     def checked(self, where: str, rule: ConfigKeyRule, value: Any) -> Any:
         """``value`` once it passed the checks of ``rule``: its choices, then its check."""
@@ -747,9 +786,22 @@ class _Table:
 
 
 class _Loader:
+    """Reads the whole file and reports every wrong value in it at once."""
+
     def __init__(self, path: Path, env: Mapping[str, str]) -> None:
         self.path = path
         self.env = env
+        self.errors: list[str] = []
+
+    def section(self, build: Callable[[], T], default: T) -> T:
+        """``build()``, or ``default`` when it failed (its errors are noted)."""
+        try:
+            return build()
+        except _TableFailed:
+            return default
+        except ConfigError as exc:
+            self.errors.extend(exc.errors)
+            return default
 
     def error(self, field_path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {field_path}: {message}")
@@ -766,17 +818,27 @@ class _Loader:
             if name not in SECTIONS:
                 close = difflib.get_close_matches(name, SECTIONS, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
-                raise self.error(name, f"unknown section{hint} (known: {', '.join(SECTIONS)})")
-        crawl = CrawlConfig(**self.values(data, "crawl"))
-        return Config(
+                self.errors.append(
+                    str(self.error(name, f"unknown section{hint} (known: {', '.join(SECTIONS)})"))
+                )
+        crawl = self.section(lambda: CrawlConfig(**self.values(data, "crawl")), CrawlConfig())
+        config = Config(
             path=self.path,
-            database=self.database(data),
-            smtp=self.smtp(data),
+            database_from_env=bool(self.env.get(DATABASE_URL_ENV, "").strip()),
+            database=self.section(lambda: self.database(data), DatabaseConfig()),
+            smtp=self.section(lambda: self.smtp(data), None),
             crawl=crawl,
-            alerts=AlertsConfig(**self.values(data, "alerts")),
-            logging=LoggingConfig(**self.values(data, "logging")),
-            topics=self.topics(data.get("topic", []), crawl),
+            alerts=self.section(
+                lambda: AlertsConfig(**self.values(data, "alerts")), AlertsConfig()
+            ),
+            logging=self.section(
+                lambda: LoggingConfig(**self.values(data, "logging")), LoggingConfig()
+            ),
+            topics=self.section(lambda: self.topics(data.get("topic", []), crawl), ()),
         )
+        if self.errors:
+            raise ConfigError(*self.errors)
+        return config
 
     def database(self, data: Mapping[str, Any]) -> DatabaseConfig:
         override = self.env.get(DATABASE_URL_ENV, "").strip()
@@ -816,19 +878,31 @@ class _Loader:
         specs: list[TopicSpec] = []
         seen: dict[str, int] = {}
         for index, item in enumerate(value):
-            spec = self.topic(_Table(self, f"topic[{index}].", item, "topic"), crawl)
+            table = _Table(self, f"topic[{index}].", item, "topic")
+            try:
+                spec = self.topic(table, crawl)
+            except _TableFailed:
+                continue
+            except ConfigError as exc:
+                self.errors.extend(exc.errors)
+                continue
             if spec.name in seen:
-                raise self.error(
-                    f"topic[{index}].name",
-                    f"the name {spec.name!r} is already used by topic[{seen[spec.name]}]",
+                self.errors.append(
+                    str(
+                        self.error(
+                            f"topic[{index}].name",
+                            f"the name {spec.name!r} is already used by topic[{seen[spec.name]}]",
+                        )
+                    )
                 )
+                continue
             seen[spec.name] = index
             specs.append(spec)
         return tuple(specs)
 
     def topic(self, table: _Table, crawl: CrawlConfig) -> TopicSpec:
         if "every" in table.data and "cron" in table.data:
-            raise table.error("cron", "give either every or cron, not both")
+            table.note(table.error("cron", "give either every or cron, not both"))
         given = TopicTable(**table.values())
         if not given.sources:
             raise table.error("sources", "expected at least one http(s) URL")

@@ -27,7 +27,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.dispatcher import dispatch
 from alerts.smtp import SmtpSettings
-from crawler.observability import configure_logging, flush_sentry, init_sentry, log_fields
+from crawler.observability import (
+    Seconds,
+    configure_logging,
+    flush_sentry,
+    init_sentry,
+    log_fields,
+    utc_stamp,
+)
 from scheduler.config import Config, ConfigError, format_duration, load_config
 from scheduler.processes import stop_process_group
 from scheduler.runner import (
@@ -54,10 +62,18 @@ from scheduler.runner import (
     crawl_command,
     monitor_config,
 )
+from storage.daemons import (
+    DaemonLock,
+    forget_daemon,
+    record_daemon,
+    record_next_runs,
+    recorded_daemon,
+)
 from storage.db import (
     DATABASE_ERRORS,
     DatabaseUnavailable,
     SchemaOutdated,
+    check_exists,
     check_schema,
     check_writable,
     describe_error,
@@ -77,6 +93,7 @@ from storage.topics import sync_topics
 logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
 run_logger = logging.getLogger(RUN_EVENT)
+alerts_logger = logging.getLogger("topicwatch.alerts")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -94,6 +111,10 @@ EMPTY_BODY_STAT = "topicwatch/empty_body"
 # more than LATE_MINIMUM seconds: a short interval's few seconds of queueing are no news.
 LATE_SHARE = 0.25
 LATE_MINIMUM = 5.0
+
+
+class DaemonRunning(RuntimeError):
+    """Another daemon serves the database; the message names it."""
 
 
 def job_id(topic: str) -> str:
@@ -242,6 +263,8 @@ class Daemon:
         self.reloading: asyncio.Task[None] | None = None
         self.reload_lock = asyncio.Lock()
         self.initial_jobs: list[TopicSchedule] = []
+        self.lock: DaemonLock | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -253,12 +276,17 @@ class Daemon:
             except SchemaOutdated as exc:
                 logger.error("Refusing to start: %s", exc)
                 return EXIT_SCHEMA
+            except DaemonRunning as exc:
+                logger.error("Refusing to start: %s", exc)
+                return EXIT_ERROR
             except (DatabaseUnavailable, ConfigError) as exc:
                 logger.error("Cannot start: %s", exc)
                 return EXIT_ERROR
             await self.run_until_stopped()
             return EXIT_OK
         finally:
+            if self.lock is not None:
+                self.lock.release()
             if self.engine is not None:
                 self.engine.dispose()
             flush_sentry()
@@ -284,10 +312,14 @@ class Daemon:
                 "%s has no [smtp] section: alerts are recorded but no email is sent",
                 config.path,
             )
+        check_exists(config.database.url, upgrade_command=config.command("db", "upgrade"))
         self.engine = make_engine(config.database.url)
-        await asyncio.to_thread(check_schema, self.engine)
+        await asyncio.to_thread(
+            check_schema, self.engine, upgrade_command=config.command("db", "upgrade")
+        )
         check_writable(self.engine)
         self.sessions = session_factory(self.engine)
+        await asyncio.to_thread(self.take_lock)
         await asyncio.to_thread(sync_topics, self.sessions, config.topic_specs())
         await asyncio.to_thread(self.close_unfinished_runs)
         self.runner = CrawlRunner(
@@ -303,6 +335,40 @@ class Daemon:
         self.initial_jobs = self.plan_jobs(config, config.topics, last_started, datetime.now(UTC))
         if not config.topics:
             logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)
+
+    def take_lock(self) -> None:
+        """Take the database's daemon lock and write the ``daemon`` row; raises
+        :class:`DaemonRunning` naming the daemon that holds it. Nothing else is touched
+        before: the crawl processes of the other daemon are its own."""
+        assert self.engine is not None
+        assert self.sessions is not None
+        self.lock = DaemonLock(self.engine)
+        if not self.lock.try_acquire():
+            self.lock = None
+            holder = recorded_daemon(self.sessions)
+            named = holder.describe() if holder is not None else "a daemon that is starting"
+            raise DaemonRunning(
+                f"another topicwatch daemon serves the database at "
+                f"{safe_url(self.config.database.url)}: {named}; stop it first (one daemon "
+                "per database, or every topic would be crawled twice)"
+            )
+        record_daemon(self.sessions, host=socket.gethostname())
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task of its own, kept until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def save_next_runs(self) -> None:
+        """Keep each topic's next run in the ``daemon`` row, for ``topicwatch status``."""
+        if self.sessions is None or self.scheduler is None:
+            return
+        next_runs = {name: self.next_run_time(name) for name in self.specs}
+        try:
+            await asyncio.to_thread(record_next_runs, self.sessions, next_runs)
+        except DATABASE_ERRORS as exc:
+            logger.debug("Could not record the next runs: %s", describe_error(exc))
 
     def close_unfinished_runs(self) -> None:
         """Stop the crawl processes a previous daemon left running, then mark their runs
@@ -342,6 +408,7 @@ class Daemon:
             id=DISPATCH_JOB,
             name="alert dispatch",
         )
+        self.background(self.save_next_runs())
         logger.info(
             "topicwatch daemon started: %d topic(s), database %s, config %s, "
             "at most %d concurrent run(s)",
@@ -400,7 +467,7 @@ class Daemon:
             "Topic %s: %s, first run at %s",
             spec.name,
             schedule_of(spec),
-            planned.first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            utc_stamp(planned.first),
         )
 
     def request_stop(self, signum: int) -> None:
@@ -436,6 +503,11 @@ class Daemon:
         if self.delivery is not None:
             await self.delivery  # the delivery under way, bounded by dispatch_time_limit
         await self.dispatch()  # and the alerts of the runs that ended since
+        if self.sessions is not None:
+            try:
+                await asyncio.to_thread(forget_daemon, self.sessions)
+            except DATABASE_ERRORS as exc:
+                logger.debug("Could not remove the daemon row: %s", describe_error(exc))
         logger.info("topicwatch daemon stopped")
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -480,6 +552,7 @@ class Daemon:
             )
         self.report(spec, outcome)
         self.request_delivery()
+        await self.save_next_runs()
 
     def warn_if_late(self, spec: TopicSpec, due: datetime) -> None:
         """A WARNING when the run starts late: the daemon has more due runs than it can start
@@ -491,9 +564,9 @@ class Daemon:
                 logging.WARNING,
                 "late",
                 topic=spec.name,
-                lag=f"{lag:.1f}s",
+                lag=Seconds(lag),
                 schedule=schedule_of(spec),
-                due=due.strftime("%H:%M:%SZ"),
+                due=utc_stamp(due),
                 waiting=len(self.active) - 1,
                 max_concurrent_runs=self.config.crawl.max_concurrent_runs,
             )
@@ -601,7 +674,23 @@ class Daemon:
         except Exception:
             logger.exception("Sending alerts failed")
             return
-        logger.debug("Alert dispatch: %s", report)
+        if (
+            report.sent_messages
+            or report.sent_alerts
+            or report.failed_alerts
+            or report.deferred_alerts
+        ):
+            log_fields(
+                alerts_logger,
+                logging.INFO,
+                None,
+                emails=report.sent_messages,
+                sent=report.sent_alerts,
+                failed=report.failed_alerts,
+                deferred=report.deferred_alerts,
+            )
+        else:
+            logger.debug("Alert dispatch: %s", report)
 
     # -- reload ------------------------------------------------------------------------------
 
@@ -686,6 +775,7 @@ class Daemon:
             self.schedule_topic(planned)
         if change.dispatch_trigger is not None:
             self.scheduler.reschedule_job(DISPATCH_JOB, trigger=change.dispatch_trigger)
+        self.background(self.save_next_runs())
         logger.info(
             "Configuration reloaded: %d topic(s); added %s; changed %s; removed %s",
             len(self.specs),

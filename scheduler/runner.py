@@ -46,7 +46,7 @@ import sentry_sdk.crons
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.lifeline import SUPERVISOR_PID_ENV
-from crawler.observability import format_fields
+from crawler.observability import Seconds, format_fields, utc_stamp
 from scheduler.processes import process_identity
 from storage.db import (
     CONNECT_TIMEOUT,
@@ -118,6 +118,7 @@ CHILD_ENV_NAMES = frozenset(
         "REQUESTS_CA_BUNDLE",
         "XDG_CACHE_HOME",
         "TLDEXTRACT_CACHE",
+        "TOPICWATCH_PROGRESS",  # set by `topicwatch crawl` on a terminal (crawler.progress)
     }
 )
 CHILD_ENV_PREFIXES = ("LC_", "PYTHON", "PG", "OPENBLAS_")
@@ -212,9 +213,9 @@ class RunOutcome:
             fields["restored"] = self.count("articles_restored")
         fields["unchanged"] = self.count("articles_unchanged") + self.count("articles_not_modified")
         fields["errors"] = self.count("errors")
-        fields["duration"] = f"{self.duration:.1f}s"
+        fields["duration"] = Seconds(self.duration)
         if next_run is not None:
-            fields["next"] = next_run.astimezone(UTC).strftime("%H:%M:%SZ")
+            fields["next"] = utc_stamp(next_run)
         if self.message:
             fields["message"] = self.message
         return fields

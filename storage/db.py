@@ -340,8 +340,28 @@ def schema_status(engine: Engine) -> tuple[str | None, str]:
     return current, head_revision()
 
 
-def check_schema(engine: Engine) -> None:
-    """Raise :class:`SchemaOutdated` unless the database's schema is the one this code needs."""
+def check_exists(url: str | URL, *, upgrade_command: str = UPGRADE_COMMAND) -> None:
+    """Raise :class:`DatabaseUnavailable` when ``url`` is a SQLite file that does not exist:
+    a command that only reads says so, rather than create a file (and its directories) at
+    a mistyped path. ``upgrade_command`` is the command that creates it."""
+    parsed = normalise_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.exists():
+        where = "" if path.parent.is_dir() else f" (nor does its directory {path.parent})"
+        raise DatabaseUnavailable(
+            f"The SQLite database {path} does not exist{where}; check [database] url, or "
+            f'run "{upgrade_command}" to create it.'
+        )
+
+
+def check_schema(engine: Engine, *, upgrade_command: str = UPGRADE_COMMAND) -> None:
+    """Raise :class:`SchemaOutdated` unless the database's schema is the one this code needs;
+    the message names ``upgrade_command``, the command that upgrades it."""
     current, head = schema_status(engine)
     if current == head:
         return
@@ -356,11 +376,15 @@ def check_schema(engine: Engine) -> None:
             f"this topicwatch (schema {head}) does not know: it was upgraded by a newer "
             "release; run that release instead."
         )
-    if current != head:
+    if current is None:
         raise SchemaOutdated(
-            f"The database at {safe_url(engine.url)} is at schema revision {current} but "
-            f'this topicwatch needs {head}; run "{UPGRADE_COMMAND}" to upgrade it.'
+            f"The database at {safe_url(engine.url)} is empty (it has no topicwatch schema "
+            f'yet); run "{upgrade_command}" to create the schema.'
         )
+    raise SchemaOutdated(
+        f"The database at {safe_url(engine.url)} is at schema revision {current} but "
+        f'this topicwatch needs {head}; run "{upgrade_command}" to upgrade it.'
+    )
 
 
 def check_writable(engine: Engine) -> None:

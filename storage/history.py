@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -155,6 +157,17 @@ def article_history(session_factory: sessionmaker[Session], url: str) -> Article
             ),
             changes=tuple(_entry(*row) for row in changes),
         )
+
+
+def similar_urls(session_factory: sessionmaker[Session], url: str, *, limit: int = 3) -> list[str]:
+    """The stored article URLs closest to ``url`` (on the same host), best first."""
+    host = urlsplit(url).hostname or ""
+    query = select(Article.url)
+    if host:
+        query = query.where(Article.url.contains(host, autoescape=True))
+    with read_session(session_factory) as session:
+        urls = list(session.scalars(query))
+    return difflib.get_close_matches(url, urls, n=limit, cutoff=0.6)
 
 
 def raw_html(session_factory: sessionmaker[Session], url: str, version: int) -> bytes | None:

@@ -266,3 +266,20 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     token: Mapped[str] = mapped_column(String(64))
+
+
+class DaemonRow(Base):
+    """The daemon that serves this database, while one does: one row (see
+    :mod:`storage.daemons`), written when the daemon has the database's daemon lock, with
+    each topic's next run as the daemon's scheduler has it."""
+
+    __tablename__ = "daemon"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    # {"topic": "2026-11-26T10:30:12Z", …}: when the scheduler runs each topic next.
+    next_runs: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime]

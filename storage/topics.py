@@ -90,3 +90,9 @@ def load_topic(session_factory: sessionmaker[Session], name: str) -> tuple[int, 
                 f"{', '.join(names) or '(none)'}"
             )
         return topic.id, TopicSpec.from_json(topic.definition)
+
+
+def topic_names(session_factory: sessionmaker[Session]) -> list[str]:
+    """The names of the topics the database knows, active or not, in order."""
+    with read_session(session_factory) as session:
+        return list(session.scalars(select(Topic.name).order_by(Topic.name)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from mailserver import MailServer, free_port, mail_server
 
 from crawler.observability import package_version
 from scheduler.cli import build_parser, main
-from storage.db import make_engine, session_factory
+from storage.db import make_engine, safe_url, session_factory
 from storage.runs import topic_status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,16 +145,107 @@ def test_a_bad_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     )
 
 
-def test_an_outdated_schema_names_the_upgrade_command(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_url: str
+def empty_database(url: str) -> None:
+    """Make the database exist, without a schema (a SQLite file is created)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_database_names_the_upgrade_command_with_the_config(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = write_config(tmp_path / "tw.toml", db_url)
-    code, _, err = run(capsys, "--config", str(config), "status")
-    assert code == 1
-    [line] = error_lines(err)
-    assert line.startswith("topicwatch: error: The database at ")
-    assert 'run "topicwatch db upgrade" to upgrade it.' in line
-    assert "Traceback" not in err
+    empty_database(db_url)
+    expected = (
+        f"topicwatch: error: The database at {safe_url(db_url)} is empty (it has no "
+        f'topicwatch schema yet); run "topicwatch --config {config} db upgrade" to create the '
+        "schema.\n"
+    )
+    assert run(capsys, "--config", str(config), "status") == (1, "", expected)
+    # --config after the subcommand, or in the environment: the hint names it all the same
+    assert run(capsys, "status", "--config", str(config)) == (1, "", expected)
+    monkeypatch.setenv("TOPICWATCH_CONFIG", str(config))
+    assert run(capsys, "changes") == (1, "", expected)
+    # and the database from the environment too
+    monkeypatch.setenv("TOPICWATCH_DATABASE_URL", db_url)
+    _code, _, err = run(capsys, "changes")
+    assert err == expected.replace(
+        '"topicwatch --config', f'"TOPICWATCH_DATABASE_URL={safe_url(db_url)} topicwatch --config'
+    )
+    # following the hint works
+    monkeypatch.delenv("TOPICWATCH_DATABASE_URL")
+    assert run(capsys, "--config", str(config), "db", "upgrade")[0] == 0
+    assert run(capsys, "changes")[:2] == (0, "No changes.\n")
+
+
+def test_read_only_commands_never_create_a_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo" / "topicwatch.db"
+    config = write_config(tmp_path / "tw.toml", f"sqlite:///{missing}")
+    hint = (
+        f"topicwatch: error: The SQLite database {missing} does not exist (nor does its "
+        f'directory {missing.parent}); check [database] url, or run "topicwatch --config '
+        f'{config} db upgrade" to create it.\n'
+    )
+    for command in (["status"], ["changes"], ["alerts"], ["show", "https://x.example/a"]):
+        assert run(capsys, "--config", str(config), *command) == (1, "", hint)
+    missing.parent.mkdir()
+    _code, _, err = run(capsys, "--config", str(config), "status")
+    assert err == hint.replace(f" (nor does its directory {missing.parent})", "")
+    assert list(missing.parent.iterdir()) == []
+
+
+def test_config_is_accepted_after_the_subcommand_and_shown_in_its_help(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "tw.toml"
+    config.write_text('[[topic]]\nname = "a"\nsources = ["https://x.org/"]\n')
+    before = run(capsys, "--config", str(config), "topics")
+    assert before[0] == 0
+    assert run(capsys, "topics", "--config", str(config)) == before
+    # the subcommand's own --config wins over the one before it
+    assert run(capsys, "--config", "nowhere.toml", "topics", "--config", str(config)) == before
+    for command in COMMANDS:
+        _code, out, _ = run(capsys, *command.split(), "--help")
+        assert "--config PATH" in out, command
+
+
+def test_all_errors_of_a_config_file_are_reported_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "tw.toml"
+    config.write_text(
+        '[crawl]\nretry_tims = 3\ndownload_delay = "slow"\n[loging]\nlevel = "x"\n'
+        '[[topic]]\nname = "a"\nsources = ["https://x.org/"]\nevery = "soon"\n'
+        '[[topic]]\nname = "b"\nsources = ["ftp://x.org/"]\nalert_to = ["nobody"]\n'
+    )
+    code, out, err = run(capsys, "--config", str(config), "topics")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"topicwatch: error: {config}: loging: unknown section; did you mean logging? (known: "
+        "database, smtp, crawl, alerts, logging, topic)",
+        f"topicwatch: error: {config}: crawl.retry_tims: unknown key; did you mean "
+        "retry_times? (known: user_agent, obey_robots, concurrent_per_domain, download_delay, "
+        "autothrottle, download_timeout, download_maxsize, retry_times, store_raw_html, "
+        "max_articles_per_run, progress_every, max_concurrent_runs, run_timeout, "
+        "shutdown_grace)",
+        f'topicwatch: error: {config}: crawl.download_delay: expected a duration like "15m" '
+        'or "2h", got "slow"',
+        f'topicwatch: error: {config}: topic[0].every: expected a duration like "15m" or '
+        '"2h", got "soon"',
+        f"topicwatch: error: {config}: topic[1].sources[0]: expected an http(s) URL, got "
+        '"ftp://x.org/"',
+        f"topicwatch: error: {config}: topic[1].alert_to[0]: expected an email address like "
+        '"desk@example.org", got "nobody"',
+    ]
 
 
 def test_an_unreachable_database_is_one_line(
@@ -285,7 +377,13 @@ def test_crawl_status_changes_show_and_alerts(
         r"updated=0 removed=0 unchanged=0 errors=0 duration=\d+\.\ds",
         summary,
     )
-    assert "no [smtp] section" in err
+    assert error_lines(err) == [
+        f"topicwatch: alerts not sent: {config} has no [smtp] section; 6 alert(s) wait, pending"
+    ]
+    # each change line says how many alerts it queued (one recipient), none sent yet
+    assert (
+        len(re.findall(rf"topicwatch\.change kind=new topic={TOPIC} .* alerts=1$", err, re.M)) == 6
+    )
 
     site.edit_body(SEED_ARTICLE_ID, insert_sentence="Kremlin membantah laporan itu.")
     code, out, _ = run(capfd, "--config", config, "crawl", TOPIC)
@@ -294,7 +392,23 @@ def test_crawl_status_changes_show_and_alerts(
 
     code, out, err = run(capfd, "--config", config, "crawl", "broken", "--log-format", "json")
     assert code == 1
-    assert " status=failed " in out.splitlines()[0]
+    [line] = out.splitlines()  # the summary is JSON too, its duration a number
+    summary_json = json.loads(line)
+    assert isinstance(summary_json.pop("duration"), float)
+    assert summary_json == {
+        "logger": "topicwatch.run",
+        "topic": "broken",
+        "run": summary_json["run"],
+        "status": "failed",
+        "pages": summary_json["pages"],
+        "articles": 0,
+        "new": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "errors": 1,
+        "message": f"{site.base_url}/topic/does-not-exist: HTTP 404",
+    }
     # the child logs in the format the command was given: one JSON object per line
     lines = [line for line in err.splitlines() if not line.startswith("topicwatch: ")]
     records = [json.loads(line) for line in lines]
@@ -330,12 +444,21 @@ def test_crawl_status_changes_show_and_alerts(
     assert entries["broken"]["consecutive_failures"] == 1
     assert entries[TOPIC]["overdue"] is False
     assert entries[TOPIC]["schedule"] == "every 1h"
-    code, out, _ = run(capfd, "--config", config, "status")
+    assert entries["broken"]["reason"] == f"{site.base_url}/topic/does-not-exist: HTTP 404"
+    assert entries[TOPIC]["reason"] is None
+    code, out, _ = run(capfd, "--config", config, "status", "--wide")
     assert code == 0
-    [header, first, second] = out.splitlines()
+    [daemon, blank, header, first, second] = out.splitlines()
+    assert daemon == (
+        f"Daemon: not running on this database (start it with `topicwatch --config {config} run`)"
+    )
+    assert blank == ""
     assert header.split()[:4] == ["TOPIC", "SCHEDULE", "LAST", "RUN"]
+    assert header.split()[-2:] == ["FAILURES", "REASON"]
     assert first.split()[0] == TOPIC
+    assert first.endswith("  0         -")
     assert second.split()[:5] == ["broken", "cron", "*/30", "*", "*"]
+    assert second.endswith(f"  1         {site.base_url}/topic/does-not-exist: HTTP 404")
 
     code, out, _ = run(capfd, "--config", config, "changes", "--json", "--since", "1h")
     changes = json.loads(out)
@@ -343,9 +466,19 @@ def test_crawl_status_changes_show_and_alerts(
     assert [c["kind"] for c in changes].count("new") == 6
     [updated] = [c for c in changes if c["kind"] == "updated"]
     assert updated["fields"] == ["body"]
-    code, out, _ = run(capfd, "--config", config, "changes", "--kind", "updated")
+    code, out, _ = run(capfd, "--config", config, "changes", "--kind", "updated", "--wide")
     assert code == 0
-    assert updated["url"] in out
+    [header, row] = out.splitlines()
+    assert header.split() == ["DETECTED", "KIND", "TOPIC", "FIELDS", "TITLE", "URL"]
+    assert row.endswith(f"{updated['title']}  {updated['url']}")  # the title before the URL
+    code, _, err = run(capfd, "--config", config, "changes", "--topic", "nope")
+    assert (code, error_lines(err)) == (
+        1,
+        [
+            f"topicwatch: error: No topic by the name of 'nope' is defined in {config} or "
+            "known to the database (topics: konflik, broken)"
+        ],
+    )
 
     code, out, _ = run(capfd, "--config", config, "show", updated["url"])
     assert code == 0
@@ -361,11 +494,39 @@ def test_crawl_status_changes_show_and_alerts(
     assert error_lines(err) == [
         f"topicwatch: error: No article with the URL '{site.base_url}/nope' is in the database."
     ]
+    # found by its canonical form, as the crawler spells it
+    for spelling in (updated["url"] + "?utm_source=x", updated["url"] + "/"):
+        code, out, _ = run(capfd, "--config", config, "show", spelling)
+        assert (code, out.splitlines()[0]) == (0, updated["url"])
+    # else the closest stored URLs are suggested
+    near = updated["url"][:-3]
+    code, _, err = run(capfd, "--config", config, "show", near)
+    assert (code, error_lines(err)) == (
+        1,
+        [
+            f"topicwatch: error: No article with the URL '{near}' is in the database; did you "
+            f"mean {updated['url']}?"
+        ],
+    )
 
     code, out, _ = run(capfd, "--config", config, "alerts", "--json")
     pending = json.loads(out)
     assert {a["status"] for a in pending} == {"pending"}
     assert len(pending) == 7  # six new and one updated, for the one recipient
+    # the table has the titles, and fits the terminal: cut columns end in an ellipsis
+    os.environ["COLUMNS"] = "120"
+    try:
+        code, out, _ = run(capfd, "--config", config, "alerts")
+    finally:
+        del os.environ["COLUMNS"]
+    [header, *rows] = out.splitlines()
+    assert header.split()[-3:] == ["TITLE", "URL", "ERROR"]
+    assert len(rows) == 7
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert all("…" in row for row in rows)
+    [_, *wide_rows] = run(capfd, "--config", config, "alerts", "--wide")[1].splitlines()
+    assert pending[0]["title"] in wide_rows[0]
+    assert pending[0]["title"][:8] in rows[0]
 
     # The SMTP server is down and the alerts are given up on at once: failed, then queued
     # again by `alerts retry`, they go out when it is back.
@@ -385,7 +546,10 @@ def test_crawl_status_changes_show_and_alerts(
     assert error_lines(err) == ["topicwatch: error: no alert 424242 is in the database"]
     code, out, err = run(capfd, "--config", config, "alerts", "retry", "--topic", "nope")
     assert code == 1
-    assert error_lines(err) == ["topicwatch: error: No topic named 'nope' is in the database."]
+    assert error_lines(err) == [
+        f"topicwatch: error: No topic by the name of 'nope' is defined in {config} or known "
+        "to the database (topics: konflik, broken)"
+    ]
     code, out, err = run(capfd, "--config", config, "alerts", "retry")
     assert (code, error_lines(err)) == (0, [])
     assert out.startswith("Queued 7 failed alert(s) again;")
@@ -410,12 +574,13 @@ def test_the_daemon_refuses_an_outdated_schema_with_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, db_url: str
 ) -> None:
     config = write_config(tmp_path / "tw.toml", db_url)
-    code, _, err = run(capsys, "--config", str(config), "run")
+    empty_database(db_url)
+    code, _, err = run(capsys, "run", "--config", str(config))
     assert code == 2
     assert re.search(
-        r"^\S+Z ERROR scheduler\.daemon Refusing to start: The database at .* is at schema "
-        r'revision None but this topicwatch needs \w+; run "topicwatch db upgrade" to upgrade '
-        r"it\.$",
+        r"^\S+Z ERROR scheduler\.daemon Refusing to start: The database at "
+        f"{re.escape(safe_url(db_url))} is empty \\(it has no topicwatch schema yet\\); run "
+        f'"topicwatch --config {re.escape(str(config))} db upgrade" to create the schema\\.$',
         err,
         re.MULTILINE,
     )

@@ -44,7 +44,8 @@ from scheduler.cli import main
 from scheduler.config import Config, ConfigError
 from scheduler.daemon import Daemon, first_run_time, next_due, plan_schedule
 from scheduler.runner import ChildRequest, RunOutcome, run_crawl
-from storage.db import make_engine, read_session, session_factory, upgrade
+from storage.daemons import recorded_daemon
+from storage.db import make_engine, read_session, safe_url, session_factory, upgrade
 from storage.models import Alert, Change, CrawlRun, Topic
 from storage.runs import finish_run, get_run, start_run
 from storage.spec import TopicSpec
@@ -56,7 +57,8 @@ T = TypeVar("T")
 SUMMARY = re.compile(
     r"^\S+Z (?:INFO|WARNING) topicwatch\.run topic=(?P<topic>\S+) run=(?P<run>\d+) "
     r"status=(?P<status>\w+) pages=\d+ articles=\d+ new=\d+ updated=\d+ removed=\d+ "
-    r"(?:restored=\d+ )?unchanged=\d+ errors=\d+ duration=\d+\.\ds(?: next=\d\d:\d\d:\d\dZ)?"
+    r"(?:restored=\d+ )?unchanged=\d+ errors=\d+ duration=\d+\.\ds"
+    r"(?: next=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)?"
     r"(?: message=.*)?$",
     re.MULTILINE,
 )
@@ -346,7 +348,13 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
         assert len(lines) >= 3, log
         assert {m["status"] for m in lines} <= {"ok", "partial"}
         # the next run is named, except by runs that end while the daemon stops
-        assert "next=" in lines[0].group(0)
+        assert re.search(r" next=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b", lines[0].group(0))
+    # each delivery that sent something says so, as `topicwatch alerts send` does
+    assert re.search(
+        r"^\S+Z INFO topicwatch\.alerts emails=[1-9]\d* sent=[1-9]\d* failed=0 deferred=0$",
+        log,
+        re.MULTILINE,
+    ), log
     update_run = updated[0][1]
     assert any(m["run"] == str(update_run) for m in daemon.summaries("konflik"))
     assert re.search(
@@ -786,6 +794,24 @@ def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
         assert daemon.stop() == 0
     finally:
         database.close()
+    # A crawl process that crashes (here: its topic is not in the database) is a bug of
+    # topicwatch's: that goes to Sentry, with the process's tags.
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TOPICWATCH_", "SENTRY_"))
+    }
+    environment.update(
+        SENTRY_DSN=sentry.dsn, TOPICWATCH_DATABASE_URL=sqlite_url, PYTHONPATH=str(ROOT)
+    )
+    crashed = subprocess.run(
+        [sys.executable, "-m", "crawler", "--topic", "missing", "--run-id", "999"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == 1, crashed.stderr
 
     events = sentry.items("event")
     from_daemon = [e for e in events if e.get("tags", {}).get("component") == "daemon"]
@@ -794,10 +820,14 @@ def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
     assert escalation["tags"]["url"] == broken_url
     assert escalation["release"].startswith("topicwatch@")
 
+    # A site that fails is not: its fetches are WARNING lines, and only the daemon's
+    # escalation of the failing topic (above) is an event.
     from_children = [e for e in events if e.get("tags", {}).get("component") == "crawler"]
-    assert from_children, [e.get("logentry") for e in events]
-    assert all(e["tags"]["topic"] == "broken" for e in from_children)
-    assert any(broken_url in json.dumps(e.get("logentry", {})) for e in from_children)
+    assert [(e["tags"]["topic"], e["tags"]["run"]) for e in from_children] == [
+        ("missing", "999")
+    ], [e.get("logentry") for e in events]
+    assert "crawl run 999 of topic missing crashed" in json.dumps(from_children[0]["logentry"])
+    assert "exception" in from_children[0]
 
     check_ins = sentry.items("check_in")
     for topic, final in (("good", "ok"), ("broken", "error")):
@@ -1051,3 +1081,58 @@ def test_killed_after_a_crawl_every_change_is_mailed_once_after_the_restart(
     assert sorted(statuses) == ["sent"] * 12
     # The restart did not crawl again: the topic ran an hour's interval ago at most.
     assert len(database.runs("konflik")) == 1
+
+
+@pytest.mark.slow
+def test_one_daemon_per_database_and_status_names_it(
+    tmp_path: Path,
+    database: Database,
+    daemons: list[DaemonProcess],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "topicwatch.toml"
+    topic = topic_toml("a", "http://127.0.0.1:9/topic", every="1h").replace(
+        "jitter = 0", 'jitter = "20m"'
+    )
+    config.write_text(config_toml(database.url, topic))
+    first = start(daemons, config, tmp_path)
+    [summary] = wait_for(lambda: first.summaries("a"), 60, "the first run of a", first)
+    next_run = summary.group(0).split(" next=")[1].split()[0]
+    holder = wait_for(
+        lambda: (found := recorded_daemon(database.sessions)) and found.next_runs and found,
+        30,
+        "the daemon's next runs in its row",
+        first,
+    )
+    since = holder.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (holder.pid, holder.host) == (first.popen.pid, socket.gethostname())
+
+    second = start(daemons, config, tmp_path)
+    assert second.popen.wait(timeout=60) == 1
+    [refusal] = [line for line in second.log().splitlines() if " ERROR " in line]
+    assert refusal.split(" ", 1)[1] == (
+        "ERROR scheduler.daemon Refusing to start: another topicwatch daemon serves the "
+        f"database at {safe_url(database.url)}: pid {first.popen.pid} on host "
+        f"{socket.gethostname()}, since {since}; stop it first (one daemon per database, or "
+        "every topic would be crawled twice)"
+    )
+    assert first.popen.poll() is None
+    assert len(database.runs("a")) == 1  # the second one touched nothing
+
+    assert main(["--config", str(config), "status", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    # NEXT RUN is the daemon's own, jitter and all: the one its run line named
+    assert entry["next_run"] == next_run
+    assert main(["--config", str(config), "status"]) == 0
+    daemon_line = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(
+        rf"Daemon: running, pid {first.popen.pid} on host {re.escape(socket.gethostname())}, "
+        rf"since {since} \(\d+s ago\)",
+        daemon_line,
+    )
+
+    assert first.stop() == 0
+    assert main(["--config", str(config), "status"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"Daemon: not running on this database (start it with `topicwatch --config {config} run`)"
+    )

@@ -279,3 +279,16 @@ def test_scrapys_lines_about_network_failures_are_debug_lines(stream: io.StringI
         lines(stream)[0],
     )
     assert lines(stream)[-1] == "ValueError: a bug"
+
+
+def test_durations_are_numbers_in_json_and_seconds_in_text(stream: io.StringIO) -> None:
+    from crawler.observability import Seconds
+
+    configure_logging("json", "INFO", stream=stream)
+    log_fields("topicwatch.run", logging.INFO, None, topic="t", duration=Seconds(4.04))
+    configure_logging("text", "INFO", stream=stream)
+    log_fields("topicwatch.run", logging.INFO, None, topic="t", duration=Seconds(4.04))
+    as_json, as_text = lines(stream)
+    assert json.loads(as_json)["duration"] == 4.0
+    assert '"duration": 4.0' in as_json
+    assert as_text.endswith(" INFO topicwatch.run topic=t duration=4.0s")

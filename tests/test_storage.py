@@ -134,8 +134,11 @@ def test_check_schema_refuses_an_empty_database(db_url: str) -> None:
     finally:
         engine.dispose()
     message = str(raised.value)
-    assert f"is at schema revision None but this topicwatch needs {head_revision()}" in message
-    assert 'run "topicwatch db upgrade" to upgrade it' in message
+    assert message.endswith(
+        ' is empty (it has no topicwatch schema yet); run "topicwatch db upgrade" to create '
+        "the schema."
+    )
+    assert "None" not in message
 
 
 def test_timestamps_come_back_as_utc(session_factory: sessionmaker[Session]) -> None:
