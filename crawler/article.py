@@ -28,10 +28,14 @@ class Fingerprint:
     """SHA-256 over the normalised article, and one hash per watched field.
 
     ``fields`` has the keys ``title``, ``lead``, ``body``, ``authors`` and ``dates``.
+    ``blocks`` has one short hash per paragraph of the body, in order: what site templates
+    are learned from and what two versions of the body are compared by
+    (:mod:`storage.templates`).
     """
 
     digest: str
     fields: dict[str, str]
+    blocks: tuple[str, ...] = ()
 
     def changed_fields(self, other: dict[str, str]) -> list[str]:
         """Names of the fields whose hash differs from ``other`` (sorted)."""

@@ -6,7 +6,9 @@ Everything here is pure, so each rule can be read and tested as a table:
   page is read: 304, 404 / 410, a redirect to the home or a listing page, the very bytes
   stored last time.
 - :func:`classify` — the detection table: the stored state of an article (:class:`Previous`)
-  and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`.
+  and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`. Bodies that
+  differ only in the site's template blocks are the same body
+  (:func:`storage.templates.body_edited`).
 - :func:`decide` — which topics hear of the decision (:class:`Audience`): the changes to
   record, one per topic, with their versions and whether they alert.
 
@@ -20,6 +22,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
+from storage.templates import body_edited
+
 DecisionKind = Literal["new", "updated", "unchanged", "removed", "restored", "none"]
 GONE_STATUSES = (404, 410)
 
@@ -28,13 +32,15 @@ GONE_STATUSES = (404, 410)
 class PageRead:
     """An article page as a crawl read it. ``url`` is the canonical URL.
 
-    ``fingerprint`` and ``field_hashes`` are what :func:`classify` compares; the content is
-    what a new version stores (empty for a caller that only classifies).
+    ``fingerprint`` and ``field_hashes`` are what :func:`classify` compares, and ``blocks``
+    (one hash per paragraph of the body) where the bodies differ; the content is what a new
+    version stores (empty for a caller that only classifies).
     """
 
     url: str
     fingerprint: str
     field_hashes: dict[str, str] = field(default_factory=dict)
+    blocks: tuple[str, ...] = ()
     title: str = ""
     body: str = ""
     lead: str = ""
@@ -81,6 +87,8 @@ class Previous:
 
     ``alerted_fingerprints`` are the fingerprints of the versions already alerted on;
     content that returns to one of them (A -> B -> A) is recorded but not alerted again.
+    ``current_blocks`` are the block hashes of the current version's body (None when it was
+    stored without them).
     """
 
     status: str
@@ -88,6 +96,7 @@ class Previous:
     current_field_hashes: dict[str, str]
     alerted_fingerprints: frozenset[str] = frozenset()
     current_version: int = 1
+    current_blocks: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +154,14 @@ def changed_fields(old: dict[str, str], new: dict[str, str]) -> tuple[str, ...]:
     return tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
 
 
-def classify(previous: Previous | None, outcome: Outcome) -> Decision:
+def classify(
+    previous: Previous | None, outcome: Outcome, templates: Collection[str] = frozenset()
+) -> Decision:
     """Decide what an outcome means, given what is stored about the article (None: it has
-    no version yet)."""
+    no version yet) and the block hashes that are its site's templates now.
+
+    A body that differs from the current version's only by template churn is not a change
+    of the body; a page that differs only so is unchanged (no new version, no alert)."""
     if isinstance(outcome, Failed):
         return NOTHING
     if previous is None:
@@ -162,12 +176,23 @@ def classify(previous: Previous | None, outcome: Outcome) -> Decision:
         return Decision("restored", alert=True) if removed else UNCHANGED
     same = outcome.fingerprint == previous.current_fingerprint
     fields = () if same else changed_fields(previous.current_field_hashes, outcome.field_hashes)
+    if "body" in fields and not _body_edited(previous, outcome, templates):
+        fields = tuple(name for name in fields if name != "body")
+        same = not fields
     if removed:
         return Decision("restored", fields=fields, alert=True, new_version=not same)
     if same:
         return UNCHANGED
     seen_before = outcome.fingerprint in previous.alerted_fingerprints
     return Decision("updated", fields=fields, alert=not seen_before, new_version=True)
+
+
+def _body_edited(previous: Previous, outcome: PageRead, templates: Collection[str]) -> bool:
+    """Whether the body changed beyond the site's templates (True when a side has no block
+    hashes to compare: then the body hashes decide)."""
+    if previous.current_blocks is None or not outcome.blocks:
+        return True
+    return body_edited(previous.current_blocks, outcome.blocks, templates)
 
 
 @dataclass(frozen=True)
@@ -209,8 +234,14 @@ class Plan:
     changes: tuple[PlannedChange, ...] = ()
 
 
-def decide(previous: Previous | None, outcome: Outcome, audience: Audience) -> Plan:
-    """Classify ``outcome`` and say who hears of it.
+def decide(
+    previous: Previous | None,
+    outcome: Outcome,
+    audience: Audience,
+    templates: Collection[str] = frozenset(),
+) -> Plan:
+    """Classify ``outcome`` (with the site's ``templates``, see :func:`classify`) and say who
+    hears of it.
 
     The content is classified once for the article, which every topic that lists it shares.
     An ``updated``, ``removed`` or ``restored`` goes to every active topic that has announced
@@ -218,7 +249,7 @@ def decide(previous: Previous | None, outcome: Outcome, audience: Audience) -> P
     announced a live article hears of it through a ``new`` change, also when another topic
     read it first. The run is named on the observing topic's change only.
     """
-    decision = classify(previous, outcome)
+    decision = classify(previous, outcome, templates)
     before = 0 if previous is None else previous.current_version
     status = "live" if previous is None else previous.status
     if decision.kind == "none":

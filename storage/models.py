@@ -161,6 +161,9 @@ class ArticleVersion(Base):
     published: Mapped[str | None] = mapped_column(String(64))
     modified: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text, default="")
+    # One short hash per paragraph of the body (storage.templates); None in versions stored
+    # before site templates were learned.
+    blocks: Mapped[list[str] | None] = mapped_column(JSON)
     fetched_at: Mapped[datetime]
     # zlib-compressed response body, kept only when the topic asks for it.
     raw_html: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -250,6 +253,35 @@ class Alert(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime]
+
+
+class Site(Base):
+    """A site whose articles topicwatch reads: its host, and how many of its articles have
+    been read (each once, when its first version was stored). See :mod:`storage.templates`."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(300), unique=True)
+    pages: Mapped[int] = mapped_column(default=0)
+
+
+class SiteBlock(Base):
+    """A block of text (a paragraph's hash) seen on a site's articles: on how many, and the
+    site's article count when it was first seen. See :mod:`storage.templates`."""
+
+    __tablename__ = "site_blocks"
+    __table_args__ = (
+        # Forgetting the blocks of a site seen rarely, long ago.
+        Index("ix_site_blocks_site_first_seen", "site_id", "first_seen"),
+    )
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[str] = mapped_column(String(16), primary_key=True)
+    pages: Mapped[int]
+    first_seen: Mapped[int]
 
 
 class Installation(Base):

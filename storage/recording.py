@@ -1,9 +1,10 @@
 """Recording what a crawl saw of its articles: versions, changes and their alert rows.
 
 :func:`record_outcomes` loads what the decision needs (each article's current version, the
-fingerprints already alerted on, the topics that have announced it), lets
-:func:`storage.changes.decide` decide, and writes the rows the plan names, all in one
-transaction: a change is written together with its alert rows, or not at all.
+fingerprints already alerted on, the topics that have announced it, the site templates among
+the blocks it compares), lets :func:`storage.changes.decide` decide, and writes the rows the
+plan names, all in one transaction: a change is written together with its alert rows, or not
+at all.
 
 Concurrent writers are safe: on SQLite every write transaction starts with ``BEGIN
 IMMEDIATE``; on PostgreSQL the article row is locked (``SELECT … FOR UPDATE``) before its
@@ -38,6 +39,7 @@ from storage.changes import (
 from storage.db import aware_now, chunks, upsert_for, write_transaction
 from storage.listings import stated_moment
 from storage.models import Alert, Article, ArticleVersion, Change, Topic, TopicArticle
+from storage.templates import learn, site_of, templates_among
 from storage.topics import TopicCache
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class _Stored:
     announced_by: set[int] = field(default_factory=set)
     inactive: set[int] = field(default_factory=set)  # of announced_by, those not configured
     alerted_fingerprints: frozenset[str] = frozenset()
+    blocks: tuple[str, ...] | None = None  # of the current version
 
 
 @dataclass
@@ -122,6 +125,28 @@ def _load_stored(
     }
     _read_alerted_fingerprints(session, by_id, sorted(edited))
     return stored
+
+
+def _site_templates(
+    session: Session, outcomes: Sequence[Outcome], stored: dict[str, _Stored]
+) -> dict[str, frozenset[str]]:
+    """Learn from the pages of articles read for the first time, then find the site
+    templates among the blocks of the bodies that differ from their current version's."""
+    first_reads: list[tuple[str, tuple[str, ...]]] = []
+    compared: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        article = stored.get(outcome.url)
+        if not isinstance(outcome, PageRead) or article is None or not outcome.blocks:
+            continue
+        if article.current_version == 0:
+            first_reads.append((site_of(outcome.url), outcome.blocks))
+        elif article.blocks is not None and outcome.field_hashes.get(
+            "body"
+        ) != article.field_hashes.get("body"):
+            blocks = compared.setdefault(site_of(outcome.url), set())
+            blocks.update(article.blocks, outcome.blocks)
+    learn(session, first_reads)
+    return templates_among(session, compared) if compared else {}
 
 
 def _create_and_lock(
@@ -190,6 +215,7 @@ def _read_current_versions(session: Session, by_id: dict[int, _Stored]) -> None:
                 ArticleVersion.fingerprint,
                 ArticleVersion.field_hashes,
                 ArticleVersion.title,
+                ArticleVersion.blocks,
             )
             .join(
                 Article,
@@ -201,11 +227,12 @@ def _read_current_versions(session: Session, by_id: dict[int, _Stored]) -> None:
             # Both sides filtered, so neither is read beyond the batch's rows.
             .where(ArticleVersion.article_id.in_(chunk_ids), Article.id.in_(chunk_ids))
         )
-        for article_id, fingerprint, field_hashes, title in current:
+        for article_id, fingerprint, field_hashes, title, blocks in current:
             article = by_id[article_id]
             article.fingerprint = fingerprint
             article.field_hashes = dict(field_hashes)
             article.title = title
+            article.blocks = None if blocks is None else tuple(blocks)
 
 
 def _read_announcements(session: Session, by_id: dict[int, _Stored]) -> None:
@@ -256,9 +283,11 @@ def _apply(
     article: _Stored,
     outcome: PageRead | NotModified | Gone,
     now: datetime,
+    templates: frozenset[str] = frozenset(),
 ) -> int | None:
     """Take what ``outcome`` says of the stored article, queue the rows its plan names; the
-    index of the observing topic's change, if any."""
+    index of the observing topic's change, if any. ``templates``: its site's template
+    blocks among those compared."""
     if isinstance(outcome, PageRead):
         article.etag = outcome.etag
         article.last_modified = outcome.last_modified
@@ -279,14 +308,16 @@ def _apply(
             current_field_hashes=dict(article.field_hashes),
             alerted_fingerprints=article.alerted_fingerprints,
             current_version=article.current_version,
+            current_blocks=article.blocks,
         )
     audience = Audience(topic_id, run_id, article.announced_by, article.inactive)
-    plan = decide(previous, outcome, audience)
+    plan = decide(previous, outcome, audience, templates)
     if plan.decision.new_version:
         assert isinstance(outcome, PageRead)
         article.fingerprint = outcome.fingerprint
         article.field_hashes = dict(outcome.field_hashes)
         article.title = outcome.title
+        article.blocks = outcome.blocks or None
         writes.versions.append(
             {
                 "article_id": article.id,
@@ -299,6 +330,7 @@ def _apply(
                 "published": outcome.published,
                 "modified": outcome.modified,
                 "body": outcome.body,
+                "blocks": list(outcome.blocks) if outcome.blocks else None,
                 "fetched_at": now,
                 "raw_html": None if outcome.raw_html is None else zlib.compress(outcome.raw_html),
             }
@@ -380,6 +412,7 @@ def _record(
 ) -> list[ChangeRecord | None]:
     """Record ``outcomes`` (no URL twice) in the session's transaction."""
     stored = _load_stored(session, outcomes, topic_id, now)
+    templates = _site_templates(session, outcomes, stored)
     writes = _Writes()
     indexes: list[int | None] = []
     for outcome in outcomes:
@@ -401,6 +434,7 @@ def _record(
                 article=article,
                 outcome=outcome,
                 now=now,
+                templates=templates.get(site_of(outcome.url), frozenset()),
             )
         )
     ids = _write_changes(session, writes, now)

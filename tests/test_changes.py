@@ -38,10 +38,15 @@ LIVE_B_AFTER_A = Previous("live", "fb", B, frozenset({"fa", "fb"}), current_vers
 # Went A -> B -> A: the return to A was recorded without an alert.
 LIVE_A_AFTER_B = Previous("live", "fa", A, frozenset({"fa", "fb"}), current_version=3)
 REMOVED_A = Previous("removed", "fa", A, frozenset({"fa"}))
+# Paragraph hashes: p1 and p2 are the article's own, t1 and t2 its site's templates, x new.
+BLOCKS = ("p1", "t1", "p2")
+TEMPLATES = frozenset({"t1", "t2"})
+LIVE_BLOCKS = Previous("live", "fa", A, frozenset({"fa"}), current_blocks=BLOCKS)
+REMOVED_BLOCKS = Previous("removed", "fa", A, frozenset({"fa"}), current_blocks=BLOCKS)
 
 
-def page(fingerprint: str, hashes: dict[str, str]) -> PageRead:
-    return PageRead(URL, fingerprint, hashes)
+def page(fingerprint: str, hashes: dict[str, str], blocks: tuple[str, ...] = ()) -> PageRead:
+    return PageRead(URL, fingerprint, hashes, blocks=blocks)
 
 
 # -- the detection table ---------------------------------------------------------------------
@@ -60,6 +65,7 @@ NOTHING_BEFORE = ("nothing", "an article page")
 UNCHANGED = ("version v", "304, the same bytes, or the same fingerprint")
 UPDATED = ("version v", "another fingerprint")
 RETURNED = ("version v", "content equal to an older version (A → B → A)")
+TEMPLATE_ONLY = ("version v", "a body that differs only in the site's template blocks")
 REMOVED = ("live", "404 / 410, or a redirect to the home or topic page")
 RESTORED = ("removed", "the page again")
 FAILED = ("anything", "timeout, 5xx, 403, robots.txt refusal")
@@ -72,6 +78,7 @@ class Row:
     previous: Previous | None
     outcome: Outcome
     expected: Decision
+    templates: frozenset[str] = frozenset()
 
 
 TABLE = [
@@ -115,6 +122,70 @@ TABLE = [
         page("fb", B),
         Decision("updated", ("body",), False, True),
     ),
+    Row(
+        TEMPLATE_ONLY,
+        "live+template-rewritten=unchanged",
+        LIVE_BLOCKS,
+        page("fb", B, ("p1", "x", "p2")),
+        Decision("unchanged"),
+        TEMPLATES,
+    ),
+    Row(
+        TEMPLATE_ONLY,
+        "live+template-added-and-dropped=unchanged",
+        LIVE_BLOCKS,
+        page("fb", B, ("t2", "p1", "p2")),
+        Decision("unchanged"),
+        TEMPLATES,
+    ),
+    Row(
+        TEMPLATE_ONLY,
+        "live+no-longer-template-replaced-by-template=unchanged",
+        Previous("live", "fa", A, frozenset({"fa"}), current_blocks=("p1", "old", "p2")),
+        page("fb", B, ("p1", "t1", "p2")),
+        Decision("unchanged"),
+        TEMPLATES,
+    ),
+    Row(
+        TEMPLATE_ONLY,
+        "live+template-rewritten-and-title=updated-title",
+        LIVE_BLOCKS,
+        page("fc", {**C, "body": "bb"}, ("p1", "x", "p2")),
+        Decision("updated", ("dates", "title"), True, True),
+        TEMPLATES,
+    ),
+    Row(
+        TEMPLATE_ONLY,
+        "removed+template-rewritten=restored",
+        REMOVED_BLOCKS,
+        page("fb", B, ("p1", "x", "p2")),
+        Decision("restored", (), True, False),
+        TEMPLATES,
+    ),
+    Row(
+        UPDATED,
+        "live+paragraph-beside-template-edited=updated",
+        LIVE_BLOCKS,
+        page("fb", B, ("p1", "x", "y")),
+        Decision("updated", ("body",), True, True),
+        TEMPLATES,
+    ),
+    Row(
+        UPDATED,
+        "live+paragraph-added-beside-template=updated",
+        LIVE_BLOCKS,
+        page("fb", B, ("p1", "t1", "x", "p2")),
+        Decision("updated", ("body",), True, True),
+        TEMPLATES,
+    ),
+    Row(
+        UPDATED,
+        "live-stored-without-blocks+template-rewritten=updated",
+        LIVE_A,
+        page("fb", B, ("p1", "x", "p2")),
+        Decision("updated", ("body",), True, True),
+        TEMPLATES,
+    ),
     Row(REMOVED, "live+gone=removed", LIVE_A, Gone(URL), Decision("removed", (), True, False)),
     Row(REMOVED, "removed+gone=unchanged", REMOVED_A, Gone(URL), Decision("unchanged")),
     Row(
@@ -149,7 +220,7 @@ TABLE = [
 
 @pytest.mark.parametrize("row", TABLE, ids=[row.id for row in TABLE])
 def test_classify(row: Row) -> None:
-    assert classify(row.previous, row.outcome) == row.expected
+    assert classify(row.previous, row.outcome, row.templates) == row.expected
 
 
 def test_every_row_of_the_readme_table_is_tested_and_no_other() -> None:

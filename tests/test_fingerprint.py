@@ -9,7 +9,7 @@ import pytest
 from fixture_site import generated_paragraphs
 
 from crawler.article import ExtractedArticle
-from crawler.fingerprint import FIELDS, fingerprint, normalise_text
+from crawler.fingerprint import FIELDS, block_hashes, fingerprint, normalise_text
 
 NORMALISE_CASES = [
     # (id, text, ignore_patterns, expected)
@@ -142,7 +142,9 @@ CHANGED_CASES = [
 
 @pytest.mark.parametrize("change", [c[1] for c in SAME_CASES], ids=[c[0] for c in SAME_CASES])
 def test_fingerprint_ignores(change: dict[str, object]) -> None:
-    assert fingerprint(dataclasses.replace(BASE, **change)) == fingerprint(BASE)  # type: ignore[arg-type]
+    changed, base = fingerprint(dataclasses.replace(BASE, **change)), fingerprint(BASE)  # type: ignore[arg-type]
+    # The paragraph hashes follow the paragraphs; they are compared only where bodies differ.
+    assert (changed.digest, changed.fields) == (base.digest, base.fields)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +169,19 @@ def test_ignore_patterns_apply_to_every_text_field() -> None:
     )
     patterns = (r"^LIVE: ", r"Dibaca [\d.]+ kali")
     assert fingerprint(noisy, patterns) == fingerprint(BASE, patterns)
+
+
+def test_block_hashes_are_one_per_paragraph_of_normalised_text() -> None:
+    body = (
+        "Engineers replaced bolts.\n\n\u201cWrite to us\u201d at desk@example.com"
+        "\n\n \n\nUpdated 5 minutes ago"
+    )
+    blocks = block_hashes(body)
+    assert len(blocks) == 3  # the blank paragraph has none
+    assert all(len(block) == 16 for block in blocks)
+    assert blocks[1] == block_hashes('"Write to us" at   desk@example.com')[0]
+    assert blocks[2] == block_hashes("Updated 2 hours ago")[0]
+    assert fingerprint(BASE).blocks == block_hashes(BASE.body)
+    assert block_hashes("Dibaca 1.204 kali, tetap", (r"Dibaca [\d.]+ kali",)) == block_hashes(
+        ", tetap"
+    )

@@ -377,6 +377,7 @@ class TopicSpider(scrapy.Spider):
             modified=article.modified,
             fingerprint=fingerprinted.digest,
             field_hashes=fingerprinted.fields,
+            blocks=fingerprinted.blocks,
             etag=header(first_page, "ETag"),
             last_modified=header(first_page, "Last-Modified"),
             raw_sha256=raw_sha,

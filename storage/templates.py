@@ -1,0 +1,195 @@
+"""Site templates: the blocks of text a site puts on many of its articles, learned from them.
+
+A newsletter sign-up box, "write to us at …", a "more on this topic" teaser, a photo credit
+or the site's own description often stands inside the article's container, where extraction
+takes it for article text. topicwatch watches a site's articles, not one page: a block (a
+paragraph of the extracted body) that recurs on many of them is the site's, not the
+article's. Such a block is learned, per site, from what crawls already read, and what
+happens to it on one article is not an edit of that article.
+
+**The learning rule** (:func:`is_template`). Each paragraph of a body is known by a short
+hash of its normalised text (:func:`crawler.fingerprint.block_hashes`). A site counts the
+articles it has read (each once, when its first version is stored) and, per block, how many
+of them held it and when it was first seen. A block is template when at least
+:data:`MIN_PAGES` (3) articles held it and at least :data:`MIN_SHARE` (20 %) of the site's
+articles read since it first appeared did. Three, because two articles sharing a paragraph
+is ordinary news work (a follow-up quoting the first report, a story filed twice), while a
+template stands on every article; a fifth, because a site may show a box on one section's
+articles only, or rotate a few teasers, while an article's own paragraph is rarely repeated
+word for word on one article in five. Counting from the block's first sighting lets a box
+the site adds today be learned from the next three articles, however many came before it.
+
+**Comparing two versions of a body** (:func:`body_edited`). Learning must never raise an
+alert by itself, in either direction: a block that becomes template after articles holding
+it were stored, or that stops being template, must not make them look edited. So the body's
+hash is not recomputed without the templates; the two versions are compared block by block,
+with the site's templates of the moment applied to both sides alike. The sequences of block
+hashes are aligned; each stretch where they differ is an edit of the article unless it is
+template churn:
+
+- every block removed and added there is template (a box added, dropped, or swapped for
+  another template);
+- the blocks removed are all template and no more blocks take their place: a template
+  rewritten in place, whose new text the site has not shown often enough yet to be known (a
+  site-wide rewrite of the box, read first on this article; a rotating teaser);
+- the blocks added are all template and take the place of no more blocks: a block that was
+  template (and is no longer) replaced by the one that is now.
+
+A paragraph added to or removed from the article, or rewritten, alerts as before, also when it
+stands next to a template. The cost of the rule: a paragraph of the article's own that the
+site repeats word for word on a fifth of its articles (a running story's background
+paragraph) is taken for template, and an edit inside it is not alerted; adding or removing
+article text around it still is.
+
+**Storage.** ``sites`` holds a site's count of articles read; ``site_blocks`` one row per
+site and block hash with its count and first sighting. Recording reads only the rows of the
+blocks it compares, by primary key, and adds the blocks of the articles it reads for the
+first time in one statement per batch. A block seen on fewer than :data:`MIN_PAGES` articles
+that many articles ago (:data:`FORGET_AFTER`) can no longer be template soon and is
+forgotten, so the table holds the recurring blocks and those of the recent articles only.
+Versions stored before site templates existed have no block hashes; their bodies are
+compared by hash, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from difflib import SequenceMatcher
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from storage.db import chunks, upsert_for
+from storage.models import Site, SiteBlock
+
+MIN_PAGES = 3
+MIN_SHARE = 0.2
+# A block seen on fewer than MIN_PAGES articles, first seen this many articles ago, is dropped.
+FORGET_AFTER = 100
+# Forgetting runs each time a site has read this many more articles.
+FORGET_EVERY = 100
+
+
+def site_of(url: str) -> str:
+    """The site an article belongs to: its URL's host (and port), lowercased, without
+    ``www.``."""
+    host = urlsplit(url).netloc.rpartition("@")[2].lower()
+    return host.removeprefix("www.")
+
+
+def is_template(pages: int, since: int) -> bool:
+    """Whether a block is template: ``pages`` of the site's articles held it, of the
+    ``since`` articles read since it was first seen (that one included)."""
+    return pages >= MIN_PAGES and pages >= MIN_SHARE * since
+
+
+def body_edited(old: Sequence[str], new: Sequence[str], templates: Collection[str]) -> bool:
+    """Whether the body whose block hashes are ``new`` is an edit of the one whose block
+    hashes are ``old``, given the site's template blocks (see the module: where the two
+    differ only by template churn, it is not)."""
+    matcher = SequenceMatcher(None, old, new, autojunk=False)
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if not _template_churn(old[old_start:old_end], new[new_start:new_end], templates):
+            return True
+    return False
+
+
+def _template_churn(
+    removed: Sequence[str], added: Sequence[str], templates: Collection[str]
+) -> bool:
+    removed_template = all(block in templates for block in removed)
+    added_template = all(block in templates for block in added)
+    if removed_template and added_template:
+        return True
+    if removed and removed_template and len(added) <= len(removed):
+        return True
+    return bool(added) and added_template and len(removed) <= len(added)
+
+
+def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> None:
+    """Count the blocks of articles read for the first time: ``(site, block hashes)`` each.
+
+    Each site's row is locked while its counts change, so concurrent crawls of one site
+    count every article once."""
+    by_site: dict[str, list[Collection[str]]] = {}
+    for site, blocks in pages:
+        by_site.setdefault(site, []).append(blocks)
+    if not by_site:
+        return
+    dialect = session.get_bind().dialect.name
+    hosts = sorted(by_site)
+    session.execute(
+        upsert_for(dialect, Site).on_conflict_do_nothing(index_elements=[Site.host]),
+        [{"host": host, "pages": 0} for host in hosts],
+    )
+    # Locked in host order, so concurrent crawls never wait for each other in a circle.
+    rows = [
+        (row.id, row.host, row.pages)
+        for chunk in chunks(hosts)
+        for row in session.execute(
+            select(Site.id, Site.host, Site.pages)
+            .where(Site.host.in_(chunk))
+            .order_by(Site.host)
+            .with_for_update()
+        )
+    ]
+    counted: list[dict[str, int | str]] = []
+    for site_id, host, before in rows:
+        seen = before
+        counts: dict[str, list[int]] = {}
+        for blocks in by_site[host]:
+            seen += 1
+            for block in set(blocks):
+                counts.setdefault(block, [0, seen])[0] += 1
+        counted.extend(
+            {"site_id": site_id, "block": block, "pages": n, "first_seen": first}
+            for block, (n, first) in sorted(counts.items())
+        )
+        session.execute(update(Site).where(Site.id == site_id).values(pages=seen))
+        if seen // FORGET_EVERY > before // FORGET_EVERY:
+            session.execute(
+                delete(SiteBlock).where(
+                    SiteBlock.site_id == site_id,
+                    SiteBlock.first_seen <= seen - FORGET_AFTER,
+                    SiteBlock.pages < MIN_PAGES,
+                )
+            )
+    if counted:
+        insert = upsert_for(dialect, SiteBlock)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[SiteBlock.site_id, SiteBlock.block],
+                set_={"pages": SiteBlock.pages + insert.excluded.pages},
+            ),
+            counted,
+        )
+
+
+def templates_among(
+    session: Session, wanted: Mapping[str, Collection[str]]
+) -> dict[str, frozenset[str]]:
+    """Of the blocks ``wanted`` names per site, those that are the site's templates now."""
+    found: dict[str, frozenset[str]] = {}
+    hosts = sorted(site for site, blocks in wanted.items() if blocks)
+    for host_chunk in chunks(hosts):
+        sites = session.execute(
+            select(Site.id, Site.host, Site.pages).where(Site.host.in_(host_chunk))
+        ).all()
+        for site_id, host, site_pages in sites:
+            templates: set[str] = set()
+            for block_chunk in chunks(sorted(wanted[host])):
+                rows = session.execute(
+                    select(SiteBlock.block, SiteBlock.pages, SiteBlock.first_seen).where(
+                        SiteBlock.site_id == site_id, SiteBlock.block.in_(block_chunk)
+                    )
+                )
+                templates.update(
+                    block
+                    for block, pages, first_seen in rows
+                    if is_template(pages, site_pages - first_seen + 1)
+                )
+            found[host] = frozenset(templates)
+    return found
