@@ -124,6 +124,10 @@ class Crawl:
                 )
             )
 
+    def article_id(self, url: str) -> int | None:
+        with self.sessions() as session:
+            return session.scalar(select(Article.id).where(Article.url == url))
+
     def alerts_for(self, change: Change) -> int:
         with self.sessions() as session:
             return (
@@ -338,5 +342,58 @@ def test_a_big_crawl_records_every_page_once_in_batches(db_url: str, tmp_path: P
             assert run.status == "ok", run.error_details
             assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
             assert crawl.count(ArticleVersion) == 601
+        finally:
+            crawl.close()
+
+
+def test_site_templates_are_learned_from_the_articles_and_never_alert_by_themselves(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A block on many of the site's articles is its template: rewritten on one article it is
+    no change, also when it became template after that article was stored; an edit of the
+    article's own text beside it still is."""
+    follow = "Ikuti terus berita terkini Tribunnews.com di Google News dan saluran WhatsApp kami."
+    letters = "Punya informasi atau tanggapan? Kirim tulisan Anda ke redaksi@tribunnews.com."
+    with FixtureSite.generate(8, topics=[REFERENCE_TOPIC], per_page=50, multipage_every=0) as site:
+        ids = site.listing_ids(REFERENCE_TOPIC)
+        for n, article_id in enumerate(ids):
+            extra = [letters, follow] if n < 2 else [follow]
+            site.edit_body(article_id, paragraphs=[*site.article(article_id).paragraphs, *extra])
+        config = write_config(
+            tmp_path / "topicwatch.toml", db_url, [site.listing_url(REFERENCE_TOPIC)]
+        )
+        crawl = Crawl(config, db_url)
+        try:
+            run, changes, _ = crawl.run()
+            assert [c.kind for c in changes] == ["new"] * 8, run.error_details
+
+            # The follow-us line, on every article, is rewritten on one; another is edited.
+            rewritten = follow.replace("saluran WhatsApp", "WhatsApp serta Telegram")
+            site.edit_body(ids[2], paragraphs=[*site.article(ids[2]).paragraphs[:-1], rewritten])
+            site.edit_body(ids[3], insert_sentence=CLARIFICATION, after_paragraph=1)
+            run, changes, _ = crawl.run()
+            assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+            assert changes[0].article_id == crawl.article_id(site.article_url(ids[3]))
+            assert len(crawl.versions(site.article_url(ids[2]))) == 1
+
+            # The letters line, on two articles so far, is not template yet; three new
+            # articles carry it, and it becomes template. Then it is rewritten on one of the
+            # two articles stored before: no change; a paragraph edited elsewhere: a change.
+            for _ in range(3):
+                site.add_article(
+                    topics=[REFERENCE_TOPIC], paragraphs=["Berita baru hari ini.", letters, follow]
+                )
+            run, changes, _ = crawl.run()
+            assert [c.kind for c in changes] == ["new"] * 3, run.error_details
+            paragraphs = site.article(ids[0]).paragraphs
+            site.edit_body(
+                ids[0],
+                paragraphs=[*paragraphs[:-2], "Kirim ke surat@tribunnews.com.", paragraphs[-1]],
+            )
+            site.edit_body(ids[4], replace_paragraph=1, text="Paragraf ini telah disunting.")
+            run, changes, _ = crawl.run()
+            assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+            assert changes[0].article_id == crawl.article_id(site.article_url(ids[4]))
+            assert run.status == "ok", run.error_details
         finally:
             crawl.close()
