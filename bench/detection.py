@@ -24,6 +24,8 @@ only difference between them is the change under test):
   article when the page shows none), scripts (script nonces and inline script text, data-*
   attributes and class order changed), trending (a "Trending now" block of rotating headlines
   inside the article between two paragraphs), identical (the same bytes fetched twice).
+- template-rewrite (:func:`template_rewrite_results`): a block the publisher puts on every
+  article, rewritten on one of them → no alert once the publisher's templates are learned.
 
 Targets: edit and headline recall >= 98%, false alerts <= 2% per noise kind, 0% for identical.
 """
@@ -53,7 +55,9 @@ from bench.corpus import CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
 from crawler.article import Fingerprint
 from crawler.extraction.extractor import extract
 from crawler.extraction.parsing import ExtractionError
-from crawler.fingerprint import fingerprint
+from crawler.fingerprint import block_hashes, fingerprint
+from storage.changes import PageRead, Previous, classify
+from storage.templates import templates_of_new_site
 
 EDIT_KINDS = ("edit-sentence", "edit-word")
 HEADLINE_KIND = "headline"
@@ -630,6 +634,152 @@ def _report(corpus: str, results: list[PairResult], worst: int) -> None:
             print(f"    {page_id:<40} {count} failed  [{kinds[:160]}]")
 
 
+# -- template block rewrite ---------------------------------------------------------------------
+
+TEMPLATE_KIND = "template-rewrite"
+# Blocks publishers put inside the article container, each with a rewrite of it, and where it
+# stands: before the first paragraph, after the middle one, after the last one.
+_TEMPLATE_BLOCKS = (
+    (
+        "Sign up for our morning briefing: the day's most important stories in your inbox.",
+        "Sign up for our evening briefing: the day's most important stories in your inbox.",
+        "end",
+    ),
+    (
+        "Write to us at letters@publisher.example with your views on this story.",
+        "Write to the editors at editors@publisher.example with your views on this story.",
+        "end",
+    ),
+    (
+        "More on this topic: Parliament passes budget after marathon session",
+        "More on this topic: Airline cancels flights as strike begins",
+        "middle",
+    ),
+    ("Photo: Agency staff / The Publisher", "Photo: Staff photographer / The Publisher", "start"),
+)
+
+
+def _publisher(page_id: str) -> str:
+    """The publisher of a fundus page (``<cc>/<Publisher>_<yyyy>_<mm>_<dd>``)."""
+    return page_id.rsplit("_", 3)[0]
+
+
+def _with_block(page: CorpusPage, text: str, where: str) -> bytes | None:
+    """The page with ``text`` as a paragraph of the article's container at ``where``."""
+    tree = lxml.html.document_fromstring(page.read_html().decode("utf-8", errors="replace"))
+    anchor = _content_anchor(tree, page)
+    if anchor is None:
+        return None
+    _parent, paragraphs = anchor
+    block = lxml.html.fragment_fromstring(f"<p>{html_lib.escape(text)}</p>")
+    if where == "start":
+        paragraphs[0].addprevious(block)
+    else:
+        paragraphs[len(paragraphs) // 2 if where == "middle" else -1].addnext(block)
+    return _serialise(tree)
+
+
+def _read(html: bytes | None, url: str) -> Fingerprint | None:
+    if html is None:
+        return None
+    try:
+        return fingerprint(extract(html, url, encoding="utf-8"))
+    except ExtractionError:
+        return None
+
+
+def _publisher_template_results(pages: list[CorpusPage]) -> list[PairResult]:
+    """One publisher's pages: each template block on all of them, the templates learned from
+    them as recording learns them, then the block rewritten on one page at a time."""
+    results: list[PairResult] = []
+    for text, rewrite, where in _TEMPLATE_BLOCKS:
+        before = [_read(_with_block(p, text, where), p.url) for p in pages]
+        templates = templates_of_new_site(r.blocks for r in before if r is not None)
+        (block,) = block_hashes(text)
+        for page, read in zip(pages, before, strict=True):
+            after = _read(_with_block(page, rewrite, where), page.url)
+            if read is None or after is None:
+                results.append(
+                    PairResult("fundus", page.page_id, TEMPLATE_KIND, "skipped", True, "no body")
+                )
+                continue
+            old, new = read, after
+            decision = classify(
+                Previous("live", old.digest, old.fields, current_blocks=old.blocks),
+                PageRead(page.url, new.digest, new.fields, blocks=new.blocks),
+                templates,
+            )
+            alone = "alerts" if old.digest != new.digest else "quiet"
+            detail = (
+                f"{where} block {'in' if block in old.blocks else 'not in'} the body, "
+                f"{'template' if block in templates else 'not learned'}; fingerprint alone {alone}"
+            )
+            if decision.kind != "unchanged":
+                detail += f"; changed: {','.join(decision.fields)}"
+            results.append(
+                PairResult(
+                    "fundus",
+                    page.page_id,
+                    TEMPLATE_KIND,
+                    "ok" if decision.kind == "unchanged" else "fail",
+                    False,  # the page's visible text changed: a naive hash alerts
+                    detail,
+                )
+            )
+    return results
+
+
+def template_rewrite_results(
+    pages: list[CorpusPage], workers: int = 2, min_pages: int = 3
+) -> list[PairResult]:
+    """The template-rewrite pairs of the publishers with at least ``min_pages`` of ``pages``
+    (fundus pages, every version: ``fundus_pages(newest_only=False)``)."""
+    by_publisher: dict[str, list[CorpusPage]] = defaultdict(list)
+    for page in pages:
+        by_publisher[_publisher(page.page_id)].append(page)
+    groups = [group for group in by_publisher.values() if len(group) >= min_pages]
+    with Pool(workers) as pool:
+        return [r for rs in pool.imap(_publisher_template_results, groups) for r in rs]
+
+
+def report_template_rewrites(results: list[PairResult]) -> None:
+    """False alerts of the template-rewrite pairs: where the publisher's pages taught the
+    block as template (the block in the extracted body of 3 of them or more), where they could
+    not (the corpus has too few of the publisher's pages for the rule), and by the fingerprint
+    alone, as before site templates."""
+    done = [r for r in results if r.outcome != "skipped"]
+    publishers = len({_publisher(r.page_id) for r in results})
+    learned = [r for r in done if ", template;" in r.detail]
+    unlearned = [r for r in done if ", not learned;" in r.detail]
+    in_body = [r for r in unlearned if " in the body" in r.detail and "not in" not in r.detail]
+    dropped = [r for r in unlearned if r not in in_body]
+    alone = sum("fingerprint alone alerts" in r.detail for r in done)
+
+    def false(rows: list[PairResult]) -> str:
+        return _rate(sum(r.outcome == "fail" for r in rows), len(rows))
+
+    print(
+        f"\n{TEMPLATE_KIND}: {publishers} publishers with 3 pages or more, {len(done)} pairs "
+        f"({len(results) - len(done)} skipped: no body)"
+    )
+    print(f"  {'pairs':<58} {'n':>4} {'false alerts':>13}")
+    print(f"  {'block learned as template':<58} {len(learned):4d} {false(learned):>13}  <= 1%")
+    print(
+        f"  {'not learned: in the body of fewer than 3 of its pages':<58} "
+        f"{len(in_body):4d} {false(in_body):>13}"
+    )
+    print(
+        f"  {'not learned: not in the extracted body at all':<58} "
+        f"{len(unlearned) - len(in_body):4d} {false(dropped):>13}"
+    )
+    print(
+        f"  {'all pairs, fingerprint alone (no templates)':<58} {len(done):4d} "
+        f"{_rate(alone, len(done)):>13}"
+    )
+    for result in (r for r in learned if r.outcome == "fail"):
+        print(f"    {result.page_id:<40} {result.detail[:120]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -647,6 +797,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [r for rs in pool.imap(evaluate_page, pages, chunksize=2) for r in rs]
     for corpus in corpora:
         _report(corpus, results, args.worst)
+    every_fundus_page = fundus_pages(newest_only=False)
+    report_template_rewrites(template_rewrite_results(every_fundus_page, args.workers))
     print(
         f"\n{len(pages)} pages, {len(results)} pairs in {time.perf_counter() - started:.1f}s "
         f"with {args.workers} workers"

@@ -109,6 +109,29 @@ def _template_churn(
     return bool(added) and added_template and len(removed) <= len(added)
 
 
+def count_blocks(
+    before: int, pages: Iterable[Collection[str]]
+) -> tuple[int, dict[str, tuple[int, int]]]:
+    """A site that had read ``before`` articles reads ``pages`` (the block hashes of each
+    article read for the first time): its article count after them, and per block on how
+    many of them it stood and the article count at which it was first seen among them."""
+    seen = before
+    counts: dict[str, list[int]] = {}
+    for blocks in pages:
+        seen += 1
+        for block in set(blocks):
+            counts.setdefault(block, [0, seen])[0] += 1
+    return seen, {block: (n, first) for block, (n, first) in counts.items()}
+
+
+def templates_of_new_site(pages: Iterable[Collection[str]]) -> frozenset[str]:
+    """The templates of a site that has read only ``pages`` (block hashes of each article)."""
+    seen, counts = count_blocks(0, pages)
+    return frozenset(
+        block for block, (n, first) in counts.items() if is_template(n, seen - first + 1)
+    )
+
+
 def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> None:
     """Count the blocks of articles read for the first time: ``(site, block hashes)`` each.
 
@@ -138,12 +161,7 @@ def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> Non
     ]
     counted: list[dict[str, int | str]] = []
     for site_id, host, before in rows:
-        seen = before
-        counts: dict[str, list[int]] = {}
-        for blocks in by_site[host]:
-            seen += 1
-            for block in set(blocks):
-                counts.setdefault(block, [0, seen])[0] += 1
+        seen, counts = count_blocks(before, by_site[host])
         counted.extend(
             {"site_id": site_id, "block": block, "pages": n, "first_seen": first}
             for block, (n, first) in sorted(counts.items())
