@@ -207,6 +207,11 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     removed, ``ignore_patterns`` (regexes) removed, and
     whitespace collapsed to single spaces.
     """
+    return " ".join(_normalise_in_lines(text, ignore_patterns).split())
+
+
+def _normalise_in_lines(text: str, ignore_patterns: Sequence[str]) -> str:
+    """:func:`normalise_text` but for collapsing whitespace: line breaks are still there."""
     ascii_only = text.isascii()
     if not ascii_only:
         text = unicodedata.normalize("NFKC", text)
@@ -217,7 +222,7 @@ def normalise_text(text: str, ignore_patterns: Sequence[str] = ()) -> str:
     text = _drop_relative_times(text)
     for pattern in compile_patterns(ignore_patterns):
         text = pattern.sub(" ", text)
-    return " ".join(text.split())  # what \\s+ → " " and strip() give, several times faster
+    return text
 
 
 def _normalise_date(value: str | None) -> str:
@@ -245,9 +250,16 @@ def block_hashes(body: str, ignore_patterns: Sequence[str] = ()) -> tuple[str, .
     Sixteen digits (64 bits) keep a version's list and a site's table small; two different
     paragraphs of one site share a hash with odds far below one in a billion.
     """
+    return _block_hashes(_normalise_in_lines(body, ignore_patterns))
+
+
+def _block_hashes(normalised: str) -> tuple[str, ...]:
+    """:func:`block_hashes` of a body normalised but for collapsing whitespace: the body is
+    normalised once for its hash and its paragraphs' (a relative time or an ignore pattern
+    that spans two paragraphs joins them, alike on every read)."""
     hashes = []
-    for paragraph in body.split(BLOCK_SEPARATOR):
-        text = normalise_text(paragraph, ignore_patterns)
+    for paragraph in normalised.split(BLOCK_SEPARATOR):
+        text = " ".join(paragraph.split())
         if text:
             hashes.append(_sha256(text)[:16])
     return tuple(hashes)
@@ -263,19 +275,18 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     re-save, a republish), and with an edit it says nothing the edit itself does not.
 
     The body's hash is over the whole body normalised at once, as it always was, so that
-    versions stored earlier compare equal to an unchanged page; the paragraph hashes are
-    beside it.
+    versions stored earlier compare equal to an unchanged page; the paragraph hashes come
+    from the same normalisation, cut at the paragraphs.
     """
     authors = sorted({normalise_text(a) for a in article.authors} - {""})
+    body = _normalise_in_lines(article.body, ignore_patterns)
     values = {
         "title": normalise_text(article.title, ignore_patterns),
         "lead": normalise_text(article.lead, ignore_patterns),
-        "body": normalise_text(article.body, ignore_patterns),
+        "body": " ".join(body.split()),  # what \\s+ → " " and strip() give, several times faster
         "authors": "\n".join(authors),
         "dates": _normalise_date(article.published),
     }
     fields = {name: _sha256(f"{name}\x1f{values[name]}") for name in FIELDS}
     digest = _sha256("\x1e".join(f"{name}\x1f{fields[name]}" for name in FIELDS))
-    return Fingerprint(
-        digest=digest, fields=fields, blocks=block_hashes(article.body, ignore_patterns)
-    )
+    return Fingerprint(digest=digest, fields=fields, blocks=_block_hashes(body))

@@ -277,7 +277,7 @@ class SiteBlock(Base):
     )
 
     site_id: Mapped[int] = mapped_column(
-        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     block: Mapped[str] = mapped_column(String(16), primary_key=True)
     pages: Mapped[int]
