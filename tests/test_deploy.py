@@ -721,6 +721,7 @@ ARTICLE = PageRead(
     modified=None,
     fingerprint="a" * 64,
     field_hashes={"title": "1" * 64, "body": "2" * 64},
+    blocks=("0123456789abcdef", "fedcba9876543210"),
     etag='W/"5f-abc"',
     last_modified="Fri, 03 Oct 2025 05:40:00 GMT",
     raw_sha256="f" * 64,
