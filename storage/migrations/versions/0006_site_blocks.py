@@ -1,8 +1,8 @@
 """Site templates: ``sites``, ``site_blocks``, and the block hashes of each version's body.
 
-Revision ID: 0005_site_blocks
-Revises: 0004
-Create Date: 2026-12-08
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-05
 
 A site's template blocks are learned from its articles (``storage.templates``). Versions
 stored before have no block hashes (``blocks`` is NULL): their bodies are compared by hash,
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_site_blocks"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
