@@ -33,7 +33,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
 from scrapy.http import Response
-from scrapy.resolver import CachingThreadedResolver
+from scrapy.resolver import CachingThreadedResolver, dnscache
 from scrapy.settings import BaseSettings
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import (
@@ -231,9 +231,16 @@ class AddressPolicy:
 
 
 # What the resolver refused, by host and port: the middleware turns the lookup failure the
-# connection then reports into the refusal's reason. One crawl process crawls one topic, as
-# Scrapy's own DNS cache is one per process.
+# connection then reports into the refusal's reason. A crawl process crawls one topic at a
+# time, as Scrapy's own DNS cache is one per process; both are forgotten between runs.
 _refused_lookups: dict[tuple[str, int], tuple[str, str]] = {}
+
+
+def forget_lookups() -> None:
+    """Forget what earlier crawls of this process resolved and refused: Scrapy's DNS cache
+    keeps names for the life of the process, and a warm process lives for many runs."""
+    _refused_lookups.clear()
+    dnscache.clear()
 
 
 @implementer(IResolutionReceiver)

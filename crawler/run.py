@@ -1,18 +1,26 @@
-"""One crawl run of one topic, in this process: the body of a crawl child.
+"""One crawl run of one topic, in this process.
 
-Scrapy's reactor cannot be started twice in one process, so every run gets a process of its
-own (``python -m crawler``); the scheduler starts and supervises it.
+Two ways to run it, with the same settings, spider and result:
+
+- :func:`crawl_topic` runs one crawl and returns: it starts Scrapy's reactor itself, which
+  cannot be started twice in one process (``python -m crawler``, the benchmarks);
+- :func:`crawl_in_reactor` runs one crawl inside a reactor that is already running, through
+  Scrapy's :class:`~scrapy.crawler.AsyncCrawlerRunner`, so that a warm crawl process
+  (:mod:`crawler.worker`) runs crawl after crawl without starting again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrapy.crawler import AsyncCrawlerProcess
+from scrapy.crawler import AsyncCrawlerProcess, AsyncCrawlerRunner, Crawler
+from scrapy.utils.misc import build_from_crawler, load_object
 
+from crawler.addresses import forget_lookups
 from crawler.run_in_progress import RunInProgress
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
@@ -34,34 +42,91 @@ class RunResult:
 
 
 def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides: Any) -> RunResult:
-    """Crawl ``topic`` once, record everything, and finish crawl run ``run_id``."""
+    """Crawl ``topic`` once, record everything, and finish crawl run ``run_id``; starts and
+    stops Scrapy's reactor, so once per process."""
     run = RunInProgress(database_url, topic, run_id)
     try:
-        settings = scrapy_settings(run.spec, **setting_overrides)
-        # The process's own logging (crawler.observability) stays in charge of the output.
-        settings["LOG_INSTALL_ROOT_HANDLER"] = False
-        if not logger.isEnabledFor(logging.DEBUG):
-            for handler in logging.getLogger().handlers:
-                handler.addFilter(_quiet_scrapy)
-        process = AsyncCrawlerProcess(settings)
+        process = AsyncCrawlerProcess(_settings(run, setting_overrides))
         crawler = process.create_crawler(TopicSpider)
         process.crawl(crawler, run=run)
         settle_garbage_collector()
         process.start(install_signal_handlers=True)
-        stats = {key: _jsonable(value) for key, value in crawler.stats.get_stats().items()}
-        result = summarise(run, stats)
-        finish_run(
-            run.sessions,
-            run_id,
-            status=result.status,
-            counts=result.counts,
-            errors=result.failures,
-            stats=result.stats,
-            message=result.message,
-        )
-        return result
+        return _finish(run, crawler)
     finally:
         run.close()
+
+
+async def crawl_in_reactor(
+    database_url: str,
+    topic: str,
+    run_id: int,
+    *,
+    stop: asyncio.Event | None = None,
+    **setting_overrides: Any,
+) -> RunResult:
+    """Crawl ``topic`` once in the reactor already running in this process (Twisted's
+    asyncio reactor), record everything, and finish crawl run ``run_id``.
+
+    ``stop`` set while the crawl runs stops it the way a SIGTERM stops :func:`crawl_topic`:
+    requests under way end, what was read is recorded, the run is finished as ``partial``
+    ("crawl ended early: shutdown").
+
+    Nothing of the run stays behind in the process: the crawler, its settings and signal
+    connections are the run's own, the DNS cache and the address guard's refusals are
+    forgotten before it starts, and its database connections are closed when it ends.
+    """
+    from twisted.internet import reactor
+
+    forget_lookups()
+    run = RunInProgress(database_url, topic, run_id)
+    try:
+        settings = _settings(run, setting_overrides)
+        runner = AsyncCrawlerRunner(settings)
+        crawler = runner.create_crawler(TopicSpider)
+        # AsyncCrawlerProcess installs the resolver when it starts the reactor; a reactor
+        # that keeps running gets the resolver of each run, with the run's address policy.
+        resolver_class = load_object(settings["TWISTED_DNS_RESOLVER"])
+        build_from_crawler(resolver_class, crawler, reactor=reactor).install_on_reactor()
+        crawl = runner.crawl(crawler, run=run)
+        if stop is not None:
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({crawl, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if not crawl.done():
+                await crawler.stop_async()
+        await crawl
+        return _finish(run, crawler)
+    finally:
+        run.close()
+
+
+def _settings(run: RunInProgress, overrides: dict[str, Any]) -> dict[str, Any]:
+    settings = scrapy_settings(run.spec, **overrides)
+    # The process's own logging (crawler.observability) stays in charge of the output.
+    settings["LOG_INSTALL_ROOT_HANDLER"] = False
+    if not logger.isEnabledFor(logging.DEBUG):
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_scrapy)
+    return settings
+
+
+def _finish(run: RunInProgress, crawler: Crawler) -> RunResult:
+    """The run's result from its counters and the crawler's stats, recorded as the run's end."""
+    assert crawler.stats is not None
+    stats = {key: _jsonable(value) for key, value in crawler.stats.get_stats().items()}
+    result = summarise(run, stats)
+    finish_run(
+        run.sessions,
+        run.run_id,
+        status=result.status,
+        counts=result.counts,
+        errors=result.failures,
+        stats=result.stats,
+        message=result.message,
+    )
+    return result
 
 
 def settle_garbage_collector() -> None:

@@ -344,6 +344,19 @@ class CrawlConfig(CrawlSettings):
         "On SIGTERM/SIGINT, how long running crawls may go on before they are stopped.",
         30.0,
     )
+    process_max_runs: int = config_key(
+        "integer",
+        "A crawl process is replaced by a fresh one after this many runs.",
+        200,
+        minimum=1,
+    )
+    process_max_memory: int = config_key(
+        "size",
+        "A crawl process whose resident memory reaches this after a run is replaced by a "
+        "fresh one.",
+        512 * 1024 * 1024,
+        positive=True,
+    )
 
     def settings(self, *, obey_robots: bool | None = None) -> CrawlSettings:
         """What one crawl child needs of these settings, with a topic's robots override."""

@@ -7,10 +7,12 @@ rebuilds every topic's schedule from the config and the ``crawl_runs`` history (
 keeps no job store of its own here): a topic that is overdue runs once soon, one that ran
 recently runs one interval after its last start.
 
-Each crawl run is a child process (see :mod:`scheduler.runner`): one run per topic at a time,
-at most ``max_concurrent_runs`` at once. After each run the daemon logs one summary line,
-warns when a topic's health looks wrong, and asks for the pending alerts to be sent; alerts
-also go out on a timer. Delivery is a task of its own, one at a time, bounded by
+Each crawl run is handed to a warm crawl process (see :mod:`scheduler.runner` and
+:mod:`scheduler.pool`; as many processes as ``max_concurrent_runs``, started when first
+needed, recycled after ``process_max_runs`` runs or at ``process_max_memory``): one run per
+topic at a time, at most ``max_concurrent_runs`` at once. After each run the daemon logs one
+summary line, warns when a topic's health looks wrong, and asks for the pending alerts to be
+sent; alerts also go out on a timer. Delivery is a task of its own, one at a time, bounded by
 ``alerts.dispatch_time_limit``: no crawl waits for it, so a dead SMTP server delays mail, not
 crawls. A run that starts later than a quarter of its interval (and at least
 ``LATE_MINIMUM``) after it was due is logged as late. SIGTERM or SIGINT stops scheduling,
@@ -51,15 +53,13 @@ from crawler.observability import (
     utc_stamp,
 )
 from scheduler.config import Config, ConfigError, format_duration, load_config
+from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
 from scheduler.processes import stop_process_group
 from scheduler.runner import (
-    KILL_AFTER,
     RUN_EVENT,
-    ChildCommand,
     CrawlRunner,
     RunNotClosed,
     RunOutcome,
-    crawl_command,
     monitor_config,
 )
 from storage.daemons import (
@@ -237,7 +237,7 @@ class Daemon:
         log_level: str,
         log_format_fixed: bool = False,
         env: Mapping[str, str] | None = None,
-        child_command: ChildCommand = crawl_command,
+        command: WorkerCommand = worker_command,
     ) -> None:
         self.config = config
         self.env = env
@@ -245,7 +245,7 @@ class Daemon:
         self.log_level = log_level
         # A format given on the command line outlasts the config file's.
         self.log_format_fixed = log_format_fixed
-        self.child_command = child_command
+        self.command = command
         self.specs: dict[str, TopicSpec] = {spec.name: spec for spec in config.topics}
         self.health: dict[str, _TopicHealth] = {}
         self.active: dict[str, asyncio.Task[Any]] = {}
@@ -285,6 +285,8 @@ class Daemon:
             await self.run_until_stopped()
             return EXIT_OK
         finally:
+            if self.runner is not None:
+                await self.runner.close()
             if self.lock is not None:
                 self.lock.release()
             if self.engine is not None:
@@ -327,7 +329,10 @@ class Daemon:
             self.sessions,
             log_format=self.log_format,
             log_level=self.log_level,
-            child_command=self.child_command,
+            processes=config.crawl.max_concurrent_runs,
+            process_max_runs=config.crawl.process_max_runs,
+            process_max_memory=config.crawl.process_max_memory,
+            command=self.command,
             env=self.env,
             withheld=config.secret_variables(),
         )
@@ -500,6 +505,8 @@ class Daemon:
                 await asyncio.wait(pending, timeout=60.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self.runner is not None:
+            await self.runner.close()  # the crawl processes exit, idle now
         if self.delivery is not None:
             await self.delivery  # the delivery under way, bounded by dispatch_time_limit
         await self.dispatch()  # and the alerts of the runs that ended since
@@ -768,6 +775,11 @@ class Daemon:
         if new.crawl.max_concurrent_runs != old.crawl.max_concurrent_runs:
             # Runs under way keep their place in the old semaphore.
             self.semaphore = asyncio.Semaphore(new.crawl.max_concurrent_runs)
+        if self.runner is not None:
+            pool = self.runner.pool
+            pool.size = new.crawl.max_concurrent_runs
+            pool.max_runs = new.crawl.process_max_runs
+            pool.max_memory = new.crawl.process_max_memory
         for name in change.removed:
             if self.scheduler.get_job(job_id(name)) is not None:
                 self.scheduler.remove_job(job_id(name))

@@ -1,27 +1,33 @@
-"""One crawl run of one topic, as a supervised child process.
+"""One crawl run of one topic, handed to a warm crawl process and supervised.
 
-The parent records that the run starts (a ``crawl_runs`` row), starts ``python -m crawler``
-in a process group of its own, and waits for it with a wall-clock limit. The child crawls
-and finishes the row itself. The parent steps in only when the child does not:
+The parent records that the run starts (a ``crawl_runs`` row) and hands the run to a crawl
+process of its pool (:mod:`scheduler.pool`: long-lived ``python -m crawler.worker``
+processes, each in a process group of its own, that run crawl after crawl), with a
+wall-clock limit. The process crawls and finishes the row itself. The parent steps in only
+when it does not:
 
-- past the limit the child's group gets SIGTERM, then SIGKILL a few seconds later, and the
-  run is recorded as ``timeout`` ("killed after 600 s");
+- past the limit the process is asked to stop the run, and killed a few seconds later if
+  it has not; the run is recorded as ``timeout`` ("killed after 600 s");
 - when asked to stop (daemon shutdown) the same happens, recorded as ``failed`` with the
   message "stopped at shutdown";
-- when the child exits without finishing the row (a crash, a signal), the run is recorded
-  as ``failed`` with the exit code or signal.
+- when the process exits during the run (a crash, a signal), the run is recorded as
+  ``failed`` with the exit code or signal; when it says it could not record the run (the
+  database failed, the crawl raised), as ``failed`` with its reason.
 
-A run closed by the parent gets the counts of the changes the child did record. When the
-database cannot take the run's end (down, frozen, full), the parent says so in one line and
-tries again, with growing pauses, until it can: until then the run stays ``running`` and its
-alerts are held, and no other run of the topic starts. Every database call of the parent has
-a time limit, so a database that does not answer is reported rather than waited on.
+A killed or failed process is not used again: the next run gets a new one. A run closed by
+the parent gets the counts of the changes the process did record. When the database cannot
+take the run's end (down, frozen, full), the parent says so in one line and tries again,
+with growing pauses, until it can: until then the run stays ``running`` and its alerts are
+held, and no other run of the topic starts. Every database call of the parent has a time
+limit, so a database that does not answer is reported rather than waited on.
 
-The child is told the parent's pid (:mod:`crawler.lifeline`) and dies with it; the parent
-records the child's pid and start time in the run's row (:mod:`scheduler.processes`), so that
-a restarted daemon can find a child that outlived its parent anyway and stop it.
+The crawl processes are told the parent's pid (:mod:`crawler.lifeline`) and die with it;
+the parent records the pid and start time of the process that took a run in the run's row
+(:mod:`scheduler.processes`), so that a restarted daemon can find a process that outlived
+its parent anyway and stop it.
 
-The daemon and ``topicwatch crawl`` both use :func:`run_crawl`. With Sentry on, each run of
+The daemon and ``topicwatch crawl`` both use :class:`CrawlRunner` (the latter through
+:func:`run_crawl`, with a pool of one process for its one run). With Sentry on, each run of
 the daemon is also a Sentry Crons check-in (in progress, then ok or error).
 """
 
@@ -32,11 +38,8 @@ import contextlib
 import logging
 import math
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +50,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.lifeline import SUPERVISOR_PID_ENV
 from crawler.observability import Seconds, format_fields, utc_stamp
-from scheduler.processes import process_identity
+from scheduler.pool import (
+    KILL_AFTER,
+    CrawlPool,
+    CrawlProcess,
+    RunEnd,
+    WorkerCommand,
+    exit_message,
+    worker_command,
+)
 from storage.db import (
     CONNECT_TIMEOUT,
     DATABASE_ERRORS,
@@ -66,27 +77,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RUN_EVENT = "topicwatch.run"
-KILL_AFTER = 5.0
 # The longest a database call of the parent may take: a new connection, then one statement.
 DATABASE_TIMEOUT = CONNECT_TIMEOUT + STATEMENT_TIMEOUT
 # Pauses between attempts to close a run while the database is away: 1 s, 2 s, … 60 s.
 CLOSE_RETRY_FIRST = 1.0
 CLOSE_RETRY_MAX = 60.0
 STOPPED_MESSAGE = "stopped at shutdown"
+# Recycling of crawl processes, when the caller names no limits (``topicwatch crawl``).
+PROCESS_MAX_RUNS = 200
+PROCESS_MAX_MEMORY = 512 * 1024 * 1024
 # The directory that holds the topicwatch packages, so a child finds them also when the
 # project runs from a checkout rather than an installed distribution.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class ChildRequest:
-    """What a crawl child is told: where the database is, which topic, which run row."""
-
-    database_url: str = field(repr=False)  # it may hold the database's password
-    topic: str
-    run_id: int
-    log_format: str
-    log_level: str
 
 
 DATABASE_URL_ENV = "TOPICWATCH_DATABASE_URL"
@@ -127,30 +129,6 @@ CHILD_ENV_PREFIXES = ("LC_", "PYTHON", "PG", "OPENBLAS_")
 class RunNotClosed(RuntimeError):
     """The run's end could not be recorded before the supervisor was asked to stop; the run
     stays ``running`` until the next start of the daemon closes it."""
-
-
-ChildCommand = Callable[[ChildRequest], Sequence[str]]
-
-
-def crawl_command(request: ChildRequest) -> list[str]:
-    """The command line of the crawl child, ``python -m crawler …``.
-
-    The database URL goes to the child in its environment (``TOPICWATCH_DATABASE_URL``),
-    not on its command line.
-    """
-    return [
-        sys.executable,
-        "-m",
-        "crawler",
-        "--topic",
-        request.topic,
-        "--run-id",
-        str(request.run_id),
-        "--log-format",
-        request.log_format,
-        "--log-level",
-        request.log_level,
-    ]
 
 
 @dataclass(frozen=True)
@@ -249,7 +227,8 @@ def monitor_config(spec: TopicSpec, run_timeout: float) -> MonitorConfig:
 
 
 class CrawlRunner:
-    """Starts and supervises crawl children recording into one database."""
+    """Hands crawl runs of one database to a pool of warm crawl processes, and supervises
+    them: :meth:`run` is one run, start to end; :meth:`close` ends the processes."""
 
     def __init__(
         self,
@@ -258,7 +237,10 @@ class CrawlRunner:
         *,
         log_format: str = "text",
         log_level: str = "INFO",
-        child_command: ChildCommand = crawl_command,
+        processes: int = 1,
+        process_max_runs: int = PROCESS_MAX_RUNS,
+        process_max_memory: int = PROCESS_MAX_MEMORY,
+        command: WorkerCommand = worker_command,
         kill_after: float = KILL_AFTER,
         env: Mapping[str, str] | None = None,
         withheld: Collection[str] = (),
@@ -269,12 +251,29 @@ class CrawlRunner:
         self.sessions = sessions
         self.log_format = log_format
         self.log_level = log_level
-        self.child_command = child_command
-        self.kill_after = kill_after
         self.env = env
         self.withheld = frozenset(withheld)
         self.database_timeout = database_timeout
         self.close_retry = close_retry
+        self.pool = CrawlPool(
+            {
+                **self.child_env(),
+                # The URL may hold a password: the environment keeps it out of `ps`.
+                DATABASE_URL_ENV: database_url,
+                SUPERVISOR_PID_ENV: str(os.getpid()),
+            },
+            size=processes,
+            max_runs=process_max_runs,
+            max_memory=process_max_memory,
+            command=command,
+            log_format=log_format,
+            log_level=log_level,
+            kill_after=kill_after,
+        )
+
+    async def close(self) -> None:
+        """End the crawl processes (after the runs under way: stop those first)."""
+        await self.pool.close()
 
     def child_env(self) -> dict[str, str]:
         """The environment of a crawl process: the variables of :data:`CHILD_ENV_NAMES` and
@@ -346,73 +345,25 @@ class CrawlRunner:
         stop: asyncio.Event | None,
         stop_message: str,
     ) -> RunOutcome:
-        request = ChildRequest(self.database_url, topic, run_id, self.log_format, self.log_level)
-        command = list(self.child_command(request))
-        env = {
-            **self.child_env(),
-            # The URL may hold a password: the environment keeps it out of `ps`.
-            DATABASE_URL_ENV: self.database_url,
-            SUPERVISOR_PID_ENV: str(os.getpid()),
-        }
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=subprocess.DEVNULL,
-                # The child's stdout joins its log on stderr: stdout is the CLI's output.
-                stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            message = f"cannot start the crawl process {command[0]}: {exc.strerror or exc}"
-            return await self._close(
-                topic, run_id, "failed", message, code=None, override=True, stop=stop
-            )
-        logger.debug("Crawl run %d of topic %s: child process %d", run_id, topic, process.pid)
+        self.pool.log_format, self.pool.log_level = self.log_format, self.log_level
 
-        waiter = asyncio.ensure_future(process.wait())
-        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-        try:
-            await self._record_process(topic, run_id, process.pid)
-            pending = {waiter} if stopper is None else {waiter, stopper}
-            done, _ = await asyncio.wait(
-                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if waiter in done:
-                code = waiter.result()
-                message = _exit_message(code)
-                return await self._close(
-                    topic, run_id, "failed", message, code=code, override=False, stop=stop
-                )
-            if stopper is not None and stopper in done:
-                code = await self._terminate(process, waiter)
-                return await self._close(
-                    topic, run_id, "failed", stop_message, code=code, override=True, stop=stop
-                )
-            code = await self._terminate(process, waiter)
-            message = f"killed after {timeout:g} s"
-            return await self._close(
-                topic, run_id, "timeout", message, code=code, override=True, stop=stop
-            )
-        except asyncio.CancelledError:
-            # The daemon gave up on this run: never leave the child behind.
-            if process.returncode is None:
-                _signal_group(process.pid, signal.SIGKILL)
-            raise
-        finally:
-            if stopper is not None:
-                stopper.cancel()
+        async def note_process(process: CrawlProcess) -> None:
+            logger.debug("Crawl run %d of topic %s: crawl process %d", run_id, topic, process.pid)
+            await self._record_process(topic, run_id, process)
 
-    async def _terminate(
-        self, process: asyncio.subprocess.Process, waiter: asyncio.Future[int]
-    ) -> int:
-        """SIGTERM to the child's process group, SIGKILL if still there after a grace."""
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), self.kill_after)
-        except TimeoutError:
-            _signal_group(process.pid, signal.SIGKILL)
-            return await waiter
+        end = await self.pool.crawl(
+            run_id, topic, timeout=timeout, stop=stop, on_process=note_process
+        )
+        status, message, override = _what_ended(end, timeout, stop_message)
+        return await self._close(
+            topic,
+            run_id,
+            status,
+            message,
+            code=0 if end.kind == "done" else end.code,
+            override=override,
+            stop=stop,
+        )
 
     async def _database(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``function(*args, **kwargs)`` in a thread, given up on after ``database_timeout``:
@@ -426,17 +377,19 @@ class CrawlRunner:
                 f"the database did not answer within {self.database_timeout:g} s"
             ) from None
 
-    async def _record_process(self, topic: str, run_id: int, pid: int) -> None:
-        """Note the child in the run's row; without it, the child still dies with the parent."""
+    async def _record_process(self, topic: str, run_id: int, process: CrawlProcess) -> None:
+        """Note the process in the run's row; without it, the process still dies with the
+        parent."""
         try:
-            identity = process_identity(pid)
-            await self._database(record_run_process, self.sessions, run_id, pid, identity)
+            await self._database(
+                record_run_process, self.sessions, run_id, process.pid, process.identity
+            )
         except DATABASE_ERRORS as exc:
             logger.warning(
                 "Crawl run %d of topic %s: cannot record its process %d in the database: %s",
                 run_id,
                 topic,
-                pid,
+                process.pid,
                 describe_error(exc),
             )
 
@@ -512,34 +465,44 @@ async def run_crawl(
     stop: asyncio.Event | None = None,
     stop_message: str = STOPPED_MESSAGE,
     monitor: MonitorConfig | None = None,
-    child_command: ChildCommand = crawl_command,
+    command: WorkerCommand = worker_command,
     kill_after: float = KILL_AFTER,
     withheld: Collection[str] = (),
 ) -> RunOutcome:
-    """Crawl ``topic`` once in a supervised child process; how the run ended.
+    """Crawl ``topic`` once in a crawl process started for it, which then exits; how the
+    run ended.
 
-    The variables named in ``withheld`` are kept from the child's environment."""
+    The variables named in ``withheld`` are kept from the process's environment."""
     runner = CrawlRunner(
         database_url,
         sessions,
         log_format=log_format,
         log_level=log_level,
-        child_command=child_command,
+        command=command,
         kill_after=kill_after,
         withheld=withheld,
     )
-    return await runner.run(
-        topic, timeout=timeout, stop=stop, stop_message=stop_message, monitor=monitor
-    )
+    try:
+        return await runner.run(
+            topic, timeout=timeout, stop=stop, stop_message=stop_message, monitor=monitor
+        )
+    finally:
+        await runner.close()
 
 
-def _exit_message(code: int) -> str:
-    """What a child's exit says when the child left its run unfinished."""
-    if code == 0:
-        return "the crawl process exited without recording the run's result"
-    if code < 0:
-        return f"the crawl process was killed by signal {_signal_name(-code)}"
-    return f"the crawl process exited with code {code}"
+def _what_ended(end: RunEnd, timeout: float, stop_message: str) -> tuple[str, str, bool]:
+    """The status and message a run gets from how its hand-off ended, and whether they win
+    over what the crawl process recorded (``override``)."""
+    if end.kind == "timeout":
+        return "timeout", f"killed after {timeout:g} s", True
+    if end.kind == "stopped":
+        return "failed", stop_message, True
+    if end.kind == "not_started":
+        return "failed", end.error or "the crawl process did not start", True
+    if end.kind == "exited":
+        return "failed", exit_message(end.code or 0), False
+    # done: the process recorded the run's end, or says why it could not.
+    return "failed", end.error or "the crawl process ended the run without recording it", False
 
 
 def _not_closed(run_id: int, topic: str, reason: str) -> str:
@@ -547,23 +510,3 @@ def _not_closed(run_id: int, topic: str, reason: str) -> str:
         f"Crawl run {run_id} of topic {topic} is left running, the database did not take its "
         f"end ({reason}); the next start of the daemon closes it"
     )
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
-def _has_fileno(stream: Any) -> bool:
-    try:
-        stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return False
-    return True

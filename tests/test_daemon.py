@@ -43,7 +43,7 @@ from crawler.observability import configure_logging
 from scheduler.cli import main
 from scheduler.config import Config, ConfigError
 from scheduler.daemon import Daemon, first_run_time, next_due, plan_schedule
-from scheduler.runner import ChildRequest, RunOutcome, run_crawl
+from scheduler.runner import RunOutcome, run_crawl
 from storage.daemons import recorded_daemon
 from storage.db import make_engine, read_session, safe_url, session_factory, upgrade
 from storage.models import Alert, Change, CrawlRun, Topic
@@ -929,14 +929,23 @@ def test_first_runs_after_a_start_follow_the_history() -> None:
     assert next_due(every, None) is None
 
 
-# -- the supervisor of one crawl child ------------------------------------------------------
+# -- the supervisor of a crawl process ----------------------------------------------------
 
 
-def fake_child(code: str) -> Callable[[ChildRequest], list[str]]:
-    """A stand-in for ``python -m crawler`` that runs ``code`` (with ``run_id`` defined)."""
+def fake_child(code: str) -> Callable[[str, str], list[str]]:
+    """A stand-in for ``python -m crawler.worker`` that says it is ready, takes one run, then
+    runs ``code`` (with ``run_id`` defined, and ``done(status)`` to answer the run)."""
+    prelude = (
+        "import json, os, sys\n"
+        "def done(status, error=None):\n"
+        "    message = {'event': 'done', 'run': run_id, 'status': status, 'error': error}\n"
+        "    print(json.dumps(message), flush=True)\n"
+        "print(json.dumps({'event': 'ready', 'pid': os.getpid()}), flush=True)\n"
+        "run_id = json.loads(sys.stdin.readline())['run']\n"
+    )
 
-    def command(request: ChildRequest) -> list[str]:
-        return [sys.executable, "-c", f"run_id = {request.run_id}\n{code}"]
+    def command(log_format: str, log_level: str) -> list[str]:
+        return [sys.executable, "-c", prelude + code]
 
     return command
 
@@ -956,6 +965,11 @@ FAKE_CHILDREN = {
         "pass",
         "failed",
         "the crawl process exited without recording the run's result",
+    ),
+    "answer without recording": (
+        "done(None, 'the database failed: disk full')",
+        "failed",
+        "the database failed: disk full",
     ),
     "hang past the limit": ("import time; time.sleep(60)", "timeout", "killed after 1 s"),
     "ignore SIGTERM and hang": (
@@ -980,7 +994,7 @@ def test_the_parent_records_what_a_child_could_not(
             session_factory,
             "alpha",
             timeout=1.0,
-            child_command=fake_child(code),
+            command=fake_child(code),
             kill_after=1.0,
         )
     )
@@ -1006,9 +1020,10 @@ finish_run(
     errors=[{{"url": "http://127.0.0.1:9/a", "reason": "HTTP 503"}}], stats={{}},
 )
 engine.dispose()
+done("partial")
 """
     result = asyncio.run(
-        run_crawl(db_url, session_factory, "alpha", timeout=60, child_command=fake_child(finish))
+        run_crawl(db_url, session_factory, "alpha", timeout=60, command=fake_child(finish))
     )
     assert result.status == "partial"
     assert result.succeeded
@@ -1032,7 +1047,8 @@ def test_a_stop_request_ends_the_child(session_factory: sessionmaker[Session]) -
             "alpha",
             timeout=60,
             stop=stop,
-            child_command=fake_child("import time; time.sleep(60)"),
+            command=fake_child("import time; time.sleep(60)"),
+            kill_after=1.0,
         )
 
     result = asyncio.run(stop_soon())

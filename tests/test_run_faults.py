@@ -38,7 +38,7 @@ from test_daemon import (
 )
 
 from scheduler.cli import main
-from scheduler.runner import ChildRequest, CrawlRunner, run_crawl
+from scheduler.runner import CrawlRunner, run_crawl
 from storage.db import DatabaseUnavailable, connect_check, make_engine, read_session
 from storage.db import session_factory as make_sessions
 from storage.models import Change, CrawlRun
@@ -145,9 +145,17 @@ def test_postgres_connections_have_connect_and_statement_timeouts(postgres_url: 
             engine.dispose()
 
 
-def sleeping_child(seconds: float, code: int) -> Callable[[ChildRequest], list[str]]:
-    def command(request: ChildRequest) -> list[str]:
-        return [sys.executable, "-c", f"import sys, time; time.sleep({seconds}); sys.exit({code})"]
+def sleeping_child(seconds: float, code: int) -> Callable[[str, str], list[str]]:
+    """A stand-in crawl process: ready at once, then exits with ``code`` ``seconds`` after it
+    is handed a run."""
+    script = (
+        "import json, os, sys, time\n"
+        "print(json.dumps({'event': 'ready', 'pid': os.getpid()}), flush=True)\n"
+        f"sys.stdin.readline(); time.sleep({seconds}); sys.exit({code})\n"
+    )
+
+    def command(log_format: str, log_level: str) -> list[str]:
+        return [sys.executable, "-c", script]
 
     return command
 
@@ -164,7 +172,7 @@ def test_a_frozen_database_is_reported_and_the_run_closed_once_it_answers(
         runner = CrawlRunner(
             proxied,
             sessions,
-            child_command=sleeping_child(3, 3),
+            command=sleeping_child(3, 3),
             database_timeout=2.0,
             close_retry=(0.5, 1.0),
         )

@@ -26,7 +26,8 @@ from test_daemon import DaemonProcess
 from alerts.smtp import SmtpSettings
 from scheduler.cli import main
 from scheduler.config import load_config
-from scheduler.runner import ChildRequest, CrawlRunner
+from scheduler.pool import worker_command
+from scheduler.runner import CrawlRunner
 from storage.credentials import mask_credentials
 from storage.db import make_engine, normalise_url, safe_url, session_factory, upgrade
 
@@ -85,7 +86,7 @@ def test_settings_objects_never_show_a_password(tmp_path: Path) -> None:
         repr(smtp),
         str(smtp),
         repr(SmtpSettings("smtp.example.org", username="u", password=SMTP_PASSWORD)),
-        repr(ChildRequest(url, "alpha", 1, "text", "INFO")),
+        " ".join(worker_command("text", "INFO")),  # the URL goes in the environment
     ]
     for text_shown in shown:
         assert SMTP_PASSWORD not in text_shown
@@ -254,7 +255,7 @@ class Daemon(DaemonProcess):
             except OSError:
                 continue
             parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.popen.pid and b"crawler" in command:
+            if parent == self.popen.pid and b"crawler.worker" in command:
                 found.append(int(entry.name))
         return found
 
