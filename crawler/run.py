@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 # Collect the youngest objects every 50,000 allocations rather than Python's 700.
 GC_THRESHOLDS = (50_000, 20, 100)
+CPU_STAT = "topicwatch/cpu_seconds"
 
 
 @dataclass
@@ -51,7 +53,7 @@ def crawl_topic(database_url: str, topic: str, run_id: int, **setting_overrides:
         process.crawl(crawler, run=run)
         settle_garbage_collector()
         process.start(install_signal_handlers=True)
-        return _finish(run, crawler)
+        return _finish(run, crawler, _cpu_seconds())
     finally:
         run.close()
 
@@ -77,6 +79,7 @@ async def crawl_in_reactor(
     """
     from twisted.internet import reactor
 
+    began = _cpu_seconds()
     forget_lookups()
     run = RunInProgress(database_url, topic, run_id)
     try:
@@ -97,7 +100,7 @@ async def crawl_in_reactor(
             if not crawl.done():
                 await crawler.stop_async()
         await crawl
-        return _finish(run, crawler)
+        return _finish(run, crawler, _cpu_seconds() - began)
     finally:
         run.close()
 
@@ -112,9 +115,12 @@ def _settings(run: RunInProgress, overrides: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _finish(run: RunInProgress, crawler: Crawler) -> RunResult:
-    """The run's result from its counters and the crawler's stats, recorded as the run's end."""
+def _finish(run: RunInProgress, crawler: Crawler, cpu: float) -> RunResult:
+    """The run's result from its counters and the crawler's stats, recorded as the run's end;
+    ``cpu`` is the crawl's CPU time in this process (start-up included in a one-off crawl),
+    kept as the ``topicwatch/cpu_seconds`` stat."""
     assert crawler.stats is not None
+    crawler.stats.set_value(CPU_STAT, round(cpu, 4))
     stats = {key: _jsonable(value) for key, value in crawler.stats.get_stats().items()}
     result = summarise(run, stats)
     finish_run(
@@ -165,6 +171,11 @@ def summarise(run: RunInProgress, stats: dict[str, Any]) -> RunResult:
     return RunResult(
         status=status, counts=counts, failures=run.failures, stats=stats, message=message
     )
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _quiet_scrapy(record: logging.LogRecord) -> bool:

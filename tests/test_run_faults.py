@@ -399,6 +399,8 @@ def test_runs_that_start_late_are_logged_and_status_shows_the_lag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = ["t1", "t2", "t3", "t4", "t5", "t6"]
+    # Each run waits 2 s for its listing: six runs every 4 s, one at a time, fall behind.
+    site.set_fault(site.listing_path(REFERENCE_TOPIC), "hang", seconds=2)
     topics = [topic_toml(n, site.listing_url(REFERENCE_TOPIC), every="4s") for n in names]
     config = tmp_path / "topicwatch.toml"
     text = config_toml(sqlite.url, *topics)
