@@ -11,15 +11,17 @@ can tell), each with ``--topics / --hosts`` topic listings of 20 articles (the n
 minutes old, one every 17 minutes before it). ``python -m scheduler --config F run`` watches
 every topic ``--every`` with ``--jitter`` (a watch list of 1,000 topics every 15 minutes is
 1.1 runs a second; 200 every 3 minutes is the same rate), at most ``--max-concurrent-runs``
-at once, politeness lifted for these hosts only. Along the way a few articles a minute are
-edited, so runs read pages again and record updates.
+at once, politeness lifted for these hosts only. Along the way ``--edits-per-minute`` times a
+minute a topic gets a new article or its newest article is edited, so runs read pages again
+and record changes.
 
 The first cycle is the warm-up (every topic's first crawl reads its 20 articles); then
 ``--cycles`` full cycles are measured. Printed, per database:
 
 - **CPU per run**: the crawl's own CPU (the ``topicwatch/cpu_seconds`` stat each run records;
-  median, p95), and its **fixed overhead**, the intercept of CPU against pages fetched
-  (least squares over the runs); and *all in*: the CPU of the daemon and every crawl
+  median, p95), the pages it fetched, and its **fixed overhead**, the intercept of CPU
+  against pages fetched (least squares, given 30 runs or more with three page counts or
+  more); and *all in*: the CPU of the daemon and every crawl
   process, started ones included, over the window, per run finished in it;
 - the daemon's and its crawl processes' CPU as a **share of one core** over the window;
 - runs started **late** (more than the daemon's threshold after they were due: a quarter of
@@ -27,7 +29,7 @@ The first cycle is the warm-up (every topic's first crawl reads its 20 articles)
 - runs **skipped or coalesced**: two starts of a topic more than 1.5 intervals (plus jitter)
   apart, and APScheduler's own warnings of runs skipped or missed;
 - **RSS** of the daemon and its crawl processes every ``--sample-every`` seconds, and the
-  growth from the start of the window to its last fifth (mean).
+  growth from the start of the window to its highest sample.
 
 ``--code DIR`` runs the daemon from another checkout of topicwatch (with this virtualenv),
 to compare releases on the same site: only the all-in figures exist for code that records
@@ -109,9 +111,15 @@ def topic_sources(sites: list[FixtureSite]) -> list[tuple[str, str]]:
 
 
 def edit_somewhere(sites: list[FixtureSite], rng: random.Random, round_: int) -> None:
+    """One site change: a new article on a topic, or an edit of a topic's newest article
+    (which the topic re-checks at every run), in turns."""
     site = rng.choice(sites)
-    article = rng.choice(site.articles)
-    site.edit_body(article.id, insert_sentence=f"Pembaruan ke-{round_}: situasi terkini.")
+    slug = rng.choice(site.topics)
+    if round_ % 2:
+        site.add_article(topics=[slug], section="nasional", words=400)
+    else:
+        newest = site.listing_ids(slug)[0]
+        site.edit_body(newest, insert_sentence=f"Pembaruan ke-{round_}: situasi terkini.")
 
 
 # -- the daemon ------------------------------------------------------------------------------
@@ -290,6 +298,7 @@ class Result:
     cpu_p95: float | None = None
     fixed_overhead: float | None = None
     cpu_per_page: float | None = None
+    pages_median: float | None = None
     all_in_per_run: float | None = None
     core_share: float | None = None
     late: int = 0
@@ -311,8 +320,8 @@ def percentile(values: list[float], share: float) -> float:
 
 def least_squares(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
     """Intercept and slope of ``ys`` against ``xs``."""
-    if len(xs) < 3 or len(set(xs)) < 2:
-        return None
+    if len(xs) < 30 or len(set(xs)) < 3:
+        return None  # too few runs, or too alike, for the line to mean anything
     mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
         (x - mean_x) ** 2 for x in xs
@@ -404,6 +413,7 @@ def analyse(
     if costs:
         result.cpu_median = statistics.median(c for _, c in costs)
         result.cpu_p95 = percentile([c for _, c in costs], 0.95)
+        result.pages_median = statistics.median(p for p, _ in costs)
         fit = least_squares([float(p) for p, _ in costs], [c for _, c in costs])
         if fit is not None:
             result.fixed_overhead, result.cpu_per_page = fit
@@ -429,10 +439,9 @@ def analyse(
         )
     result.scheduler_skips = len(APSCHEDULER_SKIPS.findall(log))
     samples = result.samples
-    if len(samples) >= 5:
-        tail = samples[-max(1, len(samples) // 5) :]
+    if samples:
         base = samples[0].total_kib
-        result.growth = 100.0 * (statistics.fmean(s.total_kib for s in tail) - base) / base
+        result.growth = 100.0 * (max(s.total_kib for s in samples) - base) / base
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -453,9 +462,12 @@ def print_result(result: Result) -> None:
             "crawl CPU per run, median / p95",
             f"{_fmt(result.cpu_median, ' s')} / {_fmt(result.cpu_p95, ' s')}",
         ),
+        ("pages fetched per run, median", _fmt(result.pages_median, "", 0)),
         (
             "fixed overhead per run (intercept)",
-            f"{_fmt(result.fixed_overhead, ' s')} (+{_fmt(result.cpu_per_page, ' s', 4)} a page)",
+            f"{_fmt(result.fixed_overhead, ' s')} (+{_fmt(result.cpu_per_page, ' s', 4)} a page)"
+            if result.fixed_overhead is not None
+            else "- (every run fetched as many pages: at most the median above)",
         ),
         ("all-in CPU per run (daemon + processes)", _fmt(result.all_in_per_run, " s")),
         (
@@ -472,7 +484,7 @@ def print_result(result: Result) -> None:
             "skipped or coalesced runs",
             f"{result.skipped} (scheduler warnings: {result.scheduler_skips})",
         ),
-        ("RSS growth, window start to last fifth", _fmt(result.growth, " %", 1)),
+        ("RSS growth, window start to its peak", _fmt(result.growth, " %", 1)),
         ("daemon exit on SIGTERM", str(result.exit_code)),
     ]
     width = max(len(name) for name, _ in rows)
