@@ -1,16 +1,24 @@
 """Reading one article page: extraction and fingerprint, parsed once for both.
 
 Reading is most of the CPU a crawl spends; the crawl run
-(:class:`crawler.run_in_progress.RunInProgress`) asks for it for each article page.
+(:class:`crawler.run_in_progress.RunInProgress`) asks for it for each article page. An
+article split over several pages is read page by page (each page says where the next one
+is) and the pages are joined (:func:`read_pages`) before the fingerprint.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crawler.article import ExtractedArticle, Fingerprint
 from crawler.extraction.extractor import extract_tree
-from crawler.extraction.multipage import whole_article_url_of
+from crawler.extraction.multipage import (
+    join_pages,
+    next_page_url_of,
+    view_all_url_of,
+    whole_article_url_of,
+)
 from crawler.extraction.parsing import ExtractionError, parse
 from crawler.fingerprint import fingerprint
 from crawler.profiles import SiteProfile
@@ -20,15 +28,18 @@ from crawler.urls import canonical_url, same_site
 @dataclass(frozen=True)
 class Reading:
     """What reading one article page gave: the URL of the whole article when the page shows
-    only part of it; else the article, its fingerprint (None when the body is empty) and the
-    URL it is known by (``identity``: the page's canonical URL when it names one on the same
-    site, else the URL it was requested as); or, when there is no article, why."""
+    only part of it and the site has a view of the whole; else the article, its fingerprint
+    (None when the body is empty, or when the article goes on at ``next_url``, its next
+    page) and the URL it is known by (``identity``: the page's canonical URL when it names
+    one on the same site, else the URL it was requested as); or, when there is no article,
+    why."""
 
     whole_url: str | None = None
     article: ExtractedArticle | None = None
     fingerprint: Fingerprint | None = None
     error: str | None = None
     identity: str | None = None
+    next_url: str | None = None
 
 
 def read_page(
@@ -40,28 +51,57 @@ def read_page(
     ignore_patterns: tuple[str, ...],
     find_whole: bool = False,
     requested: str | None = None,
+    part: int | None = None,
+    first_url: str | None = None,
 ) -> Reading:
     """Extract and fingerprint one article page (``url`` is where it was fetched from,
-    ``requested`` the URL it was asked for, before redirects, by default ``url``); with
-    ``find_whole``, first look for a view of the whole article. The page is parsed once for
-    both."""
+    ``requested`` the URL it was asked for, before redirects, by default ``url``); the page
+    is parsed once for everything.
+
+    With ``find_whole`` the page is an article's first page: first look for a view of the
+    whole article (the profile's, else a "view all" link of a page that links its next
+    page), then for its next page. ``part`` > 1 says the page is that page of the article
+    whose first page was fetched from ``first_url``; its next page is looked for. A page of
+    an article with several pages is not fingerprinted: :func:`read_pages` joins the pages
+    first.
+    """
+    requested = requested or url
     try:
         tree = parse(body, url, encoding=encoding)
+        next_url = None
         if find_whole:
             whole = whole_article_url_of(tree, url, profile)
+            if whole is None:
+                next_url = next_page_url_of(tree, url, url, 1)
+                if next_url is not None:
+                    whole = view_all_url_of(tree, url, url)
             if whole and whole != url:
                 return Reading(whole_url=whole)
+        elif part is not None:
+            next_url = next_page_url_of(tree, url, first_url or requested, part)
         article = extract_tree(tree, url, profile=profile)
     except ExtractionError as exc:
         return Reading(error=str(exc))
-    requested = requested or url
     identity = (
         canonical_url(article.url)
         if article.url and same_site(article.url, requested)
         else requested
     )
-    if not article.body.strip():
-        return Reading(article=article, identity=identity)
+    if next_url is not None or part is not None or not article.body.strip():
+        return Reading(article=article, identity=identity, next_url=next_url)
     return Reading(
         article=article, fingerprint=fingerprint(article, ignore_patterns), identity=identity
+    )
+
+
+def read_pages(pages: Sequence[Reading], ignore_patterns: tuple[str, ...]) -> Reading:
+    """The article read from its pages (:func:`read_page` of each, in order, each with an
+    article): the pages joined, fingerprinted, known by the first page's identity."""
+    first = pages[0]
+    articles = [page.article for page in pages if page.article is not None]
+    article = join_pages(articles)
+    if not article.body.strip():
+        return Reading(article=article, identity=first.identity)
+    return Reading(
+        article=article, fingerprint=fingerprint(article, ignore_patterns), identity=first.identity
     )

@@ -18,13 +18,13 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from crawler.database_thread import DatabaseThread
 from crawler.observability import log_fields
 from crawler.profiles import SiteProfile
-from crawler.reading import Reading, read_page
+from crawler.reading import Reading, read_page, read_pages
 from crawler.recording import Recorder, RecordFailure, Result, record_batch
 from storage.changes import Gone, NotModified, Outcome, PageRead
 from storage.db import make_engine, session_factory
@@ -94,6 +94,8 @@ class RunInProgress:
         profile: SiteProfile,
         find_whole: bool,
         requested: str,
+        part: int | None = None,
+        first_url: str | None = None,
     ) -> Reading:
         """Extract and fingerprint an article page (:func:`crawler.reading.read_page`), with
         the topic's ignore patterns."""
@@ -106,7 +108,14 @@ class RunInProgress:
             ignore_patterns=tuple(self.spec.ignore_patterns),
             find_whole=find_whole,
             requested=requested,
+            part=part,
+            first_url=first_url,
         )
+
+    def join(self, pages: Sequence[Reading]) -> Reading:
+        """The article read from its pages (:func:`crawler.reading.read_pages`), with the
+        topic's ignore patterns."""
+        return read_pages(pages, tuple(self.spec.ignore_patterns))
 
     async def record(self, outcome: Outcome) -> None:
         """Record ``outcome`` with the next batch (counted as seen); waits only while too

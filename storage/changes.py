@@ -4,7 +4,8 @@ Everything here is pure, so each rule can be read and tested as a table:
 
 - :func:`response_outcome` — what an HTTP response to an article request says before its
   page is read: 304, 404 / 410, a redirect to the home or a listing page, the very bytes
-  stored last time.
+  stored last time; :func:`later_page_unchanged` the same of a later page of a multi-page
+  article (the article is not modified only when none of its pages is).
 - :func:`classify` — the detection table: the stored state of an article (:class:`Previous`)
   and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`. Bodies that
   differ only in the site's template blocks are the same body
@@ -29,12 +30,26 @@ GONE_STATUSES = (404, 410)
 
 
 @dataclass(frozen=True)
+class LaterPage:
+    """A page of a multi-page article beyond its own URL (page 2 on, or the view of the whole
+    article): where it is, its validators from the last response, and the SHA-256 of that
+    response's body."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    raw_sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class PageRead:
     """An article page as a crawl read it. ``url`` is the canonical URL.
 
     ``fingerprint`` and ``field_hashes`` are what :func:`classify` compares, and ``blocks``
     (one hash per paragraph of the body) where the bodies differ; the content is what a new
-    version stores (empty for a caller that only classifies).
+    version stores (empty for a caller that only classifies). The validators are the
+    article's own URL's; ``pages`` are the later pages the content was read from, in order
+    (none for a one-page article).
     """
 
     url: str
@@ -51,16 +66,20 @@ class PageRead:
     last_modified: str | None = None
     raw_sha256: str | None = None
     raw_html: bytes | None = None
+    pages: tuple[LaterPage, ...] = ()
 
 
 @dataclass(frozen=True)
 class NotModified:
     """The server answered 304 Not Modified, or sent the very bytes stored last time (then
-    with the response's validators)."""
+    with the response's validators), for the article's own URL and for each of its later
+    pages. ``pages`` are those later pages with their validators now (none: the stored ones
+    stay)."""
 
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    pages: tuple[LaterPage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,13 @@ def response_outcome(
     if raw_sha256 is not None and known_status == "live" and known_raw_sha256 == raw_sha256:
         return NotModified(url, etag=etag, last_modified=last_modified)
     return None
+
+
+def later_page_unchanged(status: int, raw_sha256: str | None, stored: LaterPage) -> bool:
+    """Whether a re-check of a later page of an article found it as ``stored``: it answered
+    304, or sent the very bytes stored (``raw_sha256``, None when the response is not a web
+    page)."""
+    return status == 304 or (raw_sha256 is not None and raw_sha256 == stored.raw_sha256)
 
 
 def changed_fields(old: dict[str, str], new: dict[str, str]) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.changes import LaterPage
 from storage.db import aware_now, chunks, read_session, upsert_for, write_transaction
-from storage.models import Article, Change, TopicArticle
+from storage.models import Article, ArticlePage, Change, TopicArticle
 
 RECHECK_ALWAYS = timedelta(hours=1)
 RECHECK_RECENT = timedelta(days=1)
@@ -27,7 +28,8 @@ RECHECK_OLDER_EVERY = timedelta(hours=6)
 
 @dataclass(frozen=True)
 class KnownArticle:
-    """What a crawl needs to re-check an article: its validators and state."""
+    """What a crawl needs to re-check an article: its validators and state, and the later
+    pages its current version was read from (a multi-page article's), with theirs."""
 
     url: str
     status: str
@@ -35,6 +37,7 @@ class KnownArticle:
     last_modified: str | None
     raw_sha256: str | None
     current_version: int
+    pages: tuple[LaterPage, ...] = ()
 
 
 # A time a page states without a zone is read as the latest it can mean: in the
@@ -152,7 +155,8 @@ def note_listing(
             ],
         ).all()
         ids = {row.url: row.id for row in rows}
-        state = {row.url: _known(row) for row in rows}
+        pages = _later_pages(session, [row.id for row in rows if row.current_version > 0])
+        state = {row.url: _known(row, pages.get(row.id, ())) for row in rows}
         article_ids = sorted(ids.values())
         connection.execute(
             link,
@@ -171,7 +175,7 @@ def note_listing(
     return write_transaction(session_factory, work)
 
 
-def _known(article: Article | Row[Any]) -> KnownArticle:
+def _known(article: Article | Row[Any], pages: tuple[LaterPage, ...] = ()) -> KnownArticle:
     """What the crawl needs of a stored article (a model or a row with the same columns)."""
     return KnownArticle(
         url=article.url,
@@ -180,7 +184,30 @@ def _known(article: Article | Row[Any]) -> KnownArticle:
         last_modified=article.last_modified,
         raw_sha256=article.raw_sha256,
         current_version=article.current_version,
+        pages=pages,
     )
+
+
+def _later_pages(session: Session, article_ids: Sequence[int]) -> dict[int, tuple[LaterPage, ...]]:
+    """The later pages of these articles (multi-page ones; most have none), in order."""
+    found: dict[int, list[LaterPage]] = {}
+    for chunk_ids in chunks(sorted(article_ids)):
+        rows = session.execute(
+            select(
+                ArticlePage.article_id,
+                ArticlePage.url,
+                ArticlePage.etag,
+                ArticlePage.last_modified,
+                ArticlePage.raw_sha256,
+            )
+            .where(ArticlePage.article_id.in_(chunk_ids))
+            .order_by(ArticlePage.article_id, ArticlePage.position)
+        )
+        for article_id, url, etag, last_modified, raw_sha256 in rows:
+            found.setdefault(article_id, []).append(
+                LaterPage(url, etag=etag, last_modified=last_modified, raw_sha256=raw_sha256)
+            )
+    return {article_id: tuple(pages) for article_id, pages in found.items()}
 
 
 def known_state(
@@ -190,9 +217,14 @@ def known_state(
     unique = sorted(set(urls))
     found: dict[str, KnownArticle] = {}
     with read_session(session_factory) as session:
-        for chunk in chunks(unique):
-            for article in session.scalars(select(Article).where(Article.url.in_(chunk))):
-                found[article.url] = _known(article)
+        articles = [
+            article
+            for chunk in chunks(unique)
+            for article in session.scalars(select(Article).where(Article.url.in_(chunk)))
+        ]
+        pages = _later_pages(session, [a.id for a in articles if a.current_version > 0])
+        for article in articles:
+            found[article.url] = _known(article, pages.get(article.id, ()))
     return found
 
 
@@ -235,6 +267,6 @@ def recheck_candidates(
     )
     excluded = set(exclude)
     with read_session(session_factory) as session:
-        return [
-            _known(article) for article in session.scalars(query) if article.url not in excluded
-        ]
+        due = [article for article in session.scalars(query) if article.url not in excluded]
+        pages = _later_pages(session, [a.id for a in due if a.current_version > 0])
+        return [_known(article, pages.get(article.id, ())) for article in due]

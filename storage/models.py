@@ -130,6 +130,24 @@ class Article(Base):
     )
 
 
+class ArticlePage(Base):
+    """A later page of a multi-page article (page 2 on, or the view of the whole article):
+    one row per page the current version was read from beyond the article's own URL, with
+    the page's validators, so a re-check asks for every page conditionally. The article's
+    own URL keeps its validators in ``articles``; a one-page article has no rows here."""
+
+    __tablename__ = "article_pages"
+    __table_args__ = (UniqueConstraint("article_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    position: Mapped[int]  # 2, 3, … in reading order
+    url: Mapped[str] = mapped_column(String(2000))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
 class TopicArticle(Base):
     __tablename__ = "topic_articles"
     __table_args__ = (UniqueConstraint("topic_id", "article_id"),)

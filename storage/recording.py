@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import (
     Audience,
     Failed,
     Gone,
+    LaterPage,
     NotModified,
     Outcome,
     PageRead,
@@ -38,7 +39,15 @@ from storage.changes import (
 )
 from storage.db import aware_now, chunks, upsert_for, write_transaction
 from storage.listings import stated_moment
-from storage.models import Alert, Article, ArticleVersion, Change, Topic, TopicArticle
+from storage.models import (
+    Alert,
+    Article,
+    ArticlePage,
+    ArticleVersion,
+    Change,
+    Topic,
+    TopicArticle,
+)
 from storage.templates import learn, site_of, templates_among
 from storage.topics import TopicCache
 
@@ -89,6 +98,9 @@ class _Writes:
     changes: list[dict[str, Any]] = field(default_factory=list)
     # Per change: its topic's name, the title and the recipients of its alert rows.
     records: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    # Articles whose later pages are replaced by ``pages`` (multi-page articles' rows).
+    pages_of: set[int] = field(default_factory=set)
+    pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _segments(outcomes: Sequence[Outcome]) -> Iterator[Sequence[Outcome]]:
@@ -295,11 +307,14 @@ def _apply(
         stated = stated_moment(outcome.published)
         if stated is not None and stated < article.age_from:
             article.age_from = stated
+        _queue_pages(writes, article.id, outcome.pages)
     elif isinstance(outcome, NotModified):
         if outcome.etag is not None:
             article.etag = outcome.etag
         if outcome.last_modified is not None:
             article.last_modified = outcome.last_modified
+        if outcome.pages:
+            _queue_pages(writes, article.id, outcome.pages)
     previous = None
     if article.current_version > 0:
         previous = Previous(
@@ -344,6 +359,30 @@ def _apply(
         if change.topic_id == topic_id:
             own = index
     return own
+
+
+def _queue_pages(writes: _Writes, article_id: int, pages: Sequence[LaterPage]) -> None:
+    """Queue the article's later pages, which replace those stored (page 2 is position 2)."""
+    writes.pages_of.add(article_id)
+    writes.pages.extend(
+        {
+            "article_id": article_id,
+            "position": position,
+            "url": page.url,
+            "etag": page.etag,
+            "last_modified": page.last_modified,
+            "raw_sha256": page.raw_sha256,
+        }
+        for position, page in enumerate(pages, start=2)
+    )
+
+
+def _write_pages(session: Session, writes: _Writes) -> None:
+    """Replace the later pages of the articles read in full (one statement each way)."""
+    for chunk_ids in chunks(sorted(writes.pages_of)):
+        session.execute(delete(ArticlePage).where(ArticlePage.article_id.in_(chunk_ids)))
+    if writes.pages:
+        session.execute(insert(ArticlePage), writes.pages)
 
 
 def _queue_change(
@@ -438,6 +477,7 @@ def _record(
             )
         )
     ids = _write_changes(session, writes, now)
+    _write_pages(session, writes)
     if stored:
         session.execute(
             update(Article),

@@ -94,6 +94,14 @@ class CrawlSettings:
         "shows a live line instead.",
         30.0,
     )
+    max_pages_per_article: int = config_key(
+        "integer",
+        "Pages of one article split over several pages that a crawl reads, at most (its first "
+        "page included); where the site has a view of the whole article, that view is read "
+        "instead.",
+        20,
+        minimum=1,
+    )
 
 
 # Crawl settings that topics stored by earlier versions may still hold in their definition.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,10 +47,19 @@ from twisted.python.failure import Failure
 
 from crawler.addresses import AddressRefused
 from crawler.discover import discover, matches_keywords
+from crawler.extraction.multipage import page_number
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
+from crawler.reading import Reading
 from crawler.run_in_progress import RunInProgress
 from crawler.urls import canonical_url
-from storage.changes import NotModified, Outcome, PageRead, response_outcome
+from storage.changes import (
+    LaterPage,
+    NotModified,
+    Outcome,
+    PageRead,
+    later_page_unchanged,
+    response_outcome,
+)
 from storage.listings import KnownArticle, note_listing, recheck_candidates
 
 logger = logging.getLogger(__name__)
@@ -116,6 +126,7 @@ class TopicSpider(scrapy.Spider):
                 headers["If-None-Match"] = known.etag
             if known.last_modified:
                 headers["If-Modified-Since"] = known.last_modified
+        priority = 0 if origin == "listing" else -10
         return scrapy.Request(
             url,
             headers=headers,
@@ -124,10 +135,10 @@ class TopicSpider(scrapy.Spider):
             meta={
                 "handle_httpstatus_list": [304, 404, 410],
                 "topicwatch_url": url,
-                "topicwatch_known": known,
+                "topicwatch_fetch": ArticleFetch(url, known, priority),
                 "topicwatch_origin": origin,
             },
-            priority=0 if origin == "listing" else -10,
+            priority=priority,
             # The spider de-duplicates articles itself; Scrapy's filter would also drop the
             # hops of a redirect loop silently, and the article would vanish from the run.
             dont_filter=True,
@@ -297,8 +308,20 @@ class TopicSpider(scrapy.Spider):
 
     async def parse_article(self, response: Response) -> list[scrapy.Request]:
         """An article page's outcome goes straight to the run to record, not through
-        Scrapy's item machinery, which would cost the crawl process CPU for every page."""
-        result = self.article_outcome(response)
+        Scrapy's item machinery, which would cost the crawl process CPU for every page.
+
+        Every response of an article's pages (its own URL, the view of the whole article,
+        its later pages) comes here; the article's :class:`ArticleFetch` in the request's
+        meta says which it is."""
+        fetch: ArticleFetch = response.meta["topicwatch_fetch"]
+        step = response.meta.get("topicwatch_step", "first")
+        self.run.count("article_responses")
+        if step == "first":
+            result = self.first_page(fetch, response)
+        elif step == "check":
+            result = self.checked_page(fetch, response)
+        else:
+            result = self.later_page(fetch, response)
         if result is None:
             return []
         if isinstance(result, scrapy.Request):
@@ -306,69 +329,218 @@ class TopicSpider(scrapy.Spider):
         await self.run.record(result)
         return []
 
-    def article_outcome(self, response: Response) -> Outcome | scrapy.Request | None:
-        """What an article page gave: its outcome to record; the request for the view of
-        the whole article when the page shows only part of it; or None when it failed (the
-        failure is noted)."""
-        url: str = response.meta["topicwatch_url"]
-        known: KnownArticle | None = response.meta["topicwatch_known"]
-        self.run.count("article_responses")
-        content_type = (header(response, "Content-Type") or "").lower()
-        web_page = isinstance(response, TextResponse) and any(t in content_type for t in HTML_TYPES)
-        first_page: Response = response.meta.get("topicwatch_first_page", response)
-        raw_sha = hashlib.sha256(first_page.body).hexdigest() if web_page else None
-        said = response_outcome(
+    def page_request(
+        self, fetch: ArticleFetch, url: str, step: str, *, stored: LaterPage | None = None
+    ) -> scrapy.Request:
+        """The request for a page of the article other than the first request of its URL:
+        conditional with ``stored``'s validators when given."""
+        headers: dict[str, str] = {}
+        if stored is not None:
+            if stored.etag:
+                headers["If-None-Match"] = stored.etag
+            if stored.last_modified:
+                headers["If-Modified-Since"] = stored.last_modified
+        return scrapy.Request(
             url,
+            headers=headers,
+            callback=self.parse_article,
+            errback=self.article_error,
+            meta={
+                "handle_httpstatus_list": [304, 404, 410],
+                "topicwatch_url": fetch.url,
+                "topicwatch_fetch": fetch,
+                "topicwatch_step": step,
+            },
+            priority=fetch.priority,
+            dont_filter=True,
+        )
+
+    def first_page(self, fetch: ArticleFetch, response: Response) -> Result:
+        """The article's own URL answered: gone, not modified (then its later pages are
+        checked, if it has any), or a page to read."""
+        known = fetch.known
+        web_page = is_web_page(response)
+        raw_sha = hashlib.sha256(response.body).hexdigest() if web_page else None
+        said = response_outcome(
+            fetch.url,
             status=response.status,
             redirected_to_home_or_listing=bool(response.meta.get("redirect_urls"))
             and self.is_home_or_listing(response.url),
             raw_sha256=raw_sha,
             known_status=None if known is None else known.status,
             known_raw_sha256=None if known is None else known.raw_sha256,
-            etag=header(first_page, "ETag"),
-            last_modified=header(first_page, "Last-Modified"),
+            etag=header(response, "ETag"),
+            last_modified=header(response, "Last-Modified"),
         )
+        if isinstance(said, NotModified) and fetch.must_read:
+            said = None  # read in full: a later page changed
         if said is not None:
-            if isinstance(said, NotModified) and response.status != 304:
-                self.run.count("identical_bodies")
+            if isinstance(said, NotModified):
+                if response.status != 304:
+                    self.run.count("identical_bodies")
+                    fetch.first = response
+                if known is not None and known.status == "live" and known.pages:
+                    # The first page is as stored; an edit may be on a later one.
+                    fetch.first_not_modified = said
+                    return self.check_next(fetch)
             return said
         if not web_page or not isinstance(response, TextResponse):
-            self.run.fail(url, f"not a web page (Content-Type {content_type or 'missing'})")
+            content_type = header(response, "Content-Type") or ""
+            self.run.fail(
+                fetch.url, f"not a web page (Content-Type {content_type.lower() or 'missing'})"
+            )
             return None
-        profile = self.profile_of(url)
-        first = "topicwatch_first_page" not in response.meta
+        fetch.first = response
+        return self.read_first(fetch)
+
+    def read_first(self, fetch: ArticleFetch) -> Result:
+        """Read the article's first page; go on to the view of the whole article, or to its
+        next page, when it shows only part of it."""
+        response = fetch.first
+        assert isinstance(response, TextResponse)
         reading = self.run.read(
             response.body,
             response.url,
             encoding=response.encoding,
-            profile=profile,
-            find_whole=first,
-            requested=url,
+            profile=self.profile_of(fetch.url),
+            find_whole=True,
+            requested=fetch.url,
         )
         if reading.whole_url is not None:
             self.run.count("multipage")
-            # Only the run's own keys go on: Scrapy's (redirects, retries, latency) belong
-            # to the first page's request.
-            meta = {k: v for k, v in response.meta.items() if k.startswith("topicwatch_")}
-            meta["handle_httpstatus_list"] = response.meta["handle_httpstatus_list"]
-            meta["topicwatch_first_page"] = response
-            return response.request.replace(  # type: ignore[union-attr]
-                url=reading.whole_url, headers={}, meta=meta, dont_filter=True
+            fetch.whole = True
+            return self.next_page(fetch, reading.whole_url)
+        fetch.readings.append(reading)
+        if reading.article is not None and reading.next_url is not None:
+            self.run.count("multipage")
+            return self.next_page(fetch, reading.next_url)
+        return self.outcome(fetch, reading)
+
+    def next_page(self, fetch: ArticleFetch, url: str) -> Result:
+        """Go on to the later page at ``url`` (with the response the check of the stored
+        pages already fetched of it, if any)."""
+        limit = self.spec.crawl.max_pages_per_article
+        if url in fetch.visited or (not fetch.whole and len(fetch.readings) >= limit):
+            if url not in fetch.visited:
+                self.run.count("article_pages_capped")
+                logger.info(
+                    "article pages capped topic=%s url=%s max_pages_per_article=%d",
+                    self.spec.name,
+                    fetch.url,
+                    limit,
+                )
+            return self.outcome(fetch, self.run.join(fetch.readings))
+        fetch.visited.add(url)
+        fetched = fetch.fetched.pop(url, None)
+        if fetched is not None:
+            return self.later_page(fetch, fetched)
+        return self.page_request(fetch, url, "later")
+
+    def later_page(self, fetch: ArticleFetch, response: Response) -> Result:
+        """A later page of the article (or the view of the whole article), read in full."""
+        part = len(fetch.readings) + 1
+        what = "the view of the whole article" if fetch.whole else f"page {part} of the article"
+        if response.status != 200 or not isinstance(response, TextResponse):
+            self.run.fail(fetch.url, f"{what} ({response.url}) answered HTTP {response.status}")
+            return None
+        if not is_web_page(response):
+            self.run.fail(fetch.url, f"{what} ({response.url}) is not a web page")
+            return None
+        first = fetch.first
+        assert first is not None
+        if response.meta.get("redirect_urls") and page_number(response.url, first.url) is None:
+            self.run.fail(fetch.url, f"{what} redirected away from the article, to {response.url}")
+            return None
+        fetch.pages.append(
+            LaterPage(
+                response.meta.get("redirect_urls", [response.url])[0],
+                etag=header(response, "ETag"),
+                last_modified=header(response, "Last-Modified"),
+                raw_sha256=hashlib.sha256(response.body).hexdigest(),
             )
+        )
+        reading = self.run.read(
+            response.body,
+            response.url,
+            encoding=response.encoding,
+            profile=self.profile_of(fetch.url),
+            find_whole=False,
+            requested=fetch.url,
+            part=None if fetch.whole else part,
+            first_url=first.url,
+        )
+        if fetch.whole:
+            return self.outcome(fetch, reading)
+        if reading.article is None:
+            self.run.fail(fetch.url, f"{what} ({response.url}) could not be read: {reading.error}")
+            return None
+        fetch.readings.append(reading)
+        if reading.next_url is not None:
+            return self.next_page(fetch, reading.next_url)
+        return self.outcome(fetch, self.run.join(fetch.readings))
+
+    def check_next(self, fetch: ArticleFetch) -> Result:
+        """Ask for the next stored later page with its validators, or, when every page is
+        as stored, say that the article is not modified."""
+        assert fetch.known is not None
+        assert fetch.first_not_modified is not None
+        index = len(fetch.checked)
+        if index < len(fetch.known.pages):
+            self.run.count("later_pages_checked")
+            stored = fetch.known.pages[index]
+            return self.page_request(fetch, stored.url, "check", stored=stored)
+        first = fetch.first_not_modified
+        pages = tuple(fetch.checked)
+        return NotModified(
+            first.url,
+            etag=first.etag,
+            last_modified=first.last_modified,
+            pages=() if pages == fetch.known.pages else pages,
+        )
+
+    def checked_page(self, fetch: ArticleFetch, response: Response) -> Result:
+        """A stored later page answered its conditional request: as stored (go on to the
+        next), or changed, gone or moved (read the article in full)."""
+        assert fetch.known is not None
+        stored = fetch.known.pages[len(fetch.checked)]
+        raw_sha = hashlib.sha256(response.body).hexdigest() if is_web_page(response) else None
+        if not response.meta.get("redirect_urls") and later_page_unchanged(
+            response.status, raw_sha, stored
+        ):
+            fetch.checked.append(
+                replace(
+                    stored,
+                    etag=header(response, "ETag") or stored.etag,
+                    last_modified=header(response, "Last-Modified") or stored.last_modified,
+                )
+            )
+            return self.check_next(fetch)
+        self.run.count("later_pages_changed")
+        if response.status == 200 and not response.meta.get("redirect_urls"):
+            fetch.fetched[stored.url] = response
+        fetch.must_read = True
+        if fetch.first is not None:
+            return self.read_first(fetch)
+        # The first page answered 304: it is asked for again, to be read.
+        return self.page_request(fetch, fetch.url, "first")
+
+    def outcome(self, fetch: ArticleFetch, reading: Reading) -> Outcome | None:
+        """The outcome of the article read from its pages (``reading``), or None when it
+        could not be read (the failure is noted)."""
+        first = fetch.first
+        assert first is not None
         article, fingerprinted = reading.article, reading.fingerprint
         if article is None:
-            if not response.body.strip():
+            if not first.body.strip():
                 self.run.count("empty_body")
-            self.run.fail(url, reading.error or "the page could not be read")
+            self.run.fail(fetch.url, reading.error or "the page could not be read")
             return None
         if fingerprinted is None:
             self.run.count("empty_body")
-            self.run.fail(url, "the page has no article text (empty body)")
+            self.run.fail(fetch.url, "the page has no article text (empty body)")
             return None
-        identity = reading.identity or url
-        raw_html = first_page.body if self.spec.crawl.store_raw_html else None
         return PageRead(
-            url=identity,
+            url=reading.identity or fetch.url,
             title=article.title,
             body=article.body,
             lead=article.lead,
@@ -378,17 +550,20 @@ class TopicSpider(scrapy.Spider):
             fingerprint=fingerprinted.digest,
             field_hashes=fingerprinted.fields,
             blocks=fingerprinted.blocks,
-            etag=header(first_page, "ETag"),
-            last_modified=header(first_page, "Last-Modified"),
-            raw_sha256=raw_sha,
-            raw_html=raw_html,
+            etag=header(first, "ETag"),
+            last_modified=header(first, "Last-Modified"),
+            raw_sha256=hashlib.sha256(first.body).hexdigest(),
+            raw_html=first.body if self.spec.crawl.store_raw_html else None,
+            pages=tuple(fetch.pages),
         )
 
     def article_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
-        self.run.fail(
-            request.meta.get("topicwatch_url", request.url), self.describe(failure, request.url)
-        )
+        url = request.meta.get("topicwatch_url", request.url)
+        reason = self.describe(failure, request.url)
+        if request.url != url and request.meta.get("topicwatch_step", "first") != "first":
+            reason = f"a later page of the article ({request.url}): {reason}"
+        self.run.fail(url, reason)
 
     def describe(self, failure: Failure, url: str) -> str:
         reason = describe_failure(failure, self.spec.crawl.download_timeout)
@@ -406,6 +581,41 @@ class TopicSpider(scrapy.Spider):
             return True
         target = canonical_url(url)
         return any(canonical_url(source) == target for source in self.spec.sources)
+
+
+@dataclass
+class ArticleFetch:
+    """One article's pages as the spider asks for and reads them in one run.
+
+    ``url`` is the article's own URL (its first page), ``known`` what is stored of it. A
+    re-check of a multi-page article whose first page is not modified asks for each stored
+    later page with its validators (``checked``: those found as stored); the first that
+    changed (kept in ``fetched``) makes the article read in full (``must_read``), from its
+    first page on. A full read keeps the first page's response (``first``), the pages read
+    (``readings``; or ``whole``: the view of the whole article is read instead) and the
+    later pages' validators (``pages``).
+    """
+
+    url: str
+    known: KnownArticle | None
+    priority: int = 0
+    first: Response | None = None
+    first_not_modified: NotModified | None = None
+    must_read: bool = False
+    checked: list[LaterPage] = field(default_factory=list)
+    fetched: dict[str, Response] = field(default_factory=dict)
+    whole: bool = False
+    readings: list[Reading] = field(default_factory=list)
+    pages: list[LaterPage] = field(default_factory=list)
+    visited: set[str] = field(default_factory=set)
+
+
+Result = Outcome | scrapy.Request | None
+
+
+def is_web_page(response: Response) -> bool:
+    content_type = (header(response, "Content-Type") or "").lower()
+    return isinstance(response, TextResponse) and any(t in content_type for t in HTML_TYPES)
 
 
 def header(response: Response, name: str) -> str | None:
