@@ -52,7 +52,9 @@ URLs served:
   ``/category/{slug}/page/N/`` with ``rel=next``;
 - articles: ``/{section}/{yyyy}/{mm}/{dd}/{slug}`` or ``/{section}/{id}/{slug}`` (Tribunnews
   layout; ``?page=N`` and ``?page=all`` for multi-page ones) and ``/{yyyy}/{mm}/{dd}/{slug}/``
-  (WordPress layout). Unknown query parameters are ignored.
+  (WordPress layout; ``{N}/`` appended for page N of a multi-page post, which has no view of
+  the whole post, with numbered ``div.page-links`` and ``link rel=prev/next``). Unknown query
+  parameters are ignored.
 
 Markup facts of the Tribunnews layout, for tests that read them: title ``h1#arttitle``; lead
 ``div#artsubtitle``, JSON-LD ``description`` and ``og:description``; authors
@@ -1226,8 +1228,12 @@ class _Renderer:
         )
         return _Response(200, body.encode(), last_modified=self.state.clock)
 
-    def wp_article(self, article: FixtureArticle) -> _Response:
+    def wp_article(self, article: FixtureArticle, page: int = 1) -> _Response:
+        """``page`` > 1 is that page of a multi-page post (``{path}{page}/``)."""
+        if page < 1 or page > max(1, article.pages):
+            return self.not_found()
         url = self.url(article.path)
+        page_url = url if page == 1 else f"{url}{page}/"
         published = article.published.astimezone(WIB)
         modified = (article.modified or article.published).astimezone(WIB)
         author = article.authors[0] if article.authors else "Redaksi"
@@ -1257,13 +1263,21 @@ class _Renderer:
                 },
             ],
         }
+        # As an SEO plugin marks a post split with <!--nextpage-->: each page its own
+        # canonical URL, rel=prev/next between them.
+        neighbours = "".join(
+            f'<link rel="{rel}" href="{_e(url if n == 1 else f"{url}{n}/")}">\n'
+            for rel, n in (("prev", page - 1), ("next", page + 1))
+            if 1 <= n <= article.pages
+        )
         extra = (
             f'<meta name="description" content="{_e(article.lead)}">\n'
-            f'<link rel="canonical" href="{_e(url)}">\n'
+            f'<link rel="canonical" href="{_e(page_url)}">\n'
+            f"{neighbours}"
             '<meta property="og:type" content="article">\n'
             f'<meta property="og:title" content="{_e(article.title)}">\n'
             f'<meta property="og:description" content="{_e(article.lead)}">\n'
-            f'<meta property="og:url" content="{_e(url)}">\n'
+            f'<meta property="og:url" content="{_e(page_url)}">\n'
             f'<meta property="article:published_time" content="{published.isoformat()}">\n'
             f'<meta property="article:modified_time" content="{modified.isoformat()}">\n'
             '<script type="application/ld+json" class="yoast-schema-graph">'
@@ -1295,7 +1309,16 @@ class _Renderer:
             "</p></div></article></li>"
             for k in range(2)
         )
-        paragraphs = "".join(f"<p>{_e(p)}</p>\n" for p in article.paragraphs)
+        paragraphs = "".join(f"<p>{_e(p)}</p>\n" for p in article.page_paragraphs(page))
+        if article.pages > 1:
+            numbers = "".join(
+                f'<span class="post-page-numbers current" aria-current="page">{n}</span>'
+                if n == page
+                else f'<a href="{_e(url if n == 1 else f"{url}{n}/")}" '
+                f'class="post-page-numbers">{n}</a>'
+                for n in range(1, article.pages + 1)
+            )
+            paragraphs += f'<div class="page-links">Halaman: {numbers}</div>\n'
         tags = ", ".join(
             f'<a href="/tag/{slugify(t)}/" rel="tag">{_e(t)}</a>' for t in article.tags
         )
@@ -1492,6 +1515,13 @@ class _Renderer:
                 return self.not_found()
             return self.rss(topic) if match.group(1) == "rss" else self.atom(topic)
         article = self.find_article(path)
+        page = 1
+        if article is None and (split := re.fullmatch(r"(/.+?)/(\d+)/?", path)):
+            # A later page of a WordPress post split into pages: {path}{page}/.
+            article = self.find_article(split.group(1))
+            if article is not None and article.layout != "wordpress":
+                article = None
+            page = int(split.group(2))
         if article is None:
             return self.not_found()
         if article.status in (404, 410):
@@ -1503,7 +1533,7 @@ class _Renderer:
             target = topics[0].path if topics else "/"
             return _Response(302, b"", headers={"Location": self.url(target)}, validators=False)
         if article.layout == "wordpress":
-            return self.wp_article(article)
+            return self.wp_article(article, page)
         return self.tribun_article(article, page_value)
 
     def find_article(self, path: str) -> FixtureArticle | None:
@@ -1980,8 +2010,11 @@ class FixtureSite:
             return self._article(article_id).path
 
     def article_url(self, article_id: int, *, page: int | str | None = None) -> str:
-        """The article's URL; ``page=2`` or ``page="all"`` for views of a multi-page one."""
+        """The article's URL; ``page=2`` or ``page="all"`` for views of a multi-page one
+        (a WordPress post has no view of the whole, and its page N is ``{url}{N}/``)."""
         url = self._require_base() + self.article_path(article_id)
+        if page is not None and self._article(article_id).layout == "wordpress":
+            return url if page == 1 else f"{url}{page}/"
         return url if page is None else f"{url}?page={page}"
 
     def listing_path(self, topic: str, page: int = 1) -> str:

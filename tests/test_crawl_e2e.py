@@ -12,19 +12,24 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fixture_site import (
+    GENERIC_TOPIC,
     LSI_TOPIC,
     MULTIPAGE_ARTICLE_ID,
     REFERENCE_TOPIC,
     REFERENCE_TOPIC_TITLE,
     SEED_ARTICLE_ID,
     FixtureSite,
+    generated_paragraphs,
 )
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.diff import word_diff
+from crawler.urls import canonical_url
 from storage.db import make_engine, session_factory
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
 
@@ -35,7 +40,17 @@ CLARIFICATION = (
     "Gedung Putih."
 )
 
+LATER_PAGE_SENTENCE = "Koreksi: Jerman menjanjikan dua sistem tambahan, bukan satu."
+
 pytestmark = pytest.mark.slow
+
+
+def inserted_and_deleted(old: str, new: str) -> tuple[list[str], list[str]]:
+    """The texts a word diff of two bodies (as a digest shows it) inserts and deletes."""
+    ops = word_diff(old, new)
+    inserted = [op.text.strip() for op in ops if op.kind == "insert" and op.text.strip()]
+    deleted = [op.text.strip() for op in ops if op.kind == "delete" and op.text.strip()]
+    return inserted, deleted
 
 
 def write_config(
@@ -49,7 +64,8 @@ def write_config(
 ) -> Path:
     topic.setdefault("alert_to", '["desk@example.org"]')
     topic.setdefault("max_pages", "2")
-    extra = "".join(f"{key} = {value}\n" for key, value in topic.items())
+    topic.setdefault("profile", '"tribunnews"')
+    extra = "".join(f"{key} = {value}\n" for key, value in topic.items() if value)
     path.write_text(
         f"""
 [database]
@@ -67,7 +83,6 @@ download_maxsize = "2MB"
 name = "{TOPIC}"
 title = "{REFERENCE_TOPIC_TITLE}"
 sources = {sources!r}
-profile = "tribunnews"
 {extra}""".replace("'", '"'),
         encoding="utf-8",
     )
@@ -188,6 +203,28 @@ def test_reference_topic_through_its_life(site: FixtureSite, crawl: Crawl) -> No
     answered_304 = {r.path for r in site.requests if r.status == 304}
     whole = f"{site.article_path(MULTIPAGE_ARTICLE_ID)}?page=all"
     assert answered_304 == {site.article_path(i) for i in first_page} | {whole}
+
+    # 2b. An edit on the second page of the multi-page article, as an editor fixing a line
+    # there: its first page is byte for byte the same, so it answers 304 again; the view of
+    # the whole article, asked for with its own ETag, does not, and the edit is an update.
+    multipage_url = site.article_url(MULTIPAGE_ARTICLE_ID)
+    split = site.article(MULTIPAGE_ARTICLE_ID)
+    later = len(split.page_paragraphs(1)) + 1  # a paragraph on page 2
+    site.edit_body(
+        MULTIPAGE_ARTICLE_ID,
+        replace_paragraph=later,
+        text=f"{split.paragraphs[later]} {LATER_PAGE_SENTENCE}",
+        touch_modified=False,
+    )
+    site.clear_requests()
+    run, changes, _ = crawl.run()
+    assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+    assert crawl.alerts_for(changes[0]) == 1
+    assert site.article_path(MULTIPAGE_ARTICLE_ID) in {
+        r.path for r in site.requests if r.status == 304
+    }
+    before, after = crawl.versions(multipage_url)
+    assert inserted_and_deleted(before.body, after.body) == ([LATER_PAGE_SENTENCE], [])
 
     # 3. A sentence added to one body, like the seed's clarification: one update of the body.
     site.edit_body(SEED_ARTICLE_ID, insert_sentence=CLARIFICATION, after_paragraph=3)
@@ -399,3 +436,67 @@ def test_site_templates_are_learned_from_the_articles_and_never_alert_by_themsel
             assert run.status == "ok", run.error_details
         finally:
             crawl.close()
+
+
+def test_every_page_of_an_article_split_into_pages_is_compared_on_any_site(
+    site: FixtureSite, db_url: str, tmp_path: Path
+) -> None:
+    """A WordPress-like post split into pages, on a site without a profile: the pages are
+    found by the post's own links, read whole, and each is re-checked with its own ETag."""
+    paragraphs = list(dict.fromkeys(generated_paragraphs("split post", 700)))
+    split = site.add_article(
+        "Harga Cabai Naik Tajam Menjelang Akhir Tahun di Pasar Induk",
+        topics=[GENERIC_TOPIC],
+        pages=2,
+        # An odd number: one more paragraph on page 1 moves its last one onto page 2.
+        paragraphs=paragraphs[: len(paragraphs) // 2 * 2 - 1],
+    )
+    url = canonical_url(site.article_url(split.id))
+    page_1 = urlsplit(url).path  # a known article is asked for at its canonical URL
+    page_2 = site.article_path(split.id) + "2/"
+    config = write_config(
+        tmp_path / "topicwatch.toml", db_url, [site.listing_url(GENERIC_TOPIC)], profile=""
+    )
+    crawl = Crawl(config, db_url)
+    try:
+        # 1. Read whole: every paragraph of both pages, the links between pages left out.
+        run, changes, _ = crawl.run()
+        assert run.status == "ok", run.error_details
+        (first,) = crawl.versions(url)
+        assert first.body.split("\n\n") == split.paragraphs
+
+        # 2. Nothing changed: no change, and the post costs two conditional requests.
+        site.clear_requests()
+        run, changes, _ = crawl.run()
+        assert changes == []
+        asked = [(r.path, r.status) for r in site.requests if split.slug in r.path]
+        assert sorted(asked) == [(page_1, 304), (page_2, 304)]
+
+        # 3. An edit on page 2 only: page 1 answers 304, page 2 does not; one update.
+        later = len(split.page_paragraphs(1)) + 2
+        site.edit_body(
+            split.id,
+            replace_paragraph=later,
+            text=f"{split.paragraphs[later]} {LATER_PAGE_SENTENCE}",
+            touch_modified=False,
+        )
+        site.clear_requests()
+        run, changes, _ = crawl.run()
+        assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+        assert (page_1, 304) in {(r.path, r.status) for r in site.requests}
+        before, after = crawl.versions(url)
+        assert inserted_and_deleted(before.body, after.body) == ([LATER_PAGE_SENTENCE], [])
+
+        # 4. A paragraph added on page 1 pushes page 1's last paragraph onto page 2: the
+        # article gained one paragraph and lost none.
+        moved = site.article(split.id).page_paragraphs(1)[-1]
+        added = "Pedagang berharap pasokan dari daerah sentra kembali normal pekan depan."
+        site.edit_body(split.id, insert_sentence=added, after_paragraph=0, touch_modified=False)
+        assert moved in site.article(split.id).page_paragraphs(2)
+        run, changes, _ = crawl.run()
+        assert [(c.kind, c.fields) for c in changes] == [("updated", ["body"])]
+        before, after = crawl.versions(url)[-2:]
+        assert inserted_and_deleted(before.body, after.body) == ([added], [])
+        assert after.body.split("\n\n") == site.article(split.id).paragraphs
+    finally:
+        crawl.close()
