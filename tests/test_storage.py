@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.changes import PageRead
+from storage.changes import LaterPage, NotModified, PageRead
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -32,6 +33,7 @@ from storage.listings import known_state, note_listing, recheck_candidates
 from storage.models import (
     Alert,
     Article,
+    ArticlePage,
     ArticleVersion,
     Base,
     Change,
@@ -39,7 +41,7 @@ from storage.models import (
     Topic,
     UTCDateTime,
 )
-from storage.recording import ChangeRecord
+from storage.recording import ChangeRecord, record_outcomes
 from storage.runs import (
     UnknownRun,
     finish_run,
@@ -224,6 +226,39 @@ def test_not_modified_moves_last_checked_only(session_factory: sessionmaker[Sess
         is None
     )
     assert count(session_factory, Article) == 1
+
+
+def test_the_later_pages_of_an_article_are_kept_with_their_validators(
+    session_factory: sessionmaker[Session],
+) -> None:
+    (topic_id,) = add_topic(session_factory)
+    page_2, page_3 = LaterPage(URL + "/2", etag='"p2"'), LaterPage(URL + "/3", raw_sha256="c3")
+    split = observation(etag='"p1"', pages=(page_2, page_3))
+    record_page(session_factory, topic_id=topic_id, run_id=None, observation=split, now=NOW)
+
+    def stored_pages() -> tuple[LaterPage, ...]:
+        known = known_state(session_factory, [URL])[URL]
+        listed = note_listing(session_factory, topic_id, [URL], NOW).known[URL]
+        later = NOW + timedelta(hours=7)  # due again
+        due = recheck_candidates(session_factory, topic_id, later, 86400.0, exclude=())
+        assert [k.pages for k in due] == [known.pages] == [listed.pages]
+        return known.pages
+
+    assert stored_pages() == (page_2, page_3)
+    # Not modified: the validators the later pages answered with replace the stored ones.
+    page_2_now = replace(page_2, etag='"p2b"')
+    outcome = NotModified(URL, pages=(page_2_now, page_3))
+    assert record_outcomes(
+        session_factory, topic_id=topic_id, run_id=None, outcomes=[outcome], now=NOW
+    )
+    assert stored_pages() == (page_2_now, page_3)
+    # A 304 of every page keeps them.
+    record_not_modified(session_factory, topic_id=topic_id, run_id=None, url=URL, now=NOW)
+    assert stored_pages() == (page_2_now, page_3)
+    # Read again, now on one page: the later pages are gone with the content they held.
+    record_page(session_factory, topic_id=topic_id, run_id=None, observation=observation(), now=NOW)
+    assert stored_pages() == ()
+    assert count(session_factory, ArticlePage) == 0
 
 
 def test_a_b_a_is_recorded_but_alerted_once(session_factory: sessionmaker[Session]) -> None:
