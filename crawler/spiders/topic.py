@@ -13,6 +13,13 @@ known articles (those still listed, in the listing's order, then those off the l
 newest first) wait until the listing pages and the new articles are done, so a long listing
 can never crowd out its own new articles. What the cap leaves is fetched by the next runs:
 new articles stay in the database, unannounced, until one reads them.
+
+An article split over several pages is read whole (:class:`ArticleFetch`): the view of the
+whole article when the site has one, else its pages in turn, up to
+``crawl.max_pages_per_article`` (the cap counts articles, not their later pages). A re-check
+of a multi-page article whose first page is not modified asks for each stored later page
+with its own validators; it is not modified only when none of its pages is, and the first
+page that changed has the article read again in full.
 """
 
 from __future__ import annotations
