@@ -15,6 +15,9 @@ only difference between them is the change under test):
   or the lead hash when the edited paragraph is the standfirst, which extraction keeps as its
   own field (the count of those is printed). Pages with no such text node are reported as
   skipped, not as successes.
+- later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
+  links it), and a sentence inserted on page 2 only → the body hash of the pages read and
+  joined as a crawl does must change (the naive hash watches page 1 alone).
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
 - noise, which must leave the fingerprint alone (each lands outside the expected body):
@@ -56,10 +59,13 @@ from crawler.article import Fingerprint
 from crawler.extraction.extractor import extract
 from crawler.extraction.parsing import ExtractionError
 from crawler.fingerprint import block_hashes, fingerprint
+from crawler.profiles import profile_for
+from crawler.reading import read_page, read_pages
 from storage.changes import PageRead, Previous, classify
 from storage.templates import templates_of_new_site
 
 EDIT_KINDS = ("edit-sentence", "edit-word")
+LATER_PAGE_KIND = "later-page-edit"
 HEADLINE_KIND = "headline"
 NOISE_KINDS = (
     "navigation",
@@ -474,6 +480,99 @@ def _noise_pair(
     return _serialise(before), _serialise(after), how
 
 
+def _later_page_edit(
+    tree: lxml.html.HtmlElement, page: CorpusPage, rng: random.Random
+) -> PairResult:
+    """later-page-edit: the page's article split in two pages as a CMS splits one (the
+    first half of its expected-body blocks on page 1, at the page's URL; the rest on page 2,
+    at ``?page=2``; numbered links "1 2" after the text of each, ``link rel=next`` on page 1),
+    then a sentence inserted on page 2 only. Both pages go through the crawl's reading (page
+    1 finds page 2 by its links; the pages are joined) → the body hash must change. The naive
+    hash watches page 1, the article's URL, which did not change."""
+
+    def result(outcome: str, detail: str) -> PairResult:
+        return PairResult(page.corpus, page.page_id, LATER_PAGE_KIND, outcome, False, detail)
+
+    nodes = _body_text_nodes(tree, page)
+    owners = [element if attr == "text" else element.getparent() for element, attr in nodes]
+    blocks = list(dict.fromkeys(owners))
+    blocks = [b for b in blocks if not any(a in blocks for a in b.iterancestors())]
+    if len(blocks) < 4:
+        return result("skipped", "fewer than 4 expected-body blocks to split over two pages")
+    half = len(blocks) // 2
+    root = tree.getroottree()
+    paths = [root.getpath(block) for block in blocks]
+    later = [
+        (root.getpath(element), attr)
+        for (element, attr), owner in zip(nodes, owners, strict=True)
+        if any(owner is b or b in owner.iterancestors() for b in blocks[half:])
+    ]
+    if not later:
+        return result("skipped", "no expected-body text node on page 2")
+    edit_path, edit_attr = rng.choice(later)
+    url = page.url.split("#")[0]
+    second_url = f"{url}{'&' if '?' in url else '?'}page=2"
+
+    def render(second: bool, edited: bool) -> bytes:
+        doc = copy.deepcopy(tree)
+        found = [doc.xpath(path)[0] for path in paths]
+        if edited:
+            node = doc.xpath(edit_path)[0]
+            setattr(
+                node,
+                edit_attr,
+                (getattr(node, edit_attr) or "").rstrip()
+                + " The ministry later revised this figure. ",
+            )
+        keep, drop = (found[half:], found[:half]) if second else (found[:half], found[half:])
+        links = (
+            f'<a href="{html_lib.escape(url)}">1</a> 2'
+            if second
+            else f'1 <a href="{html_lib.escape(second_url)}">2</a>'
+        )
+        nav = lxml.html.fragment_fromstring(f'<div class="article-pages">{links}</div>')
+        nav.tail = keep[-1].tail
+        keep[-1].tail = None
+        keep[-1].addnext(nav)
+        for element in drop:
+            element.drop_tree()
+        head = doc.find("head")
+        if not second and head is not None:
+            head.append(lxml.html.fragment_fromstring(f'<link rel="next" href="{second_url}">'))
+        return _serialise(doc)
+
+    def whole(first: bytes, second: bytes) -> Fingerprint | str:
+        profile = profile_for(url)
+        one = read_page(
+            first, url, encoding="utf-8", profile=profile, ignore_patterns=(), find_whole=True
+        )
+        if one.next_url != second_url:
+            return f"page 2 not found from page 1 (found {one.whole_url or one.next_url})"
+        two = read_page(
+            second,
+            second_url,
+            encoding="utf-8",
+            profile=profile,
+            ignore_patterns=(),
+            requested=url,
+            part=2,
+            first_url=url,
+        )
+        if two.article is None:
+            return f"page 2 not read: {two.error}"
+        joined = read_pages([one, two], ())
+        return joined.fingerprint or "no text"
+
+    page_1 = render(second=False, edited=False)
+    before = whole(page_1, render(second=True, edited=False))
+    after = whole(page_1, render(second=True, edited=True))
+    if isinstance(before, str) or isinstance(after, str):
+        return result("fail", str(before if isinstance(before, str) else after))
+    if before.fields["body"] == after.fields["body"]:
+        return result("fail", "body unchanged")
+    return result("ok", "via body")
+
+
 def evaluate_page(page: CorpusPage) -> list[PairResult]:
     raw = page.read_html()
     results: list[PairResult] = []
@@ -560,6 +659,7 @@ def evaluate_page(page: CorpusPage) -> list[PairResult]:
         )
     else:
         record(HEADLINE_KIND, headline[1], want_fields=("title",))
+    results.append(_later_page_edit(tree, page, rng))
 
     for kind in NOISE_KINDS:
         if kind == "identical":
@@ -602,7 +702,7 @@ def _report(corpus: str, results: list[PairResult], worst: int) -> None:
     print(f"\n{corpus}: {pages} pages")
     header = f"{'pair kind':<24} {'pairs':>6} {'skipped':>8} {'topicwatch':>11} {'naive hash':>11}"
     print(f"  {header}  target")
-    for kind in (*EDIT_KINDS, HEADLINE_KIND, *NOISE_KINDS):
+    for kind in (*EDIT_KINDS, HEADLINE_KIND, LATER_PAGE_KIND, *NOISE_KINDS):
         rows = [r for r in mine if r.kind == kind]
         done = [r for r in rows if r.outcome != "skipped"]
         skipped = len(rows) - len(done)
