@@ -21,7 +21,8 @@ behaviour. Then, in each repetition, every crawl in a child process of its own:
   made under an hour old (all of them due); and in the steady state of a watched topic
   (first seen two hours ago, checked minutes ago). Beside them, the bare spider sending the
   same conditional requests as the pass with every article due (``If-None-Match`` /
-  ``If-Modified-Since`` from the database): the listings' first pages and every article.
+  ``If-Modified-Since`` from the database): the listings' first pages, every article and the
+  view of the whole of each multi-page one.
 
 Politeness limits are lifted for this local host only, through the benchmark topic's own
 crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain); the
@@ -312,7 +313,8 @@ def crawl_bare(
 ) -> dict[str, Any]:
     """A spider that requests every page and does nothing with the answers; with
     ``validators`` (URL → ``If-None-Match`` / ``If-Modified-Since``), the requests of a
-    re-check instead: the first listing pages, and every article with its validators."""
+    re-check instead: the first listing pages, and every article with its validators (the
+    later pages of multi-page articles too)."""
     import scrapy
     from scrapy.crawler import AsyncCrawlerProcess
 
@@ -326,7 +328,9 @@ def crawl_bare(
                 return
             for url in manifest.sources:
                 yield scrapy.Request(url, callback=self.parse, dont_filter=True)
-            for url in manifest.article_urls:
+            articles = set(manifest.article_urls)
+            later_pages = [url for url in validators if url not in articles]
+            for url in [*manifest.article_urls, *later_pages]:
                 yield scrapy.Request(
                     url,
                     headers=validators.get(url, {}),
@@ -375,6 +379,7 @@ def _crawl_stats(stats: dict[str, Any]) -> dict[str, Any]:
         "status_304": int(number("downloader/response_status_count/304")),
         "identical": int(number("topicwatch/identical_bodies")),
         "pages_read": int(number("topicwatch/pages_read")),
+        "later_pages_checked": int(number("topicwatch/later_pages_checked")),
         "finish_reason": str(stats.get("finish_reason")),
     }
 
@@ -504,16 +509,22 @@ def count_rows(url: str) -> Rows:
 
 
 def stored_validators(url: str) -> dict[str, dict[str, str]]:
-    """The conditional-request headers a re-check sends for each stored article."""
-    from sqlalchemy import select
+    """The conditional-request headers a re-check sends for each stored article, and for each
+    later page of a multi-page article."""
+    from sqlalchemy import select, union_all
 
     from storage.db import make_engine, session_factory
-    from storage.models import Article
+    from storage.models import Article, ArticlePage
 
     engine = make_engine(url)
     try:
         with session_factory(engine)() as session:
-            rows = session.execute(select(Article.url, Article.etag, Article.last_modified))
+            rows = session.execute(
+                union_all(
+                    select(Article.url, Article.etag, Article.last_modified),
+                    select(ArticlePage.url, ArticlePage.etag, ArticlePage.last_modified),
+                )
+            )
             return {
                 article_url: {
                     key: value
