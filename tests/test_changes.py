@@ -14,6 +14,7 @@ from storage.changes import (
     Decision,
     Failed,
     Gone,
+    LaterPage,
     NotModified,
     Outcome,
     PageRead,
@@ -22,6 +23,7 @@ from storage.changes import (
     Previous,
     classify,
     decide,
+    later_page_unchanged,
     response_outcome,
 )
 
@@ -279,6 +281,25 @@ def test_response_outcome(row: Response) -> None:
         last_modified="Thu, 26 Nov 2026 10:00:00 GMT",
     )
     assert outcome == row.expected
+
+
+LATER_PAGES = [
+    ("304=unchanged", 304, "other", True),
+    ("same-bytes=unchanged", 200, "same", True),
+    ("other-bytes=changed", 200, "other", False),
+    ("not-a-web-page=changed", 200, None, False),
+    ("404=changed", 404, "other", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "raw_sha256", "unchanged"),
+    [row[1:] for row in LATER_PAGES],
+    ids=[row[0] for row in LATER_PAGES],
+)
+def test_later_page_unchanged(status: int, raw_sha256: str | None, unchanged: bool) -> None:
+    stored = LaterPage(f"{URL}?page=all", etag='"e"', raw_sha256="same")
+    assert later_page_unchanged(status, raw_sha256, stored) is unchanged
 
 
 # -- who hears of a change ---------------------------------------------------------------------
