@@ -1,8 +1,8 @@
 """Article pages: the later pages of multi-page articles, with their validators.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-08
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-05
 
 One row per page the current version of an article was read from beyond the article's own
 URL (page 2 on, or the view of the whole article), so a re-check asks for each of them with
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
