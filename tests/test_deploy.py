@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select, text
 
 from scheduler.config import load_config
 from scheduler.runner import KILL_AFTER
-from storage.changes import PageRead
+from storage.changes import LaterPage, PageRead
 from storage.db import make_engine, normalise_url, session_factory, upgrade
 from storage.models import Base, Topic
 from storage.runs import finish_run, start_run
@@ -746,6 +746,7 @@ def populate(url: str) -> None:
             fingerprint="b" * 64,
             field_hashes={"title": "1" * 64, "body": "3" * 64},
             raw_html=None,
+            pages=(LaterPage(ARTICLE.url + "?page=2", etag='"p2"', raw_sha256="c" * 64),),
         )
         record_page(sessions, topic_id=topic_id, run_id=run_id, observation=edited)
         gone = replace(ARTICLE, url=ARTICLE.url + "-2", raw_html=None)
