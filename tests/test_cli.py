@@ -235,8 +235,8 @@ def test_all_errors_of_a_config_file_are_reported_at_once(
         f"topicwatch: error: {config}: crawl.retry_tims: unknown key; did you mean "
         "retry_times? (known: user_agent, obey_robots, concurrent_per_domain, download_delay, "
         "autothrottle, download_timeout, download_maxsize, retry_times, store_raw_html, "
-        "max_articles_per_run, progress_every, max_concurrent_runs, run_timeout, "
-        "shutdown_grace, process_max_runs, process_max_memory)",
+        "max_articles_per_run, progress_every, max_pages_per_article, max_concurrent_runs, "
+        "run_timeout, shutdown_grace, process_max_runs, process_max_memory)",
         f'topicwatch: error: {config}: crawl.download_delay: expected a duration like "15m" '
         'or "2h", got "slow"',
         f'topicwatch: error: {config}: topic[0].every: expected a duration like "15m" or '

@@ -181,7 +181,8 @@ BAD_FILES = {
         "{path}: crawl.max_concurent_runs: unknown key; did you mean max_concurrent_runs? "
         "(known: user_agent, obey_robots, concurrent_per_domain, download_delay, autothrottle, "
         "download_timeout, download_maxsize, retry_times, store_raw_html, max_articles_per_run, "
-        "progress_every, max_concurrent_runs, run_timeout, shutdown_grace, process_max_runs, "
+        "progress_every, max_pages_per_article, max_concurrent_runs, run_timeout, "
+        "shutdown_grace, process_max_runs, "
         "process_max_memory)",
     ),
     "typo in a section": (
