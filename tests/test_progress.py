@@ -112,6 +112,6 @@ def test_a_terminal_gets_a_live_line_instead(
     assert live[0] == ("0", "0", "0", "0")
     assert int(live[-1][0]) > 0
     assert "topicwatch.progress" not in terminal  # the live line replaces the log lines
-    # log lines are written above the live line, each on a line of its own
-    assert re.search(r"\n\S+Z INFO topicwatch\.change kind=new topic=konflik ", terminal)
+    # log lines are written above the live line (cleared first), each on a line of its own
+    assert re.search(r"[\r\n]\S+Z INFO topicwatch\.change kind=new topic=konflik ", terminal)
     assert done.stdout.startswith("topicwatch.run topic=konflik run=1 status=ok ")
