@@ -646,6 +646,11 @@ def rate(result: dict[str, Any]) -> float:
     return float(result["responses"] / result["elapsed"]) if result["elapsed"] else 0.0
 
 
+def cpu_per_page(result: dict[str, Any]) -> float:
+    """The crawl process's CPU milliseconds per response, start-up included."""
+    return float(1000 * result["cpu"] / result["responses"]) if result["responses"] else 0.0
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -730,7 +735,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     )
     header = (
         f"{'crawl':<46}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'CPU ms/page':>13}"
-        f"{'full/bare':>11}{'range':>13}"
+        f"{'full/bare':>11}{'range':>13}{'CPU/bare':>10}{'range':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -742,15 +747,19 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
 
     def row(name: str, runs: list[dict[str, Any]], ratio: bool) -> None:
         pages = median([r["responses"] for r in runs])
-        cpu = median([1000 * r["cpu"] / r["responses"] for r in runs])
+        cpu = median([cpu_per_page(r) for r in runs])
         speed = median([rate(r) for r in runs])
-        shown = f"{'':>24}"
+        shown = ""
         if ratio:
             # Each repetition against the bare crawl of the same repetition, minutes apart:
             # the machine's speed drifts less within a repetition than across them.
-            ratios = [rate(r) / rate(b) for r, b in zip(runs, bare_runs, strict=True)]
-            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-            shown = f"{median(ratios):>11.2f}{spread:>13}"
+            pairs = list(zip(runs, bare_runs, strict=True))
+            speeds = [rate(r) / rate(b) for r, b in pairs]
+            cpus = [cpu_per_page(r) / cpu_per_page(b) for r, b in pairs]
+            shown = (
+                f"{median(speeds):>11.2f}{f'{min(speeds):.2f}-{max(speeds):.2f}':>13}"
+                f"{median(cpus):>10.2f}{f'{min(cpus):.2f}-{max(cpus):.2f}':>13}"
+            )
         print(
             f"{name:<46}{pages:>7.0f}{median([r['elapsed'] for r in runs]):>9.2f}"
             f"{speed:>9.1f}{cpu:>13.2f}{shown}"
@@ -762,7 +771,8 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         row(f"full pipeline, {kind}", runs, ratio=True)
     print(
         "CPU ms/page: the crawl process, start-up included; full/bare: pages/s against the "
-        "first bare row's in the same repetition, the median and range over the repetitions."
+        "first bare row's in the same repetition, CPU/bare: CPU ms/page against it; the "
+        "median and range over the repetitions."
     )
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
@@ -795,12 +805,16 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     for kind, runs in results.bare_recheck.items():
         every = [second for _, second, _ in results.recheck.get((kind, "all"), [])]
         bare_seconds = median([r["elapsed"] for r in runs])
+        # Each repetition's re-check of every article against its own bare crawl.
+        cpu_ratios = [e["cpu"] / b["cpu"] for e, b in zip(every, runs, strict=True)]
         print(
             f"{kind}: bare Scrapy sending the same conditional requests "
             f"({median([r['responses'] for r in runs]):.0f} requests, "
             f"{median([r['status_304'] for r in runs]):.0f} answered 304) takes "
-            f"{bare_seconds:.2f} s; the re-check of every article takes "
-            f"{median([r['elapsed'] for r in every]) / bare_seconds:.2f}x as long"
+            f"{bare_seconds:.2f} s and {median([r['cpu'] for r in runs]):.2f} s of CPU; "
+            f"the re-check of every article takes "
+            f"{median([r['elapsed'] for r in every]) / bare_seconds:.2f}x as long and "
+            f"{median(cpu_ratios):.2f}x the CPU ({min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})"
         )
     for kind, rows in results.first_rows.items():
         print(
