@@ -15,6 +15,7 @@ transaction that lost a deadlock or a unique-key race is retried
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import (
@@ -103,6 +104,88 @@ class _Writes:
     pages: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """:func:`record_outcomes`'s statements for a database of one kind, built once per process.
+
+    Core statements with expanding ``IN`` parameters and lists of parameter sets
+    ("executemany"), run on the session's connection: the ORM's bulk paths and a statement
+    built afresh for every batch cost the crawl process more than the database spends on it.
+    """
+
+    create_articles: Any
+    lock_articles: Any
+    link_articles: Any
+    current_versions: Any
+    announcements: Any
+    alerted_fingerprints: Any
+    insert_versions: Any
+    insert_changes: Any
+    insert_alerts: Any
+    update_articles: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    articles, versions, changes = Article.__table__, ArticleVersion.__table__, Change.__table__
+    ids: Any = bindparam("ids", expanding=True)
+    return _Statements(
+        create_articles=upsert_for(dialect, Article).on_conflict_do_nothing(
+            index_elements=[articles.c.url]
+        ),
+        lock_articles=select(
+            articles.c.id,
+            articles.c.url,
+            articles.c.status,
+            articles.c.current_version,
+            articles.c.etag,
+            articles.c.last_modified,
+            articles.c.raw_sha256,
+            articles.c.age_from,
+        )
+        .where(articles.c.url.in_(bindparam("urls", expanding=True)))
+        .order_by(articles.c.url)
+        .with_for_update(),
+        link_articles=upsert_for(dialect, TopicArticle).on_conflict_do_nothing(
+            index_elements=[TopicArticle.__table__.c.topic_id, TopicArticle.__table__.c.article_id]
+        ),
+        current_versions=select(
+            versions.c.article_id,
+            versions.c.fingerprint,
+            versions.c.field_hashes,
+            versions.c.title,
+            versions.c.blocks,
+        )
+        .join(
+            articles,
+            and_(
+                articles.c.id == versions.c.article_id,
+                articles.c.current_version == versions.c.version,
+            ),
+        )
+        # Both sides filtered, so neither is read beyond the batch's rows.
+        .where(versions.c.article_id.in_(ids), articles.c.id.in_(ids)),
+        announcements=select(changes.c.article_id, changes.c.topic_id, Topic.__table__.c.active)
+        .distinct()
+        .join(Topic.__table__, Topic.__table__.c.id == changes.c.topic_id)
+        .where(changes.c.article_id.in_(ids)),
+        alerted_fingerprints=select(versions.c.article_id, versions.c.fingerprint)
+        .distinct()
+        .join(
+            changes,
+            and_(
+                changes.c.article_id == versions.c.article_id,
+                changes.c.to_version == versions.c.version,
+            ),
+        )
+        .where(versions.c.article_id.in_(ids), changes.c.alerted.is_(True)),
+        insert_versions=insert(ArticleVersion),
+        insert_changes=insert(Change).returning(Change.id, sort_by_parameter_order=True),
+        insert_alerts=insert(Alert),
+        update_articles=update(Article).where(Article.id == bindparam("article_id")),
+    )
+
+
 def _segments(outcomes: Sequence[Outcome]) -> Iterator[Sequence[Outcome]]:
     """``outcomes`` cut, in order, into runs in which no URL appears twice."""
     start = 0
@@ -117,14 +200,18 @@ def _segments(outcomes: Sequence[Outcome]) -> Iterator[Sequence[Outcome]]:
 
 
 def _load_stored(
-    session: Session, outcomes: Sequence[Outcome], topic_id: int, now: datetime
+    connection: Connection,
+    statements: _Statements,
+    outcomes: Sequence[Outcome],
+    topic_id: int,
+    now: datetime,
 ) -> dict[str, _Stored]:
     """Everything :func:`storage.changes.decide` needs of the articles the outcomes name,
     by URL (those a 304 or a 404 names without being stored are left out)."""
-    stored = _create_and_lock(session, outcomes, topic_id, now)
+    stored = _create_and_lock(connection, statements, outcomes, topic_id, now)
     by_id = {article.id: article for article in stored.values()}
-    _read_current_versions(session, by_id)
-    _read_announcements(session, by_id)
+    _read_current_versions(connection, statements, by_id)
+    _read_announcements(connection, statements, by_id)
     # The fingerprints already alerted on matter only for content that differs from the
     # current version (A -> B -> A).
     edited = {
@@ -135,7 +222,7 @@ def _load_stored(
         and stored[o.url].current_version > 0
         and stored[o.url].fingerprint != o.fingerprint
     }
-    _read_alerted_fingerprints(session, by_id, sorted(edited))
+    _read_alerted_fingerprints(connection, statements, by_id, sorted(edited))
     return stored
 
 
@@ -162,17 +249,19 @@ def _site_templates(
 
 
 def _create_and_lock(
-    session: Session, outcomes: Sequence[Outcome], topic_id: int, now: datetime
+    connection: Connection,
+    statements: _Statements,
+    outcomes: Sequence[Outcome],
+    topic_id: int,
+    now: datetime,
 ) -> dict[str, _Stored]:
     """Create the articles of the pages that are new (linked to the topic), lock every
     article the outcomes name (in URL order, so concurrent writers never deadlock), and read
     their rows. A failure leaves its article alone."""
     page_urls = sorted({o.url for o in outcomes if isinstance(o, PageRead)})
     if page_urls:
-        session.execute(
-            upsert_for(session.get_bind().dialect.name, Article).on_conflict_do_nothing(
-                index_elements=[Article.url]
-            ),
+        connection.execute(
+            statements.create_articles,
             [
                 {
                     "url": url,
@@ -186,29 +275,13 @@ def _create_and_lock(
         )
     stored: dict[str, _Stored] = {}
     for chunk in chunks(sorted({o.url for o in outcomes if not isinstance(o, Failed)})):
-        rows = session.execute(
-            select(
-                Article.id,
-                Article.url,
-                Article.status,
-                Article.current_version,
-                Article.etag,
-                Article.last_modified,
-                Article.raw_sha256,
-                Article.age_from,
-            )
-            .where(Article.url.in_(chunk))
-            .order_by(Article.url)
-            .with_for_update()
-        )
+        rows = connection.execute(statements.lock_articles, {"urls": list(chunk)})
         for row in rows:
             stored[row.url] = _Stored(*row)
     linked = sorted(stored[url].id for url in page_urls if url in stored)
     if linked:
-        session.execute(
-            upsert_for(session.get_bind().dialect.name, TopicArticle).on_conflict_do_nothing(
-                index_elements=[TopicArticle.topic_id, TopicArticle.article_id]
-            ),
+        connection.execute(
+            statements.link_articles,
             [
                 {"topic_id": topic_id, "article_id": i, "since": now, "last_listed": None}
                 for i in linked
@@ -217,28 +290,13 @@ def _create_and_lock(
     return stored
 
 
-def _read_current_versions(session: Session, by_id: dict[int, _Stored]) -> None:
+def _read_current_versions(
+    connection: Connection, statements: _Statements, by_id: dict[int, _Stored]
+) -> None:
     """Read the fingerprint, field hashes and title of each article's current version."""
     versioned = sorted(i for i, article in by_id.items() if article.current_version > 0)
     for chunk_ids in chunks(versioned):
-        current = session.execute(
-            select(
-                ArticleVersion.article_id,
-                ArticleVersion.fingerprint,
-                ArticleVersion.field_hashes,
-                ArticleVersion.title,
-                ArticleVersion.blocks,
-            )
-            .join(
-                Article,
-                and_(
-                    Article.id == ArticleVersion.article_id,
-                    Article.current_version == ArticleVersion.version,
-                ),
-            )
-            # Both sides filtered, so neither is read beyond the batch's rows.
-            .where(ArticleVersion.article_id.in_(chunk_ids), Article.id.in_(chunk_ids))
-        )
+        current = connection.execute(statements.current_versions, {"ids": list(chunk_ids)})
         for article_id, fingerprint, field_hashes, title, blocks in current:
             article = by_id[article_id]
             article.fingerprint = fingerprint
@@ -247,15 +305,12 @@ def _read_current_versions(session: Session, by_id: dict[int, _Stored]) -> None:
             article.blocks = None if blocks is None else tuple(blocks)
 
 
-def _read_announcements(session: Session, by_id: dict[int, _Stored]) -> None:
+def _read_announcements(
+    connection: Connection, statements: _Statements, by_id: dict[int, _Stored]
+) -> None:
     """Read which topics have announced each article, and which of them are inactive."""
     for chunk_ids in chunks(sorted(by_id)):
-        announced = session.execute(
-            select(Change.article_id, Change.topic_id, Topic.active)
-            .distinct()
-            .join(Topic, Topic.id == Change.topic_id)
-            .where(Change.article_id.in_(chunk_ids))
-        )
+        announced = connection.execute(statements.announcements, {"ids": list(chunk_ids)})
         for article_id, other, active in announced:
             by_id[article_id].announced_by.add(other)
             if not active:
@@ -263,23 +318,15 @@ def _read_announcements(session: Session, by_id: dict[int, _Stored]) -> None:
 
 
 def _read_alerted_fingerprints(
-    session: Session, by_id: dict[int, _Stored], article_ids: list[int]
+    connection: Connection,
+    statements: _Statements,
+    by_id: dict[int, _Stored],
+    article_ids: list[int],
 ) -> None:
     """Read the fingerprints of the versions of these articles that were alerted on."""
     alerted: dict[int, set[str]] = {}
     for chunk_ids in chunks(article_ids):
-        pairs = session.execute(
-            select(ArticleVersion.article_id, ArticleVersion.fingerprint)
-            .distinct()
-            .join(
-                Change,
-                and_(
-                    Change.article_id == ArticleVersion.article_id,
-                    Change.to_version == ArticleVersion.version,
-                ),
-            )
-            .where(ArticleVersion.article_id.in_(chunk_ids), Change.alerted.is_(True))
-        )
+        pairs = connection.execute(statements.alerted_fingerprints, {"ids": list(chunk_ids)})
         for article_id, fingerprint in pairs:
             alerted.setdefault(article_id, set()).add(fingerprint)
     for article_id, fingerprints in alerted.items():
@@ -409,17 +456,15 @@ def _queue_change(
     return len(writes.changes) - 1
 
 
-def _write_changes(session: Session, writes: _Writes, now: datetime) -> list[int]:
+def _write_changes(
+    connection: Connection, statements: _Statements, writes: _Writes, now: datetime
+) -> list[int]:
     """Insert the queued versions, changes and alert rows; the ids of the changes."""
     if writes.versions:
-        session.execute(insert(ArticleVersion), writes.versions)
+        connection.execute(statements.insert_versions, writes.versions)
     if not writes.changes:
         return []
-    ids = list(
-        session.scalars(
-            insert(Change).returning(Change.id, sort_by_parameter_order=True), writes.changes
-        )
-    )
+    ids = list(connection.execute(statements.insert_changes, writes.changes).scalars())
     alert_rows = [
         {
             "change_id": change_id,
@@ -436,7 +481,7 @@ def _write_changes(session: Session, writes: _Writes, now: datetime) -> list[int
         for recipient in recipients
     ]
     if alert_rows:
-        session.execute(insert(Alert), alert_rows)
+        connection.execute(statements.insert_alerts, alert_rows)
     return ids
 
 
@@ -450,7 +495,9 @@ def _record(
     now: datetime,
 ) -> list[ChangeRecord | None]:
     """Record ``outcomes`` (no URL twice) in the session's transaction."""
-    stored = _load_stored(session, outcomes, topic_id, now)
+    connection = session.connection()
+    statements = _statements(connection.dialect.name)
+    stored = _load_stored(connection, statements, outcomes, topic_id, now)
     templates = _site_templates(session, outcomes, stored)
     writes = _Writes()
     indexes: list[int | None] = []
@@ -476,14 +523,14 @@ def _record(
                 templates=templates.get(site_of(outcome.url), frozenset()),
             )
         )
-    ids = _write_changes(session, writes, now)
+    ids = _write_changes(connection, statements, writes, now)
     _write_pages(session, writes)
     if stored:
-        session.execute(
-            update(Article),
+        connection.execute(
+            statements.update_articles,
             [
                 {
-                    "id": article.id,
+                    "article_id": article.id,
                     "last_checked": now,
                     "etag": article.etag,
                     "last_modified": article.last_modified,
