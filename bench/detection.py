@@ -1,12 +1,19 @@
 """Change-detection accuracy on real pages: do edits alert, and does noise stay quiet?
 
-    .venv/bin/python bench/detection.py [--workers 2] [--limit N] [--worst 10]
+    .venv/bin/python bench/detection.py [--workers 2] [--limit N] [--half tuning] [--worst 10]
 
 For every corpus page, (before, after) pairs go through ``extract()`` and ``fingerprint()``
 exactly as a crawl does, and, beside them, through a naive hash of the page's visible text.
 
-Pairs (the page is parsed once, and both sides of a pair are serialised the same way, so the
-only difference between them is the change under test):
+**Two halves of the publishers.** Every page falls in one of two fixed halves by a hash of its
+publisher's registrable host (``bench.corpus.publisher_half``): the *tuning publishers*, whose
+pages and misses may be looked at while choosing rules, and the *unseen publishers*, of which
+only the aggregate figures are printed, to say how the rules hold on publishers they were not
+chosen on. Failing pages are listed for the tuning half only.
+
+Pairs, one per mutation kind (``KINDS``; the page is parsed once, and both sides of a pair are
+serialised the same way, so the only difference between them is the change under test). Kinds
+that must alert:
 
 - edit-sentence / edit-word: a short sentence inserted into, or one word changed in, a text
   node whose text belongs to the page's expected body (ground truth; fundus counts the
@@ -15,22 +22,35 @@ only difference between them is the change under test):
   or the lead hash when the edited paragraph is the standfirst, which extraction keeps as its
   own field (the count of those is printed). Pages with no such text node are reported as
   skipped, not as successes.
-- later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
-  links it), and a sentence inserted on page 2 only → the body hash of the pages read and
-  joined as a crawl does must change (the naive hash watches page 1 alone).
+- standfirst: a sentence inserted into the visible standfirst (fundus pages, whose expected
+  summary is the standfirst shown between the headline and the body), with the meta and
+  JSON-LD descriptions left as they were → the lead or the body hash must change.
+- description: a sentence added to the description in ``<meta>`` tags and JSON-LD, the
+  visible page left as it was → the lead hash must change (the lead is the visible
+  standfirst with the description as its fallback, and a change to either is a change of
+  the lead).
+- editors-note: an editor's note or correction notice added after the article's last
+  paragraph, in one of several languages → the body hash must change.
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
-- noise, which must leave the fingerprint alone (each lands outside the expected body):
-  navigation (link texts of nav/menus changed, a link added), related (a list of related
-  headlines after the article, rotated), footer (footer text changed), caption (figure
-  caption text changed), comments (a comment count changed; added near the top of the
-  article when the page shows none), scripts (script nonces and inline script text, data-*
-  attributes and class order changed), trending (a "Trending now" block of rotating headlines
-  inside the article between two paragraphs), identical (the same bytes fetched twice).
-- template-rewrite (:func:`template_rewrite_results`): a block the publisher puts on every
-  article, rewritten on one of them → no alert once the publisher's templates are learned.
 
-Targets: edit and headline recall >= 98%, false alerts <= 2% per noise kind, 0% for identical.
+Kinds that must leave the fingerprint alone (each lands outside the expected body): navigation
+(link texts of nav/menus changed, a link added), related (a list of related headlines after
+the article, rotated), footer (footer text changed), caption (figure caption text changed),
+comments (a comment count changed; added near the top of the article when the page shows
+none), scripts (script nonces and inline script text, data-* attributes and class order
+changed), trending (a "Trending now" block of rotating headlines inside the article between two
+paragraphs), link-box (a paragraph inside the body that is a short label and one or two linked
+headlines, "Read also: …", in one of many languages and markups, rotated or inserted),
+identical (the same bytes fetched twice; a page that extraction refuses counts as a failure
+here, since it would never be tracked).
+
+A kind is a :class:`Kind` in ``KINDS``: a name, whether it must alert (and through which
+fields), and a function from the page (:class:`Case`) to a :class:`Mutation`, or None when the
+page has nothing to mutate. A new kind is one more entry.
+
+Targets, on the unseen publishers: edit and headline recall >= 99%, false alerts <= 1% per
+noise kind, 0% for identical.
 """
 
 from __future__ import annotations
@@ -47,6 +67,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -54,29 +75,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lxml.html
 
-from bench.corpus import CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
+from bench.corpus import HALVES, CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
 from crawler.article import Fingerprint
 from crawler.extraction.extractor import extract
 from crawler.extraction.parsing import ExtractionError
-from crawler.fingerprint import block_hashes, fingerprint
-from crawler.profiles import profile_for
-from crawler.reading import read_page, read_pages
-from storage.changes import PageRead, Previous, classify
-from storage.templates import templates_of_new_site
+from crawler.fingerprint import fingerprint
 
-EDIT_KINDS = ("edit-sentence", "edit-word")
-LATER_PAGE_KIND = "later-page-edit"
-HEADLINE_KIND = "headline"
-NOISE_KINDS = (
-    "navigation",
-    "related",
-    "footer",
-    "caption",
-    "comments",
-    "scripts",
-    "trending",
-    "identical",
-)
 _SKIP_TAGS = {"script", "style", "noscript", "template", "title", "head", "meta", "svg"}
 _WS = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -103,7 +107,8 @@ class PairResult:
     """One (before, after) pair: did the fingerprint react as it should?
 
     ``outcome`` is ``ok`` (alert when one was due, silence otherwise), ``fail`` or ``skipped``;
-    ``naive_ok`` is the same verdict for the naive visible-text hash.
+    ``naive_ok`` is the same verdict for the naive visible-text hash; ``half`` the half of
+    the publishers the page belongs to.
     """
 
     corpus: str
@@ -112,6 +117,7 @@ class PairResult:
     outcome: str
     naive_ok: bool
     detail: str = ""
+    half: str = ""
 
 
 def _squash(text: str) -> str:
@@ -129,13 +135,6 @@ def _naive_hash(html: bytes) -> str:
     body = tree.find("body")
     text = (body if body is not None else tree).text_content()
     return hashlib.sha256(_squash(text).encode("utf-8")).hexdigest()
-
-
-def _fingerprint_of(html: bytes, url: str, encoding: str | None) -> Fingerprint | None:
-    try:
-        return fingerprint(extract(html, url, encoding=encoding))
-    except ExtractionError:
-        return None
 
 
 def _ancestors(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
@@ -480,215 +479,332 @@ def _noise_pair(
     return _serialise(before), _serialise(after), how
 
 
-def _later_page_edit(
-    tree: lxml.html.HtmlElement, page: CorpusPage, rng: random.Random
-) -> PairResult:
-    """later-page-edit: the page's article split in two pages as a CMS splits one (the
-    first half of its expected-body blocks on page 1, at the page's URL; the rest on page 2,
-    at ``?page=2``; numbered links "1 2" after the text of each, ``link rel=next`` on page 1),
-    then a sentence inserted on page 2 only. Both pages go through the crawl's reading (page
-    1 finds page 2 by its links; the pages are joined) → the body hash must change. The naive
-    hash watches page 1, the article's URL, which did not change."""
-
-    def result(outcome: str, detail: str) -> PairResult:
-        return PairResult(page.corpus, page.page_id, LATER_PAGE_KIND, outcome, False, detail)
-
-    nodes = _body_text_nodes(tree, page)
-    owners = [element if attr == "text" else element.getparent() for element, attr in nodes]
-    blocks = list(dict.fromkeys(owners))
-    blocks = [b for b in blocks if not any(a in blocks for a in b.iterancestors())]
-    if len(blocks) < 4:
-        return result("skipped", "fewer than 4 expected-body blocks to split over two pages")
-    half = len(blocks) // 2
-    root = tree.getroottree()
-    paths = [root.getpath(block) for block in blocks]
-    later = [
-        (root.getpath(element), attr)
-        for (element, attr), owner in zip(nodes, owners, strict=True)
-        if any(owner is b or b in owner.iterancestors() for b in blocks[half:])
-    ]
-    if not later:
-        return result("skipped", "no expected-body text node on page 2")
-    edit_path, edit_attr = rng.choice(later)
-    url = page.url.split("#")[0]
-    second_url = f"{url}{'&' if '?' in url else '?'}page=2"
-
-    def render(second: bool, edited: bool) -> bytes:
-        doc = copy.deepcopy(tree)
-        found = [doc.xpath(path)[0] for path in paths]
-        if edited:
-            node = doc.xpath(edit_path)[0]
-            setattr(
-                node,
-                edit_attr,
-                (getattr(node, edit_attr) or "").rstrip()
-                + " The ministry later revised this figure. ",
-            )
-        keep, drop = (found[half:], found[:half]) if second else (found[:half], found[half:])
-        links = (
-            f'<a href="{html_lib.escape(url)}">1</a> 2'
-            if second
-            else f'1 <a href="{html_lib.escape(second_url)}">2</a>'
-        )
-        nav = lxml.html.fragment_fromstring(f'<div class="article-pages">{links}</div>')
-        nav.tail = keep[-1].tail
-        keep[-1].tail = None
-        keep[-1].addnext(nav)
-        for element in drop:
-            element.drop_tree()
-        head = doc.find("head")
-        if not second and head is not None:
-            head.append(lxml.html.fragment_fromstring(f'<link rel="next" href="{second_url}">'))
-        return _serialise(doc)
-
-    def whole(first: bytes, second: bytes) -> Fingerprint | str:
-        profile = profile_for(url)
-        one = read_page(
-            first, url, encoding="utf-8", profile=profile, ignore_patterns=(), find_whole=True
-        )
-        if one.next_url != second_url:
-            return f"page 2 not found from page 1 (found {one.whole_url or one.next_url})"
-        two = read_page(
-            second,
-            second_url,
-            encoding="utf-8",
-            profile=profile,
-            ignore_patterns=(),
-            requested=url,
-            part=2,
-            first_url=url,
-        )
-        if two.article is None:
-            return f"page 2 not read: {two.error}"
-        joined = read_pages([one, two], ())
-        return joined.fingerprint or "no text"
-
-    page_1 = render(second=False, edited=False)
-    before = whole(page_1, render(second=True, edited=False))
-    after = whole(page_1, render(second=True, edited=True))
-    if isinstance(before, str) or isinstance(after, str):
-        return result("fail", str(before if isinstance(before, str) else after))
-    if before.fields["body"] == after.fields["body"]:
-        return result("fail", "body unchanged")
-    return result("ok", "via body")
+_STANDFIRST_SENTENCE = " The ministry later revised this figure."
+_NOTES = (
+    "Editor's note: This article has been updated with a statement from the ministry.",
+    "Correction: An earlier version of this article misstated the date of the vote.",
+    "Artikel ini telah diperbarui dengan tanggapan dari kementerian.",
+    "Anmerkung der Redaktion: Dieser Artikel wurde um eine Stellungnahme ergänzt.",
+    "Note de la rédaction : cet article a été mis à jour avec la réaction du ministère.",
+    "Nota del editor: este artículo fue actualizado con la respuesta del ministerio.",
+    "Nota da redação: este texto foi atualizado com a resposta do ministério.",
+    "Noot van de redactie: dit artikel is aangevuld met een reactie van het ministerie.",
+)
+# Labels of in-body link boxes, in many languages; most are in no list the extractor knows.
+_LINK_LABELS = (
+    "Read also",
+    "You may be interested in",
+    "Read here",
+    "Don't miss",
+    "Baca juga",
+    "Lesen Sie auch",
+    "Auch interessant",
+    "Lire aussi",
+    "À lire aussi",
+    "Leggi anche",
+    "Lee también",
+    "Te puede interesar",
+    "Leia também",
+    "Czytaj także",
+    "Læs også",
+    "Les også",
+    "Läs även",
+    "Přečtěte si také",
+    "Lees ook",
+    "Читайте также",
+    "Oku da",
+    "Διαβάστε επίσης",
+)
 
 
-def evaluate_page(page: CorpusPage) -> list[PairResult]:
+@dataclass(frozen=True)
+class Case:
+    """What a mutation kind is given: the corpus page, its parsed tree (not to be changed:
+    work on a copy), the page's random generator, the extracted headline and the page as
+    serialised (the "before" of most pairs)."""
+
+    page: CorpusPage
+    tree: lxml.html.HtmlElement
+    rng: random.Random
+    title: str
+    raw: bytes
+    base: bytes
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One pair: ``before`` (None: the page as serialised) and ``after``; ``encoding`` is
+    what extraction is told (None: it finds out, as for raw bytes off the wire)."""
+
+    after: bytes
+    before: bytes | None = None
+    detail: str = ""
+    encoding: str | None = "utf-8"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A mutation kind. ``fields``: those of which one must change (an edit), or empty for
+    noise, which must leave the whole fingerprint alone. ``skip`` says why a page without
+    a place for the mutation is skipped."""
+
+    name: str
+    make: Callable[[Case], Mutation | None]
+    fields: tuple[str, ...] = ()
+    skip: str = ""
+
+    @property
+    def must_alert(self) -> bool:
+        return bool(self.fields)
+
+
+def _from_pair(pair: tuple[bytes, bytes] | None, detail: str = "") -> Mutation | None:
+    return None if pair is None else Mutation(pair[1], pair[0], detail)
+
+
+def _summary_nodes(tree: lxml.html.HtmlElement, page: CorpusPage) -> list[tuple[object, str]]:
+    """Text nodes of the visible page whose whole text is part of the expected standfirst."""
+    summary = "\n".join(_squash(p) for p in page.summary)
+    found: list[tuple[object, str]] = []
+    for element, attr, owner in _text_nodes(tree):
+        if _in_skipped(owner):
+            continue
+        text = _squash(getattr(element, attr) or "")
+        if (len(text.split()) >= 5 or len(_CJK.findall(text)) >= 12) and text in summary:
+            found.append((element, attr))
+    return found
+
+
+def _standfirst_edit(case: Case) -> Mutation | None:
+    """A sentence added to the visible standfirst; descriptions in <meta> and JSON-LD (not
+    text nodes) keep their text."""
+    if not case.page.summary:
+        return None
+    after = copy.deepcopy(case.tree)
+    nodes = _summary_nodes(after, case.page)
+    if not nodes:
+        return None
+    element, attr = max(nodes, key=lambda n: len(getattr(n[0], n[1]) or ""))
+    original = getattr(element, attr)
+    wanted = _squash(original)
+    match = re.search(r"[.!?。](\s+)", original)
+    if match:
+        text = original[: match.start(1)] + _STANDFIRST_SENTENCE + original[match.start(1) :]
+    else:
+        text = original.rstrip() + _STANDFIRST_SENTENCE + " "
+    for node, node_attr, _owner in list(_text_nodes(after)):
+        value = getattr(node, node_attr)
+        if value == original:
+            setattr(node, node_attr, text)
+        elif value and _squash(value) == wanted:
+            setattr(node, node_attr, text.strip())
+    return Mutation(_serialise(after))
+
+
+def _editors_note(case: Case) -> Mutation | None:
+    """An editor's note after the article's last paragraph."""
+    after = copy.deepcopy(case.tree)
+    anchor = _content_anchor(after, case.page)
+    if anchor is None:
+        return None
+    note = case.rng.choice(_NOTES)
+    markup = case.rng.choice(("<p><em>{}</em></p>", "<p>{}</p>", "<p><i>{}</i></p>"))
+    anchor[1][-1].addnext(lxml.html.fragment_fromstring(markup.format(html_lib.escape(note))))
+    return Mutation(_serialise(after), detail=note[:24])
+
+
+def _link_box_markup(rng: random.Random, label: str, headlines: tuple[str, ...]) -> str:
+    links = [f'<a href="/news/2024/02/{_slug(h)}">{html_lib.escape(h)}</a>' for h in headlines]
+    shapes = (
+        "<p><strong>{label}:</strong> {links}</p>",
+        "<p>{label}: {links}</p>",
+        "<p><b>{label}</b> {links}</p>",
+        "<p><em>{label} »</em> {links}</p>",
+        "<div><span>{label}</span><br>{links}</div>",
+        "<p><strong>{label}:</strong><br>{links}</p>",
+    )
+    shape = rng.choice(shapes)
+    glue = "<br>" if "<br>" in shape else " | "
+    return shape.format(label=html_lib.escape(label), links=glue.join(links))
+
+
+def _link_box(case: Case) -> Mutation | None:
+    """A link box inside the body: rotated (another headline after the same label) or
+    inserted where there was none."""
+    rng = case.rng
+    label = rng.choice(_LINK_LABELS)
+    count = rng.choice((1, 1, 2))
+    first = tuple(rng.sample(_HEADLINES_A, count))
+    second = tuple(rng.sample(_HEADLINES_B, count))
+    rotate = rng.random() < 0.5
+    shape_seed = rng.random()
+    sides = []
+    for headlines in (first if rotate else None, second):
+        tree = copy.deepcopy(case.tree)
+        anchor = _content_anchor(tree, case.page)
+        if anchor is None:
+            return None
+        paragraphs = anchor[1]
+        if headlines is not None:
+            at = paragraphs[min(len(paragraphs) - 1, max(0, len(paragraphs) // 3))]
+            markup = _link_box_markup(random.Random(shape_seed), label, headlines)
+            at.addnext(lxml.html.fragment_fromstring(markup))
+        sides.append(_serialise(tree))
+    return Mutation(sides[1], sides[0], f"{'rotated' if rotate else 'inserted'} {label!r}")
+
+
+_DESCRIPTION_NAMES = frozenset({"description", "og:description", "twitter:description"})
+
+
+def _description_edit(case: Case) -> Mutation | None:
+    """A sentence added to the description in <meta> tags and JSON-LD; the page's visible
+    text left as it was."""
+    after = copy.deepcopy(case.tree)
+    changed = 0
+    for meta in after.iter("meta"):
+        name = (meta.get("name") or meta.get("property") or "").lower()
+        if name in _DESCRIPTION_NAMES and _squash(meta.get("content") or ""):
+            meta.set("content", (meta.get("content") or "").rstrip() + _STANDFIRST_SENTENCE)
+            changed += 1
+    for script in after.iter("script"):
+        if "ld+json" not in (script.get("type") or "").lower():
+            continue
+        try:
+            data = json.loads(script.text or "", strict=False)
+        except ValueError:
+            continue
+        if _append_description(data):
+            script.text = json.dumps(data, ensure_ascii=False)
+            changed += 1
+    return Mutation(_serialise(after)) if changed else None
+
+
+def _append_description(value: object) -> bool:
+    """Add the sentence to every ``description`` string in JSON-LD data, in place."""
+    found = False
+    if isinstance(value, list):
+        for item in value:
+            found = _append_description(item) or found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "description" and isinstance(item, str) and item.strip():
+                value[key] = item.rstrip() + _STANDFIRST_SENTENCE
+                found = True
+            else:
+                found = _append_description(item) or found
+    return found
+
+
+def _identical(case: Case) -> Mutation:
+    return Mutation(case.raw, case.raw, encoding=None)
+
+
+def _noise(kind: str) -> Callable[[Case], Mutation | None]:
+    def make(case: Case) -> Mutation | None:
+        made = _noise_pair(case.tree, case.page, kind)
+        return None if made is None else Mutation(made[1], made[0], made[2])
+
+    return make
+
+
+KINDS: list[Kind] = [
+    Kind(
+        "edit-sentence",
+        lambda c: _from_pair(_edit_pair(c.tree, c.page, c.rng, "edit-sentence")),
+        ("body", "lead"),
+        "no expected-body text node found in the HTML",
+    ),
+    Kind(
+        "edit-word",
+        lambda c: _from_pair(_edit_pair(c.tree, c.page, c.rng, "edit-word")),
+        ("body", "lead"),
+        "no expected-body text node found in the HTML",
+    ),
+    Kind("standfirst", _standfirst_edit, ("lead", "body"), "no visible standfirst known"),
+    Kind("description", _description_edit, ("lead",), "page has no description"),
+    Kind("editors-note", _editors_note, ("body",), "no expected-body paragraph found"),
+    Kind(
+        "headline",
+        lambda c: _from_pair(_headline_pair(c.tree, c.page, c.title)),
+        ("title",),
+        "headline not found in the page",
+    ),
+    *(
+        Kind(name, _noise(name), skip=f"page has no {name} element")
+        for name in ("navigation", "related", "footer", "caption", "comments", "scripts")
+    ),
+    Kind("trending", _noise("trending"), skip="no expected-body paragraph found"),
+    Kind("link-box", _link_box, skip="no expected-body paragraph found"),
+    Kind("identical", _identical),
+]
+EDIT_KINDS = tuple(k.name for k in KINDS if k.must_alert and k.fields != ("title",))
+HEADLINE_KIND = "headline"
+NOISE_KINDS = tuple(k.name for k in KINDS if not k.must_alert)
+
+
+def _reading(html: bytes, url: str, encoding: str | None) -> tuple[Fingerprint | None, str]:
+    """The fingerprint of the page, or None and why extraction refused it."""
+    try:
+        return fingerprint(extract(html, url, encoding=encoding)), ""
+    except ExtractionError as exc:
+        return None, str(exc).split(" (", 1)[-1].rstrip(")") if " (" in str(exc) else str(exc)
+
+
+def evaluate_page(page: CorpusPage, kinds: tuple[str, ...] = ()) -> list[PairResult]:
+    """Every kind's pair on one page (``kinds``: only these)."""
     raw = page.read_html()
-    results: list[PairResult] = []
     rng = random.Random(page.page_id)
     tree = lxml.html.document_fromstring(raw.decode("utf-8", errors="replace"))
     base = _serialise(tree)
-    base_fp = _fingerprint_of(base, page.url, "utf-8")
-    title = ""
-    if base_fp is not None:
-        title = extract(base, page.url, encoding="utf-8").title
+    base_reading = _reading(base, page.url, "utf-8")
+    title = extract(base, page.url, encoding="utf-8").title if base_reading[0] else ""
     naive_base = _naive_hash(base)
+    case = Case(page, tree, rng, title, raw, base)
+    results: list[PairResult] = []
 
-    def record(
-        kind: str, after: bytes, *, want_fields: tuple[str, ...] | None, detail: str = ""
-    ) -> None:
-        after_fp = _fingerprint_of(after, page.url, "utf-8")
-        naive_changed = _naive_hash(after) != naive_base
-        if want_fields is None:
-            alerted = (base_fp is None) != (after_fp is None) or (
-                base_fp is not None and after_fp is not None and base_fp.digest != after_fp.digest
-            )
-            fields = (
-                ",".join(after_fp.changed_fields(base_fp.fields))
-                if base_fp is not None and after_fp is not None
-                else "extraction failed on one side"
-            )
-            outcome = "fail" if alerted else "ok"
-            results.append(
-                PairResult(
-                    page.corpus,
-                    page.page_id,
-                    kind,
-                    outcome,
-                    not naive_changed,
-                    f"{detail}; changed: {fields}" if alerted else detail,
-                )
-            )
-        else:
-            changed = (
-                [f for f in want_fields if base_fp.fields[f] != after_fp.fields[f]]
-                if base_fp is not None and after_fp is not None
-                else []
-            )
-            detected = bool(changed)
-            if detected:
-                detail = f"{detail}via {'+'.join(changed)}"
-            results.append(
-                PairResult(
-                    page.corpus,
-                    page.page_id,
-                    kind,
-                    "ok" if detected else "fail",
-                    naive_changed,
-                    detail if detected else f"{'/'.join(want_fields)} unchanged",
-                )
-            )
-
-    for kind in EDIT_KINDS:
-        pair = _edit_pair(tree, page, rng, kind)
-        if pair is None:
-            results.append(
-                PairResult(
-                    page.corpus,
-                    page.page_id,
-                    kind,
-                    "skipped",
-                    False,
-                    "no expected-body text node found in the HTML",
-                )
-            )
-        else:
-            record(kind, pair[1], want_fields=("body", "lead"))
-    headline = _headline_pair(tree, page, title)
-    if headline is None:
+    def result(kind: str, ok: bool, naive_ok: bool, detail: str = "") -> None:
         results.append(
             PairResult(
-                page.corpus,
-                page.page_id,
-                HEADLINE_KIND,
-                "skipped",
-                False,
-                "headline not found in the page",
+                page.corpus, page.page_id, kind, "ok" if ok else "fail", naive_ok, detail, page.half
             )
         )
-    else:
-        record(HEADLINE_KIND, headline[1], want_fields=("title",))
-    results.append(_later_page_edit(tree, page, rng))
 
-    for kind in NOISE_KINDS:
-        if kind == "identical":
-            first = _fingerprint_of(raw, page.url, None)
-            second = _fingerprint_of(raw, page.url, None)
-            same = (first is None and second is None) or (
-                first is not None and second is not None and first.digest == second.digest
-            )
-            results.append(
-                PairResult(page.corpus, page.page_id, kind, "ok" if same else "fail", True)
-            )
+    for kind in KINDS:
+        if kinds and kind.name not in kinds:
             continue
-        noise = _noise_pair(tree, page, kind)
-        if noise is None:
+        mutation = kind.make(case)
+        if mutation is None:
             results.append(
                 PairResult(
-                    page.corpus, page.page_id, kind, "skipped", True, f"page has no {kind} element"
+                    page.corpus, page.page_id, kind.name, "skipped", False, kind.skip, page.half
                 )
             )
             continue
-        before, after, how = noise
-        if before != base:
-            # The noise needs a different "before" (e.g. a rotated block): measure from it.
-            saved = (base_fp, naive_base)
-            base_fp, naive_base = _fingerprint_of(before, page.url, "utf-8"), _naive_hash(before)
-            record(kind, after, want_fields=None, detail=how)
-            base_fp, naive_base = saved
+        if mutation.before is None or mutation.before == base:
+            (before_fp, refused), naive_before = base_reading, naive_base
         else:
-            record(kind, after, want_fields=None, detail=how)
+            before_fp, refused = _reading(mutation.before, page.url, mutation.encoding)
+            naive_before = _naive_hash(mutation.before)
+        after_fp, after_refused = _reading(mutation.after, page.url, mutation.encoding)
+        naive_changed = _naive_hash(mutation.after) != naive_before
+        if before_fp is None or after_fp is None:
+            why = f"refused: {refused or after_refused}"
+            if kind.must_alert or kind.name == "identical":
+                result(kind.name, False, naive_changed == kind.must_alert, why)
+            else:
+                # Refusing one side only would look like a change; refusing both, like none.
+                result(kind.name, before_fp is None and after_fp is None, not naive_changed, why)
+            continue
+        if kind.must_alert:
+            changed = [f for f in kind.fields if before_fp.fields[f] != after_fp.fields[f]]
+            detail = f"{mutation.detail} via {'+'.join(changed)}".strip()
+            missed = f"{mutation.detail} {'/'.join(kind.fields)} unchanged".strip()
+            result(kind.name, bool(changed), naive_changed, detail if changed else missed)
+        else:
+            alerted = before_fp.digest != after_fp.digest
+            fields = ",".join(after_fp.changed_fields(before_fp.fields))
+            detail = f"{mutation.detail}; changed: {fields}" if alerted else mutation.detail
+            result(kind.name, not alerted, not naive_changed, detail)
     return results
 
 
@@ -696,32 +812,42 @@ def _rate(ok: int, total: int) -> str:
     return f"{100 * ok / total:6.1f}%" if total else "    n/a"
 
 
-def _report(corpus: str, results: list[PairResult], worst: int) -> None:
-    mine = [r for r in results if r.corpus == corpus]
-    pages = len({r.page_id for r in mine})
-    print(f"\n{corpus}: {pages} pages")
+def _report(half: str, results: list[PairResult], worst: int) -> None:
+    """Per-kind figures of one half; for the tuning half, its failing pages too."""
+    mine = [r for r in results if r.half == half]
+    seen = {(r.corpus, r.page_id) for r in mine}
+    by_corpus = Counter(corpus for corpus, _page in seen)
+    pages = len(seen)
+    corpora = ", ".join(f"{n} {c}" for c, n in sorted(by_corpus.items()))
+    print(f"\n{half} publishers: {pages} pages ({corpora})")
     header = f"{'pair kind':<24} {'pairs':>6} {'skipped':>8} {'topicwatch':>11} {'naive hash':>11}"
     print(f"  {header}  target")
-    for kind in (*EDIT_KINDS, HEADLINE_KIND, LATER_PAGE_KIND, *NOISE_KINDS):
-        rows = [r for r in mine if r.kind == kind]
+    for kind in KINDS:
+        rows = [r for r in mine if r.kind == kind.name]
+        if not rows:
+            continue
         done = [r for r in rows if r.outcome != "skipped"]
         skipped = len(rows) - len(done)
-        if kind in NOISE_KINDS:
-            ours = _rate(sum(r.outcome == "fail" for r in done), len(done))
-            naive = _rate(sum(not r.naive_ok for r in done), len(done))
-            label, target = f"{kind} (false)", ("0%" if kind == "identical" else "<= 2%")
-        else:
+        if kind.must_alert:
             ours = _rate(sum(r.outcome == "ok" for r in done), len(done))
             naive = _rate(sum(r.naive_ok for r in done), len(done))
-            label, target = f"{kind} (recall)", ">= 98%"
+            label, target = f"{kind.name} (recall)", ">= 99%"
+        else:
+            ours = _rate(sum(r.outcome == "fail" for r in done), len(done))
+            naive = _rate(sum(not r.naive_ok for r in done), len(done))
+            label, target = f"{kind.name} (false)", ("0%" if kind.name == "identical" else "<= 1%")
         print(f"  {label:<24} {len(done):6d} {skipped:8d} {ours:>11} {naive:>11}  {target}")
     edits = [r for r in mine if r.kind in EDIT_KINDS and r.outcome != "skipped"]
     via_lead = sum(r.outcome == "ok" and r.detail.endswith("via lead") for r in edits)
     print(
         f"  {'all edits (recall)':<24} {len(edits):6d} {'':8} "
         f"{_rate(sum(r.outcome == 'ok' for r in edits), len(edits)):>11}"
-        f"   ({via_lead} seen in the lead field only: edits of the standfirst)"
+        f"   ({via_lead} seen in the lead field only)"
     )
+    refused = {r.page_id for r in mine if r.detail.startswith("refused")}
+    print(f"  pages refused by extraction: {len(refused)}")
+    if half != "tuning":
+        return  # the unseen half is reported in aggregate only
     failures = Counter(r.page_id for r in mine if r.outcome == "fail")
     if failures and worst > 0:
         print(f"  failing pages, worst first (top {worst}):")
@@ -734,171 +860,57 @@ def _report(corpus: str, results: list[PairResult], worst: int) -> None:
             print(f"    {page_id:<40} {count} failed  [{kinds[:160]}]")
 
 
-# -- template block rewrite ---------------------------------------------------------------------
-
-TEMPLATE_KIND = "template-rewrite"
-# Blocks publishers put inside the article container, each with a rewrite of it, and where it
-# stands: before the first paragraph, after the middle one, after the last one.
-_TEMPLATE_BLOCKS = (
-    (
-        "Sign up for our morning briefing: the day's most important stories in your inbox.",
-        "Sign up for our evening briefing: the day's most important stories in your inbox.",
-        "end",
-    ),
-    (
-        "Write to us at letters@publisher.example with your views on this story.",
-        "Write to the editors at editors@publisher.example with your views on this story.",
-        "end",
-    ),
-    (
-        "More on this topic: Parliament passes budget after marathon session",
-        "More on this topic: Airline cancels flights as strike begins",
-        "middle",
-    ),
-    ("Photo: Agency staff / The Publisher", "Photo: Staff photographer / The Publisher", "start"),
-)
-
-
-def _publisher(page_id: str) -> str:
-    """The publisher of a fundus page (``<cc>/<Publisher>_<yyyy>_<mm>_<dd>``)."""
-    return page_id.rsplit("_", 3)[0]
-
-
-def _with_block(page: CorpusPage, text: str, where: str) -> bytes | None:
-    """The page with ``text`` as a paragraph of the article's container at ``where``."""
-    tree = lxml.html.document_fromstring(page.read_html().decode("utf-8", errors="replace"))
-    anchor = _content_anchor(tree, page)
-    if anchor is None:
-        return None
-    _parent, paragraphs = anchor
-    block = lxml.html.fragment_fromstring(f"<p>{html_lib.escape(text)}</p>")
-    if where == "start":
-        paragraphs[0].addprevious(block)
-    else:
-        paragraphs[len(paragraphs) // 2 if where == "middle" else -1].addnext(block)
-    return _serialise(tree)
-
-
-def _read(html: bytes | None, url: str) -> Fingerprint | None:
-    if html is None:
-        return None
-    try:
-        return fingerprint(extract(html, url, encoding="utf-8"))
-    except ExtractionError:
-        return None
-
-
-def _publisher_template_results(pages: list[CorpusPage]) -> list[PairResult]:
-    """One publisher's pages: each template block on all of them, the templates learned from
-    them as recording learns them, then the block rewritten on one page at a time."""
-    results: list[PairResult] = []
-    for text, rewrite, where in _TEMPLATE_BLOCKS:
-        before = [_read(_with_block(p, text, where), p.url) for p in pages]
-        templates = templates_of_new_site(r.blocks for r in before if r is not None)
-        (block,) = block_hashes(text)
-        for page, read in zip(pages, before, strict=True):
-            after = _read(_with_block(page, rewrite, where), page.url)
-            if read is None or after is None:
-                results.append(
-                    PairResult("fundus", page.page_id, TEMPLATE_KIND, "skipped", True, "no body")
-                )
-                continue
-            old, new = read, after
-            decision = classify(
-                Previous("live", old.digest, old.fields, current_blocks=old.blocks),
-                PageRead(page.url, new.digest, new.fields, blocks=new.blocks),
-                templates,
-            )
-            alone = "alerts" if old.digest != new.digest else "quiet"
-            detail = (
-                f"{where} block {'in' if block in old.blocks else 'not in'} the body, "
-                f"{'template' if block in templates else 'not learned'}; fingerprint alone {alone}"
-            )
-            if decision.kind != "unchanged":
-                detail += f"; changed: {','.join(decision.fields)}"
-            results.append(
-                PairResult(
-                    "fundus",
-                    page.page_id,
-                    TEMPLATE_KIND,
-                    "ok" if decision.kind == "unchanged" else "fail",
-                    False,  # the page's visible text changed: a naive hash alerts
-                    detail,
-                )
-            )
-    return results
-
-
-def template_rewrite_results(
-    pages: list[CorpusPage], workers: int = 2, min_pages: int = 3
-) -> list[PairResult]:
-    """The template-rewrite pairs of the publishers with at least ``min_pages`` of ``pages``
-    (fundus pages, every version: ``fundus_pages(newest_only=False)``)."""
-    by_publisher: dict[str, list[CorpusPage]] = defaultdict(list)
-    for page in pages:
-        by_publisher[_publisher(page.page_id)].append(page)
-    groups = [group for group in by_publisher.values() if len(group) >= min_pages]
-    with Pool(workers) as pool:
-        return [r for rs in pool.imap(_publisher_template_results, groups) for r in rs]
-
-
-def report_template_rewrites(results: list[PairResult]) -> None:
-    """False alerts of the template-rewrite pairs: where the publisher's pages taught the
-    block as template (the block in the extracted body of 3 of them or more), where they could
-    not (the corpus has too few of the publisher's pages for the rule), and by the fingerprint
-    alone, as before site templates."""
-    done = [r for r in results if r.outcome != "skipped"]
-    publishers = len({_publisher(r.page_id) for r in results})
-    learned = [r for r in done if ", template;" in r.detail]
-    unlearned = [r for r in done if ", not learned;" in r.detail]
-    in_body = [r for r in unlearned if " in the body" in r.detail and "not in" not in r.detail]
-    dropped = [r for r in unlearned if r not in in_body]
-    alone = sum("fingerprint alone alerts" in r.detail for r in done)
-
-    def false(rows: list[PairResult]) -> str:
-        return _rate(sum(r.outcome == "fail" for r in rows), len(rows))
-
-    print(
-        f"\n{TEMPLATE_KIND}: {publishers} publishers with 3 pages or more, {len(done)} pairs "
-        f"({len(results) - len(done)} skipped: no body)"
-    )
-    print(f"  {'pairs':<58} {'n':>4} {'false alerts':>13}")
-    print(f"  {'block learned as template':<58} {len(learned):4d} {false(learned):>13}  <= 1%")
-    print(
-        f"  {'not learned: in the body of fewer than 3 of its pages':<58} "
-        f"{len(in_body):4d} {false(in_body):>13}"
-    )
-    print(
-        f"  {'not learned: not in the extracted body at all':<58} "
-        f"{len(unlearned) - len(in_body):4d} {false(dropped):>13}"
-    )
-    print(
-        f"  {'all pairs, fingerprint alone (no templates)':<58} {len(done):4d} "
-        f"{_rate(alone, len(done)):>13}"
-    )
-    for result in (r for r in learned if r.outcome == "fail"):
-        print(f"    {result.page_id:<40} {result.detail[:120]}")
+def _misses(results: list[PairResult], kind: str) -> None:
+    """Every failing pair of one kind, tuning half only."""
+    rows = [r for r in results if r.half == "tuning" and r.kind == kind and r.outcome == "fail"]
+    print(f"\n{kind}: {len(rows)} failing pairs of the tuning publishers")
+    for r in rows:
+        print(f"  {r.corpus}/{r.page_id}: {r.detail[:200]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N pages per corpus")
-    parser.add_argument("--worst", type=int, default=10)
+    parser.add_argument(
+        "--half",
+        choices=("both", *HALVES),
+        default="both",
+        help="run the pages of one half of the publishers only",
+    )
+    parser.add_argument(
+        "--kinds", default="", help="comma-separated kinds to run (default: all of KINDS)"
+    )
+    parser.add_argument(
+        "--worst", type=int, default=10, help="failing pages listed (tuning half only)"
+    )
+    parser.add_argument(
+        "--misses",
+        default="",
+        help="comma-separated kinds whose failing pairs are all listed (tuning half only)",
+    )
     args = parser.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = set(kinds) - {k.name for k in KINDS}
+    if unknown:
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
     try:
         corpora = {"aeb": aeb_pages(), "fundus": fundus_pages()}
     except CorpusMissingError as exc:
         print(f"SKIPPED: {exc}")
         return 0
     pages = [p for ps in corpora.values() for p in (ps[: args.limit] if args.limit else ps)]
+    if args.half != "both":
+        pages = [p for p in pages if p.half == args.half]
     started = time.perf_counter()
     with Pool(args.workers) as pool:
-        results = [r for rs in pool.imap(evaluate_page, pages, chunksize=2) for r in rs]
-    for corpus in corpora:
-        _report(corpus, results, args.worst)
-    every_fundus_page = fundus_pages(newest_only=False)
-    report_template_rewrites(template_rewrite_results(every_fundus_page, args.workers))
+        work = partial(evaluate_page, kinds=kinds)
+        results = [r for rs in pool.imap(work, pages, chunksize=2) for r in rs]
+    for half in HALVES:
+        if any(r.half == half for r in results):
+            _report(half, results, args.worst)
+    for kind in (k for k in args.misses.split(",") if k):
+        _misses(results, kind)
     print(
         f"\n{len(pages)} pages, {len(results)} pairs in {time.perf_counter() - started:.1f}s "
         f"with {args.workers} workers"
