@@ -10,6 +10,8 @@ Everything here is pure, so each rule can be read and tested as a table:
   and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`. Bodies that
   differ only in the site's template blocks are the same body
   (:func:`storage.templates.body_edited`).
+- :func:`rules_of` — which version of the reading rules a field hash was made by: a field
+  hash made by other rules than the page's new one is not compared as an edit.
 - :func:`decide` — which topics hear of the decision (:class:`Audience`): the changes to
   record, one per topic, with their versions and whether they alert.
 
@@ -123,7 +125,9 @@ class Decision:
     """What an outcome means for the article.
 
     ``kind`` is ``none`` when nothing about the article changes (a failure, or nothing
-    known to compare with) and ``unchanged`` when only ``last_checked`` moves.
+    known to compare with) and ``unchanged`` when the article's content did not change: only
+    ``last_checked`` moves, or (``new_version``) the page is stored as a new version because
+    it was read by other rules than the stored one (no change, no alert).
     ``new_version`` says whether the page's content is stored as a new version; ``fields``
     names the fields whose hash differs from the current version's (sorted).
     """
@@ -136,6 +140,8 @@ class Decision:
 
 NOTHING = Decision("none")
 UNCHANGED = Decision("unchanged")
+# Only fields read by other rules differ: the page is stored as the new baseline, silently.
+REBASELINED = Decision("unchanged", new_version=True)
 
 
 def response_outcome(
@@ -175,6 +181,24 @@ def later_page_unchanged(status: int, raw_sha256: str | None, stored: LaterPage)
     return status == 304 or (raw_sha256 is not None and raw_sha256 == stored.raw_sha256)
 
 
+# A field hash made by a later version of the rules that read and normalise the field carries
+# the version after this mark ("<sha256>~2"); a hash without it was made by version 1.
+RULES_MARK = "~"
+
+
+def with_rules(field_hash: str, rules: int) -> str:
+    """``field_hash`` marked as made by version ``rules`` of its field's rules."""
+    return field_hash if rules == 1 else f"{field_hash}{RULES_MARK}{rules}"
+
+
+def rules_of(field_hash: str | None) -> int:
+    """The version of the rules a field hash was made by (see :func:`with_rules`)."""
+    if not field_hash or RULES_MARK not in field_hash:
+        return 1
+    number = field_hash.rsplit(RULES_MARK, 1)[1]
+    return int(number) if number.isdigit() else 1
+
+
 def changed_fields(old: dict[str, str], new: dict[str, str]) -> tuple[str, ...]:
     """Names of the fields whose hash differs between ``old`` and ``new`` (sorted)."""
     return tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
@@ -209,6 +233,15 @@ def classify(
         return Decision("restored", fields=fields, alert=True, new_version=not same)
     if same:
         return UNCHANGED
+    # A field read by other rules than the stored version's (a release changed how the field
+    # is read) is not compared: the page as read now is the article's new baseline for it, and
+    # the stored version would otherwise look edited on every article at the first re-check.
+    old_hashes = previous.current_field_hashes
+    fields = tuple(
+        f for f in fields if rules_of(old_hashes.get(f)) == rules_of(outcome.field_hashes.get(f))
+    )
+    if not fields:
+        return REBASELINED
     seen_before = outcome.fingerprint in previous.alerted_fingerprints
     return Decision("updated", fields=fields, alert=not seen_before, new_version=True)
 

@@ -25,6 +25,8 @@ from storage.changes import (
     decide,
     later_page_unchanged,
     response_outcome,
+    rules_of,
+    with_rules,
 )
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -33,6 +35,10 @@ URL = "https://news.example/nasional/2026/11/26/berita"
 A = {"title": "ta", "lead": "la", "body": "ba", "authors": "aa", "dates": "da"}
 B = {**A, "body": "bb"}  # body edited
 C = {**A, "title": "tc", "dates": "dc"}  # headline and modified date edited
+# The same page read by later rules for the lead and the body (they now hold other text).
+A2 = {**A, "lead": "la2~2", "body": "ba2~2"}
+# ... and with its headline edited.
+C2 = {**A2, "title": "tc"}
 
 LIVE_A = Previous("live", "fa", A, frozenset({"fa"}))
 # Went A -> B; both were alerted on.
@@ -71,6 +77,7 @@ TEMPLATE_ONLY = ("version v", "a body that differs only in the site's template b
 REMOVED = ("live", "404 / 410, or a redirect to the home or topic page")
 RESTORED = ("removed", "the page again")
 FAILED = ("anything", "timeout, 5xx, 403, robots.txt refusal")
+REREAD = ("version v read by earlier rules", "another fingerprint")
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,20 @@ TABLE = [
         Decision("updated", ("body",), True, True),
         TEMPLATES,
     ),
+    Row(
+        REREAD,
+        "live+other-rules=new-baseline",
+        LIVE_A,
+        page("fa2", A2),
+        Decision("unchanged", (), False, True),
+    ),
+    Row(
+        REREAD,
+        "live+other-rules+title-edit=updated",
+        LIVE_A,
+        page("fc2", C2),
+        Decision("updated", ("title",), True, True),
+    ),
     Row(REMOVED, "live+gone=removed", LIVE_A, Gone(URL), Decision("removed", (), True, False)),
     Row(REMOVED, "removed+gone=unchanged", REMOVED_A, Gone(URL), Decision("unchanged")),
     Row(
@@ -231,6 +252,13 @@ def test_every_row_of_the_readme_table_is_tested_and_no_other() -> None:
 
 def test_table_ids_are_unique() -> None:
     assert len({row.id for row in TABLE}) == len(TABLE)
+
+
+def test_rules_of_a_field_hash() -> None:
+    assert rules_of("ab12") == 1
+    assert rules_of(with_rules("ab12", 1)) == 1
+    assert rules_of(with_rules("ab12", 3)) == 3
+    assert with_rules("ab12", 3) != with_rules("ab12", 2)
 
 
 # -- what a response says before its page is read -----------------------------------------------

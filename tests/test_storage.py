@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import replace
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.changes import LaterPage, NotModified, PageRead
+from storage.changes import LaterPage, NotModified, PageRead, with_rules
 from storage.db import (
     DatabaseUnavailable,
     SchemaOutdated,
@@ -289,6 +290,38 @@ def test_a_b_a_is_recorded_but_alerted_once(session_factory: sessionmaker[Sessio
         ("updated", 4, False, 0),
     ]
     assert count(session_factory, Alert) == 2
+
+
+def test_a_page_read_by_new_rules_is_a_silent_new_baseline(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """A release that reads the lead differently stores the page as the article's new
+    version, without a change or an alert; the next edit is compared with that version."""
+    (topic_id,) = add_topic(session_factory)
+    old = observation(lead="Deskripsi meta")
+    record_page(session_factory, topic_id=topic_id, run_id=None, observation=old, now=NOW)
+    reread = observation(lead="Ringkasan yang terlihat")
+    marked = {**reread.field_hashes, "lead": with_rules(reread.field_hashes["lead"], 2)}
+    reread = dataclasses.replace(reread, fingerprint="f" * 64, field_hashes=marked)
+    later = NOW + timedelta(hours=1)
+    assert (
+        record_page(session_factory, topic_id=topic_id, run_id=None, observation=reread, now=later)
+        is None
+    )
+    assert article(session_factory).current_version == 2
+    assert count(session_factory, Change) == 1  # the article's "new"
+    assert count(session_factory, Alert) == 1
+    edited = dataclasses.replace(reread, fingerprint="e" * 64, field_hashes={**marked, "body": "x"})
+    change = record_page(
+        session_factory, topic_id=topic_id, run_id=None, observation=edited, now=later
+    )
+    assert change is not None
+    assert (change.kind, change.fields, change.from_version, change.to_version) == (
+        "updated",
+        ("body",),
+        2,
+        3,
+    )
 
 
 def test_removed_and_restored(session_factory: sessionmaker[Session]) -> None:
