@@ -10,8 +10,11 @@ class ExtractedArticle:
     """The parts of a news article that topicwatch watches.
 
     ``url`` is the canonical URL (the article's identity); ``body`` is the main text with
-    paragraphs separated by blank lines; dates are kept as the site states them (ISO 8601
-    where the site gives it).
+    paragraphs separated by blank lines; ``lead`` the standfirst the page shows, else the
+    first description the metadata gives; ``description`` holds every distinct description
+    (JSON-LD ``description`` and ``abstract``, ``<meta>``), one a line: a change to the
+    standfirst or to a description is a change of the lead. Dates are kept as the site
+    states them (ISO 8601 where the site gives it).
     """
 
     url: str
@@ -21,6 +24,7 @@ class ExtractedArticle:
     authors: tuple[str, ...] = ()
     published: str | None = None
     modified: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)

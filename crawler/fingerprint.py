@@ -4,6 +4,11 @@ Two fetches of an unchanged article must give the same fingerprint even when the
 re-renders it: Unicode forms, invisible characters, whitespace, typographic quotes and dashes,
 relative times ("5 menit lalu", "2 hours ago") and the topic's own ignore patterns are
 normalised away first. The URL is the article's identity, not its content, and is left out.
+
+Each field hash carries the version of the rules that read and normalised the field
+(``RULES``): when a release changes what a field holds for an unchanged page, its version goes
+up, and a stored version read by the earlier rules is not taken for an edited one
+(:func:`storage.changes.classify` compares only fields read by the same rules).
 """
 
 from __future__ import annotations
@@ -16,10 +21,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from crawler.article import ExtractedArticle, Fingerprint
+from storage.changes import with_rules
 
-__all__ = ["FIELDS", "block_hashes", "compile_patterns", "fingerprint", "normalise_text"]
+__all__ = ["FIELDS", "RULES", "block_hashes", "compile_patterns", "fingerprint", "normalise_text"]
 
 FIELDS = ("title", "lead", "body", "authors", "dates")
+# The version of the rules each field is read and normalised by. Raised for a field when a
+# release changes what the field holds for a page that did not change. Lead 2: the visible
+# standfirst first, its blocks separated by spaces, and the description hashed with it.
+# Body 2: link boxes (a short label with one or two linked headlines) are left out.
+RULES = {"title": 1, "lead": 2, "body": 2, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 
@@ -269,8 +280,10 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     """SHA-256 fingerprint of the article's content, with one hash per field, and one per
     paragraph of the body (:func:`block_hashes`).
 
-    Fields: ``title``, ``lead``, ``body``, ``authors`` (order-insensitive), ``dates`` (the
-    publication time, compared as an instant when it is ISO 8601). The modification time is
+    Fields: ``title``, ``lead`` (the visible standfirst and the description, when they
+    differ: a change to either is a change of the lead), ``body``, ``authors``
+    (order-insensitive), ``dates`` (the publication time, compared as an instant when it is
+    ISO 8601). The modification time is
     kept with each version but left out: sites move it without editing the article (a
     re-save, a republish), and with an edit it says nothing the edit itself does not.
 
@@ -280,13 +293,19 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     """
     authors = sorted({normalise_text(a) for a in article.authors} - {""})
     body = _normalise_in_lines(article.body, ignore_patterns)
+    lead = normalise_text(article.lead, ignore_patterns)
+    description = normalise_text(article.description, ignore_patterns)
+    if description and description != lead:
+        lead = f"{lead}\n{description}"
     values = {
         "title": normalise_text(article.title, ignore_patterns),
-        "lead": normalise_text(article.lead, ignore_patterns),
+        "lead": lead,
         "body": " ".join(body.split()),  # what \\s+ → " " and strip() give, several times faster
         "authors": "\n".join(authors),
         "dates": _normalise_date(article.published),
     }
-    fields = {name: _sha256(f"{name}\x1f{values[name]}") for name in FIELDS}
+    fields = {
+        name: with_rules(_sha256(f"{name}\x1f{values[name]}"), RULES[name]) for name in FIELDS
+    }
     digest = _sha256("\x1e".join(f"{name}\x1f{fields[name]}" for name in FIELDS))
     return Fingerprint(digest=digest, fields=fields, blocks=_block_hashes(body))

@@ -340,3 +340,135 @@ def test_a_paragraph_repeated_by_an_editor_is_a_change() -> None:
     second = extract(twice, TRIBUN_URL, profile=TRIBUNNEWS)
     assert second.body.count("Kremlin menolak berkomentar.") == 2
     assert fingerprint(second).changed_fields(fingerprint(first).fields) == ["body"]
+
+
+# --------------------------------------------------------------------------- any site: the lead
+
+
+def _generic(html: bytes) -> ExtractedArticle:
+    return extract(html, GENERIC_URL)
+
+
+def _generic_edit(old: str, new: str) -> ExtractedArticle:
+    return _generic(_edit(page("generic_article.html"), old, new))
+
+
+def test_visible_standfirst_edit_changes_the_lead_with_the_description_unchanged() -> None:
+    before = _generic(page("generic_article.html"))
+    after = _generic_edit(
+        "eight months of work.</p>", "eight months of work and a bitter dispute.</p>"
+    )
+    assert after.lead == (
+        "Traffic is flowing again across the harbour after eight months of work "
+        "and a bitter dispute."
+    )
+    assert after.description == before.description
+    assert fingerprint(after).changed_fields(fingerprint(before).fields) == ["lead"]
+
+
+def test_a_description_edit_is_a_change_of_the_lead() -> None:
+    before = _generic(page("generic_article.html"))
+    after = _generic_edit(
+        '"description": "Traffic is flowing again',
+        '"description": "Cars and buses are flowing again',
+    )
+    assert after.lead == before.lead  # what the page shows did not change
+    assert fingerprint(after).changed_fields(fingerprint(before).fields) == ["lead"]
+
+
+def test_the_standfirst_is_found_by_position_and_name_in_the_article_header() -> None:
+    html = (
+        b"<html><body><article><div class='top'><div class='kicker'>Energy</div>"
+        b"<h1>Grid operator warns of winter shortfall</h1></div>"
+        b"<div class='meta'><span>By Kim Lee</span></div>"
+        b"<div class='article-lede'><p>Reserves could run short in a cold snap, the operator "
+        b"said, urging suppliers to bring idle plants back.</p></div>"
+        b"<p>"
+        + b"The national grid operator said on Monday that reserves were thin. " * 8
+        + b"</p></article></body></html>"
+    )
+    article = extract(html, "https://news.example/energy/grid-warning")
+    assert article.lead.startswith("Reserves could run short in a cold snap")
+
+
+def test_a_standfirst_of_several_blocks_keeps_spaces_between_them() -> None:
+    html = (
+        b"<html><body><article><h1>Diplomasi jalur belakang terungkap</h1>"
+        b"<blockquote class='summary-article'><strong>Ringkasan Berita:</strong><ul>"
+        b"<li>Mantan pejabat membuka pertemuan rahasia.</li>"
+        b"<li>Diplomasi berjalan dua kali sebulan.</li></ul></blockquote>"
+        b"<p>"
+        + b"Pembicaraan tidak resmi itu berlangsung selama berbulan-bulan. " * 8
+        + b"</p></article></body></html>"
+    )
+    article = extract(html, "https://news.example/internasional/diplomasi")
+    assert article.lead == (
+        "Ringkasan Berita: Mantan pejabat membuka pertemuan rahasia. "
+        "Diplomasi berjalan dua kali sebulan."
+    )
+
+
+def test_an_editors_note_at_the_end_is_body_text() -> None:
+    note = "Editor's note: This article was updated with the department's inspection dates."
+    after = _generic_edit("limit disruption.</p>", f"limit disruption.</p><p><em>{note}</em></p>")
+    assert after.body.endswith(note)
+
+
+# --------------------------------------------------------------------------- any site: link boxes
+
+LINK_BOXES = [
+    ("read-also", "<p><strong>Read also:</strong> <a href='/a'>{}</a></p>"),
+    ("no-colon", "<p>Vous pourriez aimer <a href='/a'>{}</a></p>"),
+    ("two-links", "<p><b>Přečtěte si také</b><br><a href='/a'>{}</a><br><a href='/b'>{}</a></p>"),
+    ("div-span", "<div><span>Les også</span> <a href='/a'>{}</a></div>"),
+]
+
+
+@pytest.mark.parametrize("markup", [b[1] for b in LINK_BOXES], ids=[b[0] for b in LINK_BOXES])
+def test_a_link_box_in_the_body_is_not_article_text(markup: str) -> None:
+    spot = "during the closure.</p>"
+    first = ("Ferry timetable changes for the summer", "Council approves new cycle lanes")
+    second = ("Fishing fleet returns with a record catch", "School roof repairs start in June")
+    before = _generic_edit(spot, spot + markup.format(*first))
+    after = _generic_edit(spot, spot + markup.format(*second))
+    without = _generic(page("generic_article.html"))
+    assert "Ferry" not in before.body
+    assert "Fishing" not in after.body
+    assert fingerprint(after) == fingerprint(before) == fingerprint(without)
+
+
+def test_a_paragraph_with_a_link_in_its_text_stays() -> None:
+    text = (
+        "The department published <a href='/r'>its inspection report</a> on its website, "
+        "listing every bolt that was replaced."
+    )
+    after = _generic_edit("during the closure.</p>", f"during the closure.</p><p>{text}</p>")
+    assert "listing every bolt that was replaced" in after.body
+
+
+# --------------------------------------------------------------------------- short articles
+
+SHORT_ITEM = (
+    "<html><head><title>Ferry service resumes after storm</title></head><body>"
+    "<div class='menu'><a href='/'>Home</a> <a href='/news'>News</a> <a href='/sport'>Sport</a>"
+    "</div><div class='content'><h1>Ferry service resumes after storm</h1>"
+    "<p>The ferry between the harbour and the island resumed on Sunday morning after two days "
+    "of cancellations caused by the storm, the operator said.</p>"
+    "<p>Passengers with tickets for the cancelled crossings can use them until the end of the "
+    "month, and extra sailings have been added on Monday.</p>"
+    "</div><div class='rail'><h3><a href='/n/1'>Council approves new cycle lanes</a></h3>"
+    "<h3><a href='/n/2'>School roof repairs start in June</a></h3></div></body></html>"
+)
+
+
+def test_a_short_article_without_article_markup_is_read() -> None:
+    article = extract(SHORT_ITEM.encode(), "https://news.example/local/ferry-resumes")
+    assert article.body.startswith("The ferry between the harbour")
+    assert "extra sailings" in article.body
+
+
+def test_a_listing_is_refused_and_the_reason_is_named() -> None:
+    with pytest.raises(ExtractionError, match=r"looks like a listing: \d+ of its \d+ paragraphs"):
+        extract(
+            page("tribunnews_listing.html"), "http://127.0.0.1/topic/konflik", profile=TRIBUNNEWS
+        )

@@ -9,7 +9,8 @@ import pytest
 from fixture_site import generated_paragraphs
 
 from crawler.article import ExtractedArticle
-from crawler.fingerprint import FIELDS, block_hashes, fingerprint, normalise_text
+from crawler.fingerprint import FIELDS, RULES, block_hashes, fingerprint, normalise_text
+from storage.changes import rules_of
 
 NORMALISE_CASES = [
     # (id, text, ignore_patterns, expected)
@@ -134,6 +135,7 @@ CHANGED_CASES = [
     ("body-word", {"body": BASE.body.replace("four", "five")}, ["body"]),
     ("body-sentence", {"body": BASE.body + " Work ends in May."}, ["body"]),
     ("lead", {"lead": "Traffic flows again after repairs."}, ["lead"]),
+    ("description", {"description": "The harbour bridge is open again."}, ["lead"]),
     ("authors", {"authors": ("Ana Lopez",)}, ["authors"]),
     ("published", {"published": "2024-05-18T09:00:00Z"}, ["dates"]),
     ("title-and-body", {"title": "Bridge reopens", "body": "New text."}, ["body", "title"]),
@@ -160,7 +162,19 @@ def test_fingerprint_shape() -> None:
     result = fingerprint(BASE)
     assert set(result.fields) == set(FIELDS)
     assert len(result.digest) == 64
-    assert all(len(v) == 64 for v in result.fields.values())
+    # Each field hash is a SHA-256, marked with its rules' version when that is above 1.
+    assert all(len(v.split("~")[0]) == 64 for v in result.fields.values())
+    assert {name: rules_of(v) for name, v in result.fields.items()} == RULES
+
+
+def test_the_description_is_part_of_the_lead() -> None:
+    described = dataclasses.replace(BASE, description="The harbour bridge is open again.")
+    assert fingerprint(described).changed_fields(fingerprint(BASE).fields) == ["lead"]
+    edited = dataclasses.replace(described, description="The bridge is open again.")
+    assert fingerprint(edited).changed_fields(fingerprint(described).fields) == ["lead"]
+    # A description that says what the visible lead says adds nothing.
+    same = dataclasses.replace(BASE, description=" Traffic flows  again.")
+    assert fingerprint(same) == fingerprint(BASE)
 
 
 def test_ignore_patterns_apply_to_every_text_field() -> None:

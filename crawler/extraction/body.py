@@ -18,6 +18,7 @@ from functools import lru_cache, partial
 import lxml.html
 
 from crawler.extraction.text import (
+    BLOCK_TAGS,
     first_of,
     select,
     select_any,
@@ -134,40 +135,6 @@ _NOISE_PAIRS = frozenset(
 # then a wrapper around the article, not a box beside it.
 _WRAPPER_SHARE = 0.4
 
-_BLOCK_TAGS = frozenset(
-    {
-        "p",
-        "div",
-        "section",
-        "article",
-        "main",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "li",
-        "ul",
-        "ol",
-        "dl",
-        "dt",
-        "dd",
-        "blockquote",
-        "pre",
-        "table",
-        "tr",
-        "td",
-        "th",
-        "br",
-        "hr",
-        "figure",
-        "header",
-        "footer",
-        "center",
-    }
-)
-
 # Paragraphs that only point to other articles ("Baca juga: ...", "Read more: ...").
 _READ_ALSO = re.compile(
     r"^\W*(?:baca\s+juga|baca\s+pula|lihat\s+juga|simak\s+juga|read\s+more|read\s+also|"
@@ -191,7 +158,7 @@ def _blocks(element: lxml.html.HtmlElement) -> list[str]:
 
     def walk(node: lxml.html.HtmlElement) -> None:
         tag = node.tag if isinstance(node.tag, str) else ""
-        block = tag.lower() in _BLOCK_TAGS
+        block = tag.lower() in BLOCK_TAGS
         if block:
             flush()
         if isinstance(node.tag, str) and node.text:
@@ -247,6 +214,48 @@ def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]
         return []
     heaviest = max(weights.values())
     return [e for e, w in weights.items() if (w >= heaviest / 5 and w >= 150) or w == heaviest]
+
+
+# A link box: a block of at most this many words, at most this many linked headlines, and a
+# label of at most this many words outside its links, which must hold at least as many words
+# as the label ("Read also: <headline>", "Lesen Sie auch <headline>", in any language).
+_LINK_BOX_MAX_WORDS = 40
+_LINK_BOX_MAX_LINKS = 3
+_LINK_BOX_MAX_LABEL_WORDS = 6
+_LINK_BOX_TAGS = frozenset(
+    {"p", "div", "li", "ul", "ol", "dl", "blockquote", "section", "aside", "h2", "h3", "h4"}
+)
+
+
+def _is_link_box(element: lxml.html.HtmlElement) -> bool:
+    """A short block whose text is mostly the text of one to three links, after a short
+    label: it points to other articles and is no part of this one's text."""
+    text = text_of(element)
+    words = word_count((text,))
+    if not words or words > _LINK_BOX_MAX_WORDS:
+        return False
+    links = [text_of(a) for a in element.iter("a")]
+    links = [t for t in links if t]
+    if not links or len(links) > _LINK_BOX_MAX_LINKS:
+        return False
+    linked = word_count(links)
+    label = words - linked
+    return label <= _LINK_BOX_MAX_LABEL_WORDS and linked >= max(label, 1) and linked >= 3
+
+
+def drop_link_boxes(root: lxml.html.HtmlElement) -> None:
+    """Remove the link boxes (:func:`_is_link_box`) inside the article's containers
+    (:func:`_content_blocks`) in place, the outermost of nested ones."""
+    body = root.find("body")
+    doomed: list[lxml.html.HtmlElement] = []
+    for block in _content_blocks(body if body is not None else root):
+        for element in block.iterdescendants(*_LINK_BOX_TAGS):
+            if doomed and doomed[-1] in element.iterancestors():
+                continue
+            if _is_link_box(element):
+                doomed.append(element)
+    for element in doomed:
+        _drop(element)
 
 
 def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
@@ -422,6 +431,7 @@ def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) ->
     """The paragraphs trafilatura finds on the page with its noise pruned (see the module)."""
     ordered = copy.deepcopy(tree)
     _sort_classes(ordered)
+    drop_link_boxes(ordered)
     pruned = copy.deepcopy(ordered)
     _prune_noise(pruned, profile)
     precise = _trafilatura_paragraphs(pruned, url, favor_precision=True)

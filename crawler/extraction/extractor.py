@@ -2,7 +2,9 @@
 
 The body is the article's paragraphs in page order, separated by blank lines. A page without
 article text (empty, binary, a listing) raises
-:class:`~crawler.extraction.parsing.ExtractionError`.
+:class:`~crawler.extraction.parsing.ExtractionError`, naming why. A short text is no reason
+by itself: a page a topic's listing links to is an article, however short, unless it is
+plainly not one (its main text mostly the texts of links: headlines of other pages).
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ import lxml.html
 from crawler.article import ExtractedArticle
 from crawler.extraction.body import general_body, profile_body, tidy, word_count
 from crawler.extraction.json_ld import article_object, json_ld_objects
-from crawler.extraction.lead import lead_of
+from crawler.extraction.lead import descriptions_of, lead_of
 from crawler.extraction.metadata import authors_of, canonical_of, dates_of, meta_tags, title_of
 from crawler.extraction.parsing import ExtractionError, parse
+from crawler.extraction.text import text_of
 from crawler.profiles import SiteProfile, profile_for
 
 logger = logging.getLogger(__name__)
 
-# Pages without any sign of being an article need this many words of main text.
-_MIN_WORDS_WITHOUT_ARTICLE_SIGNS = 50
+# A page without any sign of being an article and with less main text than this many words is
+# looked at again: it is refused when this share of its main text or more is link text.
+_SHORT_WORDS = 50
+_LISTING_LINK_SHARE = 0.5
 
 
 def extract(
@@ -65,23 +70,48 @@ def extract_tree(
         raise ExtractionError(f"No article text found at URL: {url}")
     if (
         not from_profile
+        and word_count(paragraphs) < _SHORT_WORDS
         and not _has_article_signs(tree, ld, meta)
-        and word_count(paragraphs) < _MIN_WORDS_WITHOUT_ARTICLE_SIGNS
     ):
-        raise ExtractionError(
-            f"No article text found at URL: {url} (the page has no article markup and only "
-            f"{word_count(paragraphs)} words of main text; it looks like a listing)"
-        )
+        reason = _listing_reason(tree, paragraphs)
+        if reason:
+            raise ExtractionError(f"No article text found at URL: {url} ({reason})")
 
     published, modified = dates_of(tree, ld, meta, profile)
+    descriptions = descriptions_of(ld, meta)
     return ExtractedArticle(
         url=canonical_of(tree, ld, meta, url),
         title=title,
         body="\n\n".join(paragraphs),
-        lead=lead_of(tree, ld, meta, profile),
+        lead=lead_of(
+            tree,
+            ld,
+            meta,
+            profile,
+            descriptions[0] if descriptions else "",
+            title=title,
+            paragraphs=paragraphs,
+        ),
+        description="\n".join(descriptions),
         authors=authors_of(tree, ld, meta, profile),
         published=published,
         modified=modified,
+    )
+
+
+def _listing_reason(tree: lxml.html.HtmlElement, paragraphs: list[str]) -> str:
+    """Why a page with a short main text is plainly not an article, or "" when it may be one:
+    most of its main text is the text of links (the headlines of a listing)."""
+    links = {text_of(a) for a in tree.iter("a")} - {""}
+    linked = [
+        p for p in paragraphs if p in links or any(len(t) >= 0.6 * len(p) and t in p for t in links)
+    ]
+    words, linked_words = word_count(paragraphs), word_count(linked)
+    if linked_words < _LISTING_LINK_SHARE * words:
+        return ""
+    return (
+        f"it looks like a listing: {len(linked)} of its {len(paragraphs)} paragraphs of main "
+        f"text are links ({linked_words} of {words} words) and the page has no article markup"
     )
 
 

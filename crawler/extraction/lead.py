@@ -4,21 +4,26 @@ article."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import lxml.etree
 import lxml.html
 
+from crawler.extraction.body import word_count
 from crawler.extraction.json_ld import ld_text
 from crawler.extraction.metadata import meta_value
 from crawler.extraction.text import (
+    BLOCK_TAGS,
+    block_text,
     clean,
     first_of,
     first_text,
     select_any,
     selected,
+    squash,
     text_of,
     words_of_names,
 )
@@ -42,9 +47,16 @@ _LEAD_WORDS = frozenset(
         "abstract",
         "description",
         "strapline",
+        "lede",
+        "preamble",
+        "ingress",
+        "perex",
+        "subheader",
+        "hook",
     }
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
+_LEAD_SKIP_ALL = _LEAD_SKIP | {"script", "style"}
 # Name parts of media blocks, whose "description" is a caption rather than a standfirst.
 _LEAD_MEDIA_WORDS = frozenset(
     {"caption", "credit", "image", "img", "photo", "picture", "media", "figure", "video", "gallery"}
@@ -52,14 +64,15 @@ _LEAD_MEDIA_WORDS = frozenset(
 
 
 def _prose_of(element: lxml.html.HtmlElement) -> str:
-    """The element's text without scripts, styles and embedded media captions."""
+    """The element's text without scripts, styles and embedded media captions, its blocks
+    separated by spaces ("Summary:" in a heading, then the points of a list)."""
     piece = copy.deepcopy(element)
     for inner in list(
         piece.iter("script", "style", "noscript", "template", "figure", "figcaption")
     ):
         if inner is not piece:
             inner.drop_tree()
-    return text_of(piece)
+    return block_text(piece)
 
 
 @lru_cache(maxsize=4096)
@@ -75,53 +88,245 @@ def _named_like_lead(classes: str, identifier: str) -> bool:
     return bool(words & _LEAD_WORDS) and not words & _LEAD_MEDIA_WORDS
 
 
-_NAMED_BELOW = lxml.etree.XPath("descendant::*[@class or @id]")
-_NAMED_AFTER = lxml.etree.XPath("following-sibling::*/descendant-or-self::*[@class or @id]")
+_FOLLOWING = lxml.etree.XPath("following::*")
+# The search for the standfirst stops after this many elements past the headline; an unnamed
+# standfirst is one of the first blocks of text after it (bylines, dates and labels may come
+# between them).
+_LEAD_SEARCH_LIMIT = 400
+_POSITION_BLOCKS = 6
+_POSITION_MAX = 3
+# The headline's block: the search reaches this many levels above the headline, and no
+# further than its article (or main) element.
+_LEAD_SCOPE_LEVELS = 4
+_LEAD_SCOPE_TAGS = frozenset({"article", "main"})
+_LEAF_TAGS = frozenset(
+    {"p", "div", "span", "h2", "h3", "h4", "h5", "h6", "section", "blockquote", "strong", "em", "b"}
+)
+_INNER_BLOCKS = BLOCK_TAGS - {"br"}
+# An unnamed block after the headline is not a standfirst inside these, or named so.
+_POSITION_SKIP_TAGS = frozenset(
+    {
+        "nav",
+        "footer",
+        "aside",
+        "figure",
+        "figcaption",
+        "a",
+        "button",
+        "form",
+        "label",
+        "time",
+        "select",
+        "table",
+        "script",
+        "style",
+        "noscript",
+        "template",
+    }
+)
+_POSITION_SKIP_WORDS = _LEAD_MEDIA_WORDS | frozenset(
+    {
+        "byline",
+        "author",
+        "authors",
+        "date",
+        "time",
+        "timestamp",
+        "published",
+        "updated",
+        "meta",
+        "share",
+        "social",
+        "tags",
+        "breadcrumb",
+        "breadcrumbs",
+        "related",
+        "newsletter",
+        "ad",
+        "ads",
+        "advert",
+        "promo",
+        "sponsored",
+        "cookie",
+        "consent",
+        "comment",
+        "comments",
+        "audio",
+        "player",
+        "toolbar",
+        "kicker",
+        "label",
+    }
+)
 
 
-def _named_after(
-    headline: lxml.html.HtmlElement, scope: lxml.html.HtmlElement
-) -> Iterator[lxml.html.HtmlElement]:
-    """The elements with a class or an id that come after ``headline`` in document order
-    and inside ``scope`` (its descendants, then what follows it and each of its ancestors
-    below ``scope``): the only ones that can be named like a standfirst."""
-    yield from _NAMED_BELOW(headline)
-    node = headline
-    while node is not scope and node is not None:
-        yield from _NAMED_AFTER(node)  # in document order: one query for all its siblings
+_WORDS = re.compile(r"\w+")
+_NO_HEADLINE_TAGS = frozenset({"footer", "nav", "aside", "form", "dialog"})
+_NO_HEADLINE_WORDS = frozenset({"modal", "popup", "dialog", "footer"})
+
+
+def _plain(text: str) -> str:
+    """Text as compared with the headline: words only, case folded."""
+    return " ".join(_WORDS.findall(text.casefold()))
+
+
+def _headline_of(body: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement | None:
+    """The heading that shows the article's headline: the h1 that holds it, else an h2 that
+    does (a page may put its logo, or a carousel of other headlines, in h1s), else the first
+    h1; none of them in navigation, a footer, a form or a dialog."""
+    wanted = _plain(title)
+    first: lxml.html.HtmlElement | None = None
+    for tag in ("h1", "h2"):
+        for heading in body.iter(tag):
+            if _excluded(heading, body, set(), _NO_HEADLINE_TAGS, _NO_HEADLINE_WORDS):
+                continue
+            if first is None and tag == "h1":
+                first = heading
+            if not wanted:
+                return heading
+            text = _plain(text_of(heading))
+            if text and (text == wanted or wanted in text or (len(text) >= 10 and text in wanted)):
+                return heading
+    return first
+
+
+def _scope_of(headline: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    scope = headline
+    for _level in range(_LEAD_SCOPE_LEVELS):
+        parent = scope.getparent()
+        if parent is None or parent.tag == "body":
+            break
+        scope = parent
+        if scope.tag in _LEAD_SCOPE_TAGS:
+            break
+    return scope
+
+
+def _is_leaf_block(element: lxml.html.HtmlElement) -> bool:
+    return element.tag in _LEAF_TAGS and not any(
+        isinstance(child.tag, str) and child.tag in _INNER_BLOCKS for child in element
+    )
+
+
+def _with_siblings(element: lxml.html.HtmlElement, text: str) -> str:
+    """The standfirst's text and that of the blocks right after it of the same kind (a
+    standfirst of several paragraphs)."""
+    texts = [text]
+    for sibling in element.itersiblings():
+        if sibling.tag != element.tag or sibling.get("class") != element.get("class"):
+            break
+        more = _prose_of(sibling)
+        if more:
+            texts.append(more)
+    return " ".join(texts)
+
+
+def _positional(element: lxml.html.HtmlElement, text: str, title: str) -> bool:
+    """Whether an unnamed block after the headline reads as a standfirst: a sentence or a
+    few, not the headline again, not a line of links, dates or credits."""
+    if not 40 <= len(text) <= 1000 or word_count((text,)) < 6:
+        return False
+    if title and _plain(title) in _plain(text):
+        return False
+    if next(element.iter("time"), None) is not None:
+        return False
+    linked = sum(len(text_of(a)) for a in element.iter("a"))
+    return linked < 0.3 * len(text)
+
+
+def _excluded(
+    element: lxml.html.HtmlElement,
+    scope: lxml.html.HtmlElement,
+    noise: set[lxml.html.HtmlElement],
+    tags: frozenset[str],
+    words: frozenset[str],
+) -> bool:
+    """Whether ``element``, or one of its ancestors inside ``scope``, is noise, has one of
+    ``tags`` or a name with one of ``words``."""
+    node: lxml.html.HtmlElement | None = element
+    while node is not None and node is not scope:
+        if node in noise or (isinstance(node.tag, str) and node.tag in tags):
+            return True
+        if _name_words(node.get("class") or "", node.get("id") or "") & words:
+            return True
         node = node.getparent()
+    return False
 
 
-def _visible_lead(tree: lxml.html.HtmlElement, profile: SiteProfile) -> str:
-    """The standfirst shown under the headline: an element named like one, in the headline's
-    block (the h1's grandparent) and after the h1."""
+def _visible_lead(
+    tree: lxml.html.HtmlElement,
+    profile: SiteProfile,
+    title: str = "",
+    paragraphs: Sequence[str] = (),
+) -> str:
+    """The standfirst shown under the headline, before the body (``paragraphs``): in the
+    headline's block, an element named like a standfirst, else the blocks of prose among
+    the first few blocks of text after the headline (a second headline, then a paragraph:
+    both are what the reader sees there).
+
+    The search runs in document order from the headline and stops where the body begins
+    (the first block whose text is a paragraph of the body).
+    """
     body = tree.find("body")
-    headline = next(iter(body.iter("h1")), None) if body is not None else None
+    headline = _headline_of(body, title) if body is not None else None
     if body is None or headline is None:
         return ""
-    parent = headline.getparent()
-    scope = parent.getparent() if parent is not None and parent.getparent() is not None else parent
-    if scope is None:
-        return ""
-    noise: set[lxml.html.HtmlElement] | None = None
-    for element in _named_after(headline, scope):
-        if not _named_like_lead(element.get("class") or "", element.get("id") or ""):
+    scope = _scope_of(headline)
+    headline_text = _plain(title) or _plain(text_of(headline))
+    in_body = {squash(p) for p in paragraphs}
+    # The body's first paragraphs, as they may stand on the page with a dateline before them
+    # or a sentence after them that extraction left out.
+    first = [p for p in (squash(p) for p in paragraphs[:3]) if len(p) >= 25]
+    noise = set(select_any(body, profile.noise_selectors))
+    positional: list[lxml.html.HtmlElement] = []
+    texts: list[str] = []
+    blocks = 0
+    counted: lxml.html.HtmlElement | None = None
+    for count, element in enumerate(_FOLLOWING(headline)):
+        if count >= _LEAD_SEARCH_LIMIT or scope not in element.iterancestors():
+            break
+        if not isinstance(element.tag, str):
             continue
-        if element.tag.lower() in _LEAD_SKIP or element.tag.lower() in ("script", "style"):
-            continue
-        if noise is None:
-            noise = set(select_any(body, profile.noise_selectors))
-        if element in noise or any(
-            a in noise
-            or (isinstance(a.tag, str) and a.tag.lower() in _LEAD_SKIP)
-            or _name_words(a.get("class") or "", a.get("id") or "") & _LEAD_MEDIA_WORDS
-            for a in element.iterancestors()
+        classes, identifier = element.get("class") or "", element.get("id") or ""
+        if (
+            (classes or identifier)
+            and _named_like_lead(classes, identifier)
+            and not _excluded(element, scope, noise, _LEAD_SKIP_ALL, _LEAD_MEDIA_WORDS)
         ):
+            text = _prose_of(element)
+            if 40 <= len(text) <= 1000 and not (headline_text and headline_text in _plain(text)):
+                return _with_siblings(element, text)
+        if not _is_leaf_block(element):
             continue
-        text = _prose_of(element)
-        if 40 <= len(text) <= 1000:
-            return text
-    return ""
+        text = block_text(element)
+        if not text:
+            continue
+        if counted is None or counted not in element.iterancestors():
+            blocks, counted = blocks + 1, element
+        if len(text) >= 25 and (text in in_body or any(p in text or text in p for p in first)):
+            break  # the body begins
+        if (
+            blocks <= _POSITION_BLOCKS
+            and len(positional) < _POSITION_MAX
+            and not any(p in element.iterancestors() for p in positional)
+            and _positional(element, text, title)
+            and not _excluded(element, scope, noise, _POSITION_SKIP_TAGS, _POSITION_SKIP_WORDS)
+        ):
+            positional.append(element)
+            texts.append(text)
+    return " ".join(texts)
+
+
+def descriptions_of(ld: dict[str, Any] | None, meta: dict[str, str]) -> list[str]:
+    """How the metadata describes the article, each distinct text once, in order of trust:
+    JSON-LD ``description`` and ``abstract``, the description ``<meta>`` tags."""
+    ld = ld or {}
+    found = [
+        ld_text(ld.get("description")),
+        ld_text(ld.get("abstract")),
+        clean(meta_value(meta, ("og:description", "twitter:description", "description"))),
+    ]
+    return list(dict.fromkeys(text for text in found if text))
 
 
 def lead_of(
@@ -129,20 +334,25 @@ def lead_of(
     ld: dict[str, Any] | None,
     meta: dict[str, str],
     profile: SiteProfile,
+    description: str | None = None,
+    *,
+    title: str = "",
+    paragraphs: Sequence[str] = (),
 ) -> str:
-    """The lead (standfirst) as readers see it, else as the metadata describes the article.
+    """The lead (standfirst) as readers see it, else as the metadata describes the article
+    (``description``: the first of :func:`descriptions_of`, when already known). ``title`` and
+    ``paragraphs`` (the body) tell where the standfirst can be: under that headline, before
+    that body.
 
     The visible standfirst comes first: editors change it on the page, while descriptions
     are often truncated or written for search engines and are not always updated with it.
     """
-    ld = ld or {}
     return (
         first_of(
             lambda: first_text(selected(tree, profile.lead_selectors)),
-            lambda: _visible_lead(tree, profile),
-            lambda: ld_text(ld.get("description")) or ld_text(ld.get("abstract")),
-            lambda: clean(
-                meta_value(meta, ("og:description", "twitter:description", "description"))
+            lambda: _visible_lead(tree, profile, title, paragraphs),
+            lambda: (
+                next(iter(descriptions_of(ld, meta)), "") if description is None else description
             ),
         )
         or ""

@@ -57,6 +57,71 @@ def text_of(element: lxml.html.HtmlElement) -> str:
     return squash(element.text_content())
 
 
+# Elements that start a block of text of their own: their text is not run into its neighbours'.
+BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "br",
+        "hr",
+        "figure",
+        "header",
+        "footer",
+        "center",
+    }
+)
+
+
+# Elements whose text is never shown as text.
+_UNSEEN_TAGS = frozenset({"script", "style", "noscript", "template"})
+
+
+def block_text(element: lxml.html.HtmlElement) -> str:
+    """The element's text with its blocks (paragraphs, list items, headings, line breaks)
+    separated by a space, not run together as ``text_content()`` runs them; scripts and
+    styles left out."""
+    pieces: list[str] = []
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        if isinstance(node.tag, str) and node.tag.lower() in _UNSEEN_TAGS:
+            return
+        block = isinstance(node.tag, str) and node.tag.lower() in BLOCK_TAGS
+        if block:
+            pieces.append(" ")
+        if isinstance(node.tag, str) and node.text:
+            pieces.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                pieces.append(child.tail)
+        if block:
+            pieces.append(" ")
+
+    walk(element)
+    return squash("".join(pieces))
+
+
 def select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
     """The elements ``selector`` matches; none when it is not valid CSS."""
     compiled = compiled_selector(selector)
