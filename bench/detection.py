@@ -1,6 +1,7 @@
 """Change-detection accuracy on real pages: do edits alert, and does noise stay quiet?
 
     .venv/bin/python bench/detection.py [--workers 2] [--limit N] [--half tuning] [--worst 10]
+        [--all-versions] [--kinds K,...] [--misses K,...]
 
 For every corpus page, (before, after) pairs go through ``extract()`` and ``fingerprint()``
 exactly as a crawl does, and, beside them, through a naive hash of the page's visible text.
@@ -873,6 +874,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N pages per corpus")
     parser.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="every fundus page, not only each publisher's newest",
+    )
+    parser.add_argument(
         "--half",
         choices=("both", *HALVES),
         default="both",
@@ -895,7 +901,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
     try:
-        corpora = {"aeb": aeb_pages(), "fundus": fundus_pages()}
+        corpora = {
+            "aeb": aeb_pages(),
+            "fundus": fundus_pages(newest_only=not args.all_versions),
+        }
     except CorpusMissingError as exc:
         print(f"SKIPPED: {exc}")
         return 0

@@ -48,7 +48,7 @@ _DROP_TAGS = (
     "dialog",
     "menu",
 )
-_DROP_ROLES = frozenset(
+NOISE_ROLES = frozenset(
     {
         "navigation",
         "complementary",
@@ -180,7 +180,7 @@ def _name_parts(element: lxml.html.HtmlElement) -> tuple[tuple[str, ...], ...]:
     return words_of_names(element.get("class") or "", element.get("id") or "")
 
 
-def _is_noise_name(names: tuple[tuple[str, ...], ...]) -> bool:
+def is_noise_name(names: tuple[tuple[str, ...], ...]) -> bool:
     for parts in names:
         if any(part in _NOISE_WORDS for part in parts):
             return True
@@ -277,8 +277,8 @@ def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
             continue
         noisy = (
             element.tag.lower() in _DROP_TAGS
-            or (element.get("role") or "").lower() in _DROP_ROLES
-            or _is_noise_name(_name_parts(element))
+            or (element.get("role") or "").lower() in NOISE_ROLES
+            or is_noise_name(_name_parts(element))
         )
         if noisy and len(text_of(element)) < _WRAPPER_SHARE * total:
             doomed.append(element)

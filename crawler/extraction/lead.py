@@ -12,7 +12,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
-from crawler.extraction.body import word_count
+from crawler.extraction.body import NOISE_ROLES, is_noise_name, word_count
 from crawler.extraction.json_ld import ld_text
 from crawler.extraction.metadata import meta_value
 from crawler.extraction.text import (
@@ -53,10 +53,17 @@ _LEAD_WORDS = frozenset(
         "perex",
         "subheader",
         "hook",
+        "leadtext",
+        "introtext",
+        "teasertext",
+        "leadin",
     }
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
 _LEAD_SKIP_ALL = _LEAD_SKIP | {"script", "style"}
+_UNSEEN_OR_MEDIA = frozenset(
+    {"script", "style", "noscript", "template", "figure", "figcaption", "img", "picture", "video"}
+)
 # Name parts of media blocks, whose "description" is a caption rather than a standfirst.
 _LEAD_MEDIA_WORDS = frozenset(
     {"caption", "credit", "image", "img", "photo", "picture", "media", "figure", "video", "gallery"}
@@ -64,15 +71,30 @@ _LEAD_MEDIA_WORDS = frozenset(
 
 
 def _prose_of(element: lxml.html.HtmlElement) -> str:
-    """The element's text without scripts, styles and embedded media captions, its blocks
-    separated by spaces ("Summary:" in a heading, then the points of a list)."""
+    """The element's text without scripts, styles, embedded media and their captions, and
+    blocks of links (a list of headlines is no standfirst), its blocks separated by spaces
+    ("Summary:" in a heading, then the points of a list)."""
     piece = copy.deepcopy(element)
-    for inner in list(
-        piece.iter("script", "style", "noscript", "template", "figure", "figcaption")
-    ):
-        if inner is not piece:
-            inner.drop_tree()
+    doomed = []
+    for inner in piece.iterdescendants():
+        if not isinstance(inner.tag, str) or any(d in doomed for d in inner.iterancestors()):
+            continue
+        if (
+            inner.tag in _UNSEEN_OR_MEDIA
+            or _name_words(inner.get("class") or "", inner.get("id") or "") & _LEAD_MEDIA_WORDS
+            or (inner.tag in _INNER_BLOCKS and _mostly_links(inner))
+        ):
+            doomed.append(inner)
+    for inner in doomed:
+        inner.drop_tree()
     return block_text(piece)
+
+
+def _mostly_links(element: lxml.html.HtmlElement) -> bool:
+    """Whether half the element's text or more is the text of links."""
+    text = len(text_of(element))
+    linked = sum(len(text_of(a)) for a in element.iter("a"))
+    return bool(text) and linked >= 0.5 * text
 
 
 @lru_cache(maxsize=4096)
@@ -90,14 +112,12 @@ def _named_like_lead(classes: str, identifier: str) -> bool:
 
 _FOLLOWING = lxml.etree.XPath("following::*")
 # The search for the standfirst stops after this many elements past the headline; an unnamed
-# standfirst is one of the first blocks of text after it (bylines, dates and labels may come
-# between them).
+# standfirst is one of the first blocks of prose (this long or longer) after it (bylines,
+# dates and labels, which are shorter, may come between them).
 _LEAD_SEARCH_LIMIT = 400
-_POSITION_BLOCKS = 6
+_PROSE_LENGTH = 40
+_POSITION_BLOCKS = 4
 _POSITION_MAX = 3
-# The headline's block: the search reaches this many levels above the headline, and no
-# further than its article (or main) element.
-_LEAD_SCOPE_LEVELS = 4
 _LEAD_SCOPE_TAGS = frozenset({"article", "main"})
 _LEAF_TAGS = frozenset(
     {"p", "div", "span", "h2", "h3", "h4", "h5", "h6", "section", "blockquote", "strong", "em", "b"}
@@ -161,6 +181,8 @@ _POSITION_SKIP_WORDS = _LEAD_MEDIA_WORDS | frozenset(
 
 
 _WORDS = re.compile(r"\w+")
+# A heading shows the headline when at least half of the words of both are shared.
+_HEADLINE_LIKENESS = 0.5
 _NO_HEADLINE_TAGS = frozenset({"footer", "nav", "aside", "form", "dialog"})
 _NO_HEADLINE_WORDS = frozenset({"modal", "popup", "dialog", "footer"})
 
@@ -170,36 +192,40 @@ def _plain(text: str) -> str:
     return " ".join(_WORDS.findall(text.casefold()))
 
 
+def _likeness(text: str, wanted: set[str]) -> float:
+    """How much a heading's words are the headline's (shared words over all words)."""
+    words = set(_WORDS.findall(text.casefold()))
+    return len(words & wanted) / len(words | wanted) if words and wanted else 0.0
+
+
 def _headline_of(body: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement | None:
-    """The heading that shows the article's headline: the h1 that holds it, else an h2 that
-    does (a page may put its logo, or a carousel of other headlines, in h1s), else the first
-    h1; none of them in navigation, a footer, a form or a dialog."""
-    wanted = _plain(title)
+    """The heading that shows the article's headline: the h1 most like it, else the h2 most
+    like it (a page may put its logo, or a carousel of other headlines, in h1s), else the
+    first h1; none of them in navigation, a footer, a form or a dialog."""
+    wanted = set(_WORDS.findall(title.casefold()))
     first: lxml.html.HtmlElement | None = None
     for tag in ("h1", "h2"):
+        best, best_score = None, _HEADLINE_LIKENESS
         for heading in body.iter(tag):
             if _excluded(heading, body, set(), _NO_HEADLINE_TAGS, _NO_HEADLINE_WORDS):
                 continue
             if first is None and tag == "h1":
                 first = heading
-            if not wanted:
-                return heading
-            text = _plain(text_of(heading))
-            if text and (text == wanted or wanted in text or (len(text) >= 10 and text in wanted)):
-                return heading
+            score = _likeness(text_of(heading), wanted)
+            if score > best_score:
+                best, best_score = heading, score
+        if best is not None:
+            return best
     return first
 
 
 def _scope_of(headline: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    scope = headline
-    for _level in range(_LEAD_SCOPE_LEVELS):
-        parent = scope.getparent()
-        if parent is None or parent.tag == "body":
-            break
-        scope = parent
-        if scope.tag in _LEAD_SCOPE_TAGS:
-            break
-    return scope
+    """Where the standfirst may be: the headline's article (or main) element, else the
+    page's body."""
+    for ancestor in headline.iterancestors():
+        if ancestor.tag in _LEAD_SCOPE_TAGS or ancestor.tag == "body":
+            return ancestor
+    return headline
 
 
 def _is_leaf_block(element: lxml.html.HtmlElement) -> bool:
@@ -221,12 +247,12 @@ def _with_siblings(element: lxml.html.HtmlElement, text: str) -> str:
     return " ".join(texts)
 
 
-def _positional(element: lxml.html.HtmlElement, text: str, title: str) -> bool:
+def _positional(element: lxml.html.HtmlElement, text: str, headlines: list[str]) -> bool:
     """Whether an unnamed block after the headline reads as a standfirst: a sentence or a
     few, not the headline again, not a line of links, dates or credits."""
-    if not 40 <= len(text) <= 1000 or word_count((text,)) < 6:
+    if not _PROSE_LENGTH <= len(text) <= 1000 or word_count((text,)) < 6:
         return False
-    if title and _plain(title) in _plain(text):
+    if any(h in _plain(text) for h in headlines):
         return False
     if next(element.iter("time"), None) is not None:
         return False
@@ -240,14 +266,23 @@ def _excluded(
     noise: set[lxml.html.HtmlElement],
     tags: frozenset[str],
     words: frozenset[str],
+    *,
+    boilerplate: bool = False,
 ) -> bool:
     """Whether ``element``, or one of its ancestors inside ``scope``, is noise, has one of
-    ``tags`` or a name with one of ``words``."""
+    ``tags`` or a name with one of ``words`` (``boilerplate``: or a name or a role that
+    marks boilerplate, as the body's rules know them)."""
     node: lxml.html.HtmlElement | None = element
     while node is not None and node is not scope:
         if node in noise or (isinstance(node.tag, str) and node.tag in tags):
             return True
-        if _name_words(node.get("class") or "", node.get("id") or "") & words:
+        classes, identifier = node.get("class") or "", node.get("id") or ""
+        if _name_words(classes, identifier) & words:
+            return True
+        if boilerplate and (
+            (node.get("role") or "").lower() in NOISE_ROLES
+            or is_noise_name(words_of_names(classes, identifier))
+        ):
             return True
         node = node.getparent()
     return False
@@ -272,7 +307,7 @@ def _visible_lead(
     if body is None or headline is None:
         return ""
     scope = _scope_of(headline)
-    headline_text = _plain(title) or _plain(text_of(headline))
+    headlines = [h for h in (_plain(title), _plain(text_of(headline))) if h]
     in_body = {squash(p) for p in paragraphs}
     # The body's first paragraphs, as they may stand on the page with a dateline before them
     # or a sentence after them that extraction left out.
@@ -294,14 +329,16 @@ def _visible_lead(
             and not _excluded(element, scope, noise, _LEAD_SKIP_ALL, _LEAD_MEDIA_WORDS)
         ):
             text = _prose_of(element)
-            if 40 <= len(text) <= 1000 and not (headline_text and headline_text in _plain(text)):
+            if 40 <= len(text) <= 1000 and not any(h in _plain(text) for h in headlines):
                 return _with_siblings(element, text)
         if not _is_leaf_block(element):
             continue
         text = block_text(element)
         if not text:
             continue
-        if counted is None or counted not in element.iterancestors():
+        if len(text) >= _PROSE_LENGTH and (
+            counted is None or counted not in element.iterancestors()
+        ):
             blocks, counted = blocks + 1, element
         if len(text) >= 25 and (text in in_body or any(p in text or text in p for p in first)):
             break  # the body begins
@@ -309,8 +346,10 @@ def _visible_lead(
             blocks <= _POSITION_BLOCKS
             and len(positional) < _POSITION_MAX
             and not any(p in element.iterancestors() for p in positional)
-            and _positional(element, text, title)
-            and not _excluded(element, scope, noise, _POSITION_SKIP_TAGS, _POSITION_SKIP_WORDS)
+            and _positional(element, text, headlines)
+            and not _excluded(
+                element, scope, noise, _POSITION_SKIP_TAGS, _POSITION_SKIP_WORDS, boilerplate=True
+            )
         ):
             positional.append(element)
             texts.append(text)
