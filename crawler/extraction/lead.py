@@ -1,5 +1,10 @@
 """The lead (standfirst): as readers see it on the page, else as the metadata describes the
-article."""
+article.
+
+The standfirst is found generically: by its place (between the headline and the body) and by
+the names sites give it (standfirst, dek, intro, teaser, summary, …), never per site. The
+descriptions (JSON-LD, ``<meta>``) are read too: the fingerprint hashes them with the lead.
+"""
 
 from __future__ import annotations
 
@@ -294,13 +299,14 @@ def _visible_lead(
     title: str = "",
     paragraphs: Sequence[str] = (),
 ) -> str:
-    """The standfirst shown under the headline, before the body (``paragraphs``): in the
-    headline's block, an element named like a standfirst, else the blocks of prose among
-    the first few blocks of text after the headline (a second headline, then a paragraph:
-    both are what the reader sees there).
+    """The standfirst shown under the headline, before the body (``paragraphs``): an
+    element named like a standfirst, else the blocks of prose among the first few of that
+    length after the headline (a second headline, then a paragraph: both are what the reader
+    sees there), bylines, dates, captions, links and boilerplate left out.
 
-    The search runs in document order from the headline and stops where the body begins
-    (the first block whose text is a paragraph of the body).
+    The search runs in document order from the headline (:func:`_headline_of`), inside its
+    article or main element, and stops where the body begins (the first block whose text
+    is, or starts, a paragraph of the body).
     """
     body = tree.find("body")
     headline = _headline_of(body, title) if body is not None else None
