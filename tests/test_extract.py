@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
+from fixture_site import SEED_ARTICLE_ID, SEED_DISCLAIMER, FixtureSite
 
 from crawler.article import ExtractedArticle
 from crawler.extraction.extractor import extract
@@ -472,3 +474,18 @@ def test_a_listing_is_refused_and_the_reason_is_named() -> None:
         extract(
             page("tribunnews_listing.html"), "http://127.0.0.1/topic/konflik", profile=TRIBUNNEWS
         )
+
+
+def test_the_reference_sites_seed_article_read_by_the_generic_rules() -> None:
+    """The seed article as the fixture site serves it, read without its site profile: the
+    summary box is the lead with its blocks apart, and the editor's note is body text."""
+    with FixtureSite.reference_site() as site:
+        site.apply_seed_edit()
+        url = site.article_url(SEED_ARTICLE_ID)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            html = response.read()
+    article = extract(html, url, profile=GENERIC)
+    assert article.body.endswith(SEED_DISCLAIMER)
+    assert article.lead.startswith("Ringkasan Berita: ")
+    assert "rahasia. Diplomasi" in article.lead  # not "rahasia.Diplomasi"
+    assert not re.search(r"[a-z][.:][A-Z]", article.lead)

@@ -25,7 +25,6 @@ from crawler.extraction.text import (
     block_text,
     clean,
     first_of,
-    first_text,
     select_any,
     selected,
     squash,
@@ -394,7 +393,9 @@ def lead_of(
     """
     return (
         first_of(
-            lambda: first_text(selected(tree, profile.lead_selectors)),
+            lambda: next(
+                (t for t in map(block_text, selected(tree, profile.lead_selectors)) if t), ""
+            ),
             lambda: _visible_lead(tree, profile, title, paragraphs),
             lambda: (
                 next(iter(descriptions_of(ld, meta)), "") if description is None else description
