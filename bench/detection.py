@@ -34,6 +34,10 @@ that must alert:
   paragraph, in one of several languages → the body hash must change.
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
+- later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
+  links it), and a sentence inserted on page 2 only → the body hash of the pages read and
+  joined as a crawl does (``crawler.reading``: page 1 finds page 2 by its links) must change.
+  The naive hash watches page 1, the article's URL, which did not change.
 
 Kinds that must leave the fingerprint alone (each lands outside the expected body): navigation
 (link texts of nav/menus changed, a link added), related (a list of related headlines after
@@ -43,12 +47,22 @@ none), scripts (script nonces and inline script text, data-* attributes and clas
 changed), trending (a "Trending now" block of rotating headlines inside the article between two
 paragraphs), link-box (a paragraph inside the body that is a short label and one or two linked
 headlines, "Read also: …", in one of many languages and markups, rotated or inserted),
-identical (the same bytes fetched twice; a page that extraction refuses counts as a failure
-here, since it would never be tracked).
+template-rewrite (see below), identical (the same bytes fetched twice; a page that extraction
+refuses counts as a failure here, since it would never be tracked).
+
+template-rewrite is judged on one site's pages together (a :class:`Grouping`: fundus pages,
+every version, grouped by site as topicwatch learns templates per site, sites with 3 pages or
+more): a block as publishers put them in the article's container (a newsletter line, a "write
+to us" line, a "more on this topic" teaser, a photo credit) on every one of its pages, the
+site templates learned from them as recording learns them (``storage.templates``), then the
+block rewritten on one page at a time and judged by ``storage.changes.classify`` with those
+templates → no change. Its pairs are broken down by whether the block was learned as template,
+and whether the fingerprint alone (no templates) would alert.
 
 A kind is a :class:`Kind` in ``KINDS``: a name, whether it must alert (and through which
 fields), and a function from the page (:class:`Case`) to a :class:`Mutation`, or None when the
-page has nothing to mutate. A new kind is one more entry.
+page has nothing to mutate; or, for a kind that needs several pages of one publisher, a
+:class:`Grouping` hook instead. A new kind is one more entry.
 
 Targets, on the unseen publishers: edit and headline recall >= 99%, false alerts <= 1% per
 noise kind, 0% for identical.
@@ -76,11 +90,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lxml.html
 
-from bench.corpus import HALVES, CorpusMissingError, CorpusPage, aeb_pages, fundus_pages
+from bench.corpus import (
+    HALVES,
+    CorpusMissingError,
+    CorpusPage,
+    aeb_pages,
+    fundus_pages,
+)
 from crawler.article import Fingerprint
 from crawler.extraction.extractor import extract
 from crawler.extraction.parsing import ExtractionError
-from crawler.fingerprint import fingerprint
+from crawler.fingerprint import block_hashes, fingerprint
+from crawler.profiles import profile_for
+from crawler.reading import read_page, read_pages
+from storage.changes import PageRead, Previous, classify
+from storage.templates import site_of, templates_of_new_site
 
 _SKIP_TAGS = {"script", "style", "noscript", "template", "title", "head", "meta", "svg"}
 _WS = re.compile(r"\s+")
@@ -109,7 +133,8 @@ class PairResult:
 
     ``outcome`` is ``ok`` (alert when one was due, silence otherwise), ``fail`` or ``skipped``;
     ``naive_ok`` is the same verdict for the naive visible-text hash; ``half`` the half of
-    the publishers the page belongs to.
+    the publishers the page belongs to; ``facets`` the tags a kind gives its pairs for a
+    breakdown of its figures (:attr:`Kind.facets`).
     """
 
     corpus: str
@@ -119,6 +144,7 @@ class PairResult:
     naive_ok: bool
     detail: str = ""
     half: str = ""
+    facets: tuple[str, ...] = ()
 
 
 def _squash(text: str) -> str:
@@ -532,27 +558,59 @@ class Case:
     base: bytes
 
 
+Pages = tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True)
 class Mutation:
     """One pair: ``before`` (None: the page as serialised) and ``after``; ``encoding`` is
-    what extraction is told (None: it finds out, as for raw bytes off the wire)."""
+    what extraction is told (None: it finds out, as for raw bytes off the wire).
+
+    ``later_before`` and ``later_after`` are the later pages ((URL, HTML) each, in order) of
+    an article split over several pages, whose first page, at the corpus page's URL, is
+    ``before`` or ``after``: each side is then read as a crawl reads such an article
+    (:func:`_read_article`). The naive hash watches the first page, the article's URL."""
 
     after: bytes
     before: bytes | None = None
     detail: str = ""
     encoding: str | None = "utf-8"
+    later_before: Pages = ()
+    later_after: Pages = ()
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The hook of a kind judged on several pages of one publisher at once (site templates
+    are learned from a publisher's pages, so one page alone says nothing).
+
+    ``pages`` loads the corpus pages the kind needs; they are grouped by site as topicwatch
+    keeps templates per site (:func:`storage.templates.site_of`, the host: a publisher's
+    editions in several languages are several sites), which lies inside one registrable host
+    and so in one half; groups of fewer than ``min_pages`` pages are left out; ``judge`` gives
+    the pairs of one group."""
+
+    pages: Callable[[], list[CorpusPage]]
+    judge: Callable[[list[CorpusPage]], list[PairResult]]
+    min_pages: int = 3
 
 
 @dataclass(frozen=True)
 class Kind:
     """A mutation kind. ``fields``: those of which one must change (an edit), or empty for
     noise, which must leave the whole fingerprint alone. ``skip`` says why a page without
-    a place for the mutation is skipped."""
+    a place for the mutation is skipped.
+
+    ``make`` gives a page's pair; a kind judged on a publisher's pages together has none,
+    and a ``grouped`` hook instead. ``facets``: (tag, label) of the tags its pairs may carry,
+    each reported apart (pairs, their share, and the kind's rate among them)."""
 
     name: str
-    make: Callable[[Case], Mutation | None]
+    make: Callable[[Case], Mutation | None] | None
     fields: tuple[str, ...] = ()
     skip: str = ""
+    grouped: Grouping | None = None
+    facets: tuple[tuple[str, str], ...] = ()
 
     @property
     def must_alert(self) -> bool:
@@ -708,6 +766,215 @@ def _noise(kind: str) -> Callable[[Case], Mutation | None]:
     return make
 
 
+# -- later-page edit ----------------------------------------------------------------------------
+
+LATER_PAGE_KIND = "later-page-edit"
+
+
+def _later_page_edit(case: Case) -> Mutation | None:
+    """The page's article split in two pages as a CMS splits one (the first half of its
+    expected-body blocks on page 1, at the page's URL; the rest on page 2, at ``?page=2``;
+    numbered links "1 2" after the text of each, ``link rel=next`` on page 1), then a sentence
+    inserted on page 2 only. Both sides are read as a crawl reads them (:func:`_read_article`)."""
+    tree, page = case.tree, case.page
+    # Its own generator, so that the pairs of the kinds after it stay the ones they were.
+    rng = random.Random(f"{page.page_id}/{LATER_PAGE_KIND}")
+    nodes = _body_text_nodes(tree, page)
+    owners = [element if attr == "text" else element.getparent() for element, attr in nodes]
+    blocks = list(dict.fromkeys(owners))
+    blocks = [b for b in blocks if not any(a in blocks for a in b.iterancestors())]
+    if len(blocks) < 4:
+        return None
+    half = len(blocks) // 2
+    root = tree.getroottree()
+    paths = [root.getpath(block) for block in blocks]
+    later = [
+        (root.getpath(element), attr)
+        for (element, attr), owner in zip(nodes, owners, strict=True)
+        if any(owner is b or b in owner.iterancestors() for b in blocks[half:])
+    ]
+    if not later:
+        return None
+    edit_path, edit_attr = rng.choice(later)
+    url = page.url.split("#")[0]
+    second_url = f"{url}{'&' if '?' in url else '?'}page=2"
+
+    def render(second: bool, edited: bool) -> bytes:
+        doc = copy.deepcopy(tree)
+        found = [doc.xpath(path)[0] for path in paths]
+        if edited:
+            node = doc.xpath(edit_path)[0]
+            setattr(
+                node,
+                edit_attr,
+                (getattr(node, edit_attr) or "").rstrip() + _STANDFIRST_SENTENCE + " ",
+            )
+        keep, drop = (found[half:], found[:half]) if second else (found[:half], found[half:])
+        links = (
+            f'<a href="{html_lib.escape(url)}">1</a> 2'
+            if second
+            else f'1 <a href="{html_lib.escape(second_url)}">2</a>'
+        )
+        nav = lxml.html.fragment_fromstring(f'<div class="article-pages">{links}</div>')
+        nav.tail = keep[-1].tail
+        keep[-1].tail = None
+        keep[-1].addnext(nav)
+        for element in drop:
+            element.drop_tree()
+        head = doc.find("head")
+        if not second and head is not None:
+            head.append(lxml.html.fragment_fromstring(f'<link rel="next" href="{second_url}">'))
+        return _serialise(doc)
+
+    first = render(second=False, edited=False)
+    return Mutation(
+        first,
+        first,
+        later_before=((second_url, render(second=True, edited=False)),),
+        later_after=((second_url, render(second=True, edited=True)),),
+    )
+
+
+def _read_article(first: bytes, url: str, later: Pages) -> tuple[Fingerprint | None, str]:
+    """An article of several pages read as a crawl reads it (:mod:`crawler.reading`): its
+    first page, at ``url``, must lead to the next page by its links, and so on; the pages are
+    joined and fingerprinted. None and why when a page is not found or not read."""
+    profile = profile_for(url)
+    readings = [
+        read_page(
+            first, url, encoding="utf-8", profile=profile, ignore_patterns=(), find_whole=True
+        )
+    ]
+    for number, (page_url, html) in enumerate(later, start=2):
+        last = readings[-1]
+        if last.error:
+            return None, f"page {number - 1} not read: {last.error}"
+        if last.next_url != page_url:
+            found = last.whole_url or last.next_url
+            return None, f"page {number} not found from page {number - 1} (found {found})"
+        reading = read_page(
+            html,
+            page_url,
+            encoding="utf-8",
+            profile=profile,
+            ignore_patterns=(),
+            requested=url,
+            part=number,
+            first_url=url,
+        )
+        if reading.article is None:
+            return None, f"page {number} not read: {reading.error}"
+        readings.append(reading)
+    joined = read_pages(readings, ())
+    return (joined.fingerprint, "") if joined.fingerprint else (None, "no text")
+
+
+# -- template block rewrite ---------------------------------------------------------------------
+
+TEMPLATE_KIND = "template-rewrite"
+# Blocks publishers put inside the article container, each with a rewrite of it, and where it
+# stands: before the first paragraph, after the middle one, after the last one.
+_TEMPLATE_BLOCKS = (
+    (
+        "Sign up for our morning briefing: the day's most important stories in your inbox.",
+        "Sign up for our evening briefing: the day's most important stories in your inbox.",
+        "end",
+    ),
+    (
+        "Write to us at letters@publisher.example with your views on this story.",
+        "Write to the editors at editors@publisher.example with your views on this story.",
+        "end",
+    ),
+    (
+        "More on this topic: Parliament passes budget after marathon session",
+        "More on this topic: Airline cancels flights as strike begins",
+        "middle",
+    ),
+    ("Photo: Agency staff / The Publisher", "Photo: Staff photographer / The Publisher", "start"),
+)
+_TEMPLATE_FACETS = (
+    ("learned", "block learned as template"),
+    ("few", "not learned: in the body of fewer than 3 of its pages"),
+    ("dropped", "not learned: not in the extracted body at all"),
+    ("alone", "the fingerprint alone (no templates) alerts"),
+)
+
+
+def _with_block(page: CorpusPage, text: str, where: str) -> bytes | None:
+    """The page with ``text`` as a paragraph of the article's container at ``where``."""
+    tree = lxml.html.document_fromstring(page.read_html().decode("utf-8", errors="replace"))
+    anchor = _content_anchor(tree, page)
+    if anchor is None:
+        return None
+    _parent, paragraphs = anchor
+    block = lxml.html.fragment_fromstring(f"<p>{html_lib.escape(text)}</p>")
+    if where == "start":
+        paragraphs[0].addprevious(block)
+    else:
+        paragraphs[len(paragraphs) // 2 if where == "middle" else -1].addnext(block)
+    return _serialise(tree)
+
+
+def _read_with_block(page: CorpusPage, text: str, where: str) -> Fingerprint | None:
+    html = _with_block(page, text, where)
+    return None if html is None else _reading(html, page.url, "utf-8")[0]
+
+
+def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
+    """One site's pages: each template block on all of them, the templates learned from
+    them as recording learns them (:func:`storage.templates.templates_of_new_site`), then the
+    block rewritten on one page at a time and judged by :func:`storage.changes.classify`
+    with those templates → unchanged (no new version, no alert)."""
+    results: list[PairResult] = []
+    for text, rewrite, where in _TEMPLATE_BLOCKS:
+        before = [_read_with_block(p, text, where) for p in pages]
+        templates = templates_of_new_site(r.blocks for r in before if r is not None)
+        (block,) = block_hashes(text)
+        for page, old in zip(pages, before, strict=True):
+            new = _read_with_block(page, rewrite, where)
+            if old is None or new is None:
+                results.append(
+                    PairResult(
+                        page.corpus,
+                        page.page_id,
+                        TEMPLATE_KIND,
+                        "skipped",
+                        False,
+                        "no body on one side",
+                        page.half,
+                    )
+                )
+                continue
+            decision = classify(
+                Previous("live", old.digest, old.fields, current_blocks=old.blocks),
+                PageRead(page.url, new.digest, new.fields, blocks=new.blocks),
+                templates,
+            )
+            in_body = block in old.blocks
+            facet = "learned" if block in templates else "few" if in_body else "dropped"
+            alone = old.digest != new.digest
+            detail = (
+                f"{where} block {'in' if in_body else 'not in'} the body, "
+                f"{'template' if facet == 'learned' else 'not learned'}; "
+                f"fingerprint alone {'alerts' if alone else 'quiet'}"
+            )
+            if decision.kind != "unchanged":
+                detail += f"; changed: {','.join(decision.fields)}"
+            results.append(
+                PairResult(
+                    page.corpus,
+                    page.page_id,
+                    TEMPLATE_KIND,
+                    "ok" if decision.kind == "unchanged" else "fail",
+                    False,  # the page's visible text changed: a naive hash alerts
+                    detail,
+                    page.half,
+                    (facet, "alone") if alone else (facet,),
+                )
+            )
+    return results
+
+
 KINDS: list[Kind] = [
     Kind(
         "edit-sentence",
@@ -730,12 +997,25 @@ KINDS: list[Kind] = [
         ("title",),
         "headline not found in the page",
     ),
+    Kind(
+        LATER_PAGE_KIND,
+        _later_page_edit,
+        ("body",),
+        "fewer than 4 expected-body blocks to split over two pages",
+    ),
     *(
         Kind(name, _noise(name), skip=f"page has no {name} element")
         for name in ("navigation", "related", "footer", "caption", "comments", "scripts")
     ),
     Kind("trending", _noise("trending"), skip="no expected-body paragraph found"),
     Kind("link-box", _link_box, skip="no expected-body paragraph found"),
+    Kind(
+        TEMPLATE_KIND,
+        None,
+        skip="no body on one side",
+        grouped=Grouping(lambda: fundus_pages(newest_only=False), _template_rewrites),
+        facets=_TEMPLATE_FACETS,
+    ),
     Kind("identical", _identical),
 ]
 EDIT_KINDS = tuple(k.name for k in KINDS if k.must_alert and k.fields != ("title",))
@@ -743,8 +1023,13 @@ HEADLINE_KIND = "headline"
 NOISE_KINDS = tuple(k.name for k in KINDS if not k.must_alert)
 
 
-def _reading(html: bytes, url: str, encoding: str | None) -> tuple[Fingerprint | None, str]:
-    """The fingerprint of the page, or None and why extraction refused it."""
+def _reading(
+    html: bytes, url: str, encoding: str | None, later: Pages = ()
+) -> tuple[Fingerprint | None, str]:
+    """The fingerprint of the page (with ``later`` pages: of the article they and the page
+    make), or None and why extraction refused it."""
+    if later:
+        return _read_article(html, url, later)
     try:
         return fingerprint(extract(html, url, encoding=encoding)), ""
     except ExtractionError as exc:
@@ -771,8 +1056,8 @@ def evaluate_page(page: CorpusPage, kinds: tuple[str, ...] = ()) -> list[PairRes
         )
 
     for kind in KINDS:
-        if kinds and kind.name not in kinds:
-            continue
+        if kind.make is None or (kinds and kind.name not in kinds):
+            continue  # a kind judged on groups of pages is not made from one page
         mutation = kind.make(case)
         if mutation is None:
             results.append(
@@ -781,15 +1066,20 @@ def evaluate_page(page: CorpusPage, kinds: tuple[str, ...] = ()) -> list[PairRes
                 )
             )
             continue
-        if mutation.before is None or mutation.before == base:
+        if (mutation.before is None or mutation.before == base) and not mutation.later_before:
             (before_fp, refused), naive_before = base_reading, naive_base
         else:
-            before_fp, refused = _reading(mutation.before, page.url, mutation.encoding)
-            naive_before = _naive_hash(mutation.before)
-        after_fp, after_refused = _reading(mutation.after, page.url, mutation.encoding)
+            before_fp, refused = _reading(
+                mutation.before or base, page.url, mutation.encoding, mutation.later_before
+            )
+            naive_before = _naive_hash(mutation.before or base)
+        after_fp, after_refused = _reading(
+            mutation.after, page.url, mutation.encoding, mutation.later_after
+        )
         naive_changed = _naive_hash(mutation.after) != naive_before
         if before_fp is None or after_fp is None:
-            why = f"refused: {refused or after_refused}"
+            how = "not read as a whole" if mutation.later_after else "refused"
+            why = f"{how}: {refused or after_refused}"
             if kind.must_alert or kind.name == "identical":
                 result(kind.name, False, naive_changed == kind.must_alert, why)
             else:
@@ -813,31 +1103,52 @@ def _rate(ok: int, total: int) -> str:
     return f"{100 * ok / total:6.1f}%" if total else "    n/a"
 
 
-def _report(half: str, results: list[PairResult], worst: int) -> None:
-    """Per-kind figures of one half; for the tuning half, its failing pages too."""
+def _report(
+    half: str, results: list[PairResult], groups: dict[str, list[list[CorpusPage]]], worst: int
+) -> None:
+    """Per-kind figures of one half, with the facets of the kinds that have them; for the
+    tuning half, its failing pages too. ``groups``: the page groups of each grouped kind."""
     mine = [r for r in results if r.half == half]
-    seen = {(r.corpus, r.page_id) for r in mine}
+    grouped = {k.name for k in KINDS if k.grouped is not None}
+    seen = {(r.corpus, r.page_id) for r in mine if r.kind not in grouped}
     by_corpus = Counter(corpus for corpus, _page in seen)
     pages = len(seen)
     corpora = ", ".join(f"{n} {c}" for c, n in sorted(by_corpus.items()))
     print(f"\n{half} publishers: {pages} pages ({corpora})")
+    for kind in KINDS:
+        if kind.grouped is not None and kind.name in groups:
+            own = [g for g in groups[kind.name] if g[0].half == half]
+            print(
+                f"  {kind.name}: {len(own)} sites with {kind.grouped.min_pages} pages or "
+                f"more, {sum(len(g) for g in own)} pages"
+            )
     header = f"{'pair kind':<24} {'pairs':>6} {'skipped':>8} {'topicwatch':>11} {'naive hash':>11}"
     print(f"  {header}  target")
+    breakdowns: list[str] = []
     for kind in KINDS:
         rows = [r for r in mine if r.kind == kind.name]
         if not rows:
             continue
         done = [r for r in rows if r.outcome != "skipped"]
         skipped = len(rows) - len(done)
+
+        def rate(of: list[PairResult], kind: Kind = kind) -> str:
+            good = "ok" if kind.must_alert else "fail"
+            return _rate(sum(r.outcome == good for r in of), len(of))
+
         if kind.must_alert:
-            ours = _rate(sum(r.outcome == "ok" for r in done), len(done))
             naive = _rate(sum(r.naive_ok for r in done), len(done))
             label, target = f"{kind.name} (recall)", ">= 99%"
         else:
-            ours = _rate(sum(r.outcome == "fail" for r in done), len(done))
             naive = _rate(sum(not r.naive_ok for r in done), len(done))
             label, target = f"{kind.name} (false)", ("0%" if kind.name == "identical" else "<= 1%")
-        print(f"  {label:<24} {len(done):6d} {skipped:8d} {ours:>11} {naive:>11}  {target}")
+        print(f"  {label:<24} {len(done):6d} {skipped:8d} {rate(done):>11} {naive:>11}  {target}")
+        for tag, text in kind.facets:
+            tagged = [r for r in done if tag in r.facets]
+            breakdowns.append(
+                f"  {kind.name + ': ' + text:<72} {len(tagged):5d} "
+                f"{_rate(len(tagged), len(done)):>7} {rate(tagged):>11}"
+            )
     edits = [r for r in mine if r.kind in EDIT_KINDS and r.outcome != "skipped"]
     via_lead = sum(r.outcome == "ok" and r.detail.endswith("via lead") for r in edits)
     print(
@@ -845,6 +1156,9 @@ def _report(half: str, results: list[PairResult], worst: int) -> None:
         f"{_rate(sum(r.outcome == 'ok' for r in edits), len(edits)):>11}"
         f"   ({via_lead} seen in the lead field only)"
     )
+    if breakdowns:
+        print(f"  {'facets of a kind':<72} {'pairs':>5} {'share':>7} {'topicwatch':>11}")
+        print("\n".join(breakdowns))
     refused = {r.page_id for r in mine if r.detail.startswith("refused")}
     print(f"  pages refused by extraction: {len(refused)}")
     if half != "tuning":
@@ -869,10 +1183,33 @@ def _misses(results: list[PairResult], kind: str) -> None:
         print(f"  {r.corpus}/{r.page_id}: {r.detail[:200]}")
 
 
+def _groups(grouping: Grouping, half: str, limit: int) -> list[list[CorpusPage]]:
+    """The page groups of a grouped kind: its pages by site (of ``half``, or both), the
+    groups of ``grouping.min_pages`` pages or more, the first ``limit`` of them."""
+    by_host: dict[str, list[CorpusPage]] = defaultdict(list)
+    for page in grouping.pages():
+        if half in ("both", page.half):
+            by_host[site_of(page.url)].append(page)
+    found = [group for _host, group in sorted(by_host.items()) if len(group) >= grouping.min_pages]
+    return found[:limit] if limit else found
+
+
+def _judge_group(job: tuple[str, list[CorpusPage]]) -> list[PairResult]:
+    """The pairs of one group of pages of the grouped kind named ``job[0]``."""
+    name, group = job
+    (grouping,) = (k.grouped for k in KINDS if k.name == name and k.grouped is not None)
+    return grouping.judge(group)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0, help="only the first N pages per corpus")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="only the first N pages per corpus (and publishers, for template-rewrite)",
+    )
     parser.add_argument(
         "--all-versions",
         action="store_true",
@@ -905,19 +1242,29 @@ def main(argv: list[str] | None = None) -> int:
             "aeb": aeb_pages(),
             "fundus": fundus_pages(newest_only=not args.all_versions),
         }
+        chosen = [k for k in KINDS if not kinds or k.name in kinds]
+        groups = {
+            k.name: _groups(k.grouped, args.half, args.limit)
+            for k in chosen
+            if k.grouped is not None
+        }
     except CorpusMissingError as exc:
         print(f"SKIPPED: {exc}")
         return 0
     pages = [p for ps in corpora.values() for p in (ps[: args.limit] if args.limit else ps)]
     if args.half != "both":
         pages = [p for p in pages if p.half == args.half]
+    if all(k.make is None for k in chosen):
+        pages = []
+    jobs = [(name, group) for name, kind_groups in groups.items() for group in kind_groups]
     started = time.perf_counter()
     with Pool(args.workers) as pool:
         work = partial(evaluate_page, kinds=kinds)
         results = [r for rs in pool.imap(work, pages, chunksize=2) for r in rs]
+        results += [r for rs in pool.imap(_judge_group, jobs) for r in rs]
     for half in HALVES:
         if any(r.half == half for r in results):
-            _report(half, results, args.worst)
+            _report(half, results, groups, args.worst)
     for kind in (k for k in args.misses.split(",") if k):
         _misses(results, kind)
     print(
