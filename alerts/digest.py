@@ -43,6 +43,7 @@ __all__ = [
     "Part",
     "build_digest",
     "digest_subject",
+    "item_html",
     "message_id_for",
     "message_size",
     "one_line",
@@ -358,6 +359,11 @@ def render_html(
         "</html>",
     ]
     return "\n".join(out) + "\n"
+
+
+def item_html(item: DigestItem) -> str:
+    """One change as the digest's HTML shows it (every scraped text escaped)."""
+    return _html_item(item)
 
 
 def _html_item(item: DigestItem) -> str:

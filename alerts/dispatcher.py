@@ -14,6 +14,12 @@ topic, sends each digest, and records the outcome:
 - refused for good (a 5xx reply to the recipient or to the message): the rows are ``failed``
   at once, with the server's reply, since the same message would be refused again.
 
+**Channels.** A recipient that is a channel key (``notify:…``, see :mod:`alerts.channels`)
+gets, instead of an email, one short plain-text message per batch through Apprise, from the
+same rows: claimed, retried with backoff and failed after ``max_attempts`` the same way.
+Rows are grouped per recipient, so a channel that is down holds back only its own rows,
+never the email or another channel's.
+
 **Size.** A digest larger than ``max_digest_bytes`` goes out as several emails, each a digest
 of consecutive changes (oldest first) with a Message-ID of its own; a WARNING says so. Each
 part is claimed under a token of its own before the first is sent, so that a part whose
@@ -55,11 +61,12 @@ leaves ``pending`` only for ``sent`` or, after ``max_attempts``, ``failed``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -69,6 +76,15 @@ from sqlalchemy import ColumnElement, CursorResult, Result, and_, exists, func, 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
+from alerts.channels import (
+    CHANNEL_PREFIX,
+    Channel,
+    ChannelError,
+    channel_message,
+    is_channel,
+    send_to_channel,
+)
+from alerts.channels import limits as channel_limits
 from alerts.digest import (
     KINDS,
     MAX_DIGEST_BYTES,
@@ -85,7 +101,16 @@ from storage.db import chunks, read_session, write_transaction
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Installation, Topic
 from storage.spec import TopicSpec
 
-__all__ = ["AlertView", "DispatchReport", "Requeued", "dispatch", "list_alerts", "requeue_failed"]
+__all__ = [
+    "AlertView",
+    "DispatchReport",
+    "Requeued",
+    "change_items",
+    "dispatch",
+    "installation_token",
+    "list_alerts",
+    "requeue_failed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +219,14 @@ def dispatch(
     domain: str | None = None,
     time_limit: float | None = None,
     max_digest_bytes: int = MAX_DIGEST_BYTES,
+    channels: Mapping[str, Channel] | None = None,
 ) -> DispatchReport:
     """Send every due pending alert, one digest per recipient and topic.
+
+    A recipient that is a channel (:mod:`alerts.channels`) is sent a short plain-text
+    message through Apprise, found by its key in ``channels``; it needs no SMTP, and is
+    claimed, retried and given up on like an email. A channel whose key is no longer
+    configured counts a failed attempt.
 
     ``time_limit`` (seconds) bounds the call: no digest is begun after it, and the alerts of
     those not begun stay pending and due, for the next call.
@@ -218,17 +249,24 @@ def dispatch(
     if not groups:
         return report
     if smtp is None:
-        count = sum(groups.values())
-        report.deferred_alerts = count
-        logger.warning(
-            "SMTP is not configured: %d alert(s) stay pending; add an [smtp] section to the "
-            "configuration to send them",
-            count,
-        )
-        return report
-    lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
-    message_domain = domain or smtp.sender_address.domain or "localhost"
-    message_id_for("", message_domain)  # an invalid domain fails here, before any claim
+        mail = {group: count for group, count in groups.items() if not is_channel(group.recipient)}
+        if mail:
+            count = sum(mail.values())
+            report.deferred_alerts = count
+            logger.warning(
+                "SMTP is not configured: %d alert(s) stay pending; add an [smtp] section to "
+                "the configuration to send them",
+                count,
+            )
+            groups = {group: n for group, n in groups.items() if group not in mail}
+        if not groups:
+            return report
+        lease = timedelta(seconds=MIN_LEASE)
+        message_domain = domain or "localhost"
+    else:
+        lease = timedelta(seconds=max(MIN_LEASE, LEASE_TIMEOUTS * smtp.timeout))
+        message_domain = domain or smtp.sender_address.domain or "localhost"
+        message_id_for("", message_domain)  # an invalid domain fails here, before any claim
     installation = _installation_token(session_factory)
     started = time.monotonic()
     for number, group in enumerate(groups):
@@ -242,6 +280,20 @@ def dispatch(
                 left,
             )
             break
+        if is_channel(group.recipient):
+            _deliver_to_channel(
+                session_factory,
+                (channels or {}).get(group.recipient),
+                group,
+                now=moment,
+                lease=lease,
+                max_attempts=max_attempts,
+                backoff=backoff,
+                installation=installation,
+                report=report,
+            )
+            continue
+        assert smtp is not None  # mail groups are dropped above without SMTP
         _deliver(
             session_factory,
             smtp,
@@ -256,6 +308,11 @@ def dispatch(
             report=report,
         )
     return report
+
+
+def installation_token(session_factory: sessionmaker[Session]) -> str:
+    """The installation's random token (see :func:`_installation_token`)."""
+    return _installation_token(session_factory)
 
 
 def _installation_token(session_factory: sessionmaker[Session]) -> str:
@@ -560,6 +617,60 @@ def _deliver(
             return
 
 
+def _deliver_to_channel(
+    session_factory: sessionmaker[Session],
+    channel: Channel | None,
+    group: _Group,
+    *,
+    now: datetime,
+    lease: timedelta,
+    max_attempts: int,
+    backoff: float,
+    installation: str,
+    report: DispatchReport,
+) -> None:
+    """Send the group's due rows to a channel as one message (trimmed to the service's
+    limit), and record the outcome as for an email."""
+    token, ids = _claim(session_factory, group, now, lease)
+    if not ids:
+        return
+    outcome = _Outcome(session_factory, group.recipient, now, max_attempts, backoff, report)
+    try:
+        topic_name, topic_title, rows = _load(session_factory, group.topic_id, token)
+    except ValueError as exc:
+        outcome.topic = f"#{group.topic_id}"
+        outcome.failed(
+            token, f"Cannot build the message for {group.recipient}: {exc}", keep=None, final=True
+        )
+        return
+    outcome.topic = topic_name
+    if channel is None:
+        error = (
+            f"The channel {group.recipient} is no longer in the configuration (notify, "
+            "notify_env or alerts.notify)"
+        )
+        outcome.failed(token, error, keep=None, final=False)
+        return
+    digest = _Digest(group, installation, topic_name, topic_title, "", "", now)
+    key = hashlib.sha256(digest.key(rows).encode("utf-8")).hexdigest()[:32]
+    try:
+        url = channel.resolve()
+        body_limit, title_limit = channel_limits(url, group.recipient)
+        title, body = channel_message(
+            topic_title, [row.item for row in rows], body_limit=body_limit, title_limit=title_limit
+        )
+        send_to_channel(url, group.recipient, title, body)
+    except ChannelError as exc:
+        outcome.failed(token, str(exc), keep=None, final=exc.permanent)
+        return
+    except Exception as exc:
+        logger.exception("Sending to the channel %s failed", group.recipient)
+        error = f"Sending to the channel failed: {type(exc).__name__}: {exc}"
+        outcome.failed(token, error, keep=None, final=False)
+        return
+    outcome.sent(token, f"{CHANNEL_PREFIX}{key}", len(ids), "sent")
+
+
 def _claim_parts(
     session_factory: sessionmaker[Session],
     token: str,
@@ -758,29 +869,35 @@ def _load(
             .where(Alert.message_id == token, Alert.status == "pending")
             .order_by(Change.detected_at, Change.id)
         ).all()
-        wanted = {
-            (change.article_id, version)
-            for change, *_ in rows
-            for version in (change.from_version, change.to_version)
-            if version is not None
-        }
-        versions: dict[tuple[int, int], ArticleVersion] = {}
-        if wanted:
-            query = (
-                select(ArticleVersion)
-                .options(defer(ArticleVersion.raw_html))
-                .where(
-                    ArticleVersion.article_id.in_({a for a, _ in wanted}),
-                    ArticleVersion.version.in_({v for _, v in wanted}),
-                )
-            )
-            for version in session.scalars(query):
-                versions[(version.article_id, version.version)] = version
+        items = change_items(session, [(change, url) for change, url, _, _ in rows])
         claimed = [
-            _Row(alert_id, created_at, _item(change, url, versions))
-            for change, url, alert_id, created_at in rows
+            _Row(alert_id, created_at, item)
+            for (_, _, alert_id, created_at), item in zip(rows, items, strict=True)
         ]
         return topic.name, title, claimed
+
+
+def change_items(session: Session, changes: Sequence[tuple[Change, str]]) -> list[DigestItem]:
+    """Each change (with its article's URL) as a digest item, with the versions it joins."""
+    wanted = {
+        (change.article_id, version)
+        for change, _ in changes
+        for version in (change.from_version, change.to_version)
+        if version is not None
+    }
+    versions: dict[tuple[int, int], ArticleVersion] = {}
+    if wanted:
+        query = (
+            select(ArticleVersion)
+            .options(defer(ArticleVersion.raw_html))
+            .where(
+                ArticleVersion.article_id.in_({a for a, _ in wanted}),
+                ArticleVersion.version.in_({v for _, v in wanted}),
+            )
+        )
+        for version in session.scalars(query):
+            versions[(version.article_id, version.version)] = version
+    return [_item(change, url, versions) for change, url in changes]
 
 
 def _item(change: Change, url: str, versions: dict[tuple[int, int], ArticleVersion]) -> DigestItem:

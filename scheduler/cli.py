@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels import Channel, ChannelError, send_to_channel
 from alerts.diff import diff_text, has_changes, word_diff
 from alerts.dispatcher import (
     VIEW_STATUSES,
@@ -278,6 +279,19 @@ def cmd_crawl(ctx: Context) -> int:
             _print_line({"logger": RUN_EVENT, **outcome.summary_fields()})
         else:
             print(outcome.summary())
+        if smtp is not None or config.channels:
+            report = dispatch(
+                sessions,
+                smtp,
+                max_attempts=config.alerts.max_attempts,
+                backoff=config.alerts.retry_backoff,
+                max_digest_bytes=config.alerts.max_digest_bytes,
+                channels=config.channels,
+            )
+            if as_json:
+                _print_line({"logger": "topicwatch.alerts", **_dispatch_fields(report)})
+            else:
+                print(_dispatch_line(report))
         if smtp is None:
             pending = len(list_alerts(sessions, "pending", limit=100_000))
             print(
@@ -285,18 +299,6 @@ def cmd_crawl(ctx: Context) -> int:
                 + (f"; {pending} alert(s) wait, pending" if pending else ""),
                 file=sys.stderr,
             )
-        else:
-            report = dispatch(
-                sessions,
-                smtp,
-                max_attempts=config.alerts.max_attempts,
-                backoff=config.alerts.retry_backoff,
-                max_digest_bytes=config.alerts.max_digest_bytes,
-            )
-            if as_json:
-                _print_line({"logger": "topicwatch.alerts", **_dispatch_fields(report)})
-            else:
-                print(_dispatch_line(report))
     return 0 if outcome.succeeded else 1
 
 
@@ -524,10 +526,10 @@ def cmd_alerts(ctx: Context) -> int:
 
 
 def cmd_alerts_send(ctx: Context) -> int:
-    """Send the pending alerts that are due now, as digest emails."""
+    """Send the pending alerts that are due now, as digest emails and channel messages."""
     config = ctx.config
     smtp = config.smtp_settings()
-    if smtp is None:
+    if smtp is None and not config.channels:
         raise CommandError(f"{config.path} has no [smtp] section, so alerts cannot be sent")
     init_sentry("cli")
     with ctx.database() as sessions:
@@ -537,6 +539,7 @@ def cmd_alerts_send(ctx: Context) -> int:
             max_attempts=config.alerts.max_attempts,
             backoff=config.alerts.retry_backoff,
             max_digest_bytes=config.alerts.max_digest_bytes,
+            channels=config.channels,
         )
     print(_dispatch_line(report))
     for error in report.errors:
@@ -579,6 +582,44 @@ def cmd_test_email(ctx: Context) -> int:
     reply = send_test_email(smtp, ctx.args.address)
     print(f"Sent a test email to {ctx.args.address} through {smtp.server}: {reply}")
     return 0
+
+
+def cmd_test_notify(ctx: Context) -> int:
+    """Send a test message to an Apprise URL, or to every channel the configuration names."""
+    config = ctx.config
+    if ctx.args.url:
+        targets = [Channel(url=_apprise_url_argument(ctx.args.url))]
+    else:
+        targets = list(config.channels.values())
+        if not targets:
+            raise CommandError(
+                f"{config.path} names no channel (notify, notify_env or alerts.notify); "
+                "give an Apprise URL to test one"
+            )
+    failures = 0
+    for channel in targets:
+        shown = (
+            channel.key if ctx.args.url is None else f"the URL {ctx.args.url.split('://')[0]}://…"
+        )
+        try:
+            send_to_channel(
+                channel.resolve(),
+                channel.key,
+                "topicwatch test message",
+                f"This is a test message from topicwatch ({config.path}): the channel works.",
+            )
+        except ChannelError as exc:
+            failures += 1
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            continue
+        print(f"Sent a test message to {shown}")
+    return 1 if failures else 0
+
+
+def _apprise_url_argument(url: str) -> str:
+    if "://" not in url:
+        raise CommandError('expected an Apprise URL like "slack://…" or "json://host/path"')
+    return url
 
 
 def cmd_topics(ctx: Context) -> int:
@@ -874,6 +915,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     test_email = _command(commands, "test-email", cmd_test_email)
     test_email.add_argument("address", metavar="ADDRESS", help="where to send the test email")
+
+    test_notify = _command(commands, "test-notify", cmd_test_notify)
+    test_notify.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="an Apprise URL to send to (default: every channel of the configuration)",
+    )
 
     topics = _command(commands, "topics", cmd_topics)
     topics.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 
+from alerts.channels import Channel
 from alerts.digest import MAX_DIGEST_BYTES
 from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
@@ -202,6 +203,16 @@ def _environment_variable(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"expected the name of an environment variable, got {_show(name)}")
     return name
+
+
+def _apprise_url(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) or not rest:
+        raise ValueError(
+            'expected an Apprise URL like "slack://…" or "json://host/path", got '
+            f"{_show(scheme + separator + '…' if separator else '…')}"
+        )
+    return url
 
 
 def _sender(sender: str) -> str:
@@ -395,6 +406,20 @@ class AlertsConfig:
         MAX_DIGEST_BYTES,
         check=_digest_cap,
     )
+    notify: tuple[str, ...] = config_key(
+        "list of URLs",
+        "Apprise URLs (slack://…, tgram://…, json://…) told of the changes of every topic "
+        "that sets neither notify nor notify_env.",
+        (),
+        check=_apprise_url,
+    )
+    notify_env: tuple[str, ...] = config_key(
+        "list of strings",
+        "Names of environment variables that each hold an Apprise URL, told like notify: "
+        "for URLs whose tokens should not be in the file.",
+        (),
+        check=_environment_variable,
+    )
 
 
 @dataclass(frozen=True)
@@ -480,9 +505,26 @@ class TopicTable:
     )
     alert_on: tuple[str, ...] = config_key(
         "list of strings",
-        "Which changes are emailed: new, updated, removed, restored.",
+        "Which changes are sent, by email and to channels: new, updated, removed, restored.",
         _TOPIC_DEFAULTS["alert_on"],
         choices=CHANGE_KINDS,
+    )
+    notify: tuple[str, ...] | None = config_key(
+        "list of URLs",
+        "Apprise URLs (slack://…, tgram://…, ntfy://…, json://…) told of this topic's "
+        "changes; default: alerts.notify (unless notify_env is given).",
+        None,
+        check=_apprise_url,
+        shown_default="",
+    )
+    notify_env: tuple[str, ...] | None = config_key(
+        "list of strings",
+        "Names of environment variables that each hold an Apprise URL for this topic, for "
+        "URLs whose tokens should not be in the file; default: alerts.notify_env (unless "
+        "notify is given).",
+        None,
+        check=_environment_variable,
+        shown_default="",
     )
     profile: str | None = config_key(
         "string",
@@ -583,6 +625,8 @@ class Config:
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
     topics: tuple[TopicSpec, ...] = ()
+    # Every channel that a topic or alerts.notify names, by key (alerts.channels).
+    channels: Mapping[str, Channel] = field(default_factory=dict)
     # Whether TOPICWATCH_DATABASE_URL gave the database, not the file.
     database_from_env: bool = False
 
@@ -611,10 +655,11 @@ class Config:
 
     def secret_variables(self) -> tuple[str, ...]:
         """The environment variables that hold this configuration's secrets (the SMTP
-        password's): crawl processes are not given them."""
-        if self.smtp is None or self.smtp.password_env is None:
-            return ()
-        return (self.smtp.password_env,)
+        password and the channels' URLs of notify_env): crawl processes are not given them."""
+        names = [channel.env for channel in self.channels.values() if channel.env is not None]
+        if self.smtp is not None and self.smtp.password_env is not None:
+            names.insert(0, self.smtp.password_env)
+        return tuple(dict.fromkeys(names))
 
     def smtp_settings(self) -> SmtpSettings | None:
         """The SMTP settings, or None when the file has no ``[smtp]`` section.
@@ -805,6 +850,8 @@ class _Loader:
         self.path = path
         self.env = env
         self.errors: list[str] = []
+        self.default_channels: tuple[Channel, ...] = ()
+        self.channels: dict[str, Channel] = {}
 
     def section(self, build: Callable[[], T], default: T) -> T:
         """``build()``, or ``default`` when it failed (its errors are noted)."""
@@ -835,19 +882,24 @@ class _Loader:
                     str(self.error(name, f"unknown section{hint} (known: {', '.join(SECTIONS)})"))
                 )
         crawl = self.section(lambda: CrawlConfig(**self.values(data, "crawl")), CrawlConfig())
+        alerts = self.section(lambda: AlertsConfig(**self.values(data, "alerts")), AlertsConfig())
+        self.default_channels = _channels(alerts.notify, alerts.notify_env)
+        for channel in self.default_channels:
+            self.channels[channel.key] = channel
+        no_topics: tuple[TopicSpec, ...] = ()
+        topics = self.section(lambda: self.topics(data.get("topic", []), crawl), no_topics)
         config = Config(
             path=self.path,
             database_from_env=bool(self.env.get(DATABASE_URL_ENV, "").strip()),
             database=self.section(lambda: self.database(data), DatabaseConfig()),
             smtp=self.section(lambda: self.smtp(data), None),
             crawl=crawl,
-            alerts=self.section(
-                lambda: AlertsConfig(**self.values(data, "alerts")), AlertsConfig()
-            ),
+            alerts=alerts,
             logging=self.section(
                 lambda: LoggingConfig(**self.values(data, "logging")), LoggingConfig()
             ),
-            topics=self.section(lambda: self.topics(data.get("topic", []), crawl), ()),
+            topics=topics,
+            channels=self.channels,
         )
         if self.errors:
             raise ConfigError(*self.errors)
@@ -920,6 +972,12 @@ class _Loader:
         if not given.sources:
             raise table.error("sources", "expected at least one http(s) URL")
         every = None if given.cron is not None else given.every
+        if given.notify is None and given.notify_env is None:
+            channels = self.default_channels
+        else:
+            channels = _channels(given.notify or (), given.notify_env or ())
+        for channel in channels:
+            self.channels[channel.key] = channel
         jitter = given.jitter
         if jitter is None:
             jitter = _JITTER_AT_MOST if every is None else min(_JITTER_AT_MOST, every / 4)
@@ -933,6 +991,7 @@ class _Loader:
             ignore_patterns=given.ignore_patterns,
             alert_to=given.alert_to,
             alert_on=given.alert_on,
+            notify=tuple(channel.key for channel in channels),
             every=every,
             cron=given.cron,
             jitter=jitter,
@@ -940,3 +999,9 @@ class _Loader:
             allow_private_addresses=given.allow_private_addresses,
             crawl=crawl.settings(obey_robots=given.obey_robots),
         )
+
+
+def _channels(urls: Sequence[str], variables: Sequence[str]) -> tuple[Channel, ...]:
+    """The channels of a notify and a notify_env list, each once."""
+    made = [Channel(url=url) for url in urls] + [Channel(env=name) for name in variables]
+    return tuple({channel.key: channel for channel in made}.values())

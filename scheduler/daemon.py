@@ -660,8 +660,8 @@ class Daemon:
 
     async def dispatch(self) -> None:
         """Send the pending alerts that are due, within ``dispatch_time_limit``; never raises."""
-        if self.sessions is None or self.smtp is None:
-            return  # without SMTP, alerts stay pending; start-up said so once
+        if self.sessions is None or (self.smtp is None and not self.config.channels):
+            return  # without SMTP or channels, alerts stay pending; start-up said so once
         alerts = self.config.alerts
         try:
             async with self.dispatch_lock:
@@ -673,6 +673,7 @@ class Daemon:
                     backoff=alerts.retry_backoff,
                     time_limit=alerts.dispatch_time_limit,
                     max_digest_bytes=alerts.max_digest_bytes,
+                    channels=self.config.channels,
                 )
         except DATABASE_ERRORS as exc:  # one line a try while the database is away
             logger.error("Sending alerts failed: the database failed: %s", describe_error(exc))

@@ -121,6 +121,7 @@ class TopicSpec:
     ignore_patterns: tuple[str, ...] = ()
     alert_to: tuple[str, ...] = ()
     alert_on: tuple[str, ...] = ("new", "updated", "removed")
+    notify: tuple[str, ...] = ()  # keys of the channels told (alerts.channels), not their URLs
     every: float | None = 900.0
     cron: str | None = None
     jitter: float = 0.0
@@ -138,15 +139,15 @@ class TopicSpec:
         for removed in REMOVED_CRAWL_SETTINGS:
             stored_crawl.pop(removed, None)
         crawl = CrawlSettings(**stored_crawl)
-        for key in ("sources", "keywords", "ignore_patterns", "alert_to", "alert_on"):
+        for key in ("sources", "keywords", "ignore_patterns", "alert_to", "alert_on", "notify"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(crawl=crawl, **data)
 
     def alerts_for(self, kind: str) -> tuple[str, ...]:
-        """Recipients of an alert for a change of this kind.
+        """Recipients of an alert for a change of this kind: email addresses and channel keys.
 
         A restore is the undoing of a removal, so whoever is told of removals hears of it too.
         """
         wanted = {kind, "removed"} if kind == "restored" else {kind}
-        return self.alert_to if wanted & set(self.alert_on) else ()
+        return (*self.alert_to, *self.notify) if wanted & set(self.alert_on) else ()

@@ -76,6 +76,7 @@ def test_the_commands_are_all_there() -> None:
         "alerts send",
         "alerts retry",
         "test-email",
+        "test-notify",
         "topics",
         "changes",
         "show",
