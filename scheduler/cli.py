@@ -33,6 +33,7 @@ from alerts.dispatcher import (
     list_alerts,
     requeue_failed,
 )
+from alerts.feed import DEFAULT_ENTRIES, build_feed
 from alerts.smtp import DeliveryError, send_test_email
 from crawler.observability import (
     PROGRESS_ENV,
@@ -584,6 +585,29 @@ def cmd_test_email(ctx: Context) -> int:
     return 0
 
 
+def cmd_feed(ctx: Context) -> int:
+    """Write the Atom feed of the changes of a topic, or of all topics: one entry per change."""
+    args = ctx.args
+    if args.limit < 1:
+        raise CommandError(f"--limit must be at least 1, not {args.limit}")
+    with ctx.database() as sessions:
+        ctx.check_topic(sessions, args.topic)
+        data = build_feed(sessions, args.topic, limit=args.limit)
+    if args.output is None or args.output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    target = Path(args.output)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(target)  # readers never see half a feed
+    except OSError as exc:
+        raise CommandError(f"Cannot write the feed to {target}: {exc.strerror}") from None
+    return 0
+
+
 def cmd_test_notify(ctx: Context) -> int:
     """Send a test message to an Apprise URL, or to every channel the configuration names."""
     config = ctx.config
@@ -915,6 +939,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     test_email = _command(commands, "test-email", cmd_test_email)
     test_email.add_argument("address", metavar="ADDRESS", help="where to send the test email")
+
+    feed = _command(commands, "feed", cmd_feed)
+    feed.add_argument(
+        "topic", nargs="?", metavar="TOPIC", help="only this topic's changes (default: all)"
+    )
+    feed.add_argument(
+        "-o", "--output", metavar="FILE", help="write the feed to FILE (default: stdout)"
+    )
+    feed.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_ENTRIES,
+        help=f"the newest this many changes (default {DEFAULT_ENTRIES})",
+    )
 
     test_notify = _command(commands, "test-notify", cmd_test_notify)
     test_notify.add_argument(

@@ -77,6 +77,7 @@ def test_the_commands_are_all_there() -> None:
         "alerts retry",
         "test-email",
         "test-notify",
+        "feed",
         "topics",
         "changes",
         "show",
