@@ -1,7 +1,8 @@
 """Change alerts end to end: a crawl of the local site, digests through a real SMTP server.
 
 ``topicwatch crawl`` records the changes and then sends the pending alerts; the aiosmtpd
-server on 127.0.0.1 receives them, and the test reads the emails as a recipient would.
+server on 127.0.0.1 receives them, and the test reads the emails as a recipient would. A
+webhook channel (Apprise ``json://`` to a local HTTP server) gets the same changes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from channel_server import ChannelServer, channel_server
 from fixture_site import REFERENCE_TOPIC, REFERENCE_TOPIC_TITLE, SEED_ARTICLE_ID, FixtureSite
 from mailserver import MailServer, mail_server
 from sqlalchemy import select
@@ -39,8 +41,14 @@ timeout = "5s"
 """
 
 
+@pytest.fixture
+def hooks() -> Iterator[ChannelServer]:
+    with channel_server() as server:
+        yield server
+
+
 def test_one_digest_per_recipient_with_titles_links_and_the_diff(
-    db_url: str, tmp_path: Path, smtp: MailServer
+    db_url: str, tmp_path: Path, smtp: MailServer, hooks: ChannelServer
 ) -> None:
     with FixtureSite.reference_site() as site:
         site.start()
@@ -52,6 +60,7 @@ def test_one_digest_per_recipient_with_titles_links_and_the_diff(
             db_url,
             [site.listing_url(REFERENCE_TOPIC)],
             alert_to=repr(RECIPIENTS).replace("'", '"'),
+            notify=f'["{hooks.url("json", "desk")}"]',
         )
         config.write_text(
             config.read_text().replace("\n[[topic]]", smtp_section(smtp) + "\n[[topic]]")
@@ -95,6 +104,15 @@ def test_one_digest_per_recipient_with_titles_links_and_the_diff(
                 assert "Gedung Putih" in inserted
                 assert "{+Artikel ini telah diperbarui" in flat_text
 
+            # The channel got one short message per run, with each title and link.
+            first_hook, second_hook = (got.json() for got in hooks.at("desk"))
+            assert first_hook["title"] == f"{REFERENCE_TOPIC_TITLE}: 1 new"
+            assert second_hook["title"] == f"{REFERENCE_TOPIC_TITLE}: 2 new, 1 updated"
+            for article_id in [*fresh, SEED_ARTICLE_ID]:
+                assert site.article_url(article_id) in second_hook["message"]
+                assert site.article(article_id).title in second_hook["message"]
+            assert "{+Artikel ini telah diperbarui" in second_hook["message"]
+
             with crawl.sessions() as session:
                 statuses = set(session.scalars(select(Alert.status)))
             assert statuses == {"sent"}
@@ -102,5 +120,6 @@ def test_one_digest_per_recipient_with_titles_links_and_the_diff(
             before = len(smtp.received)
             crawl.run()
             assert len(smtp.received) == before
+            assert len(hooks.at("desk")) == 2
         finally:
             crawl.close()
