@@ -21,11 +21,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import apprise
+from typing import TYPE_CHECKING
 
 from alerts.diff import diff_text, has_changes, word_diff
 from alerts.digest import KINDS, DigestItem, one_line
+
+if TYPE_CHECKING:
+    from apprise.plugins import NotifyBase
 
 __all__ = [
     "CHANNEL_PREFIX",
@@ -35,6 +37,7 @@ __all__ = [
     "is_channel",
     "limits",
     "send_to_channel",
+    "understood",
 ]
 
 CHANNEL_PREFIX = "notify:"
@@ -90,7 +93,16 @@ class Channel:
         return value
 
 
-def _service(url: str, key: str) -> apprise.plugins.NotifyBase:
+def understood(url: str) -> bool:
+    """Whether Apprise knows the service of ``url`` and can read its parts."""
+    import apprise  # imported when a channel is used: it takes a while to load
+
+    return apprise.Apprise.instantiate(url) is not None
+
+
+def _service(url: str, key: str) -> NotifyBase:
+    import apprise
+
     service = apprise.Apprise.instantiate(url)
     if service is None:
         raise ChannelError(
@@ -162,6 +174,8 @@ def _block(item: DigestItem, *, diff: bool = True) -> str:
 
 def send_to_channel(url: str, key: str, title: str, body: str) -> None:
     """Send one plain-text message; raises :class:`ChannelError` with the service's reason."""
+    import apprise
+
     service = _service(url, key)
     capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
     with capture as captured:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 
-from alerts.channels import Channel
+from alerts.channels import Channel, understood
 from alerts.digest import MAX_DIGEST_BYTES
 from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
@@ -211,6 +211,12 @@ def _apprise_url(url: str) -> str:
         raise ValueError(
             'expected an Apprise URL like "slack://…" or "json://host/path", got '
             f"{_show(scheme + separator + '…' if separator else '…')}"
+        )
+    if not understood(url):
+        # The URL is not shown: its path may hold the service's tokens.
+        raise ValueError(
+            f"Apprise does not know this {scheme}://… URL or cannot read its parts; see "
+            "https://appriseit.com/services/ for the URLs of each service"
         )
     return url
 

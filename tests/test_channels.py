@@ -330,6 +330,11 @@ notify = []
     assert config.secret_variables() == ("TOPICWATCH_SLACK",)
     assert own.alerts_for("new") == own.notify
 
+    with pytest.raises(ConfigError, match="Apprise does not know this nosuch://… URL") as caught:
+        parse_config(
+            '[alerts]\nnotify = ["nosuch://host/secret-token"]\n', tmp_path / "tw.toml", env={}
+        )
+    assert "secret-token" not in str(caught.value)
     with pytest.raises(ConfigError, match=r"topic\[0\]\.notify\[0\]: expected an Apprise URL"):
         parse_config(
             '[[topic]]\nname = "a"\nsources = ["https://n.example/"]\nnotify = ["desk"]\n',
