@@ -128,6 +128,7 @@ FAULT_KINDS = (
     "windows1252",
     "malformed",
     "reset",
+    "botwall",
 )
 LAYOUTS = ("p2030", "lsi", "wordpress")
 
@@ -1548,6 +1549,26 @@ class _Renderer:
 # -- faults -----------------------------------------------------------------------------------
 
 
+def _bot_wall(code: int, service: str) -> _Response:
+    """The challenge page a bot-protection service answers a crawler with."""
+    if service == "cloudflare":
+        page = (
+            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
+            '<script src="/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1"></script>'
+            "</body></html>"
+        )
+        headers = {"cf-mitigated": "challenge", "Server": "cloudflare"}
+    elif service == "datadome":
+        page = (
+            '<html><body><script src="https://ct.captcha-delivery.com/c.js"></script></body></html>'
+        )
+        headers = {"X-DataDome": "protected"}
+    else:  # a captcha of a service that does not name itself
+        page = '<html><body><div class="g-recaptcha" data-sitekey="x"></div></body></html>'
+        headers = {}
+    return _Response(code, page.encode(), headers=headers, validators=False)
+
+
 def _png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(kind + data) & 0xFFFFFFFF
@@ -2270,7 +2291,9 @@ class FixtureSite:
         (``code=500``, ``retry_after=None``), ``redirect_loop``, ``redirect_home``, ``pdf``,
         ``image``, ``huge`` (``mb=20``), ``windows1252`` (the page encoded cp1252 and declared
         so in its ``<meta charset>``; ``header_charset=True`` says it in the Content-Type too;
-        a path with no page gets a demo page with “ ” é €), ``malformed``, ``reset``.
+        a path with no page gets a demo page with “ ” é €), ``malformed``, ``reset``,
+        ``botwall`` (a bot-protection challenge page: ``code=403``, ``service="cloudflare"``,
+        ``"datadome"`` or ``"captcha"``).
         ``times`` limits the fault to that many requests.
         """
         if kind not in FAULT_KINDS:
@@ -2312,6 +2335,8 @@ class FixtureSite:
                 f"<html><body><h1>{code}</h1><p>Permintaan tidak dapat dilayani.</p></body></html>"
             )
             return _Response(code, page.encode(), headers=headers, validators=False)
+        if kind == "botwall":
+            return _bot_wall(int(opts.get("code", 403)), str(opts.get("service", "cloudflare")))
         if kind == "redirect_loop":
             target = path if query.get("loop") else f"{path}?loop=1"
             return _Response(

@@ -53,6 +53,7 @@ from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
 from crawler.addresses import AddressRefused
+from crawler.botwall import bot_wall_reason
 from crawler.discover import discover, matches_keywords
 from crawler.extraction.multipage import page_number
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
@@ -448,7 +449,8 @@ class TopicSpider(scrapy.Spider):
         part = len(fetch.readings) + 1
         what = "the view of the whole article" if fetch.whole else f"page {part} of the article"
         if response.status != 200 or not isinstance(response, TextResponse):
-            self.run.fail(fetch.url, f"{what} ({response.url}) answered HTTP {response.status}")
+            answer = _bot_wall(response) or f"answered HTTP {response.status}"
+            self.run.fail(fetch.url, f"{what} ({response.url}) {answer}")
             return None
         if not is_web_page(response):
             self.run.fail(fetch.url, f"{what} ({response.url}) is not a web page")
@@ -639,16 +641,30 @@ def is_refusal(failure: Failure) -> bool:
     if _is(failure, AddressRefused):
         return False
     if _is(failure, HttpError):
-        return failure.value.response.status in (401, 403)  # type: ignore[union-attr]
+        response: Response = failure.value.response  # type: ignore[union-attr]
+        return response.status in (401, 403) or _bot_wall(response) is not None
     return _is(failure, IgnoreRequest) and "robots.txt" in str(failure.value)
+
+
+def _bot_wall(response: Response) -> str | None:
+    """The reason to give for a response that is a bot wall (:mod:`crawler.botwall`)."""
+
+    def headers() -> str:
+        return "\n".join(
+            f"{name.decode('latin-1')}: {value.decode('latin-1')}"
+            for name, values in response.headers.items()
+            for value in values
+        )
+
+    return bot_wall_reason(response.status, headers, response.body)
 
 
 def describe_failure(failure: Failure, timeout: float) -> str:
     """One short sentence saying why a request failed."""
     value = failure.value
     if _is(failure, HttpError):
-        status = value.response.status  # type: ignore[union-attr]
-        return f"HTTP {status}"
+        response: Response = value.response  # type: ignore[union-attr]
+        return _bot_wall(response) or f"HTTP {response.status}"
     if _is(failure, AddressRefused):
         return str(value)
     if _is(failure, IgnoreRequest):
