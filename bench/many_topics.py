@@ -329,6 +329,22 @@ def least_squares(xs: list[float], ys: list[float]) -> tuple[float, float] | Non
     return mean_y - slope * mean_x, slope
 
 
+def upgrade_with(code: Path, config: Path) -> None:
+    """Give the configured database the schema of the checkout ``code`` (its own
+    ``db upgrade``), so that another release's daemon runs on a schema it knows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--config", str(config), "db", "upgrade"],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"db upgrade of {code} failed:\n{done.stderr}")
+
+
 def measure(args: argparse.Namespace, kind: str, code: Path, workdir: Path) -> Result:
     every, jitter = parse_duration(args.every), parse_duration(args.jitter)
     result = Result(kind, str(code), args.topics, args.hosts, every, jitter)
@@ -337,9 +353,10 @@ def measure(args: argparse.Namespace, kind: str, code: Path, workdir: Path) -> R
         sites = build_sites(args.hosts, args.topics)
         for site in sites:
             stack.callback(site.close)
-        url = stack.enter_context(fresh_database(kind, workdir))
+        url = stack.enter_context(fresh_database(kind, workdir, upgraded=False))
         config = workdir / f"topicwatch-{kind}.toml"
         config.write_text(config_toml(url, topic_sources(sites), args), encoding="utf-8")
+        upgrade_with(code, config)
         log = workdir / f"daemon-{kind}.log"
         log.write_bytes(b"")
         daemon = Daemon(config, log, code)

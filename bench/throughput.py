@@ -421,8 +421,9 @@ def run_child(args: list[str], log: Path, *, profile: Path | None = None) -> dic
 
 
 @contextlib.contextmanager
-def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
-    """An empty database with topicwatch's schema, dropped afterwards."""
+def fresh_database(kind: str, workdir: Path, upgraded: bool = True) -> Iterator[str]:
+    """An empty database with topicwatch's schema (none when not ``upgraded``), dropped
+    afterwards."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
@@ -431,7 +432,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="db-", dir=workdir))
         url = f"sqlite:///{directory / 'topicwatch.db'}"
-        upgrade(url)
+        if upgraded:
+            upgrade(url)
         try:
             yield url
         finally:
@@ -445,7 +447,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         url = f"{POSTGRES_SERVER}/{name}"
-        upgrade(url)
+        if upgraded:
+            upgrade(url)
         yield url
     finally:
         with admin.connect() as connection:
