@@ -72,7 +72,17 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    and_,
+    case,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
@@ -96,9 +106,19 @@ from alerts.digest import (
     message_size,
     split_digest,
 )
+from alerts.health import HealthItem, build_health_email, health_text
 from alerts.smtp import DeliveryError, SmtpSettings, send
 from storage.db import chunks, read_session, write_transaction
-from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, Installation, Topic
+from storage.models import (
+    Alert,
+    Article,
+    ArticleVersion,
+    Change,
+    CrawlRun,
+    HealthEvent,
+    Installation,
+    Topic,
+)
 from storage.spec import TopicSpec
 
 __all__ = [
@@ -164,6 +184,7 @@ class _Group:
     recipient: str
     topic_id: int
     previous: str | None  # message_id the rows share: a dead claim or an ambiguous attempt
+    health: bool = False  # rows of health events (storage.health), not of changes
 
 
 @dataclass(frozen=True)
@@ -280,6 +301,21 @@ def dispatch(
                 left,
             )
             break
+        if group.health:
+            _deliver_health(
+                session_factory,
+                smtp,
+                (channels or {}).get(group.recipient),
+                group,
+                now=moment,
+                lease=lease,
+                max_attempts=max_attempts,
+                backoff=backoff,
+                domain=message_domain,
+                installation=installation,
+                report=report,
+            )
+            continue
         if is_channel(group.recipient):
             _deliver_to_channel(
                 session_factory,
@@ -477,7 +513,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
         .where(
             older.status == "pending",
             older.next_attempt_at > now,
-            older.change_id.not_in(running),
+            func.coalesce(older.change_id, 0).not_in(running),
         )
         .group_by(older.recipient, older.topic_id)
         .subquery("waiting")
@@ -490,7 +526,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return and_(
         Alert.status == "pending",
         Alert.next_attempt_at <= now,
-        Alert.change_id.not_in(running),
+        func.coalesce(Alert.change_id, 0).not_in(running),
         ~waiting_before,
     )
 
@@ -506,17 +542,25 @@ def _claimed(now: datetime) -> ColumnElement[bool]:
 def _due_groups(session_factory: sessionmaker[Session], now: datetime) -> dict[_Group, int]:
     """Each (recipient, topic, shared identity) with due rows, and how many rows it has;
     a recipient's groups for a topic oldest first."""
+    health = case((Alert.health_event_id.is_(None), 0), else_=1)
     query = (
-        select(Alert.recipient, Alert.topic_id, Alert.message_id, func.count(), func.min(Alert.id))
+        select(
+            Alert.recipient,
+            Alert.topic_id,
+            Alert.message_id,
+            health,
+            func.count(),
+            func.min(Alert.id),
+        )
         .where(_due(now))
-        .group_by(Alert.recipient, Alert.topic_id, Alert.message_id)
+        .group_by(Alert.recipient, Alert.topic_id, Alert.message_id, health)
         .order_by(Alert.topic_id, Alert.recipient, func.min(Alert.id))
     )
     with read_session(session_factory) as session:
         rows = session.execute(query).all()
     return {
-        _Group(recipient, topic_id, previous): count
-        for recipient, topic_id, previous, count, _ in rows
+        _Group(recipient, topic_id, previous, bool(of_health)): count
+        for recipient, topic_id, previous, of_health, count, _ in rows
     }
 
 
@@ -536,6 +580,9 @@ def _claim(
                 Alert.recipient == group.recipient,
                 Alert.topic_id == group.topic_id,
                 same,
+                func.coalesce(Alert.health_event_id, 0) > 0
+                if group.health
+                else func.coalesce(Alert.health_event_id, 0) == 0,
             )
             .values(message_id=token, next_attempt_at=now + lease)
             .execution_options(synchronize_session=False)
@@ -669,6 +716,92 @@ def _deliver_to_channel(
         outcome.failed(token, error, keep=None, final=False)
         return
     outcome.sent(token, f"{CHANNEL_PREFIX}{key}", len(ids), "sent")
+
+
+def _deliver_health(
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings | None,
+    channel: Channel | None,
+    group: _Group,
+    *,
+    now: datetime,
+    lease: timedelta,
+    max_attempts: int,
+    backoff: float,
+    domain: str,
+    installation: str,
+    report: DispatchReport,
+) -> None:
+    """Send the group's due health alerts (a topic broke or recovered) as one plain-text
+    message, by email or to a channel, and record the outcome as for a digest."""
+    token, ids = _claim(session_factory, group, now, lease)
+    if not ids:
+        return
+    outcome = _Outcome(session_factory, group.recipient, now, max_attempts, backoff, report)
+    with read_session(session_factory) as session:
+        topic = session.get_one(Topic, group.topic_id)
+        topic_name = topic.name
+        try:
+            topic_title = TopicSpec.from_json(topic.definition).title or topic_name
+        except (TypeError, ValueError, KeyError):
+            topic_title = topic_name
+        rows = [
+            (HealthItem(event.kind, event.reason, event.created_at), alert_id, created_at)
+            for event, alert_id, created_at in session.execute(
+                select(HealthEvent, Alert.id, Alert.created_at)
+                .join(Alert, Alert.health_event_id == HealthEvent.id)
+                .where(Alert.message_id == token, Alert.status == "pending")
+                .order_by(HealthEvent.created_at, HealthEvent.id)
+            )
+        ]
+    outcome.topic = topic_name
+    items = [item for item, _, _ in rows]
+    if not items:
+        return
+    title, body = health_text(topic_title, topic_name, items)
+    alerts = ",".join(
+        f"{alert_id}@{at.isoformat()}" for _, alert_id, at in sorted(rows, key=lambda r: r[1])
+    )
+    key = f"{installation}|{group.recipient}|{group.topic_id}|health|{alerts}"
+    if not is_channel(group.recipient):
+        if smtp is None:  # mail groups are dropped before without SMTP
+            return
+        try:
+            message = build_health_email(
+                title=title,
+                body=body,
+                topic_name=topic_name,
+                recipient=group.recipient,
+                sender=smtp.sender,
+                key=key,
+                domain=domain,
+                date=now,
+            )
+        except ValueError as exc:
+            error = f"Cannot build the health alert for {group.recipient}: {exc}"
+            outcome.failed(token, error, keep=None, final=True)
+            return
+        _send_part(smtp, message, token, len(ids), outcome)
+        return
+    if channel is None:
+        error = (
+            f"The channel {group.recipient} is no longer in the configuration (notify, "
+            "notify_env, health_to or alerts.notify)"
+        )
+        outcome.failed(token, error, keep=None, final=False)
+        return
+    try:
+        send_to_channel(channel.resolve(), group.recipient, title, body)
+    except ChannelError as exc:
+        outcome.failed(token, str(exc), keep=None, final=exc.permanent)
+        return
+    except Exception as exc:
+        logger.exception("Sending to the channel %s failed", group.recipient)
+        error = f"Sending to the channel failed: {type(exc).__name__}: {exc}"
+        outcome.failed(token, error, keep=None, final=False)
+        return
+    digest_key = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    outcome.sent(token, f"{CHANNEL_PREFIX}{digest_key}", len(ids), "sent")
 
 
 def _claim_parts(

@@ -25,6 +25,7 @@ from crawler.addresses import forget_lookups
 from crawler.run_in_progress import RunInProgress
 from crawler.settings import scrapy_settings
 from crawler.spiders.topic import TopicSpider
+from storage.health import EMPTY_BODY_STAT
 from storage.runs import COUNTERS, finish_run
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def summarise(run: RunInProgress, stats: dict[str, Any]) -> RunResult:
     counts = {key: run.counts[key] for key in COUNTERS}
     counts["pages_fetched"] = int(stats.get("downloader/response_count", 0))
     counts["errors"] = len(run.failures)
+    # Article pages without article text, for the topic's health (storage.health).
+    stats[EMPTY_BODY_STAT] = run.counts["empty_body"]
     listing_pages = run.counts["listing_pages"]
     message = None
     if run.listing_refused and listing_pages == 0:

@@ -68,6 +68,7 @@ from storage.db import (
     session_factory,
     upgrade,
 )
+from storage.health import HEALTHY, Health
 from storage.history import (
     ArticleHistory,
     UnknownArticle,
@@ -365,7 +366,8 @@ def cmd_status(ctx: Context) -> int:
                 str(last.get("errors", "-")),
                 next_run,
                 str(entry["consecutive_failures"]),
-                " ".join((entry["reason"] or "-").split()),
+                entry["health"]["state"],
+                " ".join((entry["reason"] or entry["health"]["reason"] or "-").split()),
             ]
         )
     header = [
@@ -381,10 +383,11 @@ def cmd_status(ctx: Context) -> int:
         "ERRORS",
         "NEXT RUN",
         "FAILURES",
+        "HEALTH",
         "REASON",
     ]
     print()
-    print(_table(rows, header, width=ctx.width, shrink=(0, 1, 12)))
+    print(_table(rows, header, width=ctx.width, shrink=(0, 1, 13)))
     return 0
 
 
@@ -407,6 +410,7 @@ def _status_entry(
         "consecutive_failures": status.consecutive_failures if status else 0,
         "last_ok_at": _iso(status.last_ok_at) if status else None,
         "reason": None,
+        "health": _health_entry(status.health if status else HEALTHY),
     }
     if run is not None:
         entry["reason"] = _failure_reason(run)
@@ -421,6 +425,16 @@ def _status_entry(
             **run.counts,
         }
     return entry
+
+
+def _health_entry(health: Health) -> dict[str, Any]:
+    """Whether the topic's crawl works (storage.health): ok or broken, and why."""
+    return {
+        "state": health.state,
+        "problem": health.problem,
+        "reason": health.reason,
+        "since": _iso(health.since),
+    }
 
 
 def _failure_reason(run: RunRecord) -> str | None:

@@ -39,6 +39,7 @@ from storage.credentials import mask_credentials
 from storage.db import normalise_url, safe_url
 from storage.spec import (
     CHANGE_KINDS,
+    HEALTH_FAILURES,
     ConfigKeyRule,
     CrawlSettings,
     TopicSpec,
@@ -219,6 +220,11 @@ def _apprise_url(url: str) -> str:
             "https://appriseit.com/services/ for the URLs of each service"
         )
     return url
+
+
+def _health_recipient(recipient: str) -> str:
+    """An email address, or an Apprise URL (it has "://")."""
+    return _apprise_url(recipient) if "://" in recipient else _email_address(recipient)
 
 
 def _sender(sender: str) -> str:
@@ -531,6 +537,24 @@ class TopicTable:
         None,
         check=_environment_variable,
         shown_default="",
+    )
+    health_to: tuple[str, ...] | None = config_key(
+        "list of emails or URLs",
+        "Who is told when this topic's crawl stops working (runs fail health_failures "
+        "times in a row, the listing suddenly yields no articles, or most article pages yield "
+        "no text) and when it works again: email addresses and Apprise URLs; default: the "
+        "topic's alert_to and channels.",
+        None,
+        check=_health_recipient,
+        shown_default="",
+    )
+    health_failures: int = config_key(
+        "integer",
+        "Failed crawl runs in a row after which the topic's health_to are told that it "
+        "stopped working, with the last reason; one alert when it breaks, one when it works "
+        "again.",
+        HEALTH_FAILURES,
+        minimum=1,
     )
     profile: str | None = config_key(
         "string",
@@ -984,6 +1008,17 @@ class _Loader:
             channels = _channels(given.notify or (), given.notify_env or ())
         for channel in channels:
             self.channels[channel.key] = channel
+        health_to: tuple[str, ...] | None = None
+        if given.health_to is not None:
+            told = []
+            for recipient in given.health_to:
+                if "://" in recipient:
+                    channel = Channel(url=recipient)
+                    self.channels[channel.key] = channel
+                    told.append(channel.key)
+                else:
+                    told.append(recipient)
+            health_to = tuple(dict.fromkeys(told))
         jitter = given.jitter
         if jitter is None:
             jitter = _JITTER_AT_MOST if every is None else min(_JITTER_AT_MOST, every / 4)
@@ -998,6 +1033,8 @@ class _Loader:
             alert_to=given.alert_to,
             alert_on=given.alert_on,
             notify=tuple(channel.key for channel in channels),
+            health_to=health_to,
+            health_failures=given.health_failures,
             every=every,
             cron=given.cron,
             jitter=jitter,

@@ -81,8 +81,8 @@ from storage.db import (
     safe_url,
     session_factory,
 )
+from storage.health import GOOD_RUN_STATUSES
 from storage.runs import (
-    GOOD_RUN_STATUSES,
     mark_unfinished_runs,
     topic_status,
     unfinished_runs,

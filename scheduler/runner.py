@@ -66,7 +66,8 @@ from storage.db import (
     DatabaseUnavailable,
     describe_error,
 )
-from storage.runs import GOOD_RUN_STATUSES, RunRecord, close_run, record_run_process, start_run
+from storage.health import GOOD_RUN_STATUSES
+from storage.runs import RunRecord, close_run, record_run_process, start_run
 from storage.spec import TopicSpec
 from storage.topics import load_topic
 

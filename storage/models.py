@@ -43,6 +43,8 @@ NAMING = {
 ARTICLE_STATUSES = ("live", "removed")
 RUN_STATUSES = ("running", "ok", "partial", "failed", "timeout", "refused")
 ALERT_STATUSES = ("pending", "sent", "failed")
+HEALTH_STATES = ("ok", "broken")
+HEALTH_EVENT_KINDS = ("broken", "recovered")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -253,7 +255,10 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         UniqueConstraint("change_id", "recipient"),
+        UniqueConstraint("health_event_id", "recipient"),
         CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+        # A row reports a change or a health event (storage.health), never both.
+        CheckConstraint("(change_id IS NULL) <> (health_event_id IS NULL)", name="reports_one"),
         # RFC 5321 caps a forward path at 256 octets; 320 leaves room for a display name.
         CheckConstraint("length(recipient) BETWEEN 1 AND 320", name="recipient_length"),
         Index("ix_alerts_status_next", "status", "next_attempt_at"),
@@ -261,7 +266,10 @@ class Alert(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    health_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("health_events.id", ondelete="CASCADE")
+    )
     topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
     recipient: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -270,6 +278,40 @@ class Alert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+
+
+class TopicHealth(Base):
+    """Whether a topic's crawl works (see :mod:`storage.health`): one row per topic whose
+    health was evaluated; a topic without one is healthy."""
+
+    __tablename__ = "topic_health"
+    __table_args__ = (CheckConstraint(_one_of("state", HEALTH_STATES), name="state"),)
+
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    # failing, empty_listing or no_body while broken; None while ok.
+    problem: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[datetime]
+
+
+class HealthEvent(Base):
+    """A topic broke or recovered; its alerts are rows of ``alerts``."""
+
+    __tablename__ = "health_events"
+    __table_args__ = (CheckConstraint(_one_of("kind", HEALTH_EVENT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    problem: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    crawl_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime]
 
 

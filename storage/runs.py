@@ -13,6 +13,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import aware_now, read_session, write_transaction
+from storage.health import (
+    FAILED_RUN_STATUSES,
+    GOOD_RUN_STATUSES,
+    HEALTHY,
+    Health,
+    evaluate,
+    topic_health,
+)
 from storage.models import RUN_STATUSES, Change, CrawlRun, Topic
 from storage.spec import TopicSpec
 
@@ -27,8 +35,6 @@ COUNTERS = (
     "articles_not_modified",
     "errors",
 )
-FAILED_RUN_STATUSES = ("failed", "timeout", "refused")
-GOOD_RUN_STATUSES = ("ok", "partial")
 MAX_STORED_FAILURES = 1000
 # The counter of a run that tells how many changes of each kind it recorded.
 CHANGE_COUNTERS = {
@@ -89,6 +95,7 @@ class TopicStatus:
     last_run: RunRecord | None
     consecutive_failures: int
     last_ok_at: datetime | None
+    health: Health = HEALTHY
 
 
 def _json_safe(value: Any) -> Any:
@@ -179,6 +186,8 @@ def finish_run(
             raise UnknownRun(f"No crawl run with the id {run_id} is in the database.")
         for key, value in values.items():
             setattr(run, key, value)
+        session.flush()
+        evaluate(session, run, values["finished_at"])
 
     write_transaction(session_factory, work)
 
@@ -254,6 +263,8 @@ def close_run(
             return
         run.status = status
         run.finished_at = moment
+        session.flush()
+        evaluate(session, run, moment)
 
     write_transaction(session_factory, work)
     return get_run(session_factory, run_id)
@@ -290,6 +301,8 @@ def mark_unfinished_runs(
             for name, count in _recorded_changes(session, run.id).items():
                 setattr(run, name, count)
             run.status, run.message, run.finished_at = status, message, moment
+            session.flush()
+            evaluate(session, run, moment)
         return len(runs)
 
     return write_transaction(session_factory, work)
@@ -362,6 +375,7 @@ def topic_status(session_factory: sessionmaker[Session]) -> list[TopicStatus]:
                     last_run=None if last is None else _run_record(last, topic.name),
                     consecutive_failures=int(session.scalar(failures) or 0),
                     last_ok_at=None if last_good is None else last_good[1],
+                    health=topic_health(session, topic.id),
                 )
             )
     return result

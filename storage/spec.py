@@ -17,6 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field
 from typing import Any
 
 CHANGE_KINDS = ("new", "updated", "removed", "restored")
+HEALTH_FAILURES = 3  # failed runs in a row that make a topic broken (storage.health)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class TopicSpec:
     alert_to: tuple[str, ...] = ()
     alert_on: tuple[str, ...] = ("new", "updated", "removed")
     notify: tuple[str, ...] = ()  # keys of the channels told (alerts.channels), not their URLs
+    # Emails and channel keys told when the topic's crawl breaks or recovers (storage.health);
+    # None: alert_to and notify.
+    health_to: tuple[str, ...] | None = None
+    health_failures: int = HEALTH_FAILURES
     every: float | None = 900.0
     cron: str | None = None
     jitter: float = 0.0
@@ -139,8 +144,16 @@ class TopicSpec:
         for removed in REMOVED_CRAWL_SETTINGS:
             stored_crawl.pop(removed, None)
         crawl = CrawlSettings(**stored_crawl)
-        for key in ("sources", "keywords", "ignore_patterns", "alert_to", "alert_on", "notify"):
-            if key in data:
+        for key in (
+            "sources",
+            "keywords",
+            "ignore_patterns",
+            "alert_to",
+            "alert_on",
+            "notify",
+            "health_to",
+        ):
+            if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(crawl=crawl, **data)
 
@@ -151,3 +164,7 @@ class TopicSpec:
         """
         wanted = {kind, "removed"} if kind == "restored" else {kind}
         return (*self.alert_to, *self.notify) if wanted & set(self.alert_on) else ()
+
+    def health_recipients(self) -> tuple[str, ...]:
+        """Who is told when the topic's crawl breaks or recovers: emails and channel keys."""
+        return (*self.alert_to, *self.notify) if self.health_to is None else self.health_to

@@ -448,6 +448,8 @@ def test_crawl_status_changes_show_and_alerts(
     assert entries[TOPIC]["schedule"] == "every 1h"
     assert entries["broken"]["reason"] == f"{site.base_url}/topic/does-not-exist: HTTP 404"
     assert entries[TOPIC]["reason"] is None
+    assert entries["broken"]["health"]["state"] == "ok"  # one failure is not yet broken
+    assert entries[TOPIC]["health"]["state"] == "ok"
     code, out, _ = run(capfd, "--config", config, "status", "--wide")
     assert code == 0
     [daemon, blank, header, first, second] = out.splitlines()
@@ -456,11 +458,11 @@ def test_crawl_status_changes_show_and_alerts(
     )
     assert blank == ""
     assert header.split()[:4] == ["TOPIC", "SCHEDULE", "LAST", "RUN"]
-    assert header.split()[-2:] == ["FAILURES", "REASON"]
+    assert header.split()[-3:] == ["FAILURES", "HEALTH", "REASON"]
     assert first.split()[0] == TOPIC
-    assert first.endswith("  0         -")
+    assert first.endswith("  0         ok      -")
     assert second.split()[:5] == ["broken", "cron", "*/30", "*", "*"]
-    assert second.endswith(f"  1         {site.base_url}/topic/does-not-exist: HTTP 404")
+    assert second.endswith(f"  1         ok      {site.base_url}/topic/does-not-exist: HTTP 404")
 
     code, out, _ = run(capfd, "--config", config, "changes", "--json", "--since", "1h")
     changes = json.loads(out)

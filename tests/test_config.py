@@ -194,7 +194,8 @@ BAD_FILES = {
         TOPIC + 'alert_too = ["a@example.org"]\n',
         "{path}: topic[0].alert_too: unknown key; did you mean alert_to? (known: name, title, "
         "sources, every, cron, jitter, max_pages, recheck_for, keywords, ignore_patterns, "
-        "alert_to, alert_on, notify, notify_env, profile, obey_robots, allow_private_addresses)",
+        "alert_to, alert_on, notify, notify_env, health_to, health_failures, profile, "
+        "obey_robots, allow_private_addresses)",
     ),
     "topic as a table": (
         '[topic]\nname = "alpha"\n',

@@ -707,6 +707,7 @@ TOPIC = TopicSpec(
     sources=("https://www.tribunnews.com/topic/konflik-rusia-vs-ukraina",),
     alert_to=("desk@example.org", "Redaksi <redaksi@example.org>"),
     alert_on=("new", "updated", "removed"),
+    health_failures=1,  # its refused run breaks it: a health event and its alerts
 )
 OTHER_TOPIC = TopicSpec(
     name="pemilu", title="Pemilu", sources=("https://example.org/topic/pemilu",)
