@@ -129,6 +129,7 @@ FAULT_KINDS = (
     "malformed",
     "reset",
     "botwall",
+    "redesign",
 )
 LAYOUTS = ("p2030", "lsi", "wordpress")
 
@@ -2293,7 +2294,8 @@ class FixtureSite:
         so in its ``<meta charset>``; ``header_charset=True`` says it in the Content-Type too;
         a path with no page gets a demo page with “ ” é €), ``malformed``, ``reset``,
         ``botwall`` (a bot-protection challenge page: ``code=403``, ``service="cloudflare"``,
-        ``"datadome"`` or ``"captcha"``).
+        ``"datadome"`` or ``"captcha"``), ``redesign`` (an article page whose text a script
+        fills in: its body container is empty, as after a redesign the profile does not know).
         ``times`` limits the fault to that many requests.
         """
         if kind not in FAULT_KINDS:
@@ -2368,6 +2370,15 @@ class FixtureSite:
                     content_type=content_type,
                     validators=False,
                 )
+            if kind == "redesign":
+                text = re.sub(
+                    r'<div class="side-article txt-article[^"]*">.*?(?=<div class="tagcloud">)',
+                    '<div class="side-article txt-article" id="app-body"></div>\n'
+                    '<script src="/static/article-body.js"></script>\n',
+                    normal.body.decode("utf-8"),
+                    flags=re.DOTALL,
+                )
+                return _Response(normal.status, text.encode("utf-8"), validators=False)
             # malformed
             return _Response(normal.status, _malform(normal.body), validators=False)
 
