@@ -66,7 +66,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -691,31 +691,52 @@ def _deliver_to_channel(
         )
         return
     outcome.topic = topic_name
+    digest = _Digest(group, installation, topic_name, topic_title, "", "", now)
+    key = hashlib.sha256(digest.key(rows).encode("utf-8")).hexdigest()[:32]
+
+    def message(url: str) -> tuple[str, str]:
+        body_limit, title_limit = channel_limits(url, group.recipient)
+        return channel_message(
+            topic_title, [row.item for row in rows], body_limit=body_limit, title_limit=title_limit
+        )
+
+    _send_to_channel(
+        channel, group.recipient, message, token=token, key=key, claimed=len(ids), outcome=outcome
+    )
+
+
+def _send_to_channel(
+    channel: Channel | None,
+    recipient: str,
+    message: Callable[[str], tuple[str, str]],
+    *,
+    token: str,
+    key: str,
+    claimed: int,
+    outcome: _Outcome,
+) -> None:
+    """Send the title and text ``message`` makes for the channel's URL, and record the
+    outcome of the rows claimed with ``token`` (sent under ``key``)."""
     if channel is None:
         error = (
-            f"The channel {group.recipient} is no longer in the configuration (notify, "
-            "notify_env or alerts.notify)"
+            f"The channel {recipient} is no longer in the configuration (notify, notify_env, "
+            "health_to or alerts.notify)"
         )
         outcome.failed(token, error, keep=None, final=False)
         return
-    digest = _Digest(group, installation, topic_name, topic_title, "", "", now)
-    key = hashlib.sha256(digest.key(rows).encode("utf-8")).hexdigest()[:32]
     try:
         url = channel.resolve()
-        body_limit, title_limit = channel_limits(url, group.recipient)
-        title, body = channel_message(
-            topic_title, [row.item for row in rows], body_limit=body_limit, title_limit=title_limit
-        )
-        send_to_channel(url, group.recipient, title, body)
+        title, body = message(url)
+        send_to_channel(url, recipient, title, body)
     except ChannelError as exc:
         outcome.failed(token, str(exc), keep=None, final=exc.permanent)
         return
     except Exception as exc:
-        logger.exception("Sending to the channel %s failed", group.recipient)
+        logger.exception("Sending to the channel %s failed", recipient)
         error = f"Sending to the channel failed: {type(exc).__name__}: {exc}"
         outcome.failed(token, error, keep=None, final=False)
         return
-    outcome.sent(token, f"{CHANNEL_PREFIX}{key}", len(ids), "sent")
+    outcome.sent(token, f"{CHANNEL_PREFIX}{key}", claimed, "sent")
 
 
 def _deliver_health(
@@ -740,11 +761,7 @@ def _deliver_health(
     outcome = _Outcome(session_factory, group.recipient, now, max_attempts, backoff, report)
     with read_session(session_factory) as session:
         topic = session.get_one(Topic, group.topic_id)
-        topic_name = topic.name
-        try:
-            topic_title = TopicSpec.from_json(topic.definition).title or topic_name
-        except (TypeError, ValueError, KeyError):
-            topic_title = topic_name
+        topic_name, topic_title = topic.name, _title(topic)
         rows = [
             (HealthItem(event.kind, event.reason, event.created_at), alert_id, created_at)
             for event, alert_id, created_at in session.execute(
@@ -783,25 +800,16 @@ def _deliver_health(
             return
         _send_part(smtp, message, token, len(ids), outcome)
         return
-    if channel is None:
-        error = (
-            f"The channel {group.recipient} is no longer in the configuration (notify, "
-            "notify_env, health_to or alerts.notify)"
-        )
-        outcome.failed(token, error, keep=None, final=False)
-        return
-    try:
-        send_to_channel(channel.resolve(), group.recipient, title, body)
-    except ChannelError as exc:
-        outcome.failed(token, str(exc), keep=None, final=exc.permanent)
-        return
-    except Exception as exc:
-        logger.exception("Sending to the channel %s failed", group.recipient)
-        error = f"Sending to the channel failed: {type(exc).__name__}: {exc}"
-        outcome.failed(token, error, keep=None, final=False)
-        return
     digest_key = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    outcome.sent(token, f"{CHANNEL_PREFIX}{digest_key}", len(ids), "sent")
+    _send_to_channel(
+        channel,
+        group.recipient,
+        lambda _: (title, body),
+        token=token,
+        key=digest_key,
+        claimed=len(ids),
+        outcome=outcome,
+    )
 
 
 def _claim_parts(
@@ -991,10 +999,7 @@ def _load(
     oldest change first."""
     with read_session(session_factory) as session:
         topic = session.get_one(Topic, topic_id)
-        try:
-            title = TopicSpec.from_json(topic.definition).title or topic.name
-        except (TypeError, ValueError, KeyError):
-            title = topic.name
+        title = _title(topic)
         rows = session.execute(
             select(Change, Article.url, Alert.id, Alert.created_at)
             .join(Alert, Alert.change_id == Change.id)
@@ -1008,6 +1013,14 @@ def _load(
             for (_, _, alert_id, created_at), item in zip(rows, items, strict=True)
         ]
         return topic.name, title, claimed
+
+
+def _title(topic: Topic) -> str:
+    """The topic's title, or its name where its stored definition cannot be read."""
+    try:
+        return TopicSpec.from_json(topic.definition).title or topic.name
+    except (TypeError, ValueError, KeyError):
+        return topic.name
 
 
 def change_items(session: Session, changes: Sequence[tuple[Change, str]]) -> list[DigestItem]:

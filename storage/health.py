@@ -152,6 +152,35 @@ def _shrunk_bodies(session: Session, run_id: int) -> int:
     )
 
 
+def _recovered(session: Session, run: CrawlRun, problem: str | None) -> bool:
+    """Whether a good run without a problem shows that the topic's problem is gone: a
+    listing that yields articles again; article pages with their whole text again (a run
+    that read nothing, or only what was stored while broken, does not tell)."""
+    if run.status not in GOOD_RUN_STATUSES:
+        return False
+    if problem == "empty_listing":
+        return run.articles_seen > 0
+    if problem == "no_body":
+        read = session.scalar(
+            select(func.count())
+            .select_from(Change)
+            .join(
+                ArticleVersion,
+                and_(
+                    ArticleVersion.article_id == Change.article_id,
+                    ArticleVersion.version == Change.to_version,
+                ),
+            )
+            .where(
+                Change.crawl_run_id == run.id,
+                Change.kind.in_(("new", "updated", "restored")),
+                func.length(ArticleVersion.body) >= SHRUNK_FROM,
+            )
+        )
+        return bool(read)
+    return True
+
+
 def evaluate(session: Session, run: CrawlRun, now: datetime) -> str | None:
     """Evaluate the topic's health after its run ``run`` was closed (in the caller's
     transaction); "broken" or "recovered" when the state changed and its alerts were queued."""
@@ -172,9 +201,9 @@ def evaluate(session: Session, run: CrawlRun, now: datetime) -> str | None:
         _queue(session, run, spec, kind="broken", problem=found[0], reason=found[1], now=now)
         return "broken"
     if found is not None:
-        health.reason = found[1]  # the latest words for the same break, without an alert
+        health.problem, health.reason = found  # the latest words, without another alert
         return None
-    if health.state == "broken" and run.status in GOOD_RUN_STATUSES:
+    if health.state == "broken" and _recovered(session, run, health.problem):
         problem = health.problem or "failing"
         reason = f"the crawl works again ({PROBLEMS.get(problem, problem)} no longer)"
         health.state, health.since, health.problem, health.reason = "ok", now, None, None

@@ -8,35 +8,28 @@ the database's, across processes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from channel_server import ChannelServer, channel_server
+from channel_server import ChannelServer
 from fixture_site import REFERENCE_TOPIC, REFERENCE_TOPIC_TITLE, FixtureSite
-from mailserver import MailServer, mail_server
+from mailserver import MailServer
 from sqlalchemy import select
-from test_alerts_e2e import smtp_section
+from sqlalchemy.orm import Session, sessionmaker
+from test_alerts_e2e import hooks, smtp, smtp_section
 from test_crawl_e2e import TOPIC, Crawl, topicwatch, write_config
 
 from storage.models import Alert, HealthEvent
+from storage.runs import close_run, finish_run, mark_unfinished_runs, start_run
+from storage.spec import TopicSpec
+from storage.topics import load_topic, sync_topics
 
 pytestmark = pytest.mark.slow
+__all__ = ["hooks", "smtp"]  # the fixtures, shared with the alerts' end-to-end tests
 
 OPS = "ops@example.org"
 BOT_WALL = "blocked by the site's bot protection (Cloudflare, HTTP 503)"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    with mail_server() as server:
-        yield server
-
-
-@pytest.fixture
-def hooks() -> Iterator[ChannelServer]:
-    with channel_server() as server:
-        yield server
 
 
 def told(smtp: MailServer, hooks: ChannelServer) -> list[tuple[str, str]]:
@@ -134,6 +127,9 @@ def test_broken_and_recovered_once_each(
             assert subject == f"{title} stopped working"
             assert "had no article text, or a small part of what they had before" in text
             assert health(config)["problem"] == "no_body"
+            # The same pages again: what was stored while broken does not make it work.
+            crawl.run()
+            assert len(told(smtp, hooks)) == 5
             site.clear_faults()
             crawl.run()
             assert told(smtp, hooks)[-1][0] == f"{title} works again"
@@ -149,3 +145,59 @@ def test_broken_and_recovered_once_each(
             assert TOPIC
         finally:
             crawl.close()
+
+
+def test_health_from_every_way_a_run_is_closed(session_factory: sessionmaker[Session]) -> None:
+    """The crawl process's own end, the runner's close and a restarted daemon's give-up all
+    count; the state is the database's, so each step below could be another process."""
+    spec = TopicSpec(name="pemilu", title="Pemilu", sources=("https://example.org/pemilu",))
+    sync_topics(session_factory, [replace(spec, alert_to=("desk@example.org",))])
+    topic_id, _ = load_topic(session_factory, spec.name)
+
+    def events() -> list[tuple[str, str]]:
+        with session_factory() as session:
+            rows = session.execute(
+                select(HealthEvent.kind, Alert.recipient)
+                .join(Alert, Alert.health_event_id == HealthEvent.id)
+                .order_by(HealthEvent.id)
+            )
+            return [(kind, recipient) for kind, recipient in rows]
+
+    finish_run(
+        session_factory,
+        start_run(session_factory, topic_id),
+        status="failed",
+        counts={},
+        errors=[],
+        stats={},
+        message="HTTP 500",
+    )
+    close_run(
+        session_factory, start_run(session_factory, topic_id), status="timeout", message="timed out"
+    )
+    assert events() == []
+    start_run(session_factory, topic_id)
+    assert mark_unfinished_runs(session_factory, "failed", "the daemon stopped") == 1
+    assert events() == [("broken", "desk@example.org")]
+    with session_factory() as session:
+        reason = session.scalars(select(HealthEvent.reason)).one()
+    assert reason == "3 crawl runs in a row failed; the last: the daemon stopped"
+    finish_run(
+        session_factory,
+        start_run(session_factory, topic_id),
+        status="refused",
+        counts={},
+        errors=[],
+        stats={},
+        message=BOT_WALL,
+    )
+    assert len(events()) == 1
+    finish_run(
+        session_factory,
+        start_run(session_factory, topic_id),
+        status="ok",
+        counts={"articles_seen": 3},
+        errors=[],
+        stats={},
+    )
+    assert events() == [("broken", "desk@example.org"), ("recovered", "desk@example.org")]
