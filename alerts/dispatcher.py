@@ -393,14 +393,23 @@ def list_alerts(
         )
     moment = datetime.now(UTC) if now is None else now
     shown = ArticleVersion.version == func.coalesce(Change.to_version, Change.from_version)
+    # A health alert (storage.health) has no change: its kind is "health:broken" or
+    # "health:recovered", its title the reason, and no URL.
     query = (
         select(
-            Alert, Change.kind, Change.detected_at, Article.url, Topic.name, ArticleVersion.title
+            Alert,
+            Change.kind,
+            Change.detected_at,
+            Article.url,
+            Topic.name,
+            ArticleVersion.title,
+            HealthEvent,
         )
-        .join(Change, Change.id == Alert.change_id)
-        .join(Article, Article.id == Change.article_id)
+        .outerjoin(Change, Change.id == Alert.change_id)
+        .outerjoin(Article, Article.id == Change.article_id)
         .join(Topic, Topic.id == Alert.topic_id)
         .outerjoin(ArticleVersion, and_(ArticleVersion.article_id == Change.article_id, shown))
+        .outerjoin(HealthEvent, HealthEvent.id == Alert.health_event_id)
     )
     if status == "sending":
         query = query.where(_claimed(moment))
@@ -409,7 +418,20 @@ def list_alerts(
     query = query.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
     with read_session(session_factory) as session:
         views = []
-        for alert, kind, detected_at, url, topic, title in session.execute(query):
+        for (
+            alert,
+            change_kind,
+            change_at,
+            change_url,
+            topic,
+            change_title,
+            event,
+        ) in session.execute(query):
+            if event is None:
+                kind, detected_at, url, title = change_kind, change_at, change_url, change_title
+            else:
+                kind, detected_at = f"health:{event.kind}", event.created_at
+                url, title = "", event.reason
             claimed = (
                 alert.status == "pending"
                 and (alert.message_id or "").startswith(CLAIM_PREFIX)

@@ -23,6 +23,7 @@ another process never repeats an alert.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,8 @@ from storage.models import (
     TopicHealth,
 )
 from storage.spec import TopicSpec
+
+logger = logging.getLogger(__name__)
 
 FAILED_RUN_STATUSES = ("failed", "timeout", "refused")
 GOOD_RUN_STATUSES = ("ok", "partial")
@@ -189,7 +192,16 @@ def evaluate(session: Session, run: CrawlRun, now: datetime) -> str | None:
     topic = session.get(Topic, run.topic_id)
     if topic is None:
         return None
-    spec = TopicSpec.from_json(topic.definition)
+    try:
+        spec = TopicSpec.from_json(topic.definition)
+    except (TypeError, ValueError, KeyError) as exc:
+        # Never at the cost of the run's own record, which is in the same transaction.
+        logger.error(
+            "The health of topic %s was not evaluated: its stored definition cannot be read (%s)",
+            topic.name,
+            exc,
+        )
+        return None
     found = _problem(session, run, spec)
     health = session.get(TopicHealth, run.topic_id, with_for_update=True)
     if health is None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from test_alerts_e2e import hooks, smtp, smtp_section
 from test_crawl_e2e import TOPIC, Crawl, topicwatch, write_config
 
+from alerts.dispatcher import list_alerts
 from storage.models import Alert, HealthEvent
 from storage.runs import close_run, finish_run, mark_unfinished_runs, start_run
 from storage.spec import TopicSpec
@@ -201,3 +202,9 @@ def test_health_from_every_way_a_run_is_closed(session_factory: sessionmaker[Ses
         stats={},
     )
     assert events() == [("broken", "desk@example.org"), ("recovered", "desk@example.org")]
+    shown = list_alerts(session_factory)
+    assert [(a.kind, a.url, a.status) for a in shown] == [
+        ("health:recovered", "", "pending"),
+        ("health:broken", "", "pending"),
+    ]
+    assert shown[1].title == reason
