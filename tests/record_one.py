@@ -6,12 +6,45 @@ own transaction, and returns the observing topic's change (or None).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import Gone, NotModified, PageRead
 from storage.recording import ChangeRecord, record_outcomes
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def observation(
+    url: str,
+    title: str,
+    body: str,
+    lead: str = "",
+    published: str | None = "2026-01-05T14:40:00+07:00",
+) -> PageRead:
+    """A page read of an article with the given text, its hashes made here."""
+    hashes = {
+        "title": sha(title),
+        "lead": sha(lead),
+        "body": sha(body),
+        "authors": sha(""),
+        "dates": sha(""),
+    }
+    return PageRead(
+        url=url,
+        title=title,
+        body=body,
+        lead=lead,
+        authors=(),
+        published=published,
+        modified=None,
+        fingerprint=sha("|".join(hashes[k] for k in sorted(hashes))),
+        field_hashes=hashes,
+    )
 
 
 def record_page(

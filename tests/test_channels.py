@@ -7,7 +7,6 @@ on PostgreSQL (the ``session_factory`` fixture).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from channel_server import ChannelServer, channel_server
 from mailserver import MailServer, free_port, mail_server
-from record_one import record_page
+from record_one import observation, record_page
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels import Channel, ChannelError, channel_message, send_to_channel
@@ -61,26 +60,6 @@ def server() -> Iterator[MailServer]:
         yield running
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def page(url: str, title: str, body: str) -> PageRead:
-    hashes = {k: sha(v) for k, v in {"title": title, "lead": "", "body": body}.items()}
-    hashes |= {"authors": sha(""), "dates": sha("")}
-    return PageRead(
-        url=url,
-        title=title,
-        body=body,
-        lead="",
-        authors=(),
-        published="2026-01-05T14:40:00+07:00",
-        modified=None,
-        fingerprint=sha("|".join(hashes[k] for k in sorted(hashes))),
-        field_hashes=hashes,
-    )
-
-
 def make_topic(factory: Factory, channels: list[Channel], emails: tuple[str, ...] = ()) -> int:
     spec = TopicSpec(
         name="konflik",
@@ -119,11 +98,11 @@ def test_a_channel_gets_a_short_plain_summary_once_beside_the_email(
     slack = Channel(url=hooks.url("json", "slack"))
     topic_id = make_topic(session_factory, [slack], (DESK,))
     edited = f"{SITE}/2026/01/04/pembicaraan-rahasia"
-    record(session_factory, topic_id, page(edited, "Pembicaraan Rahasia", OLD), T0)
+    record(session_factory, topic_id, observation(edited, "Pembicaraan Rahasia", OLD), T0)
     channels = by_key(slack)
     first = dispatch(session_factory, smtp_for(server), now=T0, channels=channels)
     assert first.sent_messages == 2  # the email and the channel message
-    record(session_factory, topic_id, page(edited, "Pembicaraan Rahasia", NEW), T0)
+    record(session_factory, topic_id, observation(edited, "Pembicaraan Rahasia", NEW), T0)
     later = T0 + timedelta(minutes=1)
     second = dispatch(session_factory, smtp_for(server), now=later, channels=channels)
     assert second.sent_messages == 2
@@ -157,7 +136,7 @@ def test_a_500_is_retried_with_backoff_and_delivered_once(
     hook = Channel(url=hooks.url("form", "hook"))
     hooks.answers["hook"] = [500, 200]
     topic_id = make_topic(session_factory, [hook])
-    record(session_factory, topic_id, page(f"{SITE}/a", "Satu", OLD), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Satu", OLD), T0)
     channels = by_key(hook)
 
     down = dispatch(session_factory, None, now=T0, backoff=30.0, channels=channels)
@@ -196,7 +175,9 @@ def test_one_channel_down_never_holds_back_the_email_or_another_channel(
     channels = by_key(working, dead)
     for number in range(2):
         when = T0 + timedelta(minutes=number)
-        record(session_factory, topic_id, page(f"{SITE}/{number}", f"Judul {number}", OLD), when)
+        record(
+            session_factory, topic_id, observation(f"{SITE}/{number}", f"Judul {number}", OLD), when
+        )
         report = dispatch(
             session_factory,
             smtp_for(server),
@@ -230,7 +211,7 @@ def test_a_channel_url_from_the_environment_never_reaches_the_database(
 ) -> None:
     secret = Channel(env="TOPICWATCH_TEST_HOOK")
     topic_id = make_topic(session_factory, [secret])
-    record(session_factory, topic_id, page(f"{SITE}/a", "Satu", OLD), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Satu", OLD), T0)
     channels = by_key(secret)
     unset = dispatch(session_factory, None, now=T0, backoff=1.0, channels=channels)
     assert unset.errors == [
@@ -250,7 +231,7 @@ def test_a_channel_no_longer_configured_is_retried_then_failed(
 ) -> None:
     gone = Channel(url=hooks.url("json", "gone"))
     topic_id = make_topic(session_factory, [gone])
-    record(session_factory, topic_id, page(f"{SITE}/a", "Satu", OLD), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/a", "Satu", OLD), T0)
     report = dispatch(session_factory, None, now=T0, max_attempts=1, channels={})
     assert report.failed_alerts == 1
     assert "no longer in the configuration" in report.errors[0]
@@ -263,7 +244,7 @@ def test_scraped_markup_and_control_characters_are_sent_as_plain_text(
     hook = Channel(url=hooks.url("json", "hook"))
     topic_id = make_topic(session_factory, [hook])
     title = "<b>Bold</b> <script>alert(1)</script>\x1b[31m red\u202e\r\nInjected: header"
-    record(session_factory, topic_id, page(f"{SITE}/x", title, OLD), T0)
+    record(session_factory, topic_id, observation(f"{SITE}/x", title, OLD), T0)
     assert dispatch(session_factory, None, now=T0, channels=by_key(hook)).sent_messages == 1
     (got,) = hooks.at("hook")
     message = got.json()["message"]

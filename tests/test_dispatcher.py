@@ -5,7 +5,6 @@ Every test runs on SQLite and on PostgreSQL (the ``session_factory`` fixture).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from mailserver import PASSWORD, USER, MailServer, free_port, mail_server
-from record_one import record_gone, record_page
+from record_one import observation, record_gone, record_page
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -42,31 +41,6 @@ EDITED_OLD = "Sumbernya adalah pejabat AS yang terlibat langsung."
 EDITED_NEW = "Sumbernya adalah mantan pejabat AS yang terlibat langsung."
 
 Factory = sessionmaker[Session]
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def observation(url: str, title: str, body: str, lead: str = "") -> PageRead:
-    hashes = {
-        "title": sha(title),
-        "lead": sha(lead),
-        "body": sha(body),
-        "authors": sha(""),
-        "dates": sha(""),
-    }
-    return PageRead(
-        url=url,
-        title=title,
-        body=body,
-        lead=lead,
-        authors=(),
-        published="2026-01-05T14:40:00+07:00",
-        modified=None,
-        fingerprint=sha("|".join(hashes[k] for k in sorted(hashes))),
-        field_hashes=hashes,
-    )
 
 
 def make_topic(

@@ -5,13 +5,12 @@ Each test runs on SQLite and on PostgreSQL (the ``session_factory`` fixture).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
-from record_one import record_gone, record_page
+from record_one import observation, record_gone, record_page
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.feed import build_feed
@@ -30,26 +29,6 @@ NEW = "Sumbernya adalah mantan pejabat AS yang terlibat langsung."
 HOSTILE = "<script>alert(1)</script> & <b>Bold</b>\x1b[31m\x0c"
 
 Factory = sessionmaker[Session]
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def page(url: str, title: str, body: str) -> PageRead:
-    hashes = {k: sha(v) for k, v in {"title": title, "lead": "", "body": body}.items()}
-    hashes |= {"authors": sha(""), "dates": sha("")}
-    return PageRead(
-        url=url,
-        title=title,
-        body=body,
-        lead="",
-        authors=(),
-        published=None,
-        modified=None,
-        fingerprint=sha("|".join(hashes[k] for k in sorted(hashes))),
-        field_hashes=hashes,
-    )
 
 
 def topic(factory: Factory, name: str) -> int:
@@ -74,12 +53,17 @@ def scripted(factory: Factory) -> tuple[str, str]:
     """new A, A edited, new B (hostile title), B removed, B back, A edited again."""
     one = topic(factory, "satu")
     a, b = f"{SITE}/a", f"{SITE}/b"
-    read(factory, one, page(a, "Berita A", OLD), T0)
-    read(factory, one, page(a, "Berita A", NEW), T0 + timedelta(minutes=1))
-    read(factory, one, page(b, HOSTILE, "Isi B."), T0 + timedelta(minutes=2))
+    read(factory, one, observation(a, "Berita A", OLD, published=None), T0)
+    read(factory, one, observation(a, "Berita A", NEW, published=None), T0 + timedelta(minutes=1))
+    read(factory, one, observation(b, HOSTILE, "Isi B.", published=None), T0 + timedelta(minutes=2))
     gone(factory, one, b, T0 + timedelta(minutes=3))
-    read(factory, one, page(b, HOSTILE, "Isi B."), T0 + timedelta(minutes=4))
-    read(factory, one, page(a, "Berita A", NEW + " Lagi."), T0 + timedelta(minutes=5))
+    read(factory, one, observation(b, HOSTILE, "Isi B.", published=None), T0 + timedelta(minutes=4))
+    read(
+        factory,
+        one,
+        observation(a, "Berita A", NEW + " Lagi.", published=None),
+        T0 + timedelta(minutes=5),
+    )
     return a, b
 
 
@@ -114,7 +98,12 @@ def test_one_entry_per_change_with_stable_unique_ids(session_factory: Factory) -
     again = feedparser.parse(build_feed(session_factory, "satu"))
     assert [e.id for e in again.entries] == ids
     one = load_topic(session_factory, "satu")[0]
-    read(session_factory, one, page(a, "Berita A", OLD), T0 + timedelta(minutes=9))
+    read(
+        session_factory,
+        one,
+        observation(a, "Berita A", OLD, published=None),
+        T0 + timedelta(minutes=9),
+    )
     later = feedparser.parse(build_feed(session_factory, "satu"))
     assert [e.id for e in later.entries][1:] == ids
     assert later.entries[0].id not in ids
@@ -139,7 +128,12 @@ def test_the_feed_of_all_topics_and_the_command(
 ) -> None:
     scripted(session_factory)
     two = topic(session_factory, "dua")
-    read(session_factory, two, page(f"{SITE}/c", "Berita C", OLD), T0 + timedelta(hours=1))
+    read(
+        session_factory,
+        two,
+        observation(f"{SITE}/c", "Berita C", OLD, published=None),
+        T0 + timedelta(hours=1),
+    )
     parsed = feedparser.parse(build_feed(session_factory, limit=3))
     assert [e.title for e in parsed.entries] == [
         "[dua] new: Berita C",
