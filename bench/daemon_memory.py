@@ -147,17 +147,18 @@ def resident_kib(pid: int) -> int:
 class DaemonProcess:
     """``python -m scheduler --config F run``, its log (and its children's) in a file."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, code: Path = ROOT) -> None:
+        """Start the daemon of the checkout ``code`` (this one by default)."""
         self.log_path = log
         inherited = ("SENTRY_DSN", "TOPICWATCH_DATABASE_URL", "TOPICWATCH_CONFIG")
         environment = {k: v for k, v in os.environ.items() if k not in inherited}
         environment["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            [str(code), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         with log.open("ab") as handle:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "scheduler", "--config", str(config), "run"],
-                cwd=ROOT,
+                cwd=code,
                 env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=handle,

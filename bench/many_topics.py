@@ -46,7 +46,6 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -65,6 +64,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fixture_site import FixtureSite  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from bench.daemon_memory import DaemonProcess  # noqa: E402
 from bench.throughput import fresh_database  # noqa: E402
 from scheduler.config import parse_duration  # noqa: E402
 from storage.db import make_engine, read_session, session_factory  # noqa: E402
@@ -149,24 +149,9 @@ dispatch_every = "1m"
     return text
 
 
-class Daemon:
-    def __init__(self, config: Path, log: Path, code: Path) -> None:
-        self.log_path = log
-        environment = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("SENTRY_DSN", "TOPICWATCH_DATABASE_URL", "TOPICWATCH_CONFIG")
-        }
-        environment["PYTHONPATH"] = str(code)
-        with log.open("ab") as handle:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "--config", str(config), "run"],
-                cwd=code,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
+class Daemon(DaemonProcess):
+    """The daemon (:class:`bench.daemon_memory.DaemonProcess`), with its crawl processes'
+    CPU and memory."""
 
     def children(self) -> list[int]:
         found = []
@@ -192,16 +177,6 @@ class Daemon:
     def rss(self) -> tuple[int, int]:
         """Resident KiB of the daemon, and of its crawl processes together."""
         return _rss(self.popen.pid), sum(_rss(child) for child in self.children())
-
-    def stop(self) -> int | None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=30)
-            return None
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -392,7 +367,7 @@ def measure(args: argparse.Namespace, kind: str, code: Path, workdir: Path) -> R
             window_end = datetime.now(UTC)
             result.processes_started = len(started - pids_start)
         finally:
-            result.exit_code = daemon.stop()
+            result.exit_code = daemon.stop(STOP_TIMEOUT)
         log_bytes = log.read_bytes()
         runs = runs_of(url)
     result.window = t1 - t0
@@ -410,7 +385,7 @@ def _check(daemon: Daemon, log: Path, began: float, *, limit: float) -> None:
         tail = log.read_text(errors="replace").splitlines()[-30:]
         raise SystemExit(f"The daemon exited with code {code}:\n" + "\n".join(tail))
     if time.monotonic() - began > limit:
-        daemon.stop()
+        daemon.stop(STOP_TIMEOUT)
         raise SystemExit("The warm-up did not end: not every topic ran within four cycles.")
 
 
