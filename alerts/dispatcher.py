@@ -589,26 +589,41 @@ def _due_groups(session_factory: sessionmaker[Session], now: datetime) -> dict[_
 def _claim(
     session_factory: sessionmaker[Session], group: _Group, now: datetime, lease: timedelta
 ) -> tuple[str, list[int]]:
-    """Claim the group's due rows for this dispatcher; the claim token and the ids claimed."""
+    """Claim the group's due rows for this dispatcher; the claim token and the ids claimed.
+
+    The due rows are found first and claimed by id, in one transaction: an UPDATE whose
+    WHERE holds :func:`_due` would see, on SQLite, the rows it has just claimed as waiting
+    ones and stop after the first. The claim re-checks that each row is still pending, due
+    and unclaimed, so two dispatchers never claim one row."""
     token = f"{CLAIM_PREFIX}{uuid.uuid4().hex}"
     same = (
         Alert.message_id.is_(None) if group.previous is None else Alert.message_id == group.previous
     )
+    of_health = (
+        Alert.health_event_id.is_not(None) if group.health else Alert.health_event_id.is_(None)
+    )
     with session_factory.begin() as session:
-        session.execute(
-            update(Alert)
-            .where(
+        due = session.scalars(
+            select(Alert.id).where(
                 _due(now),
                 Alert.recipient == group.recipient,
                 Alert.topic_id == group.topic_id,
                 same,
-                func.coalesce(Alert.health_event_id, 0) > 0
-                if group.health
-                else func.coalesce(Alert.health_event_id, 0) == 0,
+                of_health,
             )
-            .values(message_id=token, next_attempt_at=now + lease)
-            .execution_options(synchronize_session=False)
-        )
+        ).all()
+        for chunk_ids in chunks(sorted(due)):
+            session.execute(
+                update(Alert)
+                .where(
+                    Alert.id.in_(chunk_ids),
+                    Alert.status == "pending",
+                    Alert.next_attempt_at <= now,
+                    same,
+                )
+                .values(message_id=token, next_attempt_at=now + lease)
+                .execution_options(synchronize_session=False)
+            )
     with read_session(session_factory) as session:
         ids = session.scalars(
             select(Alert.id).where(Alert.message_id == token, Alert.status == "pending")
