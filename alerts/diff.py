@@ -2,8 +2,9 @@
 
 :func:`word_diff` compares two texts word by word and returns a list of :class:`DiffOp`;
 :func:`diff_text` and :func:`diff_html` render that list for a plain-text email (or a terminal)
-and for an HTML email. Both renderers show only the changes with a little context around
-them; long unchanged stretches are shortened to "…".
+and for an HTML email (and the web view's inline diff): both show only the changes with a
+little context around them; long unchanged stretches are shortened to "…". :func:`side_html`
+renders one side of it whole, for the web view's side-by-side diff.
 
 Whitespace inside a paragraph is not significant: it is normalised to one space; control and
 zero-width characters are dropped. Line breaks
@@ -17,12 +18,12 @@ from __future__ import annotations
 import html
 import re
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Literal
 
-__all__ = ["DiffOp", "diff_html", "diff_text", "has_changes", "word_diff"]
+__all__ = ["DiffOp", "diff_html", "diff_text", "has_changes", "side_html", "word_diff"]
 
 OpKind = Literal["equal", "delete", "insert"]
 
@@ -119,9 +120,23 @@ def diff_html(ops: Sequence[DiffOp], *, context: int = 12) -> str:
     Every piece of text is HTML-escaped; styles are inline so that email clients, which drop
     style sheets, show them. Returns ``""`` when nothing changed.
     """
+    return _render_html(_pieces(_hunks(ops, context)))
+
+
+def side_html(ops: Sequence[DiffOp], side: Literal["old", "new"]) -> str:
+    """One version's whole text as an HTML fragment, for a side-by-side view: the old text
+    with its deleted stretches marked, or the new text with its inserted ones, rendered as
+    :func:`diff_html` renders them (escaped, inline styles). Returns ``""`` for an empty text.
+    """
+    dropped = "insert" if side == "old" else "delete"
+    segments: list[Segment] = [(op.kind, op.text) for op in ops if op.kind != dropped]
+    return _render_html(_pieces(segments))
+
+
+def _render_html(pieces: Iterable[Segment]) -> str:
     paragraphs: list[str] = []
     current: list[str] = []
-    for kind, piece in _pieces(_hunks(ops, context)):
+    for kind, piece in pieces:
         if piece == PARAGRAPH:
             if "".join(current).strip():
                 paragraphs.append("".join(current).strip())

@@ -80,6 +80,7 @@ from storage.history import (
 from storage.runs import RunRecord, TopicStatus, topic_status
 from storage.spec import CHANGE_KINDS, TopicSpec
 from storage.topics import UnknownTopic, sync_topics, topic_names
+from web.address import ExposureRefused, WebUnavailable
 
 PROG = "topicwatch"
 EXAMPLE_CONFIG = Path(__file__).resolve().parent / "topicwatch.example.toml"
@@ -99,6 +100,8 @@ OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
     SchemaOutdated,
     DatabaseUnavailable,
     DeliveryError,
+    ExposureRefused,
+    WebUnavailable,
 )
 
 
@@ -622,6 +625,16 @@ def cmd_feed(ctx: Context) -> int:
     return 0
 
 
+def cmd_web(ctx: Context) -> int:
+    """Serve the read-only web view, /metrics and /healthz without the daemon, until stopped."""
+    from scheduler.webview import check_web, serve_alone
+
+    config = ctx.config
+    check_web(config, ctx.args.listen)  # before the database: a refusal is the first word
+    with ctx.engine() as engine:
+        return serve_alone(config, engine, listen=ctx.args.listen)
+
+
 def cmd_test_notify(ctx: Context) -> int:
     """Send a test message to an Apprise URL, or to every channel the configuration names."""
     config = ctx.config
@@ -966,6 +979,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_ENTRIES,
         help=f"the newest this many changes (default {DEFAULT_ENTRIES})",
+    )
+
+    web = _command(commands, "web", cmd_web)
+    web.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to serve (default: [web] listen, else 127.0.0.1:8080)",
     )
 
     test_notify = _command(commands, "test-notify", cmd_test_notify)

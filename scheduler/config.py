@@ -45,6 +45,7 @@ from storage.spec import (
     TopicSpec,
     config_key,
 )
+from web.address import parse_listen
 
 T = TypeVar("T")
 DEFAULT_PATH = Path("topicwatch.toml")
@@ -444,6 +445,32 @@ class LoggingConfig:
     )
 
 
+def _listen(listen: str) -> str:
+    parse_listen(listen)
+    return listen.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    listen: str | None = config_key(
+        "string",
+        'Address of the read-only web view and /metrics, e.g. "127.0.0.1:8080"; the daemon '
+        "serves it when set (off by default). Any address but a loopback one needs the "
+        "token of token_env.",
+        None,
+        check=_listen,
+    )
+    token_env: str = config_key(
+        "string",
+        "Name of the environment variable that holds the web view's token (at least 16 "
+        "characters); when set, every page but /healthz asks for it.",
+        "TOPICWATCH_WEB_TOKEN",
+        check=_environment_variable,
+    )
+    # Not a key: read from the variable that token_env names.
+    token: str | None = field(default=None, repr=False)
+
+
 _TOPIC_DEFAULTS = {key.name: key.default for key in fields(TopicSpec)}
 _JITTER_AT_MOST = 30.0
 
@@ -581,6 +608,7 @@ SECTIONS: dict[str, type[Any]] = {
     "crawl": CrawlConfig,
     "alerts": AlertsConfig,
     "logging": LoggingConfig,
+    "web": WebConfig,
     "topic": TopicTable,
 }
 
@@ -654,6 +682,7 @@ class Config:
     crawl: CrawlConfig = CrawlConfig()
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
+    web: WebConfig = WebConfig()
     topics: tuple[TopicSpec, ...] = ()
     # Every channel that a topic or alerts.notify names, by key (alerts.channels).
     channels: Mapping[str, Channel] = field(default_factory=dict)
@@ -689,6 +718,7 @@ class Config:
         names = [channel.env for channel in self.channels.values() if channel.env is not None]
         if self.smtp is not None and self.smtp.password_env is not None:
             names.insert(0, self.smtp.password_env)
+        names.append(self.web.token_env)
         return tuple(dict.fromkeys(names))
 
     def smtp_settings(self) -> SmtpSettings | None:
@@ -928,6 +958,7 @@ class _Loader:
             logging=self.section(
                 lambda: LoggingConfig(**self.values(data, "logging")), LoggingConfig()
             ),
+            web=self.section(lambda: self.web(data), WebConfig()),
             topics=topics,
             channels=self.channels,
         )
@@ -958,6 +989,10 @@ class _Loader:
             return url
         absolute = (self.path.parent / database).absolute()
         return parsed.set(database=str(absolute)).render_as_string(hide_password=False)
+
+    def web(self, data: Mapping[str, Any]) -> WebConfig:
+        values = self.values(data, "web")
+        return WebConfig(token=self.env.get(values["token_env"]) or None, **values)
 
     def smtp(self, data: Mapping[str, Any]) -> SmtpConfig | None:
         if "smtp" not in data:

@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -89,6 +90,11 @@ from storage.runs import (
 )
 from storage.spec import TopicSpec
 from storage.topics import sync_topics
+from web.address import ExposureRefused, WebUnavailable
+
+if TYPE_CHECKING:
+    from web.app import DaemonState
+    from web.server import WebServer
 
 logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
@@ -265,6 +271,8 @@ class Daemon:
         self.initial_jobs: list[TopicSchedule] = []
         self.lock: DaemonLock | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.web: WebServer | None = None  # the web view, when [web] listen is set
+        self.started_at = datetime.now(UTC)
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -279,12 +287,14 @@ class Daemon:
             except DaemonRunning as exc:
                 logger.error("Refusing to start: %s", exc)
                 return EXIT_ERROR
-            except (DatabaseUnavailable, ConfigError) as exc:
+            except (DatabaseUnavailable, ConfigError, ExposureRefused, WebUnavailable) as exc:
                 logger.error("Cannot start: %s", exc)
                 return EXIT_ERROR
             await self.run_until_stopped()
             return EXIT_OK
         finally:
+            if self.web is not None:
+                await self.web.stop()
             if self.runner is not None:
                 await self.runner.close()
             if self.lock is not None:
@@ -300,6 +310,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
             self.start_scheduler()
+            if self.web is not None:
+                self.web.start()
             await self.stopping.wait()
             await self.shutdown()
         finally:
@@ -308,6 +320,10 @@ class Daemon:
 
     async def prepare(self) -> None:
         config = self.config
+        if config.web.listen is not None:
+            from scheduler.webview import check_web
+
+            check_web(config)  # before anything starts: an exposed view needs a token
         self.smtp = config.smtp_settings()
         if self.smtp is None:
             logger.warning(
@@ -338,8 +354,26 @@ class Daemon:
         )
         last_started = await asyncio.to_thread(self._history)
         self.initial_jobs = self.plan_jobs(config, config.topics, last_started, datetime.now(UTC))
+        if config.web.listen is not None:
+            from scheduler.webview import web_server
+
+            self.web = web_server(config, self.sessions, self.web_state)
         if not config.topics:
             logger.warning("%s defines no [[topic]]: nothing will be crawled", config.path)
+
+    def web_state(self) -> DaemonState:
+        """What the web view shows of this daemon (called from its worker threads)."""
+        from web.app import DaemonState
+
+        scheduler = self.scheduler
+        next_runs = {name: self.next_run_time(name) for name in list(self.specs)}
+        return DaemonState(
+            running=scheduler is not None and scheduler.running and not self.stopping.is_set(),
+            started_at=self.started_at,
+            where=f"pid {os.getpid()}",
+            next_runs={name: when for name, when in next_runs.items() if when is not None},
+            in_process=True,
+        )
 
     def take_lock(self) -> None:
         """Take the database's daemon lock and write the ``daemon`` row; raises
