@@ -1,0 +1,533 @@
+"""The web view over HTTP, on SQLite and PostgreSQL, after a scripted crawl of the local
+reference site: three ``topicwatch crawl`` runs (every article new; the reference article
+edited and another retitled with markup; one taken down), then ``topicwatch web`` as a real
+process, asked for every page and endpoint. Also: the token that any address but a loopback
+one needs, the daemon serving the view from its own loop, and the plans of the view's
+queries (no full scan of a large table, by EXPLAIN on both databases).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from conftest import POSTGRES_SERVER, _postgres_admin
+from fixture_site import REFERENCE_TOPIC, SEED_ARTICLE_ID, SEED_DISCLAIMER, FixtureSite
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+from test_crawl_e2e import TOPIC, TOPICWATCH, topicwatch, write_config
+
+from alerts.diff import diff_html, side_html, word_diff
+from storage.browse import (
+    alert_counts,
+    article_view,
+    finished_runs,
+    last_successes,
+    recent_changes,
+    recent_runs,
+    topics_overview,
+)
+from storage.db import make_engine, session_factory
+from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
+from web.app import CSP
+from web.metrics import Metrics
+
+pytestmark = pytest.mark.slow
+
+HOSTILE_TITLE = "<img src=x onerror=alert(1)>"
+TOKEN = "s3cret-token-for-the-web-view"
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class Crawled:
+    """A database after the scripted crawl, and the web view serving it."""
+
+    kind: str
+    url: str
+    config: Path
+    site: FixtureSite
+    sessions: sessionmaker[Session]
+    engine: Engine
+    base: str
+    seed_id: int
+    hostile_id: int
+    removed_id: int
+
+
+def _web_process(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            [TOPICWATCH, "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+        )
+
+
+def _served_at(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The base URL the web view logged, once it serves (fails on exit or timeout)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        found = re.search(r"Web view on (http://\S+)/", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            pytest.fail(f"the web view exited with {process.returncode}: {log.read_text()}")
+        time.sleep(0.05)
+    pytest.fail(f"the web view did not start within {START_TIMEOUT}s: {log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, dict(response.headers), response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode("utf-8")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ],
+)
+def crawled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Crawled]:
+    tmp = tmp_path_factory.mktemp(f"web-{request.param}")
+    admin = None
+    name = f"topicwatch_test_{uuid.uuid4().hex[:12]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'topicwatch.db'}"
+    else:
+        admin = _postgres_admin()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = f"{POSTGRES_SERVER}/{name}"
+    site = FixtureSite.reference_site()
+    site.start()
+    engine = make_engine(url)
+    process = None
+    try:
+        config = write_config(tmp / "topicwatch.toml", url, [site.listing_url(REFERENCE_TOPIC)])
+        for step in ("upgrade", "crawl", "edit", "crawl", "remove", "crawl"):
+            if step == "upgrade":
+                done = topicwatch(config, "db", "upgrade")
+            elif step == "crawl":
+                done = topicwatch(config, "crawl", TOPIC)
+            elif step == "edit":
+                site.apply_seed_edit()
+                hostile = [i for i in site.listing_ids(REFERENCE_TOPIC) if i != SEED_ARTICLE_ID]
+                site.set_title(hostile[0], HOSTILE_TITLE)
+                continue
+            else:
+                site.set_status(hostile[1], 404)
+                continue
+            assert done.returncode == 0, done.stdout + done.stderr
+        sessions = session_factory(engine)
+        with sessions() as session:
+
+            def article_id(fixture_id: int) -> int:
+                found = session.scalar(
+                    select(Article.id).where(Article.url == site.article_url(fixture_id))
+                )
+                assert found is not None
+                return found
+
+            ids = (article_id(SEED_ARTICLE_ID), article_id(hostile[0]), article_id(hostile[1]))
+        log = tmp / "web.log"
+        process = _web_process(config, log, "web", "--listen", "127.0.0.1:0")
+        base = _served_at(process, log)
+        yield Crawled(request.param, url, config, site, sessions, engine, base, *ids)
+        assert _stop(process) == 0, log.read_text()
+        process = None
+    finally:
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+        engine.dispose()
+        site.close()
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _count(sessions: sessionmaker[Session], query: Any) -> int:
+    with sessions() as session:
+        return int(session.scalar(query) or 0)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def test_every_response_carries_a_policy_that_allows_no_script(crawled: Crawled) -> None:
+    for path in ("/", "/changes", "/runs", f"/articles/{crawled.seed_id}", "/metrics", "/nope"):
+        _, headers, _ = get(crawled.base + path)
+        assert headers["content-security-policy"] == CSP
+        assert "script-src 'none'" in CSP
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_topics_page_shows_each_topic_with_its_last_run(crawled: Crawled) -> None:
+    status, _, page = get(crawled.base + "/")
+    assert status == 200
+    assert "Konflik Rusia Vs Ukraina" in page
+    assert 'href="/topics/konflik"' in page
+    assert 'class="status status-ok"' in page
+    articles = _count(crawled.sessions, select(func.count()).select_from(Article))
+    assert re.search(rf'data-label="Articles" class="num">{articles}</td>', page)
+    assert "daemon not running" in page  # served by topicwatch web, no daemon on this database
+
+
+def test_a_topic_page_lists_its_changes_and_filters_them_by_kind(crawled: Crawled) -> None:
+    status, _, page = get(crawled.base + "/topics/konflik")
+    assert status == 200
+    kinds = re.findall(r'class="kind kind-(\w+)"', page)
+    assert sorted(kinds) == sorted(["new"] * 6 + ["updated"] * 2 + ["removed"])
+    assert "status=ok pages=" in page  # its runs, with their log summary
+
+    _, _, updated = get(crawled.base + "/topics/konflik?kind=updated")
+    assert re.findall(r'class="kind kind-(\w+)"', updated) == ["updated", "updated"]
+    assert f'href="/articles/{crawled.seed_id}?from=1&amp;to=2"' in updated
+
+    status, _, _ = get(crawled.base + "/topics/no-such-topic")
+    assert status == 404
+
+
+def test_the_article_page_shows_the_diff_the_emails_show(crawled: Crawled) -> None:
+    status, _, page = get(crawled.base + f"/articles/{crawled.seed_id}?from=1&to=2")
+    assert status == 200
+    with crawled.sessions() as session:
+        old, new = session.scalars(
+            select(ArticleVersion)
+            .where(ArticleVersion.article_id == crawled.seed_id)
+            .order_by(ArticleVersion.version)
+        ).all()
+    ops = word_diff(old.body, new.body)
+    assert diff_html(ops) in page  # inline: the digest's own diff
+    assert side_html(ops, "old") in page  # and both versions whole, side by side
+    assert side_html(ops, "new") in page
+    assert SEED_DISCLAIMER.split(":")[0] in page
+    assert crawled.site.article_url(SEED_ARTICLE_ID) in page
+    for author in new.authors:
+        assert author in page
+
+    _, _, side = get(crawled.base + f"/articles/{crawled.seed_id}?from=1&to=2&view=side")
+    assert diff_html(ops) not in side
+    assert side_html(ops, "new") in side
+
+    status, _, _ = get(crawled.base + "/articles/999999")
+    assert status == 404
+
+
+def test_scraped_markup_is_shown_as_text(crawled: Crawled) -> None:
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    for path in ("/changes", "/topics/konflik", f"/articles/{crawled.hostile_id}"):
+        status, _, page = get(crawled.base + path)
+        assert status == 200
+        assert escaped in page, path
+        assert "<img" not in page, path
+    _, _, feed = get(crawled.base + "/feeds/konflik.atom")
+    titles = [entry.title for entry in feedparser.parse(feed).entries]
+    assert f"updated: {HOSTILE_TITLE}" in titles
+
+
+def test_the_runs_page_lists_runs_newest_first(crawled: Crawled) -> None:
+    status, _, page = get(crawled.base + "/runs")
+    assert status == 200
+    with crawled.sessions() as session:
+        run_ids = session.scalars(select(CrawlRun.id).order_by(CrawlRun.id.desc())).all()
+    assert [int(i) for i in re.findall(r"<td data-label=\"Run\">#(\d+)", page)] == run_ids
+    assert "new=6" in page
+    status, _, page = get(crawled.base + "/runs?topic=konflik")
+    assert status == 200
+    assert len(re.findall(r'data-label="Run">#', page)) == len(run_ids)
+
+
+def test_lists_page_by_keyset_without_losing_or_repeating_a_row(crawled: Crawled) -> None:
+    seen: list[int] = []
+    older = None
+    for _ in range(10):
+        page = recent_changes(crawled.sessions, older_than=older, limit=2)
+        seen += [change.id for change in page.items]
+        older = page.older
+        if older is None:
+            break
+    with crawled.sessions() as session:
+        expected = session.scalars(
+            select(Change.id).order_by(Change.detected_at.desc(), Change.id.desc())
+        ).all()
+    assert seen == expected
+    runs = recent_runs(crawled.sessions, limit=2)
+    assert len(runs.items) == 2
+    assert runs.older is not None
+    rest = recent_runs(crawled.sessions, older_than=runs.older, limit=2)
+    assert [r.id for r in runs.items + rest.items] == sorted(
+        (r.id for r in runs.items + rest.items), reverse=True
+    )
+    assert len(runs.items + rest.items) == 3
+    _, _, page = get(crawled.base + f"/changes?older={expected[3]}")
+    assert len(re.findall(r'class="kind kind-', page)) == len(expected) - 4
+
+
+def test_the_feeds_are_served_at_stable_urls(crawled: Crawled) -> None:
+    for path, count in (("/feeds/all.atom", 9), ("/feeds/konflik.atom", 9)):
+        status, headers, body = get(crawled.base + path)
+        assert status == 200
+        assert headers["content-type"].startswith("application/atom+xml")
+        feed = feedparser.parse(body)
+        assert not feed.bozo, feed.bozo_exception
+        assert len(feed.entries) == count
+    status, _, _ = get(crawled.base + "/feeds/no-such-topic.atom")
+    assert status == 404
+
+
+def test_metrics_parse_and_match_the_database(crawled: Crawled) -> None:
+    status, headers, body = get(crawled.base + "/metrics")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+    topic = ("topic", TOPIC)
+    assert samples[("topicwatch_runs_total", (("status", "ok"), topic))] == 3
+    for kind, count in (("new", 6), ("updated", 2), ("removed", 1), ("restored", 0)):
+        assert samples[("topicwatch_changes_total", (("kind", kind), topic))] == count
+    with crawled.sessions() as session:
+        pages = session.scalar(select(func.sum(CrawlRun.pages_fetched)))
+        pending = session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.status == "pending")
+        )
+        last_ok = session.scalar(select(func.max(CrawlRun.finished_at)))
+    assert samples[("topicwatch_pages_fetched_total", (topic,))] == pages
+    assert samples[("topicwatch_alerts_pending", ())] == pending == 9  # no [smtp]: they wait
+    assert samples[("topicwatch_alerts_failed", ())] == 0
+    assert last_ok is not None
+    assert samples[("topicwatch_last_success_timestamp_seconds", (topic,))] == pytest.approx(
+        last_ok.timestamp()
+    )
+    assert samples[("topicwatch_run_duration_seconds_count", (topic,))] == 3
+    assert samples[("topicwatch_run_duration_seconds_bucket", (("le", "+Inf"), topic))] == 3
+
+    # A second scrape reads only the runs since the first, and counts none twice.
+    _, _, again = get(crawled.base + "/metrics")
+    assert "topicwatch_runs_total{" in again
+    assert re.search(r'topicwatch_runs_total\{status="ok",topic="konflik"\} 3\.0', again)
+
+
+def test_healthz_answers_while_the_database_does(crawled: Crawled) -> None:
+    status, headers, body = get(crawled.base + "/healthz")
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"database": "ok", "scheduler": "not running", "status": "ok"}
+
+
+# -- query plans ------------------------------------------------------------------------------
+
+WATCHED_TABLES = {
+    "articles",
+    "article_versions",
+    "topic_articles",
+    "changes",
+    "alerts",
+    "crawl_runs",
+}
+
+
+def _full_scans(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """(statement, plan line) for each full scan of a watched table, by EXPLAIN."""
+    scans = []
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if postgres:
+            # With sequential scans priced out, one still chosen means no index can serve.
+            cursor.execute("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            prefix = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
+            cursor.execute(f"{prefix} {statement}", parameters)
+            for row in cursor.fetchall():
+                line = str(row[0] if postgres else row[-1])
+                pattern = r".*Seq Scan on (\w+).*" if postgres else r"SCAN (\w+)"
+                match = re.fullmatch(pattern, line.strip())
+                if match and match.group(1) in WATCHED_TABLES:
+                    # SQLite names a walk of the primary key from its end a SCAN too; with a
+                    # LIMIT it reads only the page's rows.
+                    newest = f"ORDER BY {match.group(1)}.id DESC\n LIMIT"
+                    if not postgres and newest in statement:
+                        continue
+                    scans.append((statement, line))
+        cursor.close()
+        connection.rollback()
+    return scans
+
+
+def test_the_pages_and_metrics_read_through_indexes(crawled: Crawled) -> None:
+    engine = make_engine(crawled.url)
+    statements: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    try:
+        sessions = session_factory(engine)
+        topics_overview(sessions)
+        first = recent_changes(sessions, limit=2)
+        recent_changes(sessions, older_than=first.older, limit=2)
+        topic = topics_overview(sessions)[0].status.topic_id
+        recent_changes(sessions, topic=topic, kinds=["updated"], limit=2)
+        recent_changes(sessions, topic=topic, older_than=first.older, limit=2)
+        runs = recent_runs(sessions, limit=1)
+        recent_runs(sessions, older_than=runs.older, limit=1)
+        recent_runs(sessions, topic=topic, older_than=runs.older, limit=1)
+        article_view(sessions, crawled.seed_id, old=1, new=2)
+        finished_runs(sessions, 0)
+        alert_counts(sessions)
+        last_successes(sessions)
+        Metrics(sessions, version="test").render()
+        event.remove(engine, "before_cursor_execute", capture)
+        assert len(statements) > 20
+        assert _full_scans(engine, statements) == []
+    finally:
+        engine.dispose()
+
+
+# -- the token, and the daemon ----------------------------------------------------------------
+
+
+def _config(tmp_path: Path, web: str) -> Path:
+    config = tmp_path / "topicwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "topicwatch.db"}"\n\n[web]\n{web}\n',
+        encoding="utf-8",
+    )
+    done = topicwatch(config, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    return config
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TOPICWATCH_WEB_TOKEN"}
+    env.update(extra)
+    return env
+
+
+def test_any_address_but_loopback_is_refused_without_a_token(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'listen = "0.0.0.0:0"')
+    done = subprocess.run(
+        [TOPICWATCH, "--config", str(config), "web"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(),
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "topicwatch: error: refusing to serve the web view on 0.0.0.0:0 without a token"
+    )
+    assert "TOPICWATCH_WEB_TOKEN" in done.stderr
+
+    done = subprocess.run(
+        [TOPICWATCH, "--config", str(config), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(),
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Cannot start: refusing to serve the web view on 0.0.0.0:0 without a token" in (
+        done.stderr
+    )
+
+    done = subprocess.run(
+        [TOPICWATCH, "--config", str(config), "web"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(TOPICWATCH_WEB_TOKEN="short"),
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "shorter than 16 characters" in done.stderr
+
+
+def test_with_a_token_every_page_but_healthz_asks_for_it(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'listen = "0.0.0.0:0"')
+    log = tmp_path / "web.log"
+    process = _web_process(config, log, "web", env=_environment(TOPICWATCH_WEB_TOKEN=TOKEN))
+    try:
+        base = _served_at(process, log).replace("0.0.0.0", "127.0.0.1")
+        status, headers, _ = get(base + "/")
+        assert status == 401
+        assert headers["www-authenticate"].startswith("Basic")
+        assert get(base + "/metrics")[0] == 401
+        assert get(base + "/", {"Authorization": "Bearer wrong-token-of-some-length"})[0] == 401
+        assert get(base + "/", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        basic = base64.b64encode(f"editor:{TOKEN}".encode()).decode()
+        assert get(base + "/metrics", {"Authorization": f"Basic {basic}"})[0] == 200
+        assert get(base + "/healthz")[0] == 200
+    finally:
+        assert _stop(process) == 0, log.read_text()
+
+
+def test_the_daemon_serves_the_view_from_its_loop(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'listen = "127.0.0.1:0"')
+    log = tmp_path / "daemon.log"
+    process = _web_process(config, log, "run", env=_environment())
+    try:
+        base = _served_at(process, log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            status, _, body = get(base + "/healthz")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200, body
+        assert json.loads(body)["scheduler"] == "running"
+        status, _, page = get(base + "/")
+        assert status == 200
+        assert "daemon running since" in page
+        assert f"pid {process.pid}" in page
+    finally:
+        code = _stop(process)
+    assert code == 0, log.read_text()
+    assert "topicwatch daemon stopped" in log.read_text()
