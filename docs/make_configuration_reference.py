@@ -53,6 +53,7 @@ HEADINGS = {
     "crawl": "`[crawl]` — applies to every topic",
     "alerts": "`[alerts]`",
     "logging": "`[logging]`",
+    "web": "`[web]` — optional; the read-only web view, /metrics and /healthz",
     "topic": "`[[topic]]` — one table per watched topic",
 }
 

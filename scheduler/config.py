@@ -714,7 +714,8 @@ class Config:
 
     def secret_variables(self) -> tuple[str, ...]:
         """The environment variables that hold this configuration's secrets (the SMTP
-        password and the channels' URLs of notify_env): crawl processes are not given them."""
+        password, the channels' URLs of notify_env and the web view's token): crawl processes
+        are not given them."""
         names = [channel.env for channel in self.channels.values() if channel.env is not None]
         if self.smtp is not None and self.smtp.password_env is not None:
             names.insert(0, self.smtp.password_env)

@@ -16,6 +16,7 @@ DOC = ROOT / "docs" / "configuration.md"
 # Fields of the loaded objects that are not keys of the file, and why.
 DERIVED = {
     ("smtp", "password"),  # read from the variable that smtp.password_env names
+    ("web", "token"),  # read from the variable that web.token_env names
 }
 
 
