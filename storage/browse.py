@@ -256,7 +256,7 @@ def article_view(
     new: int | None = None,
 ) -> ArticleView:
     """The article ``article_id`` with versions ``old`` and ``new`` in full (default: the
-    latest and the one before it)."""
+    latest, and the one before ``new``; ``old`` is always earlier than ``new``, or None)."""
     with read_session(session_factory) as session:
         article = session.get(Article, article_id)
         if article is None:
@@ -278,7 +278,7 @@ def article_view(
         numbers = [v.version for v in versions]
         if new is None or new not in numbers:
             new = numbers[-1] if numbers else None
-        if old is None or old not in numbers:
+        if old is None or old not in numbers or (new is not None and old >= new):
             earlier = [n for n in numbers if new is not None and n < new]
             old = earlier[-1] if earlier else None
         wanted = {n for n in (old, new) if n is not None}

@@ -34,6 +34,7 @@ from test_crawl_e2e import TOPIC, TOPICWATCH, topicwatch, write_config
 
 from alerts.diff import diff_html, side_html, word_diff
 from scheduler.cli import main
+from scheduler.config import ConfigError, parse_config
 from storage.browse import (
     alert_counts,
     article_view,
@@ -45,6 +46,7 @@ from storage.browse import (
 )
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
+from web.address import ExposureRefused, check_exposure, parse_listen
 from web.app import CSP
 from web.metrics import Metrics
 
@@ -592,3 +594,96 @@ def test_a_browser_goes_from_the_topics_page_to_a_diff(crawled: Crawled) -> None
         assert driver.find_elements(By.CSS_SELECTOR, ".side.new ins")
     finally:
         driver.quit()
+
+
+# -- addresses and the configuration ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("localhost:0", ("localhost", 0)),
+        ("[::1]:9100", ("::1", 9100)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ],
+)
+def test_listen_addresses_are_read_as_host_and_port(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8080", "127.0.0.1", ":8080", "::1:8080", "host:http", "h:70000"])
+def test_a_wrong_listen_address_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        parse_listen(text)
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "refused"),
+    [
+        ("127.0.0.1", None, False),
+        ("127.0.0.2", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("192.168.1.20", None, True),
+        ("web.example.org", None, True),
+        ("0.0.0.0", TOKEN, False),
+        ("127.0.0.1", "too-short", True),
+    ],
+)
+def test_only_loopback_addresses_go_without_a_token(
+    host: str, token: str | None, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(ExposureRefused):
+            check_exposure(host, 8080, token, "TOPICWATCH_WEB_TOKEN")
+    else:
+        check_exposure(host, 8080, token, "TOPICWATCH_WEB_TOKEN")
+
+
+def test_the_web_section_is_checked_and_its_token_read_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "topicwatch.toml"
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[web]\nlisten = "8080"\n', path, env={})
+    assert caught.value.errors == (
+        f'{path}: web.listen: expected HOST:PORT like "127.0.0.1:8080", got "8080"',
+    )
+    config = parse_config(
+        '[web]\nlisten = "0.0.0.0:8080"\ntoken_env = "VIEW_TOKEN"\n',
+        path,
+        env={"VIEW_TOKEN": TOKEN},
+    )
+    assert config.web.listen == "0.0.0.0:8080"
+    assert config.web.token == TOKEN
+    assert TOKEN not in repr(config)
+    assert "VIEW_TOKEN" in config.secret_variables()  # crawl processes are not given it
+    assert parse_config("", path, env={}).web.listen is None  # off by default
+
+
+def test_without_a_token_only_requests_for_a_loopback_name_are_answered(
+    crawled: Crawled,
+) -> None:
+    port = crawled.base.rpartition(":")[2]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        assert get(crawled.base + "/", {"Host": host})[0] == 200
+    status, _, body = get(crawled.base + "/", {"Host": f"attacker.example:{port}"})
+    assert status == 421
+    assert "localhost" in body
+    assert get(crawled.base + "/metrics", {"Host": "attacker.example"})[0] == 421
+    assert get(crawled.base + "/healthz", {"Host": "attacker.example"})[0] == 200
+
+
+def test_an_article_shows_its_last_change_unless_told_otherwise(crawled: Crawled) -> None:
+    view = article_view(crawled.sessions, crawled.seed_id)
+    assert (view.old and view.old.version, view.new and view.new.version) == (1, 2)
+    view = article_view(crawled.sessions, crawled.seed_id, old=2, new=2)
+    assert (view.old and view.old.version, view.new and view.new.version) == (1, 2)
+    view = article_view(crawled.sessions, crawled.removed_id, old=1)
+    assert (view.old, view.new and view.new.version) == (None, 1)
+    status, _, page = get(crawled.base + f"/articles/{crawled.removed_id}?from=1")
+    assert status == 200
+    assert "Text of v1" in page

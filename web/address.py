@@ -11,6 +11,7 @@ it); without one, :func:`check_exposure` refuses to start and says so.
 from __future__ import annotations
 
 import ipaddress
+import json
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -36,7 +37,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:8080"``, ``"[::1]:8080"`` or ``"localhost:8080"`` as (host, port);
     raises ValueError "expected …, got …"."""
     value = text.strip()
-    expected = f'expected HOST:PORT like "127.0.0.1:8080", got {text!r}'
+    expected = f'expected HOST:PORT like "127.0.0.1:8080", got {json.dumps(text)}'
     if value.startswith("["):
         host, sep, port = value[1:].partition("]:")
     else:
@@ -45,7 +46,7 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise ValueError(expected)
     number = int(port)
     if not 0 <= number <= 65535:
-        raise ValueError(f"expected a port from 0 to 65535, got {text!r}")
+        raise ValueError(f"expected a port from 0 to 65535, got {json.dumps(text)}")
     return host, number
 
 

@@ -17,7 +17,9 @@ Every request's database work and rendering runs in a worker thread, never on th
 autoescape for the templates, :mod:`alerts.diff` for the diffs. Responses carry a
 Content-Security-Policy that allows no script at all and styles only from the view's own
 style sheet and the diffs' style attributes. With a token, every page but ``/healthz`` asks
-for it (``Authorization: Bearer TOKEN``, or basic auth with the token as password).
+for it (``Authorization: Bearer TOKEN``, or basic auth with the token as password); without
+one, only requests for a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``) are answered,
+so that no web page elsewhere can read the view through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from storage.browse import (
 from storage.db import DATABASE_ERRORS, describe_error
 from storage.health import FAILED_RUN_STATUSES
 from storage.spec import CHANGE_KINDS
+from web.address import is_loopback
 from web.metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["CSP", "DaemonState", "WebApp"]
@@ -174,6 +177,16 @@ class _Guard:
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
+        if self.token is None and scope["path"] not in OPEN_PATHS and not self.local(scope):
+            # Without a token, only a client that asked for this machine by a loopback name
+            # is answered: a web page elsewhere cannot read the view through DNS rebinding.
+            response = PlainTextResponse(
+                "Without a token, this topicwatch web view answers only requests for "
+                "localhost, 127.0.0.1 or [::1]; set a token to serve it under another name.\n",
+                status_code=421,
+            )
+            await response(scope, receive, send_secured)
+            return
         if self.token is not None and scope["path"] not in OPEN_PATHS:
             headers = dict(scope.get("headers", []))
             if not self.authorized(headers.get(b"authorization", b"")):
@@ -186,6 +199,15 @@ class _Guard:
                 await response(scope, receive, send_secured)
                 return
         await self.app(scope, receive, send_secured)
+
+    @staticmethod
+    def local(scope: Scope) -> bool:
+        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").strip()
+        if host.startswith("["):
+            name = host[1:].partition("]")[0]
+        else:
+            name = host.rpartition(":")[0] if ":" in host else host
+        return bool(name) and is_loopback(name)
 
     def authorized(self, header: bytes) -> bool:
         assert self.token is not None
