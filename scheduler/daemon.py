@@ -20,7 +20,7 @@ lets running crawls finish within the shutdown grace, stops the rest, sends what
 can and exits 0. SIGHUP reloads the config file, all of it or nothing: topics, schedules,
 crawl, SMTP, alert and ``[logging]`` settings take effect at once (a ``--log-format`` given
 on the command line stays); a file with a wrong value changes nothing; a new
-``database.url`` waits for a restart.
+``database.url`` or ``[web]`` waits for a restart.
 """
 
 from __future__ import annotations
@@ -774,6 +774,9 @@ class Daemon:
                 safe_url(old.database.url),
             )
             new = replace(new, database=old.database)
+        if new.web != old.web:
+            logger.warning("[web] changed in %s; it takes effect at a restart", new.path)
+            new = replace(new, web=old.web)
         old_specs = self.specs
         new_specs = {spec.name: spec for spec in new.topics}
         added = [name for name in new_specs if name not in old_specs]

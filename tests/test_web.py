@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -464,6 +465,20 @@ def test_any_address_but_loopback_is_refused_without_a_token(
     monkeypatch.setenv("TOPICWATCH_WEB_TOKEN", "short")
     assert main(["--config", str(config), "web"]) == 1
     assert "shorter than 16 characters" in capsys.readouterr().err
+
+
+def test_an_address_in_use_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, "")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--config", str(config), "web", "--listen", f"127.0.0.1:{port}"]) == 1
+    assert capsys.readouterr().err == (
+        f"topicwatch: error: Cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
 
 
 def test_with_a_token_every_page_but_healthz_asks_for_it(tmp_path: Path) -> None:

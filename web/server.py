@@ -64,6 +64,7 @@ class WebServer:
         config = uvicorn.Config(
             app.asgi,
             log_config=None,
+            log_level="warning",  # the view's own line says where it serves
             access_log=False,
             lifespan="off",
             server_header=False,
