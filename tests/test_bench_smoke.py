@@ -1,14 +1,15 @@
 """The benchmarks run end to end at tiny sizes, and what they report holds together.
 
 No figure of speed is checked here: the benchmarks print those. These runs only prove that
-``bench/throughput.py`` and ``bench/growth.py`` work, and that a re-check of an unchanged site
-writes nothing new, while a bare spider sending the same conditional requests gets the same
-304s.
+``bench/throughput.py``, ``bench/growth.py`` and ``bench/web.py`` work, and that a re-check of
+an unchanged site writes nothing new, while a bare spider sending the same conditional
+requests gets the same 304s.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,9 @@ def test_growth_benchmark_records_and_schedules(tmp_path: Path) -> None:
     schedule = results["schedule"]["sqlite"]
     assert schedule["topics"] == 20
     assert schedule["jobs"] == 21  # one per topic, and the alert dispatch
+
+
+def test_web_benchmark_times_every_page() -> None:
+    output = run_bench("web.py", "--articles", "300", "--db", "sqlite", "--repeat", "1")
+    for page in ("topics", "changes, a middle page", "article diff", "metrics, first scrape"):
+        assert re.search(rf"^{re.escape(page)} +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ ", output, re.M)
