@@ -308,7 +308,7 @@ notify = []
     assert none.notify == ()
     assert set(config.channels) == {default.key, slack.key, "notify:$TOPICWATCH_SLACK"}
     assert "XXXX" not in own.to_json()
-    assert config.secret_variables() == ("TOPICWATCH_SLACK",)
+    assert config.secret_variables() == ("TOPICWATCH_SLACK", "TOPICWATCH_WEB_TOKEN")
     assert own.alerts_for("new") == own.notify
 
     with pytest.raises(ConfigError, match="Apprise does not know this nosuch://… URL") as caught:

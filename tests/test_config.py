@@ -58,16 +58,18 @@ def test_the_example_file_loads() -> None:
     assert config.database.url == f"sqlite:///{EXAMPLE.parent / 'data' / 'topicwatch.db'}"
 
 
-def test_the_example_smtp_section_loads_once_uncommented(tmp_path: Path) -> None:
+def test_the_example_smtp_and_web_sections_load_once_uncommented(tmp_path: Path) -> None:
     text = EXAMPLE.read_text("utf-8")
-    uncommented = re.sub(r"(?m)^# (\[smtp\]|[a-z_]+ = )", r"\1", text)
+    uncommented = re.sub(r"(?m)^# (\[smtp\]|\[web\]|[a-z_]+ = )", r"\1", text)
     assert "\n[smtp]\n" in uncommented
+    assert "\n[web]\n" in uncommented
     config = load(tmp_path, uncommented, env={"TOPICWATCH_SMTP_PASSWORD": "secret"})
     settings = config.smtp_settings()
     assert settings is not None
     assert settings.host == "smtp.example.org"
     assert settings.password == "secret"
     assert settings.security == "starttls"
+    assert config.web.listen == "127.0.0.1:8080"
 
 
 def test_the_packaged_example_is_the_deploy_example() -> None:
