@@ -364,8 +364,26 @@ WATCHED_TABLES = {
 }
 
 
+def _postgres_scans(plan: dict[str, Any], limited: bool = False) -> Iterator[str]:
+    """The scans of watched tables in a PostgreSQL plan (JSON) that read them whole: a
+    sequential scan, or an index scan with no condition on the index that is not an ordered
+    walk cut short by a LIMIT above it."""
+    limited = limited or plan["Node Type"] == "Limit"
+    table = plan.get("Relation Name")
+    if table in WATCHED_TABLES:
+        kind = plan["Node Type"]
+        bounded = "Index Cond" in plan or "Recheck Cond" in plan  # the latter: a bitmap scan
+        if kind == "Seq Scan" or not (bounded or limited):
+            yield f"{kind} on {table}"
+    for child in plan.get("Plans", ()):
+        yield from _postgres_scans(child, limited)
+
+
 def _full_scans(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(statement, plan line) for each full scan of a watched table, by EXPLAIN."""
+    """(statement, plan line) for each scan of a watched table that reads it whole, by
+    EXPLAIN: on PostgreSQL with sequential scans priced out, so that the planner takes any
+    index it can use; on SQLite a SCAN (of the table or of a whole index), but for an ordered
+    walk that a LIMIT cuts short."""
     scans = []
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as connection:
@@ -373,23 +391,20 @@ def _full_scans(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple
         assert raw is not None
         cursor = raw.cursor()
         if postgres:
-            # With sequential scans priced out, one still chosen means no index can serve.
             cursor.execute("SET enable_seqscan = off")
         for statement, parameters in statements:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
-            prefix = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
-            cursor.execute(f"{prefix} {statement}", parameters)
+            if postgres:
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+                plan = cursor.fetchone()[0][0]["Plan"]
+                scans += [(statement, line) for line in _postgres_scans(plan)]
+                continue
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
             for row in cursor.fetchall():
-                line = str(row[0] if postgres else row[-1])
-                pattern = r".*Seq Scan on (\w+).*" if postgres else r"SCAN (\w+)"
-                match = re.fullmatch(pattern, line.strip())
-                if match and match.group(1) in WATCHED_TABLES:
-                    # SQLite names a walk of the primary key from its end a SCAN too; with a
-                    # LIMIT it reads only the page's rows.
-                    newest = f"ORDER BY {match.group(1)}.id DESC\n LIMIT"
-                    if not postgres and newest in statement:
-                        continue
+                line = str(row[-1])
+                match = re.match(r"SCAN (\w+)", line.strip())
+                if match and match.group(1) in WATCHED_TABLES and "\n LIMIT" not in statement:
                     scans.append((statement, line))
         cursor.close()
         connection.rollback()
