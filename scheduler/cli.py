@@ -54,6 +54,7 @@ from scheduler.config import (
     parse_duration,
 )
 from scheduler.daemon import next_due, run_daemon, schedule_of
+from scheduler.executor import queue_lines
 from scheduler.runner import RUN_EVENT, RunOutcome, run_crawl
 from storage.credentials import mask_credentials
 from storage.daemons import DaemonRecord, running_daemon
@@ -270,6 +271,28 @@ def cmd_run(ctx: Context) -> int:
     return run_daemon(ctx.args.config, log_format=ctx.args.log_format)
 
 
+def cmd_worker(ctx: Context) -> int:
+    """Run crawl jobs of the job queue (with [executor] kind = "queue"), each in a crawl
+    process of this machine, and deliver alerts; until SIGTERM/SIGINT."""
+    from scheduler.queue import run_worker  # Procrastinate only where it is used
+
+    config = ctx.config
+    if config.executor.kind != "queue":
+        raise CommandError(
+            f'{config.path}: executor.kind is "{config.executor.kind}": crawl runs happen in '
+            'the daemon\'s own processes; set kind = "queue" (PostgreSQL) to run workers'
+        )
+    fmt = ctx.args.log_format or config.logging.format
+    configure_logging(fmt, config.logging.level)
+    init_sentry("worker")
+    return run_worker(
+        config,
+        concurrency=ctx.args.concurrency,
+        queues=ctx.args.queue or None,
+        log_format=fmt,
+    )
+
+
 def cmd_crawl(ctx: Context) -> int:
     """Crawl one topic now, print the run's summary line, then send pending alerts."""
     config = ctx.config
@@ -341,11 +364,14 @@ def cmd_status(ctx: Context) -> int:
         sessions = session_factory(engine)
         known = {status.name: status for status in topic_status(sessions)}
         daemon = running_daemon(engine, sessions)
+        queue = queue_lines(sessions, now) if config.executor.kind == "queue" else []
     entries = [_status_entry(spec, known.get(spec.name), daemon, now) for spec in config.topics]
     if ctx.args.json:
         _print_json(entries)
         return 0
     print(_daemon_line(daemon, now, config.command("run")))
+    for line in queue:
+        print(line)
     if not entries:
         print(f"{config.path} defines no topics.")
         return 0
@@ -924,6 +950,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     _log_format(_command(commands, "run", cmd_run))
+
+    worker = _command(commands, "worker", cmd_worker)
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        metavar="N",
+        help="crawl runs at the same time in this worker (default 2)",
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        metavar="NAME",
+        help="take jobs from this queue (repeatable; default: [executor] queue)",
+    )
+    _log_format(worker)
 
     crawl = _command(commands, "crawl", cmd_crawl)
     crawl.add_argument("topic", metavar="TOPIC", help="name of a topic in the configuration")

@@ -51,6 +51,13 @@ T = TypeVar("T")
 DEFAULT_PATH = Path("topicwatch.toml")
 CONFIG_ENV = "TOPICWATCH_CONFIG"
 DATABASE_URL_ENV = "TOPICWATCH_DATABASE_URL"
+QUEUE_NEEDS_POSTGRES = (
+    '"queue" needs a PostgreSQL database, and database.url is SQLite: the job queue, the '
+    "workers' heartbeats and the scheduler's leader lock live in the database that every "
+    'machine reaches. Use kind = "local" (the default: crawls on this machine), or move to '
+    "PostgreSQL first (deploy/sqlite-to-postgres.py copies the data) and set database.url "
+    "to postgresql+psycopg://USER@HOST/DB"
+)
 
 
 class ConfigError(ValueError):
@@ -469,6 +476,34 @@ class WebConfig:
     )
     # Not a key: read from the variable that token_env names.
     token: str | None = field(default=None, repr=False)
+EXECUTOR_KINDS = ("local", "queue")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where crawl runs happen: see :mod:`scheduler.executor`."""
+
+    kind: str = config_key(
+        "string",
+        "local: crawl runs in processes of the daemon's machine (no broker). queue: the daemon "
+        "puts each run in a job queue in the PostgreSQL database and `topicwatch worker` "
+        "processes on any machine run them (PostgreSQL only).",
+        "local",
+        choices=EXECUTOR_KINDS,
+    )
+    queue: str = config_key(
+        "string",
+        'With kind = "queue": the name of the queue crawl jobs go to, and that '
+        "`topicwatch worker` takes them from unless given --queue.",
+        "crawl",
+    )
+    heartbeat: float = config_key(
+        "duration",
+        'With kind = "queue": how often a worker tells the database it is alive; a worker '
+        "silent for three heartbeats is taken for dead and its running jobs are run again.",
+        10.0,
+        positive=True,
+    )
 
 
 _TOPIC_DEFAULTS = {key.name: key.default for key in fields(TopicSpec)}
@@ -609,6 +644,7 @@ SECTIONS: dict[str, type[Any]] = {
     "alerts": AlertsConfig,
     "logging": LoggingConfig,
     "web": WebConfig,
+    "executor": ExecutorConfig,
     "topic": TopicTable,
 }
 
@@ -683,6 +719,7 @@ class Config:
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
     web: WebConfig = WebConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     topics: tuple[TopicSpec, ...] = ()
     # Every channel that a topic or alerts.notify names, by key (alerts.channels).
     channels: Mapping[str, Channel] = field(default_factory=dict)
@@ -960,9 +997,12 @@ class _Loader:
                 lambda: LoggingConfig(**self.values(data, "logging")), LoggingConfig()
             ),
             web=self.section(lambda: self.web(data), WebConfig()),
+            executor=self.section(lambda: self.executor(data), ExecutorConfig()),
             topics=topics,
             channels=self.channels,
         )
+        if config.executor.kind == "queue" and not self.errors and not _postgres(config):
+            self.errors.append(str(self.error("executor.kind", QUEUE_NEEDS_POSTGRES)))
         if self.errors:
             raise ConfigError(*self.errors)
         return config
@@ -979,6 +1019,12 @@ class _Loader:
                 ) from None
             return DatabaseConfig(url=override)
         return DatabaseConfig(url=self.resolve_sqlite(self.values(data, "database")["url"]))
+
+    def executor(self, data: Mapping[str, Any]) -> ExecutorConfig:
+        values = self.values(data, "executor")
+        if not values["queue"].strip():
+            raise self.error("executor.queue", "expected a queue name, got an empty string")
+        return ExecutorConfig(**values)
 
     def resolve_sqlite(self, url: str) -> str:
         """A relative SQLite path is taken from the configuration file's directory."""
@@ -1078,6 +1124,10 @@ class _Loader:
             allow_private_addresses=given.allow_private_addresses,
             crawl=crawl.settings(obey_robots=given.obey_robots),
         )
+
+
+def _postgres(config: Config) -> bool:
+    return normalise_url(config.database.url).get_backend_name() == "postgresql"
 
 
 def _channels(urls: Sequence[str], variables: Sequence[str]) -> tuple[Channel, ...]:

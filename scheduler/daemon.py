@@ -54,6 +54,8 @@ from crawler.observability import (
     utc_stamp,
 )
 from scheduler.config import Config, ConfigError, format_duration, load_config
+from scheduler.executor import Executor, LocalExecutor, PlacedRunner, daemon_worker_name
+from scheduler.leader import CHECK_EVERY, LeadershipLost, check_leadership, wait_for_leadership
 from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
 from scheduler.processes import stop_process_group
 from scheduler.runner import (
@@ -61,7 +63,6 @@ from scheduler.runner import (
     CrawlRunner,
     RunNotClosed,
     RunOutcome,
-    monitor_config,
 )
 from storage.daemons import (
     DaemonLock,
@@ -83,6 +84,7 @@ from storage.db import (
     session_factory,
 )
 from storage.health import GOOD_RUN_STATUSES
+from storage.jobs import last_deferred
 from storage.runs import (
     mark_unfinished_runs,
     topic_status,
@@ -121,6 +123,10 @@ LATE_MINIMUM = 5.0
 
 class DaemonRunning(RuntimeError):
     """Another daemon serves the database; the message names it."""
+
+
+class StoppedAsStandby(RuntimeError):
+    """SIGTERM or SIGINT came while the daemon waited as a standby."""
 
 
 def job_id(topic: str) -> str:
@@ -259,6 +265,8 @@ class Daemon:
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
         self.runner: CrawlRunner | None = None
+        self.executor: Executor | None = None
+        self.exit_code = EXIT_OK
         self.scheduler: AsyncIOScheduler | None = None
         self.semaphore = asyncio.Semaphore(config.crawl.max_concurrent_runs)
         self.stopping = asyncio.Event()
@@ -287,15 +295,20 @@ class Daemon:
             except DaemonRunning as exc:
                 logger.error("Refusing to start: %s", exc)
                 return EXIT_ERROR
+            except StoppedAsStandby:
+                logger.info("topicwatch standby stopped")
+                return EXIT_OK
             except (DatabaseUnavailable, ConfigError, ExposureRefused, WebUnavailable) as exc:
                 logger.error("Cannot start: %s", exc)
                 return EXIT_ERROR
             await self.run_until_stopped()
-            return EXIT_OK
+            return self.exit_code
         finally:
             if self.web is not None:
                 await self.web.stop()
-            if self.runner is not None:
+            if self.executor is not None:
+                await self.executor.close()
+            elif self.runner is not None:
                 await self.runner.close()
             if self.lock is not None:
                 self.lock.release()
@@ -312,6 +325,8 @@ class Daemon:
             self.start_scheduler()
             if self.web is not None:
                 self.web.start()
+            if self.queued:
+                self.background(self.watch_leadership())
             await self.stopping.wait()
             await self.shutdown()
         finally:
@@ -337,21 +352,31 @@ class Daemon:
         )
         check_writable(self.engine)
         self.sessions = session_factory(self.engine)
-        await asyncio.to_thread(self.take_lock)
+        if self.queued:
+            await self.take_leadership()
+        else:
+            await asyncio.to_thread(self.take_lock)
         await asyncio.to_thread(sync_topics, self.sessions, config.topic_specs())
-        await asyncio.to_thread(self.close_unfinished_runs)
-        self.runner = CrawlRunner(
-            config.database.url,
-            self.sessions,
-            log_format=self.log_format,
-            log_level=self.log_level,
-            processes=config.crawl.max_concurrent_runs,
-            process_max_runs=config.crawl.process_max_runs,
-            process_max_memory=config.crawl.process_max_memory,
-            command=self.command,
-            env=self.env,
-            withheld=config.secret_variables(),
-        )
+        if self.queued:
+            # Runs marked running are the workers' own; a dead worker's are closed by the
+            # workers that find its jobs stalled.
+            self.executor = await self.open_queue()
+        else:
+            await asyncio.to_thread(self.close_unfinished_runs)
+            self.runner = PlacedRunner(
+                config.database.url,
+                self.sessions,
+                worker=daemon_worker_name(),
+                log_format=self.log_format,
+                log_level=self.log_level,
+                processes=config.crawl.max_concurrent_runs,
+                process_max_runs=config.crawl.process_max_runs,
+                process_max_memory=config.crawl.process_max_memory,
+                command=self.command,
+                env=self.env,
+                withheld=config.secret_variables(),
+            )
+            self.executor = LocalExecutor(self.runner)
         last_started = await asyncio.to_thread(self._history)
         self.initial_jobs = self.plan_jobs(config, config.topics, last_started, datetime.now(UTC))
         if config.web.listen is not None:
@@ -374,6 +399,59 @@ class Daemon:
             next_runs={name: when for name, when in next_runs.items() if when is not None},
             in_process=True,
         )
+
+    @property
+    def queued(self) -> bool:
+        """Whether crawl runs go to the job queue (``[executor] kind = "queue"``)."""
+        return self.config.executor.kind == "queue"
+
+    async def open_queue(self) -> Executor:
+        from scheduler.queue import QueueExecutor  # Procrastinate only where it is used
+
+        executor = QueueExecutor(self.config)
+        try:
+            await executor.open()
+        except Exception as exc:
+            raise DatabaseUnavailable(f"the job queue cannot be opened: {exc}") from None
+        return executor
+
+    async def take_leadership(self) -> None:
+        """With the job queue: become the leader scheduler, waiting as a standby while
+        another one is (:mod:`scheduler.leader`); SIGTERM/SIGINT end the wait."""
+        assert self.engine is not None
+        assert self.sessions is not None
+        sessions = self.sessions
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        try:
+            self.lock = DaemonLock(self.engine)
+
+            def holder() -> str:
+                record = recorded_daemon(sessions)
+                return record.describe() if record is not None else "a scheduler that is starting"
+
+            if not await wait_for_leadership(self.lock, self.stopping, holder=holder):
+                self.lock.release()
+                self.lock = None
+                raise StoppedAsStandby
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        await asyncio.to_thread(record_daemon, self.sessions, host=socket.gethostname())
+
+    async def watch_leadership(self) -> None:
+        """Stop (exit 1) when the connection holding the leader lock is gone."""
+        assert self.lock is not None
+        while not self.stopping.is_set():
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await asyncio.to_thread(check_leadership, self.lock)
+            except LeadershipLost as exc:
+                logger.error("Stopping: %s", exc)
+                self.exit_code = EXIT_ERROR
+                self.stopping.set()
+                return
 
     def take_lock(self) -> None:
         """Take the database's daemon lock and write the ``daemon`` row; raises
@@ -469,6 +547,11 @@ class Daemon:
                 started[status.name] = run.started_at
                 if run.status in GOOD_RUN_STATUSES:
                     health.last_listed = listed_articles(run.counts, run.stats)
+        if self.queued:
+            # A slot deferred by a previous leader counts as run, started or not.
+            for name, due in last_deferred(self.sessions).items():
+                if name not in started or due > started[name]:
+                    started[name] = due
         return started
 
     @staticmethod
@@ -578,19 +661,18 @@ class Daemon:
             self.active.pop(name, None)
 
     async def _crawl(self, name: str, due: datetime) -> None:
-        assert self.runner is not None
+        assert self.executor is not None
         async with self.semaphore:
             spec = self.specs.get(name)
             if self.stopping.is_set() or spec is None:
                 return
             self.warn_if_late(spec, due)
-            outcome = await self.runner.run(
-                name,
-                timeout=self.config.crawl.run_timeout,
-                stop=self.stop_runs,
-                monitor=monitor_config(spec, self.config.crawl.run_timeout),
-                due_at=due,
+            outcome = await self.executor.crawl(
+                spec, due=due, timeout=self.config.crawl.run_timeout, stop=self.stop_runs
             )
+        if outcome is None:  # handed to the job queue: the worker that runs it reports it
+            await self.save_next_runs()
+            return
         self.report(spec, outcome)
         self.request_delivery()
         await self.save_next_runs()

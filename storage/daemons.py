@@ -14,7 +14,7 @@ name it. The row alone proves nothing (a daemon killed with SIGKILL leaves it); 
 runs when the lock is held, which :func:`daemon_holds_lock` asks without taking it.
 
 :meth:`DaemonLock.try_acquire` answers at once; a daemon that should wait for its turn
-instead (a standby) would call it again until it returns True.
+instead (a standby, :mod:`scheduler.leader`) calls it again until it returns True.
 """
 
 from __future__ import annotations
@@ -105,6 +105,11 @@ class DaemonLock:
             return False
         self._connection = connection
         return True
+
+    @property
+    def connection(self) -> Connection | None:
+        """The PostgreSQL connection that holds the lock, while it is held."""
+        return self._connection
 
     @property
     def held(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -223,6 +224,11 @@ class CrawlRun(Base):
     # its pid and what tells that pid's process from a later one (boot and start time).
     process_id: Mapped[int | None]
     process_start: Mapped[str | None] = mapped_column(String(64))
+    # Where the run ran: the machine's host name and the process that supervised it (the
+    # daemon, or a queue worker as "worker <pid>"), and the queue job that asked for it.
+    host: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    job_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class Change(Base):

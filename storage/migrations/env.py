@@ -14,6 +14,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from storage.db import make_engine
+from storage.jobs import is_topicwatch_object
 from storage.models import Base, UTCDateTime
 
 config = context.config
@@ -38,6 +39,7 @@ def run_migrations(connection: Connection) -> None:
         transactional_ddl=True,
         compare_type=True,
         render_item=render_item,
+        include_name=is_topicwatch_object,
     )
     with context.begin_transaction():
         context.run_migrations()
