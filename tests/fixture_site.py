@@ -93,6 +93,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -652,6 +653,10 @@ class FixtureRequest:
     status: int
     headers: dict[str, str]
     bytes_sent: int
+    # Wall-clock times (time.time()) when the request was read and when its answer left:
+    # requests of two crawls overlap when one's span meets the other's.
+    received_at: float = 0.0
+    answered_at: float = 0.0
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
@@ -1649,6 +1654,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, head: bool) -> None:
         site = self.server.site
+        self.received_at = time.time()
+        if site.latency:
+            time.sleep(site.latency)  # a server (or a network) that takes its time
         site._reload_if_changed()
         target = self.path
         parts = urlsplit(target)
@@ -1714,7 +1722,9 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0 if head else len(body)
         # Recorded before the client can see the answer, so a test that has its answer
         # also finds it in the log.
-        self.server.site._record(self.command, target, response.status, self.headers, sent)
+        self.server.site._record(
+            self.command, target, response.status, self.headers, sent, self.received_at
+        )
         self.end_headers()
         if sent:
             self.wfile.write(body)
@@ -1732,7 +1742,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=UTF-8")
         self.send_header("Content-Length", str(total))
-        site._record(self.command, target, 200, self.headers, 0 if head else total)
+        site._record(
+            self.command, target, 200, self.headers, 0 if head else total, self.received_at
+        )
         self.end_headers()
         sent = 0
         if not head:
@@ -1751,7 +1763,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self, target: str) -> None:
         """Close the connection without a word: the client sees a reset."""
-        self.server.site._record(self.command, target, 0, self.headers, 0)
+        self.server.site._record(self.command, target, 0, self.headers, 0, self.received_at)
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
@@ -1791,7 +1803,9 @@ class FixtureSite:
         start: bool = True,
         state_file: str | os.PathLike[str] | None = None,
         request_log: str | os.PathLike[str] | None = None,
+        latency: float = 0.0,
     ) -> None:
+        self.latency = latency  # seconds each answer waits, like a distant server
         self._lock = threading.RLock()
         self._state = _State()
         self._host = host
@@ -1860,6 +1874,7 @@ class FixtureSite:
         port: int = 0,
         request_log: str | os.PathLike[str] | None = None,
         timeout: float = 20.0,
+        latency: float = 0.0,
     ) -> FixtureProcess:
         """Serve this site's state from a separate process; this object then controls it.
 
@@ -1881,7 +1896,11 @@ class FixtureSite:
         self._request_log.write_text("")
         self._save_state_file()
         process = FixtureProcess.start(
-            self._state_file, port=port, request_log=self._request_log, timeout=timeout
+            self._state_file,
+            port=port,
+            request_log=self._request_log,
+            timeout=timeout,
+            latency=latency,
         )
         self._process = process
         self.base_url = process.base_url
@@ -1938,13 +1957,17 @@ class FixtureSite:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _record(self, method: str, target: str, status: int, headers: Any, sent: int) -> None:
+    def _record(
+        self, method: str, target: str, status: int, headers: Any, sent: int, received: float
+    ) -> None:
         record = FixtureRequest(
             method=method,
             path=target,
             status=status,
             headers=dict(headers.items()) if headers is not None else {},
             bytes_sent=sent,
+            received_at=received,
+            answered_at=time.time(),
         )
         with self._lock:
             self._requests.append(record)
@@ -2714,8 +2737,11 @@ class FixtureProcess:
         port: int = 0,
         request_log: Path | None = None,
         timeout: float = 20.0,
+        latency: float = 0.0,
     ) -> FixtureProcess:
         command = [sys.executable, str(Path(__file__).resolve()), "--port", str(port)]
+        if latency:
+            command += ["--latency", str(latency)]
         command += ["--state-file", str(state_file)]
         if request_log is not None:
             command += ["--request-log", str(request_log)]
@@ -2776,6 +2802,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--state-file", help="JSON state, re-read when it changes")
     parser.add_argument("--request-log", help="append every request here as a JSON line")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds each answer waits (default 0)"
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -2791,6 +2820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "port": args.port,
         "start": False,
         "request_log": args.request_log,
+        "latency": args.latency,
     }
     state_file = Path(args.state_file) if args.state_file else None
     if state_file is not None and state_file.exists():

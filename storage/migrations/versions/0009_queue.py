@@ -57,7 +57,7 @@ def downgrade() -> None:
             bind.exec_driver_sql(
                 "SELECT p.oid::regprocedure::text FROM pg_proc p "
                 "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%'"
+                "WHERE n.nspname = current_schema() AND left(p.proname, 13) = 'procrastinate'"
             )
             .scalars()
             .all()
