@@ -68,6 +68,7 @@ COMMANDS = [" ".join(path) for path, _, _ in _subcommands(build_parser())]
 def test_the_commands_are_all_there() -> None:
     assert set(COMMANDS) == {
         "run",
+        "worker",
         "crawl",
         "status",
         "db",
@@ -234,7 +235,7 @@ def test_all_errors_of_a_config_file_are_reported_at_once(
     assert (code, out) == (1, "")
     assert err.splitlines() == [
         f"topicwatch: error: {config}: loging: unknown section; did you mean logging? (known: "
-        "database, smtp, crawl, alerts, logging, web, topic)",
+        "database, smtp, crawl, alerts, logging, web, executor, topic)",
         f"topicwatch: error: {config}: crawl.retry_tims: unknown key; did you mean "
         "retry_times? (known: user_agent, obey_robots, concurrent_per_domain, download_delay, "
         "autothrottle, download_timeout, download_maxsize, retry_times, store_raw_html, "

@@ -190,7 +190,7 @@ BAD_FILES = {
     "typo in a section": (
         '[databse]\nurl = "sqlite:///x.db"\n',
         "{path}: databse: unknown section; did you mean database? "
-        "(known: database, smtp, crawl, alerts, logging, web, topic)",
+        "(known: database, smtp, crawl, alerts, logging, web, executor, topic)",
     ),
     "topic key typo": (
         TOPIC + 'alert_too = ["a@example.org"]\n',
