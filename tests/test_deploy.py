@@ -75,6 +75,7 @@ COMPOSE_TOP_LEVEL_KEYS = {"name", "services", "volumes", "networks", "configs", 
 COMPOSE_SERVICE_KEYS = {
     "build",
     "image",
+    "profiles",
     "init",
     "restart",
     "depends_on",
@@ -484,12 +485,14 @@ def test_compose_uses_only_known_keys_and_real_images() -> None:
     data = compose()
     assert set(data) <= COMPOSE_TOP_LEVEL_KEYS
     services = data["services"]
-    assert set(services) == {"topicwatch", "db"}
+    assert set(services) == {"topicwatch", "db", "standby", "worker"}
     for name, service in services.items():
         assert set(service) <= COMPOSE_SERVICE_KEYS, name
         assert service["restart"] in COMPOSE_RESTART_VALUES
         if "build" in service:
             assert set(service["build"]) <= COMPOSE_BUILD_KEYS
+        elif service["image"] == services["topicwatch"]["image"]:
+            pass  # the image the topicwatch service builds
         else:
             assert service["image"] in SERVICE_IMAGES, f"{name}: {service['image']}"
         for dependency in service.get("depends_on", {}).values():
@@ -881,3 +884,40 @@ def test_copy_refuses_a_missing_or_outdated_sqlite_database(
         assert tables == 0, "nothing is written to PostgreSQL when the source is refused"
     finally:
         target.dispose()
+
+
+WORKER_UNIT = DEPLOY / "topicwatch-worker@.service"
+
+
+def test_systemd_verifies_the_worker_unit_which_runs_only_the_worker(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed, so the unit cannot be verified")
+    original = WORKER_UNIT.read_text("utf-8")
+    starts = [line for line in original.splitlines() if line.startswith("ExecStart")]
+    assert starts == [
+        f"ExecStart={INSTALLED_BIN} --config /etc/topicwatch/topicwatch.toml worker --concurrency 2"
+    ]
+    copy = tmp_path / "topicwatch-worker@1.service"
+    copy.write_text(original.replace(INSTALLED_BIN, str(TOPICWATCH_BIN)), "utf-8")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert [line for line in output.splitlines() if "topicwatch-worker" in line] == []
+
+
+def test_compose_scale_out_profile_runs_a_standby_and_workers() -> None:
+    services = compose()["services"]
+    assert "profiles" not in services["topicwatch"]
+    for name, command in (("standby", ["run"]), ("worker", ["worker", "--concurrency", "2"])):
+        service = services[name]
+        assert service["profiles"] == ["scale-out"]
+        assert service["command"] == command
+        assert service["depends_on"] == {"topicwatch": {"condition": "service_healthy"}}
+        assert service["environment"] == services["topicwatch"]["environment"]
+        assert compose_duration(service["stop_grace_period"]) > shutdown_budget()
