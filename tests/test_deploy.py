@@ -98,7 +98,6 @@ COMPOSE_SERVICE_KEYS = {
     "security_opt",
     "cap_drop",
     "container_name",
-    "profiles",
 }
 COMPOSE_BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "tags"}
 COMPOSE_HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period"}
