@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.job_context import JobContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -136,6 +136,8 @@ class QueueExecutor:
                 lock=f"site:{site_of(spec)}",
                 queueing_lock=f"topic:{spec.name}",
             ).defer_async(topic=spec.name, due_at=slot)
+        except ConnectorException as exc:
+            raise DatabaseUnavailable(f"the job queue did not take the job: {exc}") from None
         except AlreadyEnqueued:
             log_fields(
                 queue_logger,
@@ -261,19 +263,25 @@ class CrawlWorker:
                 logger.error("Cannot start: the job queue is unreachable: %s", exc)
                 return EXIT_ERROR
             try:
-                await self._work()
+                asked = await self._work()
             finally:
                 await self.runner.close()
                 await self.app.close_async()
             if self.delivery is not None:
                 await self.delivery
             await self.dispatch()
+            if not asked:
+                # Procrastinate stops a worker whose heartbeat or listener failed (the
+                # database went away): exit 1, and the service manager starts it again.
+                logger.error("The queue worker stopped unasked (see above); exiting")
+                return EXIT_ERROR
             logger.info("topicwatch worker stopped")
             return EXIT_OK
         finally:
             engine.dispose()
 
-    async def _work(self) -> None:
+    async def _work(self) -> bool:
+        """Take and run jobs until stopped; whether a signal asked for the stop."""
         loop = asyncio.get_running_loop()
         grace = self.config.crawl.shutdown_grace
         worker = loop.create_task(
@@ -327,6 +335,7 @@ class CrawlWorker:
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+            return self.stopping.is_set()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
