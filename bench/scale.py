@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=6, help="articles per topic")
     parser.add_argument("--latency", type=float, default=0.15, help="seconds per answer")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
-    parser.add_argument("--rounds", type=int, default=2, help="jobs per topic per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="jobs per topic per phase")
     parser.add_argument("--overhead-jobs", type=int, default=30)
     parser.add_argument("--size-jobs", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path)
@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print(
                     f"{len(specs)} topics on {len(sites)} sites, {args.articles} articles each, "
-                    f"{args.latency * 1000:.0f} ms a page; workers of --concurrency 1",
+                    f"{args.latency * 1000:.0f} ms a page; workers of --concurrency 1; "
+                    f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
                 warm = Workers(config_path, max(counts), workdir)
@@ -271,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 for count in counts:
                     workers = Workers(config_path, count, workdir)
                     wait_until(lambda count=count: registered(sessions) == count, "workers")
-                    time.sleep(1.0)  # their crawl processes are started by the first jobs
+                    # Each worker starts its crawl process with its first job: not measured.
+                    warming = loop.run_until_complete(
+                        defer(app, specs[:: args.topics // args.hosts][: 2 * count], 1)
+                    )
+                    wait_until(lambda w=warming: finished(sessions, w)[0] == len(w), "the warm-up")
+                    wait_until(lambda: queue_size(sessions) == 0, "the warm-up jobs to end")
                     cpu_before = workers.cpu()
                     began = datetime.now(UTC)
                     jobs = loop.run_until_complete(defer(app, specs, args.rounds))
@@ -296,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{count:>7}  {len(jobs):>5}  {seconds:>8.1f}  {rate:>8.1f}  "
                         f"{phase['scaling']:>7.2f}  {phase['efficiency']:>10.2f}  "
-                        f"{phase['cpu_per_run']:>9.2f}",
+                        f"{phase['cpu_per_run']:>9.2f}  (load average {os.getloadavg()[0]:.1f})",
                         flush=True,
                     )
 
