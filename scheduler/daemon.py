@@ -859,6 +859,13 @@ class Daemon:
         if new.web != old.web:
             logger.warning("[web] changed in %s; it takes effect at a restart", new.path)
             new = replace(new, web=old.web)
+        if new.executor != old.executor:
+            logger.warning(
+                "[executor] changed in %s; the daemon keeps kind = %r until it is restarted",
+                new.path,
+                old.executor.kind,
+            )
+            new = replace(new, executor=old.executor)
         old_specs = self.specs
         new_specs = {spec.name: spec for spec in new.topics}
         added = [name for name in new_specs if name not in old_specs]

@@ -323,6 +323,12 @@ class CrawlWorker:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, request_stop, signum)
+        loop.add_signal_handler(
+            signal.SIGHUP,
+            logger.warning,
+            "SIGHUP ignored: a worker reads its configuration when it starts; restart it (it "
+            "takes topics from the database, so topic changes need no restart)",
+        )
         log_fields(
             queue_logger,
             logging.INFO,
@@ -337,7 +343,7 @@ class CrawlWorker:
                 await worker
             return self.stopping.is_set()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             for task in side:
                 task.cancel()
