@@ -54,7 +54,7 @@ HEADINGS = {
     "alerts": "`[alerts]`",
     "logging": "`[logging]`",
     "web": "`[web]` — optional; the read-only web view, /metrics and /healthz",
-    "executor": "`[executor]` — optional; where crawl runs happen (see docs/operations.md, Scaling out)",
+    "executor": "`[executor]` — optional; where crawl runs happen (docs/operations.md)",
     "topic": "`[[topic]]` — one table per watched topic",
 }
 
