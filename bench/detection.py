@@ -104,7 +104,7 @@ from crawler.fingerprint import block_hashes, fingerprint
 from crawler.profiles import profile_for
 from crawler.reading import read_page, read_pages
 from storage.changes import PageRead, Previous, classify
-from storage.templates import site_of, templates_of_new_site
+from storage.templates import LEAD_MARK, site_of, templates_of_new_site
 
 _SKIP_TAGS = {"script", "style", "noscript", "template", "title", "head", "meta", "svg"}
 _WS = re.compile(r"\s+")
@@ -894,8 +894,9 @@ _TEMPLATE_BLOCKS = (
 )
 _TEMPLATE_FACETS = (
     ("learned", "block learned as template"),
-    ("few", "not learned: in the body of fewer than 3 of its pages"),
-    ("dropped", "not learned: not in the extracted body at all"),
+    ("few", "not learned: in the lead or body of fewer than 3 of its pages"),
+    ("dropped", "not learned: not in the extracted lead or body at all"),
+    ("lead", "the block stands in the lead"),
     ("alone", "the fingerprint alone (no templates) alerts"),
 )
 
@@ -951,10 +952,17 @@ def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
                 templates,
             )
             in_body = block in old.blocks
-            facet = "learned" if block in templates else "few" if in_body else "dropped"
+            in_lead = LEAD_MARK + block in old.blocks
+            facet = "learned" if block in templates else "few" if in_body or in_lead else "dropped"
             alone = old.digest != new.digest
+            place = {
+                (True, True): "in the lead and the body",
+                (True, False): "in the lead",
+                (False, True): "in the body",
+                (False, False): "not in the lead or body",
+            }[in_lead, in_body]
             detail = (
-                f"{where} block {'in' if in_body else 'not in'} the body, "
+                f"{where} block {place}, "
                 f"{'template' if facet == 'learned' else 'not learned'}; "
                 f"fingerprint alone {'alerts' if alone else 'quiet'}"
             )
@@ -969,7 +977,7 @@ def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
                     False,  # the page's visible text changed: a naive hash alerts
                     detail,
                     page.half,
-                    (facet, "alone") if alone else (facet,),
+                    (facet, *(("lead",) if in_lead else ()), *(("alone",) if alone else ())),
                 )
             )
     return results

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 from crawler.article import ExtractedArticle, Fingerprint
 from storage.changes import with_rules
+from storage.templates import LEAD_MARK
 
 __all__ = ["FIELDS", "RULES", "block_hashes", "compile_patterns", "fingerprint", "normalise_text"]
 
@@ -30,7 +31,10 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # release changes what the field holds for a page that did not change. Lead 2: the visible
 # standfirst first, its blocks separated by spaces, and the description hashed with it.
 # Body 2: link boxes (a short label with one or two linked headlines) are left out.
-RULES = {"title": 1, "lead": 2, "body": 2, "authors": 1, "dates": 1}
+# Lead 3: the standfirst ends where the body's first paragraphs begin, by how they start too,
+# an element named like a standfirst that holds the body's last paragraph is not one, and the
+# lead's blocks have hashes of their own (site templates apply to them).
+RULES = {"title": 1, "lead": 3, "body": 2, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 
@@ -278,7 +282,9 @@ def _block_hashes(normalised: str) -> tuple[str, ...]:
 
 def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) -> Fingerprint:
     """SHA-256 fingerprint of the article's content, with one hash per field, and one per
-    paragraph of the body (:func:`block_hashes`).
+    block of the lead and paragraph of the body (:func:`block_hashes`; the lead's first,
+    marked with :data:`storage.templates.LEAD_MARK`: the paragraphs of the visible
+    standfirst, then the description when it is hashed with them).
 
     Fields: ``title``, ``lead`` (the visible standfirst and the description, when they
     differ: a change to either is a change of the lead), ``body``, ``authors``
@@ -293,10 +299,13 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     """
     authors = sorted({normalise_text(a) for a in article.authors} - {""})
     body = _normalise_in_lines(article.body, ignore_patterns)
-    lead = normalise_text(article.lead, ignore_patterns)
+    lead_lines = _normalise_in_lines(article.lead, ignore_patterns)
+    lead = " ".join(lead_lines.split())
+    lead_blocks = _block_hashes(lead_lines)
     description = normalise_text(article.description, ignore_patterns)
     if description and description != lead:
         lead = f"{lead}\n{description}"
+        lead_blocks += (_sha256(description)[:16],)
     values = {
         "title": normalise_text(article.title, ignore_patterns),
         "lead": lead,
@@ -308,4 +317,5 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
         name: with_rules(_sha256(f"{name}\x1f{values[name]}"), RULES[name]) for name in FIELDS
     }
     digest = _sha256("\x1e".join(f"{name}\x1f{fields[name]}" for name in FIELDS))
-    return Fingerprint(digest=digest, fields=fields, blocks=_block_hashes(body))
+    blocks = tuple(LEAD_MARK + block for block in lead_blocks) + _block_hashes(body)
+    return Fingerprint(digest=digest, fields=fields, blocks=blocks)

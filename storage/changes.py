@@ -8,7 +8,7 @@ Everything here is pure, so each rule can be read and tested as a table:
   article (the article is not modified only when none of its pages is).
 - :func:`classify` — the detection table: the stored state of an article (:class:`Previous`)
   and what a crawl saw of it (an :data:`Outcome`) give a :class:`Decision`. Bodies that
-  differ only in the site's template blocks are the same body
+  differ only in the site's template blocks are the same body, and leads so the same lead
   (:func:`storage.templates.body_edited`).
 - :func:`rules_of` — which version of the reading rules a field hash was made by: a field
   hash made by other rules than the page's new one is not compared as an edit.
@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
-from storage.templates import body_edited
+from storage.templates import body_edited, lead_and_body
 
 DecisionKind = Literal["new", "updated", "unchanged", "removed", "restored", "none"]
 GONE_STATUSES = (404, 410)
@@ -48,7 +48,8 @@ class PageRead:
     """An article page as a crawl read it. ``url`` is the canonical URL.
 
     ``fingerprint`` and ``field_hashes`` are what :func:`classify` compares, and ``blocks``
-    (one hash per paragraph of the body) where the bodies differ; the content is what a new
+    (one hash per block of the lead, marked, then per paragraph of the body) where the leads
+    or the bodies differ; the content is what a new
     version stores (empty for a caller that only classifies). The validators are the
     article's own URL's; ``pages`` are the later pages the content was read from, in order
     (none for a one-page article).
@@ -108,8 +109,9 @@ class Previous:
 
     ``alerted_fingerprints`` are the fingerprints of the versions already alerted on;
     content that returns to one of them (A -> B -> A) is recorded but not alerted again.
-    ``current_blocks`` are the block hashes of the current version's body (None when it was
-    stored without them).
+    ``current_blocks`` are the block hashes of the current version's lead and body (None when
+    it was stored without them; versions stored before leads had block hashes have the
+    body's only).
     """
 
     status: str
@@ -211,7 +213,8 @@ def classify(
     no version yet) and the block hashes that are its site's templates now.
 
     A body that differs from the current version's only by template churn is not a change
-    of the body; a page that differs only so is unchanged (no new version, no alert)."""
+    of the body, nor a lead so a change of the lead; a page that differs only so is
+    unchanged (no new version, no alert)."""
     if isinstance(outcome, Failed):
         return NOTHING
     if previous is None:
@@ -226,8 +229,11 @@ def classify(
         return Decision("restored", alert=True) if removed else UNCHANGED
     same = outcome.fingerprint == previous.current_fingerprint
     fields = () if same else changed_fields(previous.current_field_hashes, outcome.field_hashes)
-    if "body" in fields and not _body_edited(previous, outcome, templates):
-        fields = tuple(name for name in fields if name != "body")
+    churn = {name for name in ("lead", "body") if name in fields} - _edited(
+        previous, outcome, templates
+    )
+    if churn:
+        fields = tuple(name for name in fields if name not in churn)
         same = not fields
     if removed:
         return Decision("restored", fields=fields, alert=True, new_version=not same)
@@ -246,12 +252,24 @@ def classify(
     return Decision("updated", fields=fields, alert=not seen_before, new_version=True)
 
 
-def _body_edited(previous: Previous, outcome: PageRead, templates: Collection[str]) -> bool:
-    """Whether the body changed beyond the site's templates (True when a side has no block
-    hashes to compare: then the body hashes decide)."""
+def _edited(previous: Previous, outcome: PageRead, templates: Collection[str]) -> set[str]:
+    """Of the lead and the body, those that changed beyond the site's templates. A field is
+    taken as changed when a side has no block hashes to compare (then the field hashes
+    decide), and the lead also when the two were read by other rules (a lead stored before
+    it had block hashes)."""
     if previous.current_blocks is None or not outcome.blocks:
-        return True
-    return body_edited(previous.current_blocks, outcome.blocks, templates)
+        return {"lead", "body"}
+    old_lead, old_body = lead_and_body(previous.current_blocks)
+    new_lead, new_body = lead_and_body(outcome.blocks)
+    edited = set()
+    if body_edited(old_body, new_body, templates):
+        edited.add("body")
+    old_rules = rules_of(previous.current_field_hashes.get("lead"))
+    if old_rules != rules_of(outcome.field_hashes.get("lead")) or body_edited(
+        old_lead, new_lead, templates
+    ):
+        edited.add("lead")
+    return edited
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,8 @@ def _site_templates(
     session: Session, outcomes: Sequence[Outcome], stored: dict[str, _Stored]
 ) -> dict[str, frozenset[str]]:
     """Learn from the pages of articles read for the first time, then find the site
-    templates among the blocks of the bodies that differ from their current version's."""
+    templates among the blocks of the leads and bodies that differ from their current
+    version's."""
     first_reads: list[tuple[str, tuple[str, ...]]] = []
     compared: dict[str, set[str]] = {}
     for outcome in outcomes:
@@ -239,9 +240,10 @@ def _site_templates(
             continue
         if article.current_version == 0:
             first_reads.append((site_of(outcome.url), outcome.blocks))
-        elif article.blocks is not None and outcome.field_hashes.get(
-            "body"
-        ) != article.field_hashes.get("body"):
+        elif article.blocks is not None and any(
+            outcome.field_hashes.get(name) != article.field_hashes.get(name)
+            for name in ("lead", "body")
+        ):
             blocks = compared.setdefault(site_of(outcome.url), set())
             blocks.update(article.blocks, outcome.blocks)
     learn(session, first_reads)

@@ -8,18 +8,24 @@ article's. Such a block is learned, per site, from what crawls already read, and
 happens to it on one article is not an edit of that article.
 
 **The learning rule** (:func:`is_template`). Each paragraph of a body is known by a short
-hash of its normalised text (:func:`crawler.fingerprint.block_hashes`). A site counts the
-articles it has read (each once, when its first version is stored) and, per block, how many
-of them held it and when it was first seen. A block is template when at least
-:data:`MIN_PAGES` (3) articles held it and at least :data:`MIN_SHARE` (20 %) of the site's
-articles read since it first appeared did. Three, because two articles sharing a paragraph
-is ordinary news work (a follow-up quoting the first report, a story filed twice), while a
-template stands on every article; a fifth, because a site may show a box on one section's
-articles only, or rotate a few teasers, while an article's own paragraph is rarely repeated
-word for word on one article in five. Counting from the block's first sighting lets a box
-the site adds today be learned from the next three articles, however many came before it.
+hash of its normalised text (:func:`crawler.fingerprint.block_hashes`). The lead's blocks
+(the paragraphs of the visible standfirst, and the description) are known the same way: a
+version's list of block hashes holds them first, each marked (:data:`LEAD_MARK`), then the
+body's. A block is counted by its text, wherever it stands: a box that one page's
+standfirst search takes into the lead and another page's body holds is one block of the
+site. A site counts the articles it has read (each once, when its first version is
+stored) and, per block, how many of them held it and when it was first seen. A block is
+template when at least :data:`MIN_PAGES` (3) articles held it and at least
+:data:`MIN_SHARE` (20 %) of the site's articles read since it first appeared did. Three,
+because two articles sharing a paragraph is ordinary news work (a follow-up quoting the
+first report, a story filed twice), while a template stands on every article; a fifth,
+because a site may show a box on one section's articles only, or rotate a few teasers,
+while an article's own paragraph is rarely repeated word for word on one article in five.
+Counting from the block's first sighting lets a box the site adds today be learned from the
+next three articles, however many came before it.
 
-**Comparing two versions of a body** (:func:`body_edited`). Learning must never raise an
+**Comparing two versions of a body, or of a lead** (:func:`body_edited`, applied to the
+body's blocks and to the lead's apart, :func:`lead_and_body`). Learning must never raise an
 alert by itself, in either direction: a block that becomes template after articles holding
 it were stored, or that stops being template, must not make them look edited. So the body's
 hash is not recomputed without the templates; the two versions are compared block by block,
@@ -66,6 +72,8 @@ from storage.models import Site, SiteBlock
 
 MIN_PAGES = 3
 MIN_SHARE = 0.2
+# Marks a block hash of the lead in a version's list of block hashes (body hashes are hex).
+LEAD_MARK = "L"
 # A block seen on fewer than MIN_PAGES articles, first seen this many articles ago, is dropped.
 FORGET_AFTER = 100
 # Forgetting runs each time a site has read this many more articles.
@@ -79,6 +87,19 @@ def site_of(url: str) -> str:
     return host.removeprefix("www.")
 
 
+def unmarked(block: str) -> str:
+    """A block's hash as the site knows it: the same in the lead and in the body."""
+    return block.removeprefix(LEAD_MARK)
+
+
+def lead_and_body(blocks: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A version's block hashes parted: the lead's (marked) and the body's, each in order."""
+    return (
+        tuple(block for block in blocks if block.startswith(LEAD_MARK)),
+        tuple(block for block in blocks if not block.startswith(LEAD_MARK)),
+    )
+
+
 def is_template(pages: int, since: int) -> bool:
     """Whether a block is template: ``pages`` of the site's articles held it, of the
     ``since`` articles read since it was first seen (that one included)."""
@@ -88,7 +109,7 @@ def is_template(pages: int, since: int) -> bool:
 def body_edited(old: Sequence[str], new: Sequence[str], templates: Collection[str]) -> bool:
     """Whether the body whose block hashes are ``new`` is an edit of the one whose block
     hashes are ``old``, given the site's template blocks (see the module: where the two
-    differ only by template churn, it is not)."""
+    differ only by template churn, it is not). The same for two versions of a lead."""
     matcher = SequenceMatcher(None, old, new, autojunk=False)
     for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
         if tag == "equal":
@@ -101,8 +122,8 @@ def body_edited(old: Sequence[str], new: Sequence[str], templates: Collection[st
 def _template_churn(
     removed: Sequence[str], added: Sequence[str], templates: Collection[str]
 ) -> bool:
-    removed_template = all(block in templates for block in removed)
-    added_template = all(block in templates for block in added)
+    removed_template = all(unmarked(block) in templates for block in removed)
+    added_template = all(unmarked(block) in templates for block in added)
     if removed_template and added_template:
         return True
     if removed and removed_template and len(added) <= len(removed):
@@ -120,7 +141,7 @@ def count_blocks(
     counts: dict[str, list[int]] = {}
     for blocks in pages:
         seen += 1
-        for block in set(blocks):
+        for block in {unmarked(block) for block in blocks}:
             counts.setdefault(block, [0, seen])[0] += 1
     return seen, {block: (n, first) for block, (n, first) in counts.items()}
 
@@ -193,7 +214,8 @@ def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> Non
 def templates_among(
     session: Session, wanted: Mapping[str, Collection[str]]
 ) -> dict[str, frozenset[str]]:
-    """Of the blocks ``wanted`` names per site, those that are the site's templates now."""
+    """Of the blocks ``wanted`` names per site, those that are the site's templates now (as
+    :func:`unmarked` names them)."""
     found: dict[str, frozenset[str]] = {}
     hosts = sorted(site for site, blocks in wanted.items() if blocks)
     for host_chunk in chunks(hosts):
@@ -202,7 +224,7 @@ def templates_among(
         ).all()
         for site_id, host, site_pages in sites:
             templates: set[str] = set()
-            for block_chunk in chunks(sorted(wanted[host])):
+            for block_chunk in chunks(sorted({unmarked(block) for block in wanted[host]})):
                 rows = session.execute(
                     select(SiteBlock.block, SiteBlock.pages, SiteBlock.first_seen).where(
                         SiteBlock.site_id == site_id, SiteBlock.block.in_(block_chunk)

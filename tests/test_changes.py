@@ -51,6 +51,10 @@ BLOCKS = ("p1", "t1", "p2")
 TEMPLATES = frozenset({"t1", "t2"})
 LIVE_BLOCKS = Previous("live", "fa", A, frozenset({"fa"}), current_blocks=BLOCKS)
 REMOVED_BLOCKS = Previous("removed", "fa", A, frozenset({"fa"}), current_blocks=BLOCKS)
+# The lead's blocks come first, marked "L": s1 the standfirst's own, then a template.
+LIVE_LEAD_BLOCKS = Previous(
+    "live", "fa", A, frozenset({"fa"}), current_blocks=("Ls1", "Lt1", *BLOCKS[::2])
+)
 
 
 def page(fingerprint: str, hashes: dict[str, str], blocks: tuple[str, ...] = ()) -> PageRead:
@@ -73,7 +77,10 @@ NOTHING_BEFORE = ("nothing", "an article page")
 UNCHANGED = ("version v", "304, the same bytes, or the same fingerprint")
 UPDATED = ("version v", "another fingerprint")
 RETURNED = ("version v", "content equal to an older version (A → B → A)")
-TEMPLATE_ONLY = ("version v", "a body that differs only in the site's template blocks")
+TEMPLATE_ONLY = (
+    "version v",
+    "a body or a lead that differs only in the site's template blocks",
+)
 REMOVED = ("live", "404 / 410, or a redirect to the home or topic page")
 RESTORED = ("removed", "the page again")
 FAILED = ("anything", "timeout, 5xx, 403, robots.txt refusal")
@@ -169,6 +176,30 @@ TABLE = [
         REMOVED_BLOCKS,
         page("fb", B, ("p1", "x", "p2")),
         Decision("restored", (), True, False),
+        TEMPLATES,
+    ),
+    Row(
+        TEMPLATE_ONLY,
+        "live+template-in-the-lead-rewritten=unchanged",
+        LIVE_LEAD_BLOCKS,
+        page("fb", {**A, "lead": "lb"}, ("Ls1", "Lx", "p1", "p2")),
+        Decision("unchanged"),
+        TEMPLATES,
+    ),
+    Row(
+        UPDATED,
+        "live+standfirst-beside-template-edited=updated",
+        LIVE_LEAD_BLOCKS,
+        page("fb", {**A, "lead": "lb"}, ("Lx", "Lt1", "p1", "p2")),
+        Decision("updated", ("lead",), True, True),
+        TEMPLATES,
+    ),
+    Row(
+        REREAD,
+        "lead-by-earlier-rules+template-rewritten=rebaselined",
+        LIVE_BLOCKS,
+        page("fb", {**A, "lead": "lb~3"}, ("Ls1", "Lt1", "p1", "t1", "p2")),
+        Decision("unchanged", new_version=True),
         TEMPLATES,
     ),
     Row(

@@ -393,7 +393,7 @@ def test_the_standfirst_is_found_by_position_and_name_in_the_article_header() ->
     assert article.lead.startswith("Reserves could run short in a cold snap")
 
 
-def test_a_standfirst_of_several_blocks_keeps_spaces_between_them() -> None:
+def test_a_standfirst_of_several_blocks_keeps_them_apart() -> None:
     html = (
         b"<html><body><article><h1>Diplomasi jalur belakang terungkap</h1>"
         b"<blockquote class='summary-article'><strong>Ringkasan Berita:</strong><ul>"
@@ -404,8 +404,10 @@ def test_a_standfirst_of_several_blocks_keeps_spaces_between_them() -> None:
         + b"</p></article></body></html>"
     )
     article = extract(html, "https://news.example/internasional/diplomasi")
+    # Blank lines between the blocks, as between the body's paragraphs: the fingerprint
+    # knows each apart (a site's template block in a standfirst is one of them).
     assert article.lead == (
-        "Ringkasan Berita: Mantan pejabat membuka pertemuan rahasia. "
+        "Ringkasan Berita:\n\nMantan pejabat membuka pertemuan rahasia.\n\n"
         "Diplomasi berjalan dua kali sebulan."
     )
 
@@ -486,6 +488,44 @@ def test_the_reference_sites_seed_article_read_by_the_generic_rules() -> None:
             html = response.read()
     article = extract(html, url, profile=GENERIC)
     assert article.body.endswith(SEED_DISCLAIMER)
-    assert article.lead.startswith("Ringkasan Berita: ")
-    assert "rahasia. Diplomasi" in article.lead  # not "rahasia.Diplomasi"
+    assert article.lead.startswith("Ringkasan Berita:\n\n")
+    assert "rahasia.\n\nDiplomasi" in article.lead  # not "rahasia.Diplomasi"
     assert not re.search(r"[a-z][.:][A-Z]", article.lead)
+
+
+def test_what_stands_after_the_bodys_first_paragraphs_is_never_the_lead() -> None:
+    """The body's paragraphs carry inline text extraction leaves out, so none is found word
+    for word on the page: the body still begins where a block starts as its first paragraph
+    does, and a box after the last paragraph is not the standfirst."""
+    box = "Sign up for our morning briefing: the day's most important stories in your inbox."
+    paragraphs = [
+        "The harbour bridge reopened to traffic on Friday after eight months of repairs, the "
+        "city's transport office said in a statement.",
+        "Engineers replaced four hundred bolts and resurfaced the deck, and the work finished "
+        "two weeks ahead of the schedule agreed with the contractor.",
+    ]
+    html = (
+        "<html><body><article><h1>Harbour bridge reopens after repairs</h1><div class='text'>"
+        + "".join(
+            f"<p>{text[:60]}<span class='caption-inline'>Photo: City archive</span>{text[60:]}</p>"
+            for text in paragraphs
+        )
+        + f"<p>{box}</p></div></article></body></html>"
+    ).encode()
+    article = extract(html, "https://news.example/city/bridge-reopens")
+    assert "Sign up" not in article.lead
+    assert "harbour bridge reopened" not in article.lead.lower()
+
+
+def test_an_element_named_like_a_standfirst_that_holds_the_article_is_not_one() -> None:
+    html = (
+        b"<html><head><meta name='description' content='The bridge is open again.'></head>"
+        b"<body><article><h1>Harbour bridge reopens after repairs</h1>"
+        b"<div class='article-summary'>"
+        b"<p>The harbour bridge reopened to traffic on Friday after eight months of repairs.</p>"
+        b"<p>Engineers replaced four hundred bolts and resurfaced the whole deck.</p>"
+        b"<p>Write to us at letters@news.example with your views on this story.</p>"
+        b"</div></article></body></html>"
+    )
+    article = extract(html, "https://news.example/city/bridge-reopens")
+    assert "Write to us" not in article.lead

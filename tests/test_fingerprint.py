@@ -11,6 +11,7 @@ from fixture_site import generated_paragraphs
 from crawler.article import ExtractedArticle
 from crawler.fingerprint import FIELDS, RULES, block_hashes, fingerprint, normalise_text
 from storage.changes import rules_of
+from storage.templates import LEAD_MARK, lead_and_body
 
 NORMALISE_CASES = [
     # (id, text, ignore_patterns, expected)
@@ -185,6 +186,28 @@ def test_ignore_patterns_apply_to_every_text_field() -> None:
     assert fingerprint(noisy, patterns) == fingerprint(BASE, patterns)
 
 
+def test_the_leads_blocks_are_hashed_apart_and_marked_the_lead_hash_as_one_text() -> None:
+    article = dataclasses.replace(
+        BASE,
+        lead="Traffic flows again.\n\nSign up for our briefing.",
+        description="Traffic is back on the bridge.",
+    )
+    lead, body = lead_and_body(fingerprint(article).blocks)
+    assert lead == tuple(
+        LEAD_MARK + block_hashes(text)[0]
+        for text in ("Traffic flows again.", "Sign up for our briefing.", article.description)
+    )
+    assert body == block_hashes(BASE.body)
+    # How the standfirst's blocks are separated is no change of the lead.
+    spaced = dataclasses.replace(article, lead="Traffic flows again. Sign up for our briefing.")
+    assert fingerprint(spaced).fields["lead"] == fingerprint(article).fields["lead"]
+    # A description that is the lead is no block of its own.
+    (alone,) = lead_and_body(fingerprint(dataclasses.replace(BASE, description=BASE.lead)).blocks)[
+        0
+    ]
+    assert alone == LEAD_MARK + block_hashes(BASE.lead)[0]
+
+
 def test_block_hashes_are_one_per_paragraph_of_normalised_text() -> None:
     body = (
         "Engineers replaced bolts.\n\n\u201cWrite to us\u201d at desk@example.com"
@@ -195,7 +218,9 @@ def test_block_hashes_are_one_per_paragraph_of_normalised_text() -> None:
     assert all(len(block) == 16 for block in blocks)
     assert blocks[1] == block_hashes('"Write to us" at   desk@example.com')[0]
     assert blocks[2] == block_hashes("Updated 2 hours ago")[0]
-    assert fingerprint(BASE).blocks == block_hashes(BASE.body)
+    # The lead's blocks come first, marked, then the body's.
+    lead = tuple(LEAD_MARK + block for block in block_hashes(BASE.lead))
+    assert fingerprint(BASE).blocks == lead + block_hashes(BASE.body)
     assert block_hashes("Dibaca 1.204 kali, tetap", (r"Dibaca [\d.]+ kali",)) == block_hashes(
         ", tetap"
     )

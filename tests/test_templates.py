@@ -105,12 +105,15 @@ def own(n: int, k: int = 0) -> str:
     return f"Paragraph {k} of article {n}, which no other article of the site shares."
 
 
-def read(n: int, *extra: str, site: str = SITE, edit: str = "") -> PageRead:
+def read(n: int, *extra: str, site: str = SITE, edit: str = "", lead: str = "") -> PageRead:
     """Article ``n`` of ``site``: two paragraphs of its own (the second with ``edit``), then
-    the ``extra`` blocks."""
+    the ``extra`` blocks; ``lead`` its standfirst."""
     paragraphs = [own(n), own(n, 1) + edit, *extra]
     article = ExtractedArticle(
-        url=f"{site}/news/{n}", title=f"Article {n}", body="\n\n".join(paragraphs)
+        url=f"{site}/news/{n}",
+        title=f"Article {n}",
+        body="\n\n".join(paragraphs),
+        lead=lead,
     )
     print_ = fingerprint(article)
     return PageRead(
@@ -199,6 +202,31 @@ def test_a_template_rewritten_on_one_article_is_no_change_while_an_edit_is(
     assert versions == 9  # the template churn stored no version
     # And the rewritten box read again is still no change of article 1.
     assert record.changes(read(1, rewritten)) == []
+
+
+def test_a_template_in_the_lead_is_learned_and_compared_as_in_the_body(
+    session_factory: sessionmaker[Session],
+) -> None:
+    record = Recorder(session_factory)
+
+    def standfirst(n: int, *extra: str) -> str:
+        return "\n\n".join((f"What article {n} is about, in a sentence.", *extra))
+
+    # The box stands in the standfirst of three articles, in the body of two more.
+    record(*(read(n, lead=standfirst(n, NEWSLETTER)) for n in range(1, 4)))
+    record(read(4, NEWSLETTER, lead=standfirst(4)), read(5, NEWSLETTER, lead=standfirst(5)))
+    assert record.templates(NEWSLETTER) == {NEWSLETTER}
+    rewritten = NEWSLETTER.replace("morning", "evening")
+    assert record.changes(
+        read(1, lead=standfirst(1, rewritten)),
+        read(2, lead=standfirst(2)),  # the box dropped from the standfirst
+        read(4, lead=standfirst(4, NEWSLETTER)),  # moved from the body into the standfirst
+        read(3, lead=standfirst(3, NEWSLETTER).replace("sentence", "sentence or two")),
+    ) == [("updated", ("lead",))]
+    # Text of the article's own added to the standfirst beside the box is an edit.
+    assert record.changes(read(1, lead=standfirst(1, rewritten, "A new sentence here."))) == [
+        ("updated", ("lead",))
+    ]
 
 
 def test_a_block_that_becomes_template_after_articles_are_stored_raises_no_alert(

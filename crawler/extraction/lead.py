@@ -65,6 +65,7 @@ _LEAD_WORDS = frozenset(
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
 _LEAD_SKIP_ALL = _LEAD_SKIP | {"script", "style"}
+_UNSEEN_TAGS = frozenset({"script", "style", "noscript", "template"})
 _UNSEEN_OR_MEDIA = frozenset(
     {"script", "style", "noscript", "template", "figure", "figcaption", "img", "picture", "video"}
 )
@@ -74,10 +75,38 @@ _LEAD_MEDIA_WORDS = frozenset(
 )
 
 
+def paragraphs_of(element: lxml.html.HtmlElement) -> str:
+    """The element's text as :func:`~crawler.extraction.text.block_text` reads it, but its
+    blocks (paragraphs, list items, headings, line breaks) separated by blank lines, as the
+    body's paragraphs are: the fingerprint knows each block of the lead apart, and a site's
+    template block in it (:mod:`storage.templates`) is one of them."""
+    pieces: list[str] = []
+    mark = "\x00"
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if tag in _UNSEEN_TAGS:
+            return
+        block = tag in BLOCK_TAGS
+        if block:
+            pieces.append(mark)
+        if tag and node.text:
+            pieces.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                pieces.append(child.tail)
+        if block:
+            pieces.append(mark)
+
+    walk(element)
+    return "\n\n".join(text for text in map(squash, "".join(pieces).split(mark)) if text)
+
+
 def _prose_of(element: lxml.html.HtmlElement) -> str:
     """The element's text without scripts, styles, embedded media and their captions, and
-    blocks of links (a list of headlines is no standfirst), its blocks separated by spaces
-    ("Summary:" in a heading, then the points of a list)."""
+    blocks of links (a list of headlines is no standfirst), its blocks apart
+    (:func:`paragraphs_of`: "Summary:" in a heading, then the points of a list)."""
     piece = copy.deepcopy(element)
     doomed = []
     for inner in piece.iterdescendants():
@@ -91,7 +120,7 @@ def _prose_of(element: lxml.html.HtmlElement) -> str:
             doomed.append(inner)
     for inner in doomed:
         inner.drop_tree()
-    return block_text(piece)
+    return paragraphs_of(piece)
 
 
 def _mostly_links(element: lxml.html.HtmlElement) -> bool:
@@ -248,7 +277,7 @@ def _with_siblings(element: lxml.html.HtmlElement, text: str) -> str:
         more = _prose_of(sibling)
         if more:
             texts.append(more)
-    return " ".join(texts)
+    return "\n\n".join(texts)
 
 
 def _positional(element: lxml.html.HtmlElement, text: str, headlines: list[str]) -> bool:
@@ -292,6 +321,24 @@ def _excluded(
     return False
 
 
+# A paragraph of the body is known by its first words, this many characters of them.
+_START_LENGTH = 40
+
+
+def _start(text: str) -> str:
+    """How a paragraph starts, as words (case folded): "" when it is too short to tell."""
+    plain = _plain(text)
+    return plain[:_START_LENGTH] if len(plain) >= _START_LENGTH else ""
+
+
+def _holds_paragraph(text: str, paragraph: str) -> bool:
+    """Whether a block of ``text`` (:func:`paragraphs_of`) is, or starts as, ``paragraph``."""
+    start = _start(paragraph)
+    return len(paragraph) >= 25 and any(
+        paragraph in block or (start and _start(block) == start) for block in text.split("\n\n")
+    )
+
+
 def _visible_lead(
     tree: lxml.html.HtmlElement,
     profile: SiteProfile,
@@ -305,7 +352,11 @@ def _visible_lead(
 
     The search runs in document order from the headline (:func:`_headline_of`), inside its
     article or main element, and stops where the body begins (the first block whose text
-    is, or starts, a paragraph of the body).
+    is a paragraph of the body, or is, starts or starts as one of its first): a standfirst stands
+    before the body, and what stands after the body's first paragraph (a box after the
+    middle or the last one) is never the lead. An element named like a standfirst that
+    holds the body's last paragraph holds the article, not its standfirst (a standfirst that
+    extraction took into the body too is its first paragraphs).
     """
     body = tree.find("body")
     headline = _headline_of(body, title) if body is not None else None
@@ -317,6 +368,16 @@ def _visible_lead(
     # The body's first paragraphs, as they may stand on the page with a dateline before them
     # or a sentence after them that extraction left out.
     first = [p for p in (squash(p) for p in paragraphs[:3]) if len(p) >= 25]
+    # How they start, as words: a block of the page that starts so is one of them, whatever
+    # extraction left out further on (an inline box, a footnote). Only the first: a
+    # standfirst may repeat the start of a paragraph further down.
+    starts = {start for start in map(_start, paragraphs[:3]) if start}
+
+    def begins_body(text: str) -> bool:
+        return len(text) >= 25 and (
+            text in in_body or any(p in text or text in p for p in first) or _start(text) in starts
+        )
+
     noise = set(select_any(body, profile.noise_selectors))
     positional: list[lxml.html.HtmlElement] = []
     texts: list[str] = []
@@ -334,8 +395,14 @@ def _visible_lead(
             and not _excluded(element, scope, noise, _LEAD_SKIP_ALL, _LEAD_MEDIA_WORDS)
         ):
             text = _prose_of(element)
-            if 40 <= len(text) <= 1000 and not any(h in _plain(text) for h in headlines):
+            if (
+                40 <= len(text) <= 1000
+                and not any(h in _plain(text) for h in headlines)
+                and not (len(paragraphs) > 1 and _holds_paragraph(text, squash(paragraphs[-1])))
+            ):
                 return _with_siblings(element, text)
+        if element.text and begins_body(squash(element.text)):
+            break  # the body begins, in a block that holds more blocks
         if not _is_leaf_block(element):
             continue
         text = block_text(element)
@@ -345,7 +412,7 @@ def _visible_lead(
             counted is None or counted not in element.iterancestors()
         ):
             blocks, counted = blocks + 1, element
-        if len(text) >= 25 and (text in in_body or any(p in text or text in p for p in first)):
+        if begins_body(text):
             break  # the body begins
         if (
             blocks <= _POSITION_BLOCKS
@@ -358,7 +425,7 @@ def _visible_lead(
         ):
             positional.append(element)
             texts.append(text)
-    return " ".join(texts)
+    return "\n\n".join(texts)
 
 
 def descriptions_of(ld: dict[str, Any] | None, meta: dict[str, str]) -> list[str]:
@@ -394,7 +461,7 @@ def lead_of(
     return (
         first_of(
             lambda: next(
-                (t for t in map(block_text, selected(tree, profile.lead_selectors)) if t), ""
+                (t for t in map(paragraphs_of, selected(tree, profile.lead_selectors)) if t), ""
             ),
             lambda: _visible_lead(tree, profile, title, paragraphs),
             lambda: (
