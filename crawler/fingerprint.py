@@ -31,10 +31,12 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # release changes what the field holds for a page that did not change. Lead 2: the visible
 # standfirst first, its blocks separated by spaces, and the description hashed with it.
 # Body 2: link boxes (a short label with one or two linked headlines) are left out.
+# Body 3: a name that holds "caption" marks a caption ("imgcaption"), and a block whose link
+# starts in lower case (a sentence linked in its middle) is no link box.
 # Lead 3: the standfirst ends where the body's first paragraphs begin, by how they start too,
 # an element named like a standfirst that holds the body's last paragraph is not one, and the
 # lead's blocks have hashes of their own (site templates apply to them).
-RULES = {"title": 1, "lead": 3, "body": 2, "authors": 1, "dates": 1}
+RULES = {"title": 1, "lead": 3, "body": 3, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 

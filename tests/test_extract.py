@@ -450,6 +450,15 @@ def test_a_paragraph_with_a_link_in_its_text_stays() -> None:
     assert "listing every bolt that was replaced" in after.body
 
 
+def test_a_sentence_mostly_linked_in_its_middle_is_no_link_box() -> None:
+    text = (
+        "Australian-born Assange faces <a href='/c'>a charge of conspiracy to commit computer "
+        "intrusion in the US</a>."
+    )
+    after = _generic_edit("during the closure.</p>", f"during the closure.</p><p>{text}</p>")
+    assert "Australian-born Assange faces a charge of conspiracy" in after.body
+
+
 # --------------------------------------------------------------------------- short articles
 
 SHORT_ITEM = (

@@ -180,9 +180,16 @@ def _name_parts(element: lxml.html.HtmlElement) -> tuple[tuple[str, ...], ...]:
     return words_of_names(element.get("class") or "", element.get("id") or "")
 
 
+# A caption is named so whatever the word is glued to ("imgcaption", "figcaption-text").
+CAPTION = "caption"
+
+
 def is_noise_name(names: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether class or id names (:func:`~crawler.extraction.text.words_of_names`) mark
+    boilerplate: a word of :data:`_NOISE_WORDS`, a pair of :data:`_NOISE_PAIRS`, or a word
+    that holds :data:`CAPTION`."""
     for parts in names:
-        if any(part in _NOISE_WORDS for part in parts):
+        if any(part in _NOISE_WORDS or CAPTION in part for part in parts):
             return True
         if any(pair in _NOISE_PAIRS for pair in itertools.pairwise(parts)):
             return True
@@ -227,16 +234,24 @@ _LINK_BOX_TAGS = frozenset(
 )
 
 
+def _starts_lowercase(text: str) -> bool:
+    """Whether the first letter of ``text`` is lower case: the words of a sentence linked in
+    its middle ("faces <a>a charge of …</a>"), not a headline (scripts without case: no)."""
+    first = next((c for c in text if c.isalpha()), "")
+    return first.islower()
+
+
 def _is_link_box(element: lxml.html.HtmlElement) -> bool:
     """A short block whose text is mostly the text of one to three links, after a short
-    label: it points to other articles and is no part of this one's text."""
+    label: it points to other articles and is no part of this one's text. A link whose text
+    starts in lower case is words of a sentence, not a headline: no link box has one."""
     text = text_of(element)
     words = word_count((text,))
     if not words or words > _LINK_BOX_MAX_WORDS:
         return False
     links = [text_of(a) for a in element.iter("a")]
     links = [t for t in links if t]
-    if not links or len(links) > _LINK_BOX_MAX_LINKS:
+    if not links or len(links) > _LINK_BOX_MAX_LINKS or any(map(_starts_lowercase, links)):
         return False
     linked = word_count(links)
     label = words - linked

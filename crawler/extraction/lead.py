@@ -17,7 +17,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
-from crawler.extraction.body import NOISE_ROLES, is_noise_name, word_count
+from crawler.extraction.body import CAPTION, NOISE_ROLES, is_noise_name, word_count
 from crawler.extraction.json_ld import ld_text
 from crawler.extraction.metadata import meta_value
 from crawler.extraction.text import (
@@ -132,8 +132,12 @@ def _mostly_links(element: lxml.html.HtmlElement) -> bool:
 
 @lru_cache(maxsize=4096)
 def _name_words(classes: str, identifier: str) -> frozenset[str]:
-    """Every word of the class names and the id, in one set."""
-    return frozenset(part for name in words_of_names(classes, identifier) for part in name)
+    """Every word of the class names and the id, in one set; "caption" too when a word holds
+    it ("imgcaption", "photocaption": a caption whatever it is glued to)."""
+    words = {part for name in words_of_names(classes, identifier) for part in name}
+    if any(CAPTION in word for word in words):
+        words.add(CAPTION)
+    return frozenset(words)
 
 
 @lru_cache(maxsize=4096)
