@@ -56,8 +56,9 @@ more): a block as publishers put them in the article's container (a newsletter l
 to us" line, a "more on this topic" teaser, a photo credit) on every one of its pages, the
 site templates learned from them as recording learns them (``storage.templates``), then the
 block rewritten on one page at a time and judged by ``storage.changes.classify`` with those
-templates → no change. Its pairs are broken down by whether the block was learned as template,
-and whether the fingerprint alone (no templates) would alert.
+templates → no change. Its pairs are broken down by whether the block was learned as template
+(from the lead's blocks and the body's), whether it stands in the lead, and whether the
+fingerprint alone (no templates) would alert.
 
 A kind is a :class:`Kind` in ``KINDS``: a name, whether it must alert (and through which
 fields), and a function from the page (:class:`Case`) to a :class:`Mutation`, or None when the
