@@ -476,6 +476,8 @@ class WebConfig:
     )
     # Not a key: read from the variable that token_env names.
     token: str | None = field(default=None, repr=False)
+
+
 EXECUTOR_KINDS = ("local", "queue")
 
 
