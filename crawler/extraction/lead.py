@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -147,7 +147,32 @@ def _named_like_lead(classes: str, identifier: str) -> bool:
     return bool(words & _LEAD_WORDS) and not words & _LEAD_MEDIA_WORDS
 
 
-_FOLLOWING = lxml.etree.XPath("following::*")
+def _following(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
+    """The elements after ``element`` in document order, as ``following::*`` gives them, one
+    at a time: the search stops after the first few, and the XPath would first make an
+    object of every element to the end of the page."""
+    node: lxml.html.HtmlElement | None = element
+    while node is not None:
+        for sibling in node.itersiblings(lxml.etree.Element):
+            yield sibling
+            yield from sibling.iterdescendants(lxml.etree.Element)
+        node = node.getparent()
+
+
+class _Selection:
+    """The elements the selectors match in a tree, found when first asked about: most
+    pages decide their standfirst without asking."""
+
+    def __init__(self, tree: lxml.html.HtmlElement, selectors: tuple[str, ...]) -> None:
+        self.tree = tree
+        self.selectors = selectors
+        self.found: set[lxml.html.HtmlElement] | None = None
+
+    def __contains__(self, element: object) -> bool:
+        if self.found is None:
+            self.found = set(select_any(self.tree, self.selectors))
+        return element in self.found
+
 # The search for the standfirst stops after this many elements past the headline; an unnamed
 # standfirst is one of the first blocks of prose (this long or longer) after it (bylines,
 # dates and labels, which are shorter, may come between them).
@@ -300,7 +325,7 @@ def _positional(element: lxml.html.HtmlElement, text: str, headlines: list[str])
 def _excluded(
     element: lxml.html.HtmlElement,
     scope: lxml.html.HtmlElement,
-    noise: set[lxml.html.HtmlElement],
+    noise: Container[lxml.html.HtmlElement],
     tags: frozenset[str],
     words: frozenset[str],
     *,
@@ -382,12 +407,12 @@ def _visible_lead(
             text in in_body or any(p in text or text in p for p in first) or _start(text) in starts
         )
 
-    noise = set(select_any(body, profile.noise_selectors))
+    noise = _Selection(body, profile.noise_selectors)
     positional: list[lxml.html.HtmlElement] = []
     texts: list[str] = []
     blocks = 0
     counted: lxml.html.HtmlElement | None = None
-    for count, element in enumerate(_FOLLOWING(headline)):
+    for count, element in enumerate(_following(headline)):
         if count >= _LEAD_SEARCH_LIMIT or scope not in element.iterancestors():
             break
         if not isinstance(element.tag, str):
