@@ -342,13 +342,19 @@ def crawl_bare(
         def parse(self, response: Any) -> None:
             return None
 
-    process = AsyncCrawlerProcess(
-        bare_settings(manifest, concurrency, scrapy_defaults=scrapy_defaults)
-    )
+    settings = bare_settings(manifest, concurrency, scrapy_defaults=scrapy_defaults)
+    started = own_cpu()
+    process = AsyncCrawlerProcess(settings)
     crawler = process.create_crawler(BareSpider)
     process.crawl(crawler)
     process.start()
-    return _crawl_stats(crawler.stats.get_stats())
+    return {**_crawl_stats(crawler.stats.get_stats()), "cpu_start_up": started}
+
+
+def own_cpu() -> float:
+    """The CPU seconds this process has used so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
 
 
 def crawl_full(database_url: str, run_id: int, concurrency: int) -> dict[str, Any]:
@@ -357,12 +363,13 @@ def crawl_full(database_url: str, run_id: int, concurrency: int) -> dict[str, An
     from crawler.run import crawl_topic
 
     configure_logging("text", "INFO")
+    start_up = own_cpu()
     started = time.perf_counter()
     result = crawl_topic(database_url, TOPIC, run_id, CONCURRENT_REQUESTS=concurrency)
     wall = time.perf_counter() - started
     stats = _crawl_stats(result.stats)
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    stats["cpu_crawl_process"] = own.ru_utime + own.ru_stime
+    stats["cpu_crawl_process"] = own_cpu()
+    stats["cpu_start_up"] = start_up
     stats.update(status=result.status, counts=result.counts, run_seconds=wall)
     return stats
 
@@ -654,6 +661,14 @@ def cpu_per_page(result: dict[str, Any]) -> float:
     return float(1000 * result["cpu"] / result["responses"]) if result["responses"] else 0.0
 
 
+def crawl_cpu_per_page(result: dict[str, Any]) -> float:
+    """The same without the interpreter's start-up and imports (what a warm crawl process,
+    which has them behind it, spends on a run): from the call that builds the crawl on."""
+    if not result["responses"]:
+        return 0.0
+    return float(1000 * (result["cpu"] - result["cpu_start_up"]) / result["responses"])
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -739,6 +754,7 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
     header = (
         f"{'crawl':<46}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'CPU ms/page':>13}"
         f"{'full/bare':>11}{'range':>13}{'CPU/bare':>10}{'range':>13}"
+        f"{'warm ms/page':>14}{'warm/bare':>11}{'range':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -753,6 +769,8 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         cpu = median([cpu_per_page(r) for r in runs])
         speed = median([rate(r) for r in runs])
         shown = ""
+        warm = median([crawl_cpu_per_page(r) for r in runs])
+        warm_shown = ""
         if ratio:
             # Each repetition against the bare crawl of the same repetition, minutes apart:
             # the machine's speed drifts less within a repetition than across them.
@@ -763,9 +781,13 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
                 f"{median(speeds):>11.2f}{f'{min(speeds):.2f}-{max(speeds):.2f}':>13}"
                 f"{median(cpus):>10.2f}{f'{min(cpus):.2f}-{max(cpus):.2f}':>13}"
             )
+            warms = [crawl_cpu_per_page(r) / crawl_cpu_per_page(b) for r, b in pairs]
+            warm_shown = f"{median(warms):>11.2f}{f'{min(warms):.2f}-{max(warms):.2f}':>13}"
+        else:
+            shown = " " * 47
         print(
             f"{name:<46}{pages:>7.0f}{median([r['elapsed'] for r in runs]):>9.2f}"
-            f"{speed:>9.1f}{cpu:>13.2f}{shown}"
+            f"{speed:>9.1f}{cpu:>13.2f}{shown}{warm:>14.2f}{warm_shown}"
         )
 
     for mode, runs in results.bare.items():
@@ -774,8 +796,10 @@ def print_table(results: Results, args: argparse.Namespace) -> None:
         row(f"full pipeline, {kind}", runs, ratio=True)
     print(
         "CPU ms/page: the crawl process, start-up included; full/bare: pages/s against the "
-        "first bare row's in the same repetition, CPU/bare: CPU ms/page against it; the "
-        "median and range over the repetitions."
+        "first bare row's in the same repetition, CPU/bare: CPU ms/page against it; warm "
+        "ms/page: CPU ms/page without the interpreter's start-up and imports (as a warm crawl "
+        "process spends it), warm/bare: against the bare row's; the median and range over "
+        "the repetitions."
     )
     print()
     print("Re-checks of the unchanged site, against the first crawl of the same database")
