@@ -173,6 +173,7 @@ class _Selection:
             self.found = set(select_any(self.tree, self.selectors))
         return element in self.found
 
+
 # The search for the standfirst stops after this many elements past the headline; an unnamed
 # standfirst is one of the first blocks of prose (this long or longer) after it (bylines,
 # dates and labels, which are shorter, may come between them).
