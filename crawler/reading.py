@@ -21,6 +21,7 @@ from crawler.extraction.multipage import (
 )
 from crawler.extraction.parsing import ExtractionError, parse
 from crawler.fingerprint import fingerprint
+from crawler.live import LiveSignal, live_signal
 from crawler.profiles import SiteProfile
 from crawler.urls import canonical_url, same_site
 
@@ -32,7 +33,7 @@ class Reading:
     (None when the body is empty, or when the article goes on at ``next_url``, its next
     page) and the URL it is known by (``identity``: the page's canonical URL when it names
     one on the same site, else the URL it was requested as); or, when there is no article,
-    why."""
+    why. ``live`` is the sign that the page is live coverage (:mod:`crawler.live`)."""
 
     whole_url: str | None = None
     article: ExtractedArticle | None = None
@@ -40,6 +41,7 @@ class Reading:
     error: str | None = None
     identity: str | None = None
     next_url: str | None = None
+    live: LiveSignal | None = None
 
 
 def read_page(
@@ -80,6 +82,7 @@ def read_page(
         elif part is not None:
             next_url = next_page_url_of(tree, url, first_url or requested, part)
         article = extract_tree(tree, url, profile=profile)
+        live = live_signal(tree, article.title)
     except ExtractionError as exc:
         return Reading(error=str(exc))
     identity = (
@@ -88,9 +91,12 @@ def read_page(
         else requested
     )
     if next_url is not None or part is not None or not article.body.strip():
-        return Reading(article=article, identity=identity, next_url=next_url)
+        return Reading(article=article, identity=identity, next_url=next_url, live=live)
     return Reading(
-        article=article, fingerprint=fingerprint(article, ignore_patterns), identity=identity
+        article=article,
+        fingerprint=fingerprint(article, ignore_patterns),
+        identity=identity,
+        live=live,
     )
 
 
@@ -101,7 +107,10 @@ def read_pages(pages: Sequence[Reading], ignore_patterns: tuple[str, ...]) -> Re
     articles = [page.article for page in pages if page.article is not None]
     article = join_pages(articles)
     if not article.body.strip():
-        return Reading(article=article, identity=first.identity)
+        return Reading(article=article, identity=first.identity, live=first.live)
     return Reading(
-        article=article, fingerprint=fingerprint(article, ignore_patterns), identity=first.identity
+        article=article,
+        fingerprint=fingerprint(article, ignore_patterns),
+        identity=first.identity,
+        live=first.live,
     )

@@ -52,7 +52,9 @@ class PageRead:
     or the bodies differ; the content is what a new
     version stores (empty for a caller that only classifies). The validators are the
     article's own URL's; ``pages`` are the later pages the content was read from, in order
-    (none for a one-page article).
+    (none for a one-page article). ``live`` says how the page showed that it is live
+    coverage ("markup" or "marker", None: it did not), ``live_ended`` that its markup says
+    the coverage ended (:mod:`storage.live`).
     """
 
     url: str
@@ -70,6 +72,8 @@ class PageRead:
     raw_sha256: str | None = None
     raw_html: bytes | None = None
     pages: tuple[LaterPage, ...] = ()
+    live: str | None = None
+    live_ended: bool = False
 
 
 @dataclass(frozen=True)

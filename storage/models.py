@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.spec import CHANGE_KINDS
+from storage.spec import RECORDED_KINDS
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -44,6 +44,8 @@ NAMING = {
 ARTICLE_STATUSES = ("live", "removed")
 RUN_STATUSES = ("running", "ok", "partial", "failed", "timeout", "refused")
 ALERT_STATUSES = ("pending", "sent", "failed")
+# How an article was recognised as live coverage (storage.live).
+LIVE_SIGNALS = ("markup", "marker", "changes")
 HEALTH_STATES = ("ok", "broken")
 HEALTH_EVENT_KINDS = ("broken", "recovered")
 
@@ -110,6 +112,9 @@ class Article(Base):
         CheckConstraint(_one_of("status", ARTICLE_STATUSES), name="status"),
         # Re-checks look at recently first-seen articles only.
         Index("ix_articles_first_seen", "first_seen"),
+        CheckConstraint(f"live IS NULL OR {_one_of('live', LIVE_SIGNALS)}", name="live"),
+        # The live articles, which alert shaping looks at on its timer.
+        Index("ix_articles_live", "live"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +132,13 @@ class Article(Base):
     current_version: Mapped[int] = mapped_column(default=0)
     # SHA-256 of the last response body, so a byte-identical page skips extraction.
     raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Live coverage (storage.live): how it was recognised while it is live (None: not live),
+    # since when, and when it ended (or when its page said it ended, until that is alerted).
+    live: Mapped[str | None] = mapped_column(String(16))
+    live_since: Mapped[datetime | None]
+    live_until: Mapped[datetime | None]
+    # The last checks of the article, oldest first: "1" where it had changed, "0" where not.
+    checks: Mapped[str] = mapped_column(String(32), default="")
 
     versions: Mapped[list[ArticleVersion]] = relationship(
         back_populates="article", order_by="ArticleVersion.version"
@@ -188,6 +200,9 @@ class ArticleVersion(Base):
     fetched_at: Mapped[datetime]
     # zlib-compressed response body, kept only when the topic asks for it.
     raw_html: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # When the retention policy removed the version's text (lead, body and block hashes);
+    # its fingerprint, field hashes, title, authors and dates are kept for good.
+    text_pruned_at: Mapped[datetime | None]
 
     article: Mapped[Article] = relationship(back_populates="versions")
 
@@ -234,12 +249,14 @@ class CrawlRun(Base):
 class Change(Base):
     __tablename__ = "changes"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", CHANGE_KINDS), name="kind"),
+        CheckConstraint(_one_of("kind", RECORDED_KINDS), name="kind"),
         Index("ix_changes_detected_at", "detected_at"),
         # "Has this topic announced this article?" and an article's changes.
         Index("ix_changes_article_topic", "article_id", "topic_id"),
         # A topic's recent changes.
         Index("ix_changes_topic_detected", "topic_id", "detected_at"),
+        # The held changes not yet reported by a summary (storage.live).
+        Index("ix_changes_held_summary", "held", "summary_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -255,6 +272,14 @@ class Change(Base):
     )
     # False when the content returned to a version already alerted on (A -> B -> A).
     alerted: Mapped[bool] = mapped_column(default=True)
+    # Alert shaping (storage.live): an update of a live article, or one beyond the topic's
+    # alert cap, is recorded without alert rows (held); a later summary, live or ended
+    # change reports it (summary_id). Such a change folds ``folded`` updates detected since
+    # ``folded_since``.
+    held: Mapped[bool] = mapped_column(default=False)
+    summary_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="SET NULL"))
+    folded: Mapped[int] = mapped_column(default=0)
+    folded_since: Mapped[datetime | None]
 
 
 class Alert(Base):

@@ -20,7 +20,7 @@ import logging
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
@@ -34,12 +34,12 @@ from storage.changes import (
     NotModified,
     Outcome,
     PageRead,
-    PlannedChange,
     Previous,
     decide,
 )
 from storage.db import aware_now, chunks, upsert_for, write_transaction
 from storage.listings import stated_moment
+from storage.live import ALERTING_KINDS, LONGEST_CAP_PERIOD, LiveState, ShapedChange, shape
 from storage.models import (
     Alert,
     Article,
@@ -82,6 +82,10 @@ class _Stored:
     last_modified: str | None
     raw_sha256: str | None
     age_from: datetime
+    live: str | None = None
+    live_since: datetime | None = None
+    live_until: datetime | None = None
+    checks: str = ""
     fingerprint: str = ""
     field_hashes: dict[str, str] = field(default_factory=dict)
     title: str = ""
@@ -89,6 +93,8 @@ class _Stored:
     inactive: set[int] = field(default_factory=set)  # of announced_by, those not configured
     alerted_fingerprints: frozenset[str] = frozenset()
     blocks: tuple[str, ...] | None = None  # of the current version
+    # Per topic, when the article's recent alerting changes were detected (the alert cap).
+    alerts_at: dict[int, list[datetime]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +125,7 @@ class _Statements:
     current_versions: Any
     announcements: Any
     alerted_fingerprints: Any
+    recent_alerts: Any
     insert_versions: Any
     insert_changes: Any
     insert_alerts: Any
@@ -142,6 +149,10 @@ def _statements(dialect: str) -> _Statements:
             articles.c.last_modified,
             articles.c.raw_sha256,
             articles.c.age_from,
+            articles.c.live,
+            articles.c.live_since,
+            articles.c.live_until,
+            articles.c.checks,
         )
         .where(articles.c.url.in_(bindparam("urls", expanding=True)))
         .order_by(articles.c.url)
@@ -179,6 +190,13 @@ def _statements(dialect: str) -> _Statements:
             ),
         )
         .where(versions.c.article_id.in_(ids), changes.c.alerted.is_(True)),
+        recent_alerts=select(changes.c.article_id, changes.c.topic_id, changes.c.detected_at).where(
+            changes.c.article_id.in_(ids),
+            changes.c.detected_at > bindparam("since"),
+            changes.c.held.is_(False),
+            changes.c.alerted.is_(True),
+            changes.c.kind.in_(ALERTING_KINDS),
+        ),
         insert_versions=insert(ArticleVersion),
         insert_changes=insert(Change).returning(Change.id, sort_by_parameter_order=True),
         insert_alerts=insert(Alert),
@@ -223,6 +241,7 @@ def _load_stored(
         and stored[o.url].fingerprint != o.fingerprint
     }
     _read_alerted_fingerprints(connection, statements, by_id, sorted(edited))
+    _read_recent_alerts(connection, statements, by_id, sorted(edited), now)
     return stored
 
 
@@ -335,6 +354,22 @@ def _read_alerted_fingerprints(
         by_id[article_id].alerted_fingerprints = frozenset(fingerprints)
 
 
+def _read_recent_alerts(
+    connection: Connection,
+    statements: _Statements,
+    by_id: dict[int, _Stored],
+    article_ids: list[int],
+    now: datetime,
+) -> None:
+    """Read when these articles' recent alerting changes were detected, per topic."""
+    since = now - timedelta(seconds=LONGEST_CAP_PERIOD)
+    for chunk_ids in chunks(article_ids):
+        parameters = {"ids": list(chunk_ids), "since": since}
+        rows = connection.execute(statements.recent_alerts, parameters)
+        for article_id, topic_id, detected_at in rows:
+            by_id[article_id].alerts_at.setdefault(topic_id, []).append(detected_at)
+
+
 def _apply(
     writes: _Writes,
     topics: TopicCache,
@@ -401,11 +436,28 @@ def _apply(
         )
     article.status = plan.status
     article.current_version = plan.current_version
+    shaped, state = shape(
+        plan,
+        outcome,
+        LiveState(article.live, article.live_since, article.live_until, article.checks),
+        observing=topic_id,
+        spec_of=lambda topic: topics.get(topic)[1],
+        alerts_at=article.alerts_at,
+        now=now,
+    )
+    article.live, article.live_since, article.live_until, article.checks = (
+        state.live,
+        state.since,
+        state.until,
+        state.checks,
+    )
     own: int | None = None
-    for change in plan.changes:
-        index = _queue_change(writes, topics, article=article, change=change, now=now)
-        article.announced_by.add(change.topic_id)
-        if change.topic_id == topic_id:
+    for item in shaped:
+        index = _queue_change(writes, topics, article=article, shaped=item, now=now)
+        article.announced_by.add(item.change.topic_id)
+        if item.change.alert and not item.held:
+            article.alerts_at.setdefault(item.change.topic_id, []).append(now)
+        if item.change.topic_id == topic_id and own is None:
             own = index
     return own
 
@@ -435,9 +487,11 @@ def _write_pages(session: Session, writes: _Writes) -> None:
 
 
 def _queue_change(
-    writes: _Writes, topics: TopicCache, *, article: _Stored, change: PlannedChange, now: datetime
+    writes: _Writes, topics: TopicCache, *, article: _Stored, shaped: ShapedChange, now: datetime
 ) -> int:
-    """Queue a change (and, through :func:`_write_changes`, its alert rows); its index."""
+    """Queue a change (and, through :func:`_write_changes`, its alert rows unless its alert
+    is held back); its index."""
+    change = shaped.change
     topic, spec = topics.get(change.topic_id)
     writes.changes.append(
         {
@@ -450,9 +504,14 @@ def _queue_change(
             "detected_at": now,
             "crawl_run_id": change.crawl_run_id,
             "alerted": change.alert,
+            "held": shaped.held,
+            "summary_id": None,
+            "folded": 0,
+            "folded_since": None,
         }
     )
-    recipients = list(dict.fromkeys(spec.alerts_for(change.kind))) if change.alert else []
+    wanted = change.alert and not shaped.held
+    recipients = list(dict.fromkeys(spec.alerts_for(change.kind))) if wanted else []
     writes.records.append((topic.name, article.title, recipients))
     logger.debug("Recording %s change of %s for topic %s", change.kind, article.url, topic.name)
     return len(writes.changes) - 1
@@ -540,6 +599,10 @@ def _record(
                     "age_from": article.age_from,
                     "status": article.status,
                     "current_version": article.current_version,
+                    "live": article.live,
+                    "live_since": article.live_since,
+                    "live_until": article.live_until,
+                    "checks": article.checks,
                 }
                 for article in stored.values()
             ],

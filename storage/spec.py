@@ -17,6 +17,12 @@ from dataclasses import MISSING, asdict, dataclass, field
 from typing import Any
 
 CHANGE_KINDS = ("new", "updated", "removed", "restored")
+# Changes made by alert shaping (storage.live): an article's live coverage began, a summary
+# of updates held back, the live coverage ended. Who hears of updates hears of these.
+SHAPED_KINDS = ("live", "summary", "ended")
+RECORDED_KINDS = CHANGE_KINDS + SHAPED_KINDS
+# Checks of an article remembered for recognising live coverage by how often it changes.
+MAX_LIVE_WINDOW = 32
 HEALTH_FAILURES = 3  # failed runs in a row that make a topic broken (storage.health)
 
 
@@ -132,6 +138,20 @@ class TopicSpec:
     jitter: float = 0.0
     profile: str | None = None  # site profile by name; None picks one by the source's host
     allow_private_addresses: bool = False  # crawler.addresses: intranet addresses may be reached
+    # Live coverage and alert shaping (storage.live): an article that changed in more than
+    # live_after of its last live_window checks is live (0: only markup makes it live).
+    live_after: int = 3
+    live_window: int = 4
+    live_summary_every: float = 3600.0
+    live_ends_after: float = 2 * 3600.0
+    # Alerts of updates of one article for this topic, at most, per alert_cap_period
+    # (0: no cap); the updates beyond it are folded into one summary after the period.
+    alert_cap: int = 3
+    alert_cap_period: float = 3600.0
+    # Retention (storage.retention): every version's text for keep_text_for, then the first,
+    # the current and the last of each day; raw HTML for keep_raw_html_for (0: forever).
+    keep_text_for: float = 90 * 86400.0
+    keep_raw_html_for: float = 7 * 86400.0
     crawl: CrawlSettings = field(default_factory=CrawlSettings)
 
     def to_json(self) -> str:
@@ -162,6 +182,8 @@ class TopicSpec:
 
         A restore is the undoing of a removal, so whoever is told of removals hears of it too.
         """
+        if kind in SHAPED_KINDS:
+            kind = "updated"
         wanted = {kind, "removed"} if kind == "restored" else {kind}
         return (*self.alert_to, *self.notify) if wanted & set(self.alert_on) else ()
 

@@ -564,6 +564,8 @@ class TopicSpider(scrapy.Spider):
             raw_sha256=hashlib.sha256(first.body).hexdigest(),
             raw_html=first.body if self.spec.crawl.store_raw_html else None,
             pages=tuple(fetch.pages),
+            live=reading.live.kind if reading.live is not None else None,
+            live_ended=reading.live is not None and reading.live.ended,
         )
 
     def article_error(self, failure: Failure) -> None:
