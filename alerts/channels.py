@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alerts.diff import diff_text, has_changes, word_diff
-from alerts.digest import KINDS, DigestItem, one_line
+from alerts.digest import DigestItem, count_words, one_line
 
 if TYPE_CHECKING:
     from apprise.plugins import NotifyBase
@@ -119,8 +119,7 @@ def channel_message(
     """The title and body of a channel message about ``items``, the body at most
     ``body_limit`` characters (and the title too, when the service has no title:
     ``title_limit`` 0)."""
-    counts = {kind: sum(1 for i in items if i.kind == kind) for kind in KINDS}
-    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    summary = count_words(items)
     title = f"{one_line(topic_title) or '(untitled topic)'}: {summary}"
     if title_limit > 0 and len(title) > title_limit:
         title = title[: title_limit - 1].rstrip() + "…"
@@ -150,10 +149,10 @@ def _more(count: int) -> str:
 
 def _block(item: DigestItem, *, diff: bool = True) -> str:
     heading = f"{item.kind.upper()}: {one_line(item.title) or '(no title)'}"
-    if item.kind == "updated" and item.fields:
+    if item.diffed and item.fields:
         heading += f" (changed: {', '.join(one_line(f) for f in item.fields)})"
     lines = [heading, one_line(item.url)]
-    if diff and item.kind == "updated":
+    if diff and item.diffed and not item.text_gone:
         pairs = {
             "title": (one_line(item.old_title), one_line(item.title)),
             "lead": (one_line(item.old_lead), one_line(item.lead)),

@@ -36,12 +36,14 @@ from alerts.diff import DiffOp, diff_html, diff_text, has_changes, word_diff
 from alerts.smtp import parse_mailbox
 
 __all__ = [
+    "DIFFED_KINDS",
     "KINDS",
     "MAX_DIGEST_BYTES",
     "ChangeKind",
     "DigestItem",
     "Part",
     "build_digest",
+    "count_words",
     "digest_subject",
     "item_html",
     "message_id_for",
@@ -52,9 +54,29 @@ __all__ = [
     "split_digest",
 ]
 
-ChangeKind = Literal["new", "updated", "removed", "restored"]
-KINDS: tuple[ChangeKind, ...] = ("new", "updated", "removed", "restored")
-HEADINGS = {"new": "New", "updated": "Updated", "removed": "Removed", "restored": "Restored"}
+ChangeKind = Literal["new", "updated", "removed", "restored", "live", "summary", "ended"]
+KINDS: tuple[ChangeKind, ...] = (
+    "new",
+    "live",
+    "summary",
+    "updated",
+    "ended",
+    "removed",
+    "restored",
+)
+HEADINGS = {
+    "new": "New",
+    "updated": "Updated",
+    "removed": "Removed",
+    "restored": "Restored",
+    "live": "Went live",
+    "summary": "Summaries of updates",
+    "ended": "Live coverage ended",
+}
+# How the subject counts each kind ("2 new, 1 went live, 3 summaries").
+COUNTED = {"live": ("went live", "went live"), "summary": ("summary", "summaries")}
+# Kinds shown with a word diff from the version before to the version after.
+DIFFED_KINDS = ("updated", "live", "summary", "ended")
 DIFFED_FIELDS = ("title", "lead", "body")
 
 SUBJECT_TITLE_LIMIT = 120
@@ -117,6 +139,11 @@ class DigestItem:
     it was last seen); ``old_title``, ``old_lead`` and ``old_body`` are the previous version of
     an updated article. ``fields`` names what changed ("title", "lead", "body", "authors",
     "dates"); ``published`` is the publication time as the site states it.
+
+    Live coverage and shaped alerts (:mod:`storage.live`): ``live`` says the article is live
+    coverage; a ``summary`` or ``ended`` item folds ``folded`` updates detected since
+    ``folded_since`` (its diff runs from the version before the first of them). ``text_gone``
+    says the earlier version's text was removed by the retention policy.
     """
 
     kind: ChangeKind
@@ -130,6 +157,15 @@ class DigestItem:
     old_title: str = ""
     old_lead: str = ""
     old_body: str = ""
+    live: bool = False
+    folded: int = 0
+    folded_since: datetime | None = None
+    text_gone: bool = False
+
+    @property
+    def diffed(self) -> bool:
+        """Whether the item shows what changed (an ended item only when it folds updates)."""
+        return self.kind in DIFFED_KINDS and (self.kind != "ended" or self.folded > 0)
 
 
 def one_line(text: str) -> str:
@@ -265,9 +301,14 @@ def _recipient(recipient: str) -> Address:
     return address
 
 
-def _counts(items: Sequence[DigestItem]) -> str:
+def count_words(items: Sequence[DigestItem]) -> str:
+    """How many items of each kind: "2 new, 1 went live, 3 summaries" (zero counts left out)."""
     counts = {kind: sum(1 for i in items if i.kind == kind) for kind in KINDS}
-    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    words = {kind: COUNTED.get(kind, (kind, kind)) for kind in KINDS}
+    return ", ".join(f"{n} {words[kind][n != 1]}" for kind, n in counts.items() if n)
+
+
+_counts = count_words
 
 
 # --- plain text ------------------------------------------------------------------------------
@@ -315,7 +356,9 @@ def _text_item(item: DigestItem) -> list[str]:
         if lead:
             lines.append("")
             lines += _wrap(lead, "  ")
-    elif item.kind == "updated":
+    elif item.diffed:
+        if item.text_gone:
+            lines += ["", "  " + GONE_NOTE]
         for name, ops, omitted in _diffs(item):
             lines += ["", f"  {name.capitalize()}:"]
             text = diff_text(ops, width=TEXT_WIDTH - 4)
@@ -383,7 +426,9 @@ def _html_item(item: DigestItem) -> str:
         lead = _lead(item)
         if lead:
             parts.append(f'<p style="{STYLE["lead"]}">{html.escape(lead)}</p>')
-    elif item.kind == "updated":
+    elif item.diffed:
+        if item.text_gone:
+            parts.append(f'<p style="{STYLE["note"]}">{html.escape(GONE_NOTE)}</p>')
         for name, ops, omitted in _diffs(item):
             parts.append(f'<div style="{STYLE["field"]}">{html.escape(name)}</div>')
             parts.append(f'<div style="{STYLE["diff"]}">{diff_html(ops)}</div>')
@@ -410,9 +455,22 @@ def _safe_href(url: str) -> str | None:
 
 def _meta(item: DigestItem) -> str:
     detected = _utc(item.detected_at)
+    live = "Live coverage · " if item.live else ""
     if item.kind == "new":
         published = _site_time(item.published)
-        return f"Published {published}" if published else f"Found {detected}"
+        return live + (f"Published {published}" if published else f"Found {detected}")
+    if item.kind == "live":
+        fields = ", ".join(one_line(f) for f in item.fields) or "content"
+        return (
+            f"Live coverage: updated again and again (detected {detected}); further updates "
+            f"come as summaries. Changed: {fields}"
+        )
+    if item.kind in ("summary", "ended"):
+        since = f" since {_utc(item.folded_since)}" if item.folded_since is not None else ""
+        updates = f"{item.folded} update{'s' if item.folded != 1 else ''}{since}"
+        if item.kind == "ended":
+            return f"Live coverage ended (detected {detected}); {updates}"
+        return f"{live}{updates} (summary at {detected})"
     if item.kind == "updated":
         fields = ", ".join(one_line(f) for f in item.fields) or "content"
         return f"Changed: {fields} (detected {detected})"
@@ -453,8 +511,15 @@ def _lead(item: DigestItem) -> str:
     return text
 
 
+GONE_NOTE = (
+    "The earlier version's text is gone: the retention policy removed it. Only what changed "
+    "in the title is shown."
+)
+
+
 def _diffs(item: DigestItem) -> list[tuple[str, list[DiffOp], int]]:
-    """(field, diff, changes left out) for each of title, lead and body whose text changed."""
+    """(field, diff, changes left out) for each of title, lead and body whose text changed
+    (the title only, when the earlier text is gone)."""
     pairs = {
         "title": (one_line(item.old_title), one_line(item.title)),
         "lead": (item.old_lead, item.lead),
@@ -462,7 +527,7 @@ def _diffs(item: DigestItem) -> list[tuple[str, list[DiffOp], int]]:
     }
     out: list[tuple[str, list[DiffOp], int]] = []
     for name in DIFFED_FIELDS:
-        if item.fields and name not in item.fields:
+        if (item.fields and name not in item.fields) or (item.text_gone and name != "title"):
             continue
         old, new = pairs[name]
         ops = word_diff(old, new)

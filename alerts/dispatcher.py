@@ -1080,10 +1080,20 @@ def change_items(session: Session, changes: Sequence[tuple[Change, str]]) -> lis
         )
         for version in session.scalars(query):
             versions[(version.article_id, version.version)] = version
-    return [_item(change, url, versions) for change, url in changes]
+    article_ids = sorted({change.article_id for change, _ in changes})
+    live: set[int] = set()
+    for chunk_ids in chunks(article_ids):
+        live.update(
+            session.scalars(
+                select(Article.id).where(Article.id.in_(chunk_ids), Article.live.is_not(None))
+            )
+        )
+    return [_item(change, url, versions, change.article_id in live) for change, url in changes]
 
 
-def _item(change: Change, url: str, versions: dict[tuple[int, int], ArticleVersion]) -> DigestItem:
+def _item(
+    change: Change, url: str, versions: dict[tuple[int, int], ArticleVersion], live: bool
+) -> DigestItem:
     def version(number: int | None) -> ArticleVersion | None:
         return None if number is None else versions.get((change.article_id, number))
 
@@ -1102,6 +1112,10 @@ def _item(change: Change, url: str, versions: dict[tuple[int, int], ArticleVersi
         old_title=old.title if old is not None else "",
         old_lead=old.lead if old is not None else "",
         old_body=old.body if old is not None else "",
+        live=live,
+        folded=change.folded,
+        folded_since=change.folded_since,
+        text_gone=old is not None and old.text_pruned_at is not None,
     )
 
 

@@ -50,6 +50,7 @@ from scheduler.config import (
     Config,
     ConfigError,
     TopicNotConfigured,
+    format_size,
     load_config,
     parse_duration,
 )
@@ -72,14 +73,17 @@ from storage.db import (
 from storage.health import HEALTHY, Health
 from storage.history import (
     ArticleHistory,
+    ChangeEntry,
     UnknownArticle,
     VersionRecord,
     article_history,
     list_changes,
     similar_urls,
 )
+from storage.live import release
+from storage.retention import prune
 from storage.runs import RunRecord, TopicStatus, topic_status
-from storage.spec import CHANGE_KINDS, TopicSpec
+from storage.spec import RECORDED_KINDS, TopicSpec
 from storage.topics import UnknownTopic, sync_topics, topic_names
 from web.address import ExposureRefused, WebUnavailable
 
@@ -308,6 +312,7 @@ def cmd_crawl(ctx: Context) -> int:
         else:
             print(outcome.summary())
         if smtp is not None or config.channels:
+            release(sessions)
             report = dispatch(
                 sessions,
                 smtp,
@@ -506,6 +511,24 @@ def cmd_db_upgrade(ctx: Context) -> int:
     return 0
 
 
+def cmd_db_prune(ctx: Context) -> int:
+    """Apply the topics' retention policies now: remove the texts (and raw HTML) of versions
+    the policies no longer keep, and say how much space that frees."""
+    with ctx.database() as sessions:
+        sync_topics(sessions, ctx.config.topic_specs())
+        report = prune(sessions, dry_run=ctx.args.dry_run)
+    verb = "would remove" if report.dry_run else "removed"
+    print(
+        f"Retention {verb} the text of {report.texts} version(s) and the raw HTML of "
+        f"{report.raw_html} version(s) of {report.articles} article(s): "
+        f"{format_size(report.bytes_freed)} ({report.bytes_freed} bytes)"
+        + (" would be freed." if report.dry_run else " freed inside the database.")
+    )
+    for name, count in sorted(report.per_topic.items()):
+        print(f"  {name}: {count} version text(s)")
+    return 0
+
+
 def cmd_alerts(ctx: Context) -> int:
     """List alerts (newest first): pending and failed ones by default."""
     statuses = [ctx.args.status] if ctx.args.status else ["pending", "failed"]
@@ -577,6 +600,7 @@ def cmd_alerts_send(ctx: Context) -> int:
         raise CommandError(f"{config.path} has no [smtp] section, so alerts cannot be sent")
     init_sentry("cli")
     with ctx.database() as sessions:
+        release(sessions)
         report = dispatch(
             sessions,
             smtp,
@@ -756,6 +780,9 @@ def cmd_changes(ctx: Context) -> int:
                     "from_version": entry.from_version,
                     "to_version": entry.to_version,
                     "alerted": entry.alerted,
+                    "held": entry.held,
+                    "folded": entry.folded,
+                    "live": entry.live,
                     "crawl_run_id": entry.crawl_run_id,
                 }
                 for entry in entries
@@ -768,10 +795,10 @@ def cmd_changes(ctx: Context) -> int:
     rows = [
         [
             _utc(entry.detected_at),
-            entry.kind,
+            _kind_shown(entry),
             entry.topic,
             ",".join(entry.fields) or "-",
-            " ".join(entry.title.split()) or "-",
+            ("[LIVE] " if entry.live else "") + (" ".join(entry.title.split()) or "-"),
             entry.url,
         ]
         for entry in entries
@@ -779,6 +806,16 @@ def cmd_changes(ctx: Context) -> int:
     header = ["DETECTED", "KIND", "TOPIC", "FIELDS", "TITLE", "URL"]
     print(_table(rows, header, width=ctx.width, shrink=(2, 3, 4, 5)))
     return 0
+
+
+def _kind_shown(entry: ChangeEntry) -> str:
+    """The change's kind, with what alert shaping did: held for a summary, or how many
+    updates a summary folds."""
+    if entry.held:
+        return f"{entry.kind} (held)"
+    if entry.kind in ("summary", "ended") and entry.folded:
+        return f"{entry.kind} ({entry.folded})"
+    return entry.kind
 
 
 def cmd_show(ctx: Context) -> int:
@@ -812,13 +849,19 @@ def _render_history(history: ArticleHistory, first: int | None, second: int | No
         history.url,
         f"status: {history.status}   topics: {', '.join(history.topics) or '-'}",
         f"first seen: {_utc(history.first_seen)}   last checked: {_utc(history.last_checked)}",
-        "",
-        "versions:",
     ]
+    if history.live is not None:
+        lines.append(
+            f"live coverage: since {_utc(history.live_since)} (recognised by {history.live})"
+        )
+    elif history.live_until is not None:
+        lines.append(f"live coverage: ended {_utc(history.live_until)}")
+    lines += ["", "versions:"]
     for version in history.versions:
+        gone = "  [text pruned]" if version.text_pruned_at is not None else ""
         lines.append(
             f"  v{version.version}  {_utc(version.fetched_at)}  {version.fingerprint[:12]}  "
-            f"{version.title}"
+            f"{version.title}{gone}"
         )
     if history.changes:
         lines += ["", "changes:"]
@@ -827,8 +870,12 @@ def _render_history(history: ArticleHistory, first: int | None, second: int | No
                 f"v{v}" for v in (change.from_version, change.to_version) if v is not None
             )
             fields = f" ({', '.join(change.fields)})" if change.fields else ""
+            shaped = " held for a summary" if change.held else ""
+            if change.folded:
+                shaped = f" folding {change.folded} update{'s' if change.folded != 1 else ''}"
             lines.append(
-                f"  {_utc(change.detected_at)}  {change.kind} {versions}{fields}  [{change.topic}]"
+                f"  {_utc(change.detected_at)}  {change.kind} {versions}{fields}  "
+                f"[{change.topic}]{shaped}"
             )
     by_number = {version.version: version for version in history.versions}
     if first is None and second is None:
@@ -855,6 +902,13 @@ def _render_history(history: ArticleHistory, first: int | None, second: int | No
 
 
 def _version_diff(old: VersionRecord, new: VersionRecord) -> list[str]:
+    gone = [
+        f"(the text of v{version.version} is gone: the retention policy removed its lead and "
+        f"body on {_utc(version.text_pruned_at)}; its title, dates, fingerprint and field "
+        "hashes are kept)"
+        for version in (old, new)
+        if version.text_pruned_at is not None
+    ]
     fields: list[tuple[str, str, str]] = [
         ("title", old.title, new.title),
         ("lead", old.lead, new.lead),
@@ -863,13 +917,17 @@ def _version_diff(old: VersionRecord, new: VersionRecord) -> list[str]:
         ("modified", old.modified or "", new.modified or ""),
         ("body", old.body, new.body),
     ]
-    lines: list[str] = []
+    if gone:
+        fields = [field for field in fields if field[0] not in ("lead", "body")]
+    lines: list[str] = [*gone, ""] if gone else []
     for name, before, after in fields:
         ops = word_diff(before, after)
         if has_changes(ops):
             lines += [f"--- {name}", diff_text(ops), ""]
     if not lines:
         lines = ["(the versions' texts are the same)"]
+    elif gone and len(lines) == len(gone) + 1:
+        lines.append("(nothing else kept differs)")
     return lines
 
 
@@ -984,6 +1042,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = _command(commands, "db", _missing_subcommand)
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     _command(db_commands, "upgrade", cmd_db_upgrade)
+    db_prune = _command(db_commands, "prune", cmd_db_prune)
+    db_prune.add_argument("--dry-run", action="store_true", help="only count what would be removed")
 
     alerts = _command(commands, "alerts", cmd_alerts)
     alerts.add_argument(
@@ -1049,7 +1109,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         help='only changes since then: a duration back from now ("1d", "6h") or a date',
     )
-    changes.add_argument("--kind", choices=CHANGE_KINDS, help="only changes of this kind")
+    changes.add_argument("--kind", choices=RECORDED_KINDS, help="only changes of this kind")
     changes.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     changes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _wide(changes)

@@ -37,9 +37,11 @@ from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
 from storage.credentials import mask_credentials
 from storage.db import normalise_url, safe_url
+from storage.live import LONGEST_CAP_PERIOD
 from storage.spec import (
     CHANGE_KINDS,
     HEALTH_FAILURES,
+    MAX_LIVE_WINDOW,
     ConfigKeyRule,
     CrawlSettings,
     TopicSpec,
@@ -245,6 +247,18 @@ def _sender(sender: str) -> str:
     return sender
 
 
+def _live_window(checks: int) -> int:
+    if checks > MAX_LIVE_WINDOW:
+        raise ValueError(f"expected at most {MAX_LIVE_WINDOW} checks, got {checks}")
+    return checks
+
+
+def _cap_period(seconds: float) -> float:
+    if seconds > LONGEST_CAP_PERIOD:
+        raise ValueError(f"expected at most 7d, got {format_duration(seconds)}")
+    return seconds
+
+
 def _log_level(level: str) -> str:
     if level.upper() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {_show(level.upper())}")
@@ -322,10 +336,17 @@ class DatabaseConfig:
         "sqlite:///data/topicwatch.db",
         check=_database_url,
     )
+    prune_every: float = config_key(
+        "duration",
+        "How often the daemon applies the topics' retention policies (keep_text_for, "
+        "keep_raw_html_for), in short transactions beside the crawls; 0: never (topicwatch "
+        "db prune does it by hand).",
+        6 * 3600.0,
+    )
 
     def __repr__(self) -> str:
         # The URL may hold the database's password.
-        return f"DatabaseConfig(url={safe_url(self.url)!r})"
+        return f"DatabaseConfig(url={safe_url(self.url)!r}, prune_every={self.prune_every!r})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -636,6 +657,61 @@ class TopicTable:
         "Let the crawl reach private, loopback and CGNAT addresses, for intranet sites; "
         "otherwise only public addresses and the sources' own host and port are fetched.",
         _TOPIC_DEFAULTS["allow_private_addresses"],
+    )
+    live_after: int = config_key(
+        "integer",
+        "An article that changed in more than this many of its last live_window checks is "
+        "live coverage, also without live markup (JSON-LD LiveBlogPosting or a live marker, "
+        "which make it live at once); 0: only markup does.",
+        _TOPIC_DEFAULTS["live_after"],
+    )
+    live_window: int = config_key(
+        "integer",
+        f"How many of an article's last checks live_after counts (at most {MAX_LIVE_WINDOW}).",
+        _TOPIC_DEFAULTS["live_window"],
+        minimum=1,
+        check=_live_window,
+    )
+    live_summary_every: float = config_key(
+        "duration",
+        "A live article's updates are not alerted one by one: one alert when it goes live, "
+        "then at most one summary this often (how many updates since when, with the combined "
+        "diff), and one when it ends.",
+        _TOPIC_DEFAULTS["live_summary_every"],
+        positive=True,
+    )
+    live_ends_after: float = config_key(
+        "duration",
+        "Live coverage ends (with an alert) when the article was not updated for this long, "
+        "or when its markup says the coverage ended.",
+        _TOPIC_DEFAULTS["live_ends_after"],
+        positive=True,
+    )
+    alert_cap: int = config_key(
+        "integer",
+        "Alerts of updates of one article, at most, per alert_cap_period; the updates "
+        "beyond go out as one summary with the next digest after the period; 0: no cap.",
+        _TOPIC_DEFAULTS["alert_cap"],
+    )
+    alert_cap_period: float = config_key(
+        "duration",
+        "The period of alert_cap (at most 7d).",
+        _TOPIC_DEFAULTS["alert_cap_period"],
+        positive=True,
+        check=_cap_period,
+    )
+    keep_text_for: float = config_key(
+        "duration",
+        "Every version's text (lead and body) is kept this long; after it, only the "
+        "first version's, the current one's and the last of each day's (UTC). Fingerprints, "
+        "field hashes, titles and dates are kept for good; 0: keep every text.",
+        _TOPIC_DEFAULTS["keep_text_for"],
+    )
+    keep_raw_html_for: float = config_key(
+        "duration",
+        "Raw HTML of versions (crawl.store_raw_html) is kept this long, the current "
+        "version's too; 0: for good.",
+        _TOPIC_DEFAULTS["keep_raw_html_for"],
     )
 
 
@@ -1019,8 +1095,14 @@ class _Loader:
                     f"{DATABASE_URL_ENV}: expected a SQLite or PostgreSQL URL like "
                     f'"sqlite:///data/topicwatch.db", got {_show(safe_url(override))}'
                 ) from None
-            return DatabaseConfig(url=override)
-        return DatabaseConfig(url=self.resolve_sqlite(self.values(data, "database")["url"]))
+            values = self.values(data, "database") if "database" in data else {}
+            return DatabaseConfig(
+                url=override, prune_every=values.get("prune_every", DatabaseConfig.prune_every)
+            )
+        values = self.values(data, "database")
+        return DatabaseConfig(
+            url=self.resolve_sqlite(values["url"]), prune_every=values["prune_every"]
+        )
 
     def executor(self, data: Mapping[str, Any]) -> ExecutorConfig:
         values = self.values(data, "executor")
@@ -1124,6 +1206,14 @@ class _Loader:
             jitter=jitter,
             profile=given.profile,
             allow_private_addresses=given.allow_private_addresses,
+            live_after=given.live_after,
+            live_window=given.live_window,
+            live_summary_every=given.live_summary_every,
+            live_ends_after=given.live_ends_after,
+            alert_cap=given.alert_cap,
+            alert_cap_period=given.alert_cap_period,
+            keep_text_for=given.keep_text_for,
+            keep_raw_html_for=given.keep_raw_html_for,
             crawl=crawl.settings(obey_robots=given.obey_robots),
         )
 

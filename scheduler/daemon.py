@@ -85,6 +85,8 @@ from storage.db import (
 )
 from storage.health import GOOD_RUN_STATUSES
 from storage.jobs import last_deferred
+from storage.live import release
+from storage.retention import prune
 from storage.runs import (
     mark_unfinished_runs,
     topic_status,
@@ -102,6 +104,8 @@ logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
 run_logger = logging.getLogger(RUN_EVENT)
 alerts_logger = logging.getLogger("topicwatch.alerts")
+change_logger = logging.getLogger("topicwatch.change")
+retention_logger = logging.getLogger("topicwatch.retention")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -113,6 +117,7 @@ ESCALATE_AFTER = 3
 STAGGER = 1.0
 UNFINISHED_MESSAGE = "daemon stopped before the run finished"
 DISPATCH_JOB = "alerts:dispatch"
+PRUNE_JOB = "retention:prune"
 LISTED_STAT = "topicwatch/links_listed"
 EMPTY_BODY_STAT = "topicwatch/empty_body"
 # A run is late when it starts more than this share of its interval after it was due, and
@@ -525,6 +530,13 @@ class Daemon:
             id=DISPATCH_JOB,
             name="alert dispatch",
         )
+        if config.database.prune_every > 0:
+            self.scheduler.add_job(
+                self.prune_job,
+                IntervalTrigger(seconds=config.database.prune_every, timezone=UTC),
+                id=PRUNE_JOB,
+                name="retention",
+            )
         self.background(self.save_next_runs())
         logger.info(
             "topicwatch daemon started: %d topic(s), database %s, config %s, "
@@ -774,8 +786,58 @@ class Daemon:
             await self.dispatch()
             again = self.deliver_again and not self.stopping.is_set()
 
+    async def prune_job(self) -> None:
+        """Apply the topics' retention policies, in a thread and short transactions of its
+        own, beside the crawls; never raises."""
+        if self.sessions is None or self.stopping.is_set():
+            return
+        try:
+            report = await asyncio.to_thread(prune, self.sessions)
+        except DATABASE_ERRORS as exc:
+            logger.error("Retention failed: the database failed: %s", describe_error(exc))
+            return
+        except Exception:
+            logger.exception("Retention failed")
+            return
+        if report.texts or report.raw_html:
+            log_fields(
+                retention_logger,
+                logging.INFO,
+                None,
+                texts=report.texts,
+                raw_html=report.raw_html,
+                articles=report.articles,
+                freed=report.bytes_freed,
+            )
+
+    async def release_held(self) -> None:
+        """Write the summaries and ended alerts of live and capped articles that are due
+        (:mod:`storage.live`); never raises."""
+        if self.sessions is None:
+            return
+        try:
+            released = await asyncio.to_thread(release, self.sessions)
+        except DATABASE_ERRORS as exc:
+            logger.error("Summarising held alerts failed: %s", describe_error(exc))
+            return
+        except Exception:
+            logger.exception("Summarising held alerts failed")
+            return
+        for change in released:
+            log_fields(
+                change_logger,
+                logging.INFO,
+                None,
+                kind=change.kind,
+                topic=change.topic,
+                url=change.url,
+                folded=change.folded,
+                alerts=change.alerts,
+            )
+
     async def dispatch(self) -> None:
         """Send the pending alerts that are due, within ``dispatch_time_limit``; never raises."""
+        await self.release_held()
         if self.sessions is None or (self.smtp is None and not self.config.channels):
             return  # without SMTP or channels, alerts stay pending; start-up said so once
         alerts = self.config.alerts

@@ -23,10 +23,17 @@ class UnknownArticle(LookupError):
 
 @dataclass(frozen=True)
 class ChangeEntry(ChangeRecord):
-    """A recorded change as listed later, with when and in which run it was detected."""
+    """A recorded change as listed later, with when and in which run it was detected.
+
+    ``held``: its alert was held back by alert shaping (:mod:`storage.live`), for a later
+    summary; ``folded``: the held updates a summary or ended change reports; ``live``: the
+    article is live coverage now."""
 
     detected_at: datetime
     crawl_run_id: int | None
+    held: bool = False
+    folded: int = 0
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class VersionRecord:
     body: str
     fetched_at: datetime
     has_raw_html: bool
+    # When the retention policy removed the version's lead and body (None: they are kept).
+    text_pruned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,19 +68,25 @@ class ArticleHistory:
     topics: tuple[str, ...]
     versions: tuple[VersionRecord, ...]
     changes: tuple[ChangeEntry, ...]
+    # Live coverage (storage.live): how it was recognised while live, since and until when.
+    live: str | None = None
+    live_since: datetime | None = None
+    live_until: datetime | None = None
 
 
 def _change_query() -> Any:
     shown = ArticleVersion.version == func.coalesce(Change.to_version, Change.from_version)
     return (
-        select(Change, Article.url, Topic.name, ArticleVersion.title)
+        select(Change, Article.url, Topic.name, ArticleVersion.title, Article.live)
         .join(Article, Article.id == Change.article_id)
         .join(Topic, Topic.id == Change.topic_id)
         .outerjoin(ArticleVersion, and_(ArticleVersion.article_id == Change.article_id, shown))
     )
 
 
-def _entry(change: Change, url: str, topic: str, title: str | None) -> ChangeEntry:
+def _entry(
+    change: Change, url: str, topic: str, title: str | None, live: str | None
+) -> ChangeEntry:
     return ChangeEntry(
         id=change.id,
         kind=change.kind,
@@ -84,6 +99,9 @@ def _entry(change: Change, url: str, topic: str, title: str | None) -> ChangeEnt
         alerted=change.alerted,
         detected_at=change.detected_at,
         crawl_run_id=change.crawl_run_id,
+        held=change.held,
+        folded=change.folded,
+        live=live is not None,
     )
 
 
@@ -152,10 +170,14 @@ def article_history(session_factory: sessionmaker[Session], url: str) -> Article
                     body=v.body,
                     fetched_at=v.fetched_at,
                     has_raw_html=bool(has_raw),
+                    text_pruned_at=v.text_pruned_at,
                 )
                 for v, has_raw in versions
             ),
             changes=tuple(_entry(*row) for row in changes),
+            live=article.live,
+            live_since=article.live_since,
+            live_until=article.live_until,
         )
 
 

@@ -625,7 +625,7 @@ def _record(
                 fields=tuple(change["fields"]),
                 from_version=change["from_version"],
                 to_version=change["to_version"],
-                alerted=change["alerted"],
+                alerted=change["alerted"] and not change["held"],
             )
         )
     return results
