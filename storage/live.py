@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # Changes that sent an alert about an article's content, counted against the alert cap and
 # the summary period.
 ALERTING_KINDS = ("new", "updated", "restored", "live", "summary", "ended")
+# The alerts about an article's updates, which the alert cap counts.
+UPDATE_ALERT_KINDS = ("updated", "live", "summary")
 # No cap period is longer: the recorder reads the article's alerts of this long back.
 LONGEST_CAP_PERIOD = 7 * 86400.0
 
@@ -64,10 +66,13 @@ class LiveState:
 
 @dataclass(frozen=True)
 class ShapedChange:
-    """A planned change with whether its alert is held back for a later summary."""
+    """A planned change with whether its alert is held back for a later summary;
+    ``reported_by_next``: the change after it (the ``live`` change of the update that made
+    the article live) reports it."""
 
     change: PlannedChange
     held: bool = False
+    reported_by_next: bool = False
 
 
 def shape(
@@ -113,7 +118,7 @@ def shape(
         if change.kind != "updated" or not change.alert:
             shaped.append(ShapedChange(change))
         elif went_live:
-            shaped.append(ShapedChange(change, held=True))
+            shaped.append(ShapedChange(change, held=True, reported_by_next=True))
             shaped.append(ShapedChange(replace(change, kind="live")))
         elif live is not None:
             shaped.append(ShapedChange(change, held=True))
@@ -237,7 +242,7 @@ def _last_updates(session: Session, ids: list[int]) -> dict[int, datetime]:
         .where(Change.article_id.in_(ids), Change.kind == "updated")
         .group_by(Change.article_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def _announcing(session: Session, article_id: int) -> list[int]:

@@ -39,7 +39,7 @@ from storage.changes import (
 )
 from storage.db import aware_now, chunks, upsert_for, write_transaction
 from storage.listings import stated_moment
-from storage.live import ALERTING_KINDS, LONGEST_CAP_PERIOD, LiveState, ShapedChange, shape
+from storage.live import LONGEST_CAP_PERIOD, UPDATE_ALERT_KINDS, LiveState, ShapedChange, shape
 from storage.models import (
     Alert,
     Article,
@@ -105,6 +105,8 @@ class _Writes:
     changes: list[dict[str, Any]] = field(default_factory=list)
     # Per change: its topic's name, the title and the recipients of its alert rows.
     records: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    # Indexes of held changes that the change queued right after them reports.
+    reported_by_next: list[int] = field(default_factory=list)
     # Articles whose later pages are replaced by ``pages`` (multi-page articles' rows).
     pages_of: set[int] = field(default_factory=set)
     pages: list[dict[str, Any]] = field(default_factory=list)
@@ -129,6 +131,7 @@ class _Statements:
     insert_versions: Any
     insert_changes: Any
     insert_alerts: Any
+    report_changes: Any
     update_articles: Any
 
 
@@ -195,11 +198,14 @@ def _statements(dialect: str) -> _Statements:
             changes.c.detected_at > bindparam("since"),
             changes.c.held.is_(False),
             changes.c.alerted.is_(True),
-            changes.c.kind.in_(ALERTING_KINDS),
+            changes.c.kind.in_(UPDATE_ALERT_KINDS),
         ),
         insert_versions=insert(ArticleVersion),
         insert_changes=insert(Change).returning(Change.id, sort_by_parameter_order=True),
         insert_alerts=insert(Alert),
+        report_changes=update(Change)
+        .where(Change.id == bindparam("change_id"))
+        .values(summary_id=bindparam("summary")),
         update_articles=update(Article).where(Article.id == bindparam("article_id")),
     )
 
@@ -455,7 +461,7 @@ def _apply(
     for item in shaped:
         index = _queue_change(writes, topics, article=article, shaped=item, now=now)
         article.announced_by.add(item.change.topic_id)
-        if item.change.alert and not item.held:
+        if item.change.alert and not item.held and item.change.kind in UPDATE_ALERT_KINDS:
             article.alerts_at.setdefault(item.change.topic_id, []).append(now)
         if item.change.topic_id == topic_id and own is None:
             own = index
@@ -510,6 +516,8 @@ def _queue_change(
             "folded_since": None,
         }
     )
+    if shaped.reported_by_next:
+        writes.reported_by_next.append(len(writes.changes) - 1)
     wanted = change.alert and not shaped.held
     recipients = list(dict.fromkeys(spec.alerts_for(change.kind))) if wanted else []
     writes.records.append((topic.name, article.title, recipients))
@@ -526,6 +534,14 @@ def _write_changes(
     if not writes.changes:
         return []
     ids = list(connection.execute(statements.insert_changes, writes.changes).scalars())
+    if writes.reported_by_next:
+        connection.execute(
+            statements.report_changes,
+            [
+                {"change_id": ids[index], "summary": ids[index + 1]}
+                for index in writes.reported_by_next
+            ],
+        )
     alert_rows = [
         {
             "change_id": change_id,

@@ -244,7 +244,7 @@ def _prune_articles(
     lock = select(Article.id, Article.current_version).where(Article.id.in_(ids))
     if bind.dialect.name == "postgresql" and not report.dry_run:
         lock = lock.with_for_update()
-    current = dict(session.execute(lock.order_by(Article.id)).tuples().all())
+    current = dict(session.execute(lock.order_by(Article.id)).all())
     topics_of: dict[int, list[int]] = {}
     for article_id, topic_id in session.execute(
         select(TopicArticle.article_id, TopicArticle.topic_id).where(
@@ -252,7 +252,7 @@ def _prune_articles(
         )
     ):
         topics_of.setdefault(article_id, []).append(topic_id)
-    names = dict(session.execute(select(Topic.id, Topic.name)).tuples().all())
+    names = dict(session.execute(select(Topic.id, Topic.name)).all())
     protected = _protected(session, ids)
     versions: dict[int, list[tuple[int, StoredVersion, bool, bool, int, int]]] = {}
     for row in session.execute(
