@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, LargeBinary, Text, cast, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Text,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import aware_now, chunks, read_session, write_transaction
@@ -316,7 +326,7 @@ def _prune_articles(
         session.execute(
             update(ArticleVersion)
             .where(ArticleVersion.id.in_(chunk_ids))
-            .values(body="", lead="", blocks=None, text_pruned_at=now)
+            .values(body="", lead="", blocks=null(), text_pruned_at=now)
             .execution_options(synchronize_session=False)
         )
     for chunk_ids in chunks(raws):
