@@ -65,6 +65,12 @@ starts with the dateline "TRIBUNNEWS.COM -", with ``p.baca``, ``blockquote.summa
 ``FixtureArticle.body_text`` is the body as an extractor should return it (paragraphs joined by
 blank lines, no dateline and no noise).
 
+Live pages: an article with ``live`` set (``set_live``: ``"markup"``, a JSON-LD
+``LiveBlogPosting`` with ``liveBlogUpdate`` entries; ``"plain"``, the same page without any
+live markup) gains one entry, on top of its text, at every request the serving process
+answers for it, until ``end_live``, after which it stays as it is (with ``"markup"``, its
+``coverageEndTime`` then says the coverage ended).
+
 Validators: ``ETag`` is a hash of the exact bytes served (so ``rotate_noise`` changes it);
 ``Last-Modified`` is the time of the article's last content change (a listing's: of the last
 change anywhere), on a logical clock that moves one minute per change. 304 follows RFC 9110:
@@ -560,6 +566,8 @@ class FixtureArticle:
     summary: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     changed_at: datetime | None = None  # Last-Modified: the last change of the content
+    live: str = ""  # "", "markup" (LiveBlogPosting) or "plain": gains an entry per request
+    live_ended: datetime | None = None  # when the live coverage ended (no more entries)
 
     @property
     def date(self) -> date:
@@ -588,7 +596,7 @@ class FixtureArticle:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("published", "modified", "changed_at"):
+        for key in ("published", "modified", "changed_at", "live_ended"):
             value = data[key]
             data[key] = value.isoformat() if value is not None else None
         return data
@@ -596,7 +604,7 @@ class FixtureArticle:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FixtureArticle:
         data = dict(data)
-        for key in ("published", "modified", "changed_at"):
+        for key in ("published", "modified", "changed_at", "live_ended"):
             if data.get(key) is not None:
                 data[key] = datetime.fromisoformat(data[key])
         return cls(**data)
@@ -765,10 +773,13 @@ class _Response:
 class _Renderer:
     """Pages from one state. Deterministic: the same state gives the same bytes."""
 
-    def __init__(self, state: _State, base_url: str) -> None:
+    def __init__(
+        self, state: _State, base_url: str, live_entries: dict[int, int] | None = None
+    ) -> None:
         self.state = state
         self.base = base_url
         self.noise = state.noise
+        self.live_entries = live_entries or {}  # live article id -> entries it has now
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -975,7 +986,10 @@ class _Renderer:
 
     def tribun_article(self, article: FixtureArticle, view: str) -> _Response:
         """``view`` is ``""`` (first page), ``"all"`` or a page number as text."""
-        if view == "all" or article.pages <= 1:
+        if article.live:
+            count = self.live_entries.get(article.id, 0)
+            page, paragraphs = 0, [*_live_entries(article, count), *article.paragraphs]
+        elif view == "all" or article.pages <= 1:
             page, paragraphs = 0, list(article.paragraphs)
         else:
             page = int(view) if view.isdigit() else 1
@@ -1007,6 +1021,16 @@ class _Renderer:
             "image": {"@type": "ImageObject", "url": self.url(f"/images/{article.id}.jpg")},
             "keywords": ", ".join(article.tags),
         }
+        if article.live == "markup":
+            count = self.live_entries.get(article.id, 0)
+            ld["@type"] = "LiveBlogPosting"
+            ld["coverageStartTime"] = published.isoformat()
+            if article.live_ended is not None:
+                ld["coverageEndTime"] = article.live_ended.astimezone(WIB).isoformat()
+            ld["liveBlogUpdate"] = [
+                {"@type": "BlogPosting", "headline": entry.split(":", 1)[0], "articleBody": entry}
+                for entry in _live_entries(article, count)
+            ]
         breadcrumb = {
             "@context": "https://schema.org",
             "@type": "BreadcrumbList",
@@ -1555,6 +1579,14 @@ class _Renderer:
 # -- faults -----------------------------------------------------------------------------------
 
 
+def _live_entries(article: FixtureArticle, count: int) -> list[str]:
+    """The entries of a live article that has ``count`` of them, newest first."""
+    return [
+        f"Pembaruan {n}: {generated_paragraphs(f'live-{article.id}-{n}', 40)[0]}"
+        for n in range(count, 0, -1)
+    ]
+
+
 def _bot_wall(code: int, service: str) -> _Response:
     """The challenge page a bot-protection service answers a crawler with."""
     if service == "cloudflare":
@@ -1678,7 +1710,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(target, response, head)
                 return
         with site._lock:
-            response = _Renderer(site._state, site.base_url).route(parts.path, query)
+            site._count_live_request(parts.path)
+            response = _Renderer(site._state, site.base_url, site._live_entries).route(
+                parts.path, query
+            )
             send_etag = site._state.send_etag
             send_lm = site._state.send_last_modified
         if response.status == 200 and response.validators:
@@ -1814,6 +1849,8 @@ class FixtureSite:
         self._state_signature: tuple[int, int, int] | None = None
         self._request_log = Path(request_log) if request_log is not None else None
         self._requests: list[FixtureRequest] = []
+        # Entries of each live article, counted by the serving process (one per request).
+        self._live_entries: dict[int, int] = {}
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -2263,6 +2300,33 @@ class FixtureSite:
             article = self._article(article_id)
             article.status = status
             article.changed_at = state.tick(article.changed_at)
+
+    def set_live(self, article_id: int, live: str = "markup") -> None:
+        """Make the article a live page that gains an entry at every request: ``"markup"``
+        (JSON-LD LiveBlogPosting) or ``"plain"`` (no live markup at all)."""
+        if live not in ("markup", "plain"):
+            raise ValueError(f"A live page is 'markup' or 'plain', not {live!r}")
+        with self._mutating() as state:
+            article = self._article(article_id)
+            article.live, article.live_ended = live, None
+            article.changed_at = state.tick(article.changed_at)
+
+    def end_live(self, article_id: int) -> None:
+        """The live coverage of the article ends: no more entries (the markup says so)."""
+        with self._mutating() as state:
+            article = self._article(article_id)
+            article.live_ended = state.tick(article.changed_at)
+            article.changed_at = article.live_ended
+
+    def live_entries(self, article_id: int) -> int:
+        """How many entries the live article has now (in this process's server)."""
+        with self._lock:
+            return self._live_entries.get(article_id, 0)
+
+    def _count_live_request(self, path: str) -> None:
+        article = _Renderer(self._state, self.base_url).find_article(path)
+        if article is not None and article.live and article.live_ended is None:
+            self._live_entries[article.id] = self._live_entries.get(article.id, 0) + 1
 
     def remove_from_listing(self, topic: str, article_id: int) -> None:
         with self._mutating() as state:
