@@ -779,7 +779,7 @@ def cmd_changes(ctx: Context) -> int:
                     "fields": list(entry.fields),
                     "from_version": entry.from_version,
                     "to_version": entry.to_version,
-                    "alerted": entry.alerted,
+                    "alerted": entry.alerted and not entry.held,
                     "held": entry.held,
                     "folded": entry.folded,
                     "live": entry.live,

@@ -37,7 +37,6 @@ from alerts.smtp import SECURITY_MODES, SmtpSettings, parse_mailbox
 from crawler.profiles import PROFILES, ProfileLookupError, profile_by_name
 from storage.credentials import mask_credentials
 from storage.db import normalise_url, safe_url
-from storage.live import LONGEST_CAP_PERIOD
 from storage.spec import (
     CHANGE_KINDS,
     HEALTH_FAILURES,
@@ -251,12 +250,6 @@ def _live_window(checks: int) -> int:
     if checks > MAX_LIVE_WINDOW:
         raise ValueError(f"expected at most {MAX_LIVE_WINDOW} checks, got {checks}")
     return checks
-
-
-def _cap_period(seconds: float) -> float:
-    if seconds > LONGEST_CAP_PERIOD:
-        raise ValueError(f"expected at most 7d, got {format_duration(seconds)}")
-    return seconds
 
 
 def _log_level(level: str) -> str:
@@ -695,10 +688,9 @@ class TopicTable:
     )
     alert_cap_period: float = config_key(
         "duration",
-        "The period of alert_cap (at most 7d).",
+        "The period of alert_cap.",
         _TOPIC_DEFAULTS["alert_cap_period"],
         positive=True,
-        check=_cap_period,
     )
     keep_text_for: float = config_key(
         "duration",

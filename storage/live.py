@@ -48,8 +48,6 @@ logger = logging.getLogger(__name__)
 ALERTING_KINDS = ("new", "updated", "restored", "live", "summary", "ended")
 # The alerts about an article's updates, which the alert cap counts.
 UPDATE_ALERT_KINDS = ("updated", "live", "summary")
-# No cap period is longer: the recorder reads the article's alerts of this long back.
-LONGEST_CAP_PERIOD = 7 * 86400.0
 
 
 @dataclass(frozen=True)

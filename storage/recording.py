@@ -39,7 +39,7 @@ from storage.changes import (
 )
 from storage.db import aware_now, chunks, upsert_for, write_transaction
 from storage.listings import stated_moment
-from storage.live import LONGEST_CAP_PERIOD, UPDATE_ALERT_KINDS, LiveState, ShapedChange, shape
+from storage.live import UPDATE_ALERT_KINDS, LiveState, ShapedChange, shape
 from storage.models import (
     Alert,
     Article,
@@ -247,7 +247,6 @@ def _load_stored(
         and stored[o.url].fingerprint != o.fingerprint
     }
     _read_alerted_fingerprints(connection, statements, by_id, sorted(edited))
-    _read_recent_alerts(connection, statements, by_id, sorted(edited), now)
     return stored
 
 
@@ -363,17 +362,34 @@ def _read_alerted_fingerprints(
 def _read_recent_alerts(
     connection: Connection,
     statements: _Statements,
-    by_id: dict[int, _Stored],
-    article_ids: list[int],
+    topics: TopicCache,
+    *,
+    stored: dict[str, _Stored],
+    outcomes: Sequence[Outcome],
+    topic_id: int,
     now: datetime,
 ) -> None:
-    """Read when these articles' recent alerting changes were detected, per topic."""
-    since = now - timedelta(seconds=LONGEST_CAP_PERIOD)
-    for chunk_ids in chunks(article_ids):
+    """Read when the alerts of updates of the articles whose content differs were sent, per
+    topic, as far back as the longest alert cap period of the topics that hear of them."""
+    edited = [
+        stored[o.url]
+        for o in outcomes
+        if isinstance(o, PageRead)
+        and o.url in stored
+        and stored[o.url].current_version > 0
+        and stored[o.url].fingerprint != o.fingerprint
+    ]
+    if not edited:
+        return
+    hearing = {topic_id}.union(*(article.announced_by for article in edited))
+    longest = max(topics.get(topic)[1].alert_cap_period for topic in hearing)
+    since = now - timedelta(seconds=longest)
+    by_id = {article.id: article for article in edited}
+    for chunk_ids in chunks(sorted(by_id)):
         parameters = {"ids": list(chunk_ids), "since": since}
         rows = connection.execute(statements.recent_alerts, parameters)
-        for article_id, topic_id, detected_at in rows:
-            by_id[article_id].alerts_at.setdefault(topic_id, []).append(detected_at)
+        for article_id, told, detected_at in rows:
+            by_id[article_id].alerts_at.setdefault(told, []).append(detected_at)
 
 
 def _apply(
@@ -575,6 +591,15 @@ def _record(
     connection = session.connection()
     statements = _statements(connection.dialect.name)
     stored = _load_stored(connection, statements, outcomes, topic_id, now)
+    _read_recent_alerts(
+        connection,
+        statements,
+        topics,
+        stored=stored,
+        outcomes=outcomes,
+        topic_id=topic_id,
+        now=now,
+    )
     templates = _site_templates(session, outcomes, stored)
     writes = _Writes()
     indexes: list[int | None] = []

@@ -73,6 +73,7 @@ def test_the_commands_are_all_there() -> None:
         "status",
         "db",
         "db upgrade",
+        "db prune",
         "alerts",
         "alerts send",
         "alerts retry",

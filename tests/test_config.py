@@ -197,7 +197,8 @@ BAD_FILES = {
         "{path}: topic[0].alert_too: unknown key; did you mean alert_to? (known: name, title, "
         "sources, every, cron, jitter, max_pages, recheck_for, keywords, ignore_patterns, "
         "alert_to, alert_on, notify, notify_env, health_to, health_failures, profile, "
-        "obey_robots, allow_private_addresses)",
+        "obey_robots, allow_private_addresses, live_after, live_window, live_summary_every, "
+        "live_ends_after, alert_cap, alert_cap_period, keep_text_for, keep_raw_html_for)",
     ),
     "topic as a table": (
         '[topic]\nname = "alpha"\n',
