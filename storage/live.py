@@ -36,7 +36,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import NotModified, Outcome, PageRead, Plan, PlannedChange
-from storage.db import aware_now, chunks, write_transaction
+from storage.db import aware_now, chunks, read_session, write_transaction
 from storage.models import Alert, Article, Change, Topic
 from storage.spec import MAX_LIVE_WINDOW, TopicSpec
 from storage.topics import TopicCache
@@ -164,11 +164,15 @@ def release(
     written. Safe to run beside another call (the articles are locked, and what is pending
     read again under the lock)."""
     moment = aware_now(now)
+    with read_session(session_factory) as session:
+        if not _candidates(session):
+            return []  # the usual case: no write transaction at all
     return write_transaction(session_factory, lambda session: _release(session, moment))
 
 
-def _release(session: Session, now: datetime) -> list[Released]:
-    candidates = sorted(
+def _candidates(session: Session) -> list[int]:
+    """The live articles and those with held updates not yet reported."""
+    return sorted(
         set(session.scalars(select(Article.id).where(Article.live.is_not(None))))
         | set(
             session.scalars(
@@ -178,6 +182,10 @@ def _release(session: Session, now: datetime) -> list[Released]:
             )
         )
     )
+
+
+def _release(session: Session, now: datetime) -> list[Released]:
+    candidates = _candidates(session)
     if not candidates:
         return []
     topics = TopicCache(session)
