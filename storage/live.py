@@ -104,7 +104,7 @@ def shape(
             recent = checks[-spec.live_window :]
             if signal is not None and not ended:
                 live = signal
-            elif spec.live_after > 0 and recent.count("1") > spec.live_after:
+            elif not ended and spec.live_after > 0 and recent.count("1") > spec.live_after:
                 live = "changes"
             if live is not None:
                 since, until, went_live = now, None, True

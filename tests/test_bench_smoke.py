@@ -1,9 +1,9 @@
 """The benchmarks run end to end at tiny sizes, and what they report holds together.
 
 No figure of speed is checked here: the benchmarks print those. These runs only prove that
-``bench/throughput.py``, ``bench/growth.py`` and ``bench/web.py`` work, and that a re-check of
-an unchanged site writes nothing new, while a bare spider sending the same conditional
-requests gets the same 304s.
+``bench/throughput.py``, ``bench/growth.py``, ``bench/web.py`` and ``bench/retention.py``
+work, and that a re-check of an unchanged site writes nothing new, while a bare spider sending
+the same conditional requests gets the same 304s.
 """
 
 from __future__ import annotations
@@ -120,3 +120,14 @@ def test_web_benchmark_times_every_page() -> None:
     output = run_bench("web.py", "--articles", "300", "--db", "sqlite", "--repeat", "1")
     for page in ("topics", "changes, a middle page", "article diff", "metrics, first scrape"):
         assert re.search(rf"^{re.escape(page)} +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ ", output, re.M)
+
+
+def test_retention_benchmark_measures_sizes_before_and_after() -> None:
+    output = run_bench("retention.py", "--articles", "30", "--db", "sqlite", timeout=120)
+    [row] = [line for line in output.splitlines() if line.startswith("sqlite ")]
+    columns = row.split()
+    articles, versions, pruned = int(columns[1]), int(columns[3]), int(columns[4])
+    before, after = float(columns[5]), float(columns[6])
+    assert articles == 30
+    assert 0 < pruned < versions
+    assert after < before
