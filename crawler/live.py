@@ -68,6 +68,9 @@ def live_signal(
     if _LIVE_TITLE.match(title) or _LIVE_TITLE_UPPER.match(title):
         return LiveSignal("marker")
     for element in tree.iter("div", "section", "ol", "ul", "article", "main"):
+        named = f"{element.get('class') or ''} {element.get('id') or ''}"
+        if "live" not in named.lower():
+            continue
         names = {
             token.lower()
             for attribute in ("class", "id")
@@ -87,7 +90,7 @@ def _live_blog_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
         if "ld+json" not in (script.get("type") or "").lower():
             continue
         raw = script.text or ""
-        if "liveblogposting" not in raw.lower():
+        if "LiveBlogPosting" not in raw:  # schema.org names are case-sensitive
             continue
         try:
             data = json.loads(raw.strip().removeprefix("<!--").removesuffix("-->"), strict=False)
