@@ -266,7 +266,7 @@ def test_the_alert_cap_folds_the_rest_into_one_summary_and_other_articles_alert_
     assert article(sessions).live is None
 
 
-def test_a_topic_that_does_not_alert_updates_holds_nothing_back(
+def test_held_updates_of_a_topic_without_update_alerts_are_summarised_without_alerts(
     sessions: sessionmaker[Session],
 ) -> None:
     topic_id = setup(sessions, replace(topic(), alert_on=("new",)))
