@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from test_daemon import DaemonProcess, Database, config_toml, start, topic_toml, wait_for
 
 from storage.db import read_session, upgrade
-from storage.models import Alert, Article, Change
+from storage.models import Alert, Article, ArticleVersion, Change
 
 pytestmark = pytest.mark.slow
 
@@ -89,9 +89,12 @@ def test_live_pages_alert_when_live_then_in_summaries_then_ended_and_edits_alert
                     live_window=3,
                     live_summary_every="4s",
                     live_ends_after="3s",
+                    keep_text_for="2s",
                 ),
                 smtp=smtp,
-            ).replace('dispatch_every = "2s"', 'dispatch_every = "1s"')
+            )
+            .replace('dispatch_every = "2s"', 'dispatch_every = "1s"')
+            .replace("[database]\n", '[database]\nprune_every = "1s"\n')
         )
         daemon = start(daemons, config, tmp_path)
         # The page with markup is live from its first read; the other goes live after
@@ -167,6 +170,22 @@ def test_live_pages_alert_when_live_then_in_summaries_then_ended_and_edits_alert
     assert any(re.search(r"\d+ updates? since", t) for t in texts)
     assert any("went live" in s for s in subjects), subjects
     assert any("ended" in s for s in subjects), subjects
+    # The daemon pruned the texts of old versions meanwhile (keep_text_for is 2 s), never the
+    # current one's, nor one an unsent alert reported: every digest above has its diff.
+    assert re.search(r"INFO topicwatch\.retention texts=[1-9]", daemon.log())
+    with read_session(database.sessions) as session:
+        for url in urls.values():
+            rows = session.execute(
+                select(ArticleVersion.version, ArticleVersion.text_pruned_at, ArticleVersion.body)
+                .join(Article, Article.id == ArticleVersion.article_id)
+                .where(Article.url == url)
+                .order_by(ArticleVersion.version)
+            ).all()
+            assert rows[-1].text_pruned_at is None
+            assert rows[-1].body
+            assert rows[0].text_pruned_at is None
+            assert any(row.text_pruned_at is not None for row in rows), url
+    assert not any("text is gone" in t for t in texts)
     assert "Traceback" not in daemon.log()
 
 
