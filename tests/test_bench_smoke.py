@@ -113,7 +113,7 @@ def test_growth_benchmark_records_and_schedules(tmp_path: Path) -> None:
         assert all(value > 0 for value in size["figures"].values())
     schedule = results["schedule"]["sqlite"]
     assert schedule["topics"] == 20
-    assert schedule["jobs"] == 21  # one per topic, and the alert dispatch
+    assert schedule["jobs"] == 22  # one per topic, the alert dispatch and the retention pass
 
 
 def test_web_benchmark_times_every_page() -> None:
