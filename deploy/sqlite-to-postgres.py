@@ -41,11 +41,13 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Table,
+    bindparam,
     delete,
     func,
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import make_url
 
@@ -199,9 +201,29 @@ def _copy(
                 query = select(table).order_by(*table.primary_key.columns)
                 result = reader.execute(query.execution_options(yield_per=batch_size))
                 rows = 0
+                # A column that refers to a row of its own table (a change's summary) may name
+                # a row of a later batch: it is filled in once every row is there.
+                self_refs = sorted(
+                    fk.parent.name for fk in table.foreign_keys if fk.column.table is table
+                )
+                later: list[dict[str, object]] = []
                 for batch in result.partitions():
-                    writer.execute(insert(target_table), [dict(row._mapping) for row in batch])
+                    values = [dict(row._mapping) for row in batch]
+                    for value in values:
+                        if any(value[name] is not None for name in self_refs):
+                            later.append(
+                                {"pk_id": value["id"], **{f"v_{n}": value[n] for n in self_refs}}
+                            )
+                            value.update(dict.fromkeys(self_refs, None))
+                    writer.execute(insert(target_table), values)
                     rows += len(batch)
+                if later:
+                    writer.execute(
+                        update(target_table)
+                        .where(target_table.c.id == bindparam("pk_id"))
+                        .values({name: bindparam(f"v_{name}") for name in self_refs}),
+                        later,
+                    )
                 _reset_sequence(writer, table)
                 expected = _count(reader, table)
                 landed = _count(writer, table)
