@@ -281,7 +281,7 @@ def test_the_migration_keeps_existing_changes_and_goes_back(db_url: str) -> None
 
     from storage.db import _connect, alembic_config, make_engine
 
-    upgrade(db_url, "0008")
+    upgrade(db_url, "0009")
     engine = make_engine(db_url, foreign_keys=False)
     try:
         with engine.begin() as connection:
@@ -317,7 +317,7 @@ def test_the_migration_keeps_existing_changes_and_goes_back(db_url: str) -> None
         with _connect(engine) as connection:
             config = alembic_config(db_url)
             config.attributes["connection"] = connection
-            command.downgrade(config, "0008")
+            command.downgrade(config, "0009")
         with engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM changes")).scalar() == 1
     finally:
