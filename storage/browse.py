@@ -71,6 +71,11 @@ class ChangeRow:
     to_version: int | None
     detected_at: datetime
     alerted: bool
+    # Alert shaping (storage.live): held for a summary; the updates a summary folds in;
+    # how the article is recognised as live coverage now (None: it is not live).
+    held: bool = False
+    folded: int = 0
+    live: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class VersionSummary:
     version: int
     fetched_at: datetime
     title: str
+    text_pruned_at: datetime | None = None  # the retention policy removed its lead and body
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class ArticleView:
     changes: tuple[ChangeRow, ...]
     old: VersionRecord | None
     new: VersionRecord | None
+    # Live coverage (storage.live): how it is recognised and since when, or when it ended.
+    live: str | None = None
+    live_since: datetime | None = None
+    live_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,15 +168,18 @@ def _change_rows(session: Session, query: Any) -> list[ChangeRow]:
             to_version=change.to_version,
             detected_at=change.detected_at,
             alerted=change.alerted,
+            held=change.held,
+            folded=change.folded,
+            live=live,
         )
-        for change, url, topic, title in session.execute(query)
+        for change, url, live, topic, title in session.execute(query)
     ]
 
 
 def _changes_query() -> Any:
     shown = ArticleVersion.version == func.coalesce(Change.to_version, Change.from_version)
     return (
-        select(Change, Article.url, Topic.name, ArticleVersion.title)
+        select(Change, Article.url, Article.live, Topic.name, ArticleVersion.title)
         .join(Article, Article.id == Change.article_id)
         .join(Topic, Topic.id == Change.topic_id)
         .outerjoin(ArticleVersion, and_(ArticleVersion.article_id == Change.article_id, shown))
@@ -245,6 +258,7 @@ def _version_record(version: ArticleVersion) -> VersionRecord:
         body=version.body,
         fetched_at=version.fetched_at,
         has_raw_html=False,
+        text_pruned_at=version.text_pruned_at,
     )
 
 
@@ -268,9 +282,14 @@ def article_view(
             .order_by(Topic.name)
         ).all()
         versions = tuple(
-            VersionSummary(number, fetched_at, title)
-            for number, fetched_at, title in session.execute(
-                select(ArticleVersion.version, ArticleVersion.fetched_at, ArticleVersion.title)
+            VersionSummary(number, fetched_at, title, pruned)
+            for number, fetched_at, title, pruned in session.execute(
+                select(
+                    ArticleVersion.version,
+                    ArticleVersion.fetched_at,
+                    ArticleVersion.title,
+                    ArticleVersion.text_pruned_at,
+                )
                 .where(ArticleVersion.article_id == article_id)
                 .order_by(ArticleVersion.version)
             )
@@ -311,6 +330,9 @@ def article_view(
             changes=tuple(changes),
             old=None if old is None else full.get(old),
             new=None if new is None else full.get(new),
+            live=article.live,
+            live_since=article.live_since,
+            live_until=article.live_until,
         )
 
 

@@ -1,9 +1,10 @@
 """The web view over HTTP, on SQLite and PostgreSQL, after a scripted crawl of the local
-reference site: three ``topicwatch crawl`` runs (every article new; the reference article
-edited and another retitled with markup; one taken down), then ``topicwatch web`` as a real
-process, asked for every page and endpoint. Also: the token that any address but a loopback
-one needs, the daemon serving the view from its own loop, and the plans of the view's
-queries (no full scan of a large table, by EXPLAIN on both databases).
+reference site: two ``topicwatch crawl`` runs (every article new; then the reference article
+edited, another retitled with markup, one taken down and one turned into live coverage), then
+``topicwatch web`` as a real process, asked for every page and endpoint. Also: the token that
+any address but a loopback one needs, the daemon serving the view from its own loop, the plans
+of the view's queries (no full scan of a large table, by EXPLAIN on both databases), and a
+version whose text the retention policy removed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ import pytest
 from conftest import POSTGRES_SERVER, _postgres_admin
 from fixture_site import REFERENCE_TOPIC, SEED_ARTICLE_ID, SEED_DISCLAIMER, FixtureSite
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, event, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from test_crawl_e2e import TOPIC, TOPICWATCH, topicwatch, write_config
 
@@ -73,6 +75,7 @@ class Crawled:
     seed_id: int
     hostile_id: int
     removed_id: int
+    live_id: int
 
 
 def _web_process(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -150,6 +153,7 @@ def crawled(
         hostile = [i for i in site.listing_ids(REFERENCE_TOPIC) if i != SEED_ARTICLE_ID]
         site.set_title(hostile[0], HOSTILE_TITLE)
         site.set_status(hostile[1], 404)
+        site.set_live(hostile[2], "markup")
         done = topicwatch(config, "crawl", TOPIC)
         assert done.returncode == 0, done.stdout + done.stderr
         sessions = session_factory(engine)
@@ -162,7 +166,7 @@ def crawled(
                 assert found is not None
                 return found
 
-            ids = (article_id(SEED_ARTICLE_ID), article_id(hostile[0]), article_id(hostile[1]))
+            ids = tuple(map(article_id, (SEED_ARTICLE_ID, *hostile[:3])))
         log = tmp / "web.log"
         process = _web_process(config, log, "web", "--listen", "127.0.0.1:0")
         base = _served_at(process, log)
@@ -212,12 +216,18 @@ def test_the_topics_page_shows_each_topic_with_its_last_run(crawled: Crawled) ->
 def test_a_topic_page_lists_its_changes_and_filters_them_by_kind(crawled: Crawled) -> None:
     status, _, page = get(crawled.base + "/topics/konflik")
     assert status == 200
-    kinds = re.findall(r'class="kind kind-(\w+)"', page)
-    assert sorted(kinds) == sorted(["new"] * 6 + ["updated"] * 2 + ["removed"])
+    kinds = re.findall(r'data-label="Kind"><span class="kind kind-(\w+)"', page)
+    # The article that turned into live coverage: its update is recorded, held, and reported
+    # by a change of its own that says it went live.
+    assert sorted(kinds) == sorted(["new"] * 6 + ["updated"] * 3 + ["removed", "live"])
+    assert (
+        len(re.findall(r'kind-updated">updated</span> <span class="muted small">held', page)) == 1
+    )
     assert "status=ok pages=" in page  # its runs, with their log summary
 
     _, _, updated = get(crawled.base + "/topics/konflik?kind=updated")
-    assert re.findall(r'class="kind kind-(\w+)"', updated) == ["updated", "updated"]
+    kinds = re.findall(r'data-label="Kind"><span class="kind kind-(\w+)"', updated)
+    assert kinds == ["updated"] * 3
     assert f'href="/articles/{crawled.seed_id}?from=1&amp;to=2"' in updated
 
     status, _, _ = get(crawled.base + "/topics/no-such-topic")
@@ -295,11 +305,12 @@ def test_lists_page_by_keyset_without_losing_or_repeating_a_row(crawled: Crawled
     assert rest.older is None
     assert runs.items[0].id > rest.items[0].id
     _, _, page = get(crawled.base + f"/changes?older={expected[3]}")
-    assert len(re.findall(r'class="kind kind-', page)) == len(expected) - 4
+    assert len(re.findall(r'data-label="Kind"><span class="kind', page)) == len(expected) - 4
 
 
 def test_the_feeds_are_served_at_stable_urls(crawled: Crawled) -> None:
-    for path, count in (("/feeds/all.atom", 9), ("/feeds/konflik.atom", 9)):
+    # Every change is an entry: the held update and the one that says it went live too.
+    for path, count in (("/feeds/all.atom", 11), ("/feeds/konflik.atom", 11)):
         status, headers, body = get(crawled.base + path)
         assert status == 200
         assert headers["content-type"].startswith("application/atom+xml")
@@ -321,7 +332,8 @@ def test_metrics_parse_and_match_the_database(crawled: Crawled) -> None:
     }
     topic = ("topic", TOPIC)
     assert samples[("topicwatch_runs_total", (("status", "ok"), topic))] == RUNS
-    for kind, count in (("new", 6), ("updated", 2), ("removed", 1), ("restored", 0)):
+    # The runs count the update that made an article live coverage among the updated.
+    for kind, count in (("new", 6), ("updated", 3), ("removed", 1), ("restored", 0)):
         assert samples[("topicwatch_changes_total", (("kind", kind), topic))] == count
     with crawled.sessions() as session:
         pages = session.scalar(select(func.sum(CrawlRun.pages_fetched)))
@@ -330,7 +342,8 @@ def test_metrics_parse_and_match_the_database(crawled: Crawled) -> None:
         )
         last_ok = session.scalar(select(func.max(CrawlRun.finished_at)))
     assert samples[("topicwatch_pages_fetched_total", (topic,))] == pages
-    assert samples[("topicwatch_alerts_pending", ())] == pending == 9  # no [smtp]: they wait
+    # No [smtp]: they wait (6 new, 2 updated, 1 removed, 1 went live; the held update none).
+    assert samples[("topicwatch_alerts_pending", ())] == pending == 10
     assert samples[("topicwatch_alerts_failed", ())] == 0
     assert last_ok is not None
     assert samples[("topicwatch_last_success_timestamp_seconds", (topic,))] == pytest.approx(
@@ -717,3 +730,66 @@ def test_an_article_shows_its_last_change_unless_told_otherwise(crawled: Crawled
     status, _, page = get(crawled.base + f"/articles/{crawled.removed_id}?from=1")
     assert status == 200
     assert "Text of v1" in page
+
+
+def test_live_coverage_is_marked_in_the_lists_and_on_the_article(crawled: Crawled) -> None:
+    status, _, page = get(crawled.base + "/changes")
+    assert status == 200
+    rows = re.findall(r'<tr class="change">.*?</tr>', page, re.S)
+    live_rows = [row for row in rows if f'href="/articles/{crawled.live_id}?' in row]
+    assert live_rows
+    assert all('<span class="kind kind-live">live</span> <a' in row for row in live_rows)
+    assert not any(
+        "kind kind-live" in row for row in rows if f"/articles/{crawled.seed_id}?" in row
+    )
+    status, _, page = get(crawled.base + f"/articles/{crawled.live_id}")
+    assert status == 200
+    assert re.search(
+        r"<dt>Live</dt><dd class=\"live-coverage\">.*coverage since .* UTC "
+        r"\(recognised by markup\)</dd>",
+        page,
+    )
+    status, _, page = get(crawled.base + f"/articles/{crawled.seed_id}")
+    assert "<dt>Live</dt>" not in page
+
+
+def test_a_version_whose_text_was_pruned_says_so_instead_of_a_diff(tmp_path: Path) -> None:
+    from record_one import observation
+
+    from storage.recording import record_outcomes
+    from storage.retention import prune
+    from storage.spec import TopicSpec
+    from storage.topics import load_topic, sync_topics
+
+    config = _config(tmp_path, "")
+    sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'topicwatch.db'}"))
+    sync_topics(
+        sessions,
+        [TopicSpec(name="t", title="t", sources=("https://news.example.org/topic/t",))],
+    )
+    topic_id = load_topic(sessions, "t")[0]
+    url = "https://news.example.org/2026/10/01/gencatan-senjata"
+    day = datetime(2026, 10, 1, 8, tzinfo=UTC)
+    for number in (1, 2, 3):  # the first and the last of the day keep their text
+        page = observation(url, "Gencatan senjata", f"Versi {number}: " + "kata " * 50)
+        moment = day + timedelta(hours=number)
+        record_outcomes(sessions, topic_id=topic_id, run_id=None, outcomes=[page], now=moment)
+    with sessions.begin() as session:
+        session.execute(update(Alert).values(status="sent"))
+    assert prune(sessions, now=day + timedelta(days=200)).texts == 1
+    with sessions() as session:
+        article = session.scalar(select(Article.id))
+    log = tmp_path / "web.log"
+    process = _web_process(config, log, "web", "--listen", "127.0.0.1:0")
+    try:
+        base = _served_at(process, log)
+        status, _, page = get(base + f"/articles/{article}?from=1&to=2")
+        assert status == 200
+        assert "The text of v2 is gone: the retention policy removed its lead and body on" in page
+        assert 'data-field="body"' not in page
+        assert "v2</a> · 2026-10-01 10:00:00 UTC · Gencatan senjata <span" in page
+        status, _, page = get(base + f"/articles/{article}?from=1&to=3")
+        assert "is gone" not in page
+        assert 'data-field="body"' in page
+    finally:
+        assert _stop(process) == 0, log.read_text()

@@ -437,6 +437,9 @@ def _field_diffs(article: ArticleView) -> list[FieldDiff]:
     old, new = article.old, article.new
     if old is None or new is None or old.version == new.version:
         return []
+    # A version whose text the retention policy removed has no lead or body to compare: the
+    # page says so (pruned_versions) instead of showing the text as deleted or added.
+    text_gone = old.text_pruned_at is not None or new.text_pruned_at is not None
     texts = {
         "title": (one_line(old.title), one_line(new.title)),
         "lead": (old.lead, new.lead),
@@ -447,6 +450,8 @@ def _field_diffs(article: ArticleView) -> list[FieldDiff]:
     }
     out = []
     for name in (*DIFFED_FIELDS, "authors", "published", "modified"):
+        if text_gone and name in ("lead", "body"):
+            continue
         before, after = texts[name]
         ops = word_diff(before, after)
         if not has_changes(ops):
