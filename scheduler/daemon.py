@@ -43,7 +43,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.dispatcher import dispatch
 from alerts.smtp import SmtpSettings
 from crawler.observability import (
     Seconds,
@@ -54,6 +53,7 @@ from crawler.observability import (
     utc_stamp,
 )
 from scheduler.config import Config, ConfigError, format_duration, load_config
+from scheduler.delivery import deliver
 from scheduler.executor import Executor, LocalExecutor, PlacedRunner, daemon_worker_name
 from scheduler.leader import CHECK_EVERY, LeadershipLost, check_leadership, wait_for_leadership
 from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
@@ -85,7 +85,6 @@ from storage.db import (
 )
 from storage.health import GOOD_RUN_STATUSES
 from storage.jobs import last_deferred
-from storage.live import release
 from storage.retention import prune
 from storage.runs import (
     mark_unfinished_runs,
@@ -103,8 +102,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 health_logger = logging.getLogger("topicwatch.health")
 run_logger = logging.getLogger(RUN_EVENT)
-alerts_logger = logging.getLogger("topicwatch.alerts")
-change_logger = logging.getLogger("topicwatch.change")
 retention_logger = logging.getLogger("topicwatch.retention")
 
 EXIT_OK = 0
@@ -810,75 +807,12 @@ class Daemon:
                 freed=report.bytes_freed,
             )
 
-    async def release_held(self) -> None:
-        """Write the summaries and ended alerts of live and capped articles that are due
-        (:mod:`storage.live`); never raises."""
+    async def dispatch(self) -> None:
+        """Release the held alerts that are due and send the pending ones
+        (:func:`scheduler.delivery.deliver`); never raises."""
         if self.sessions is None:
             return
-        try:
-            released = await asyncio.to_thread(release, self.sessions)
-        except DATABASE_ERRORS as exc:
-            logger.error("Summarising held alerts failed: %s", describe_error(exc))
-            return
-        except Exception:
-            logger.exception("Summarising held alerts failed")
-            return
-        for change in released:
-            log_fields(
-                change_logger,
-                logging.INFO,
-                None,
-                kind=change.kind,
-                topic=change.topic,
-                url=change.url,
-                folded=change.folded,
-                alerts=change.alerts,
-            )
-
-    async def dispatch(self) -> None:
-        """Send the pending alerts that are due, within ``dispatch_time_limit``; never raises."""
-        await self.release_held()
-        if self.sessions is None or (self.smtp is None and not self.config.channels):
-            return  # without SMTP or channels, alerts stay pending; start-up said so once
-        alerts = self.config.alerts
-        try:
-            async with self.dispatch_lock:
-                report = await asyncio.to_thread(
-                    dispatch,
-                    self.sessions,
-                    self.smtp,
-                    max_attempts=alerts.max_attempts,
-                    backoff=alerts.retry_backoff,
-                    time_limit=alerts.dispatch_time_limit,
-                    max_digest_bytes=alerts.max_digest_bytes,
-                    channels=self.config.channels,
-                )
-        except DATABASE_ERRORS as exc:  # one line a try while the database is away
-            logger.error("Sending alerts failed: the database failed: %s", describe_error(exc))
-            logger.debug("The database error", exc_info=True)
-            return
-        except Exception:
-            logger.exception("Sending alerts failed")
-            return
-        if (
-            report.sent_messages
-            or report.sent_alerts
-            or report.failed_alerts
-            or report.deferred_alerts
-        ):
-            log_fields(
-                alerts_logger,
-                logging.INFO,
-                None,
-                emails=report.sent_messages,
-                sent=report.sent_alerts,
-                failed=report.failed_alerts,
-                deferred=report.deferred_alerts,
-            )
-        else:
-            logger.debug("Alert dispatch: %s", report)
-
-    # -- reload ------------------------------------------------------------------------------
+        await deliver(self.sessions, self.smtp, self.config, self.dispatch_lock)
 
     def request_reload(self) -> None:
         if self.stopping.is_set():

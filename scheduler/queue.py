@@ -52,10 +52,10 @@ from procrastinate.job_context import JobContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.dispatcher import dispatch
 from alerts.smtp import SmtpSettings
 from crawler.observability import log_fields, utc_stamp
 from scheduler.config import Config
+from scheduler.delivery import deliver
 from scheduler.executor import PlacedRunner
 from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
 from scheduler.runner import RUN_EVENT, RunOutcome, monitor_config
@@ -76,7 +76,6 @@ from storage.topics import UnknownTopic, load_topic
 logger = logging.getLogger(__name__)
 run_logger = logging.getLogger(RUN_EVENT)
 queue_logger = logging.getLogger("topicwatch.queue")
-alerts_logger = logging.getLogger("topicwatch.alerts")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -468,39 +467,11 @@ class CrawlWorker:
             again = self.deliver_again and not self.stopping.is_set()
 
     async def dispatch(self) -> None:
-        """Send the pending alerts that are due; never raises."""
-        if self.sessions is None or (self.smtp is None and not self.config.channels):
+        """Release the held alerts that are due and send the pending ones
+        (:func:`scheduler.delivery.deliver`); never raises."""
+        if self.sessions is None:
             return
-        alerts = self.config.alerts
-        try:
-            async with self.dispatch_lock:
-                report = await asyncio.to_thread(
-                    dispatch,
-                    self.sessions,
-                    self.smtp,
-                    max_attempts=alerts.max_attempts,
-                    backoff=alerts.retry_backoff,
-                    time_limit=alerts.dispatch_time_limit,
-                    max_digest_bytes=alerts.max_digest_bytes,
-                    channels=self.config.channels,
-                )
-        except DATABASE_ERRORS as exc:
-            logger.error("Sending alerts failed: the database failed: %s", describe_error(exc))
-            return
-        except Exception:
-            logger.exception("Sending alerts failed")
-            return
-        if report.sent_messages or report.sent_alerts or report.failed_alerts:
-            log_fields(
-                alerts_logger,
-                logging.INFO,
-                None,
-                emails=report.sent_messages,
-                sent=report.sent_alerts,
-                failed=report.failed_alerts,
-                deferred=report.deferred_alerts,
-                host=self.host,
-            )
+        await deliver(self.sessions, self.smtp, self.config, self.dispatch_lock, host=self.host)
 
 
 def run_worker(
