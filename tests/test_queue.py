@@ -11,6 +11,7 @@ stop takes no new job and records the run it cut.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -325,18 +326,31 @@ def test_the_queue_schema_comes_and_goes_with_its_revision(postgres_url: str) ->
 # -- a cluster of processes ------------------------------------------------------------------
 
 
+# The suite runs a small cluster (6 topics on 2 sites); the same test runs larger with
+# TOPICWATCH_CLUSTER_TOPICS, TOPICWATCH_CLUSTER_SITES and TOPICWATCH_CLUSTER_MINUTES (how long
+# the cluster goes on after the standby took over), e.g. 50 topics on 5 sites for 3 minutes.
+CLUSTER_TOPICS = int(os.environ.get("TOPICWATCH_CLUSTER_TOPICS", "6"))
+CLUSTER_SITES = int(os.environ.get("TOPICWATCH_CLUSTER_SITES", "2"))
+CLUSTER_MINUTES = float(os.environ.get("TOPICWATCH_CLUSTER_MINUTES", "0"))
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_cluster_runs_each_slot_once_is_polite_per_site_and_survives_its_leader(
     tmp_path: Path, postgres_url: str, procs: list[Proc]
 ) -> None:
     upgrade(postgres_url)
-    slugs = ("berita-a", "berita-b", "berita-c")
-    with (
-        FixtureSite.generate(18, topics=slugs, multipage_every=0, latency=0.02) as one,
-        FixtureSite.generate(18, topics=slugs, multipage_every=0, latency=0.02, seed=1) as two,
-    ):
-        sites = {"one": one, "two": two}
+    per_site = -(-CLUSTER_TOPICS // CLUSTER_SITES)
+    slugs = tuple(f"berita-{chr(ord('a') + i)}" for i in range(per_site))
+    with contextlib.ExitStack() as stack:
+        sites = {
+            f"s{number}": stack.enter_context(
+                FixtureSite.generate(
+                    6 * len(slugs), topics=slugs, multipage_every=0, latency=0.02, seed=number
+                )
+            )
+            for number in range(CLUSTER_SITES)
+        }
         topics = [
             (f"{name}-{slug}", f"{site.base_url}/topic/{slug}", "4s")
             for name, site in sites.items()
@@ -366,6 +380,9 @@ def test_a_cluster_runs_each_slot_once_is_polite_per_site_and_survives_its_leade
             assert log_time(line) - killed < timedelta(seconds=30)
             before = len(runs(sessions))
             wait_for(lambda: len(runs(sessions)) >= before + 8, 60, "runs after it", procs)
+            time.sleep(
+                max(0.0, CLUSTER_MINUTES * 60 - (datetime.now(UTC) - killed).total_seconds())
+            )
             assert standby.stop() == 0
             wait_for(lambda: not queue_overview(sessions).jobs, 60, "the queue to drain", procs)
             for worker in workers:
