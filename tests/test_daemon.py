@@ -335,7 +335,7 @@ def test_topics_run_on_schedule_record_changes_and_send_alerts(
             "the digest of the update",
             daemon,
         )
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
     subjects = [str(mail.message["Subject"]) for mail in smtp.to("desk@example.org")]
     assert all(s.startswith("[topicwatch] Konflik Rusia Vs Ukraina: ") for s in subjects)
     news = [int(n) for s in subjects for n in re.findall(r"(\d+) new", s)]
@@ -408,7 +408,7 @@ def test_a_hanging_topic_is_killed_at_the_run_timeout_while_others_run(
         and run.finished_at < timed_out.finished_at
     ]
     assert during, daemon.tail()
-    assert daemon.stop() == 0
+    assert daemon.stop() == 0, daemon.tail()
     assert [m["status"] for m in daemon.summaries("hanging")] == ["timeout"]
     assert not [run for run in database.runs() if run.status == "running"]
 
@@ -546,7 +546,7 @@ def test_sighup_reloads_the_config_and_keeps_it_when_the_file_is_broken(
         daemon,
     )
     assert change["message"].startswith("kind=updated topic=first")
-    assert daemon.stop() == 0
+    assert daemon.stop() == 0, daemon.tail()
     assert re.search(r"ERROR scheduler\.daemon Reloading the configuration failed", daemon.log())
 
 
@@ -607,7 +607,7 @@ def test_a_reload_is_applied_whole_or_not_at_all(
     wait_for(lambda: refused in daemon.log(), 30, "the refused source", daemon)
     runs_of_a = len(database.finished("a"))
     wait_for(lambda: len(database.finished("a")) >= runs_of_a + 1, 60, "a to keep running", daemon)
-    assert daemon.stop() == 0
+    assert daemon.stop() == 0, daemon.tail()
     log = daemon.log()
     assert "Traceback" not in log
     assert log.count("Reloading the configuration failed") == 2
@@ -728,7 +728,7 @@ def test_a_tarpit_smtp_server_delays_mail_not_crawls(
     with mail_server(port=port) as smtp:
         for address in recipients.values():
             wait_for(lambda r=address: smtp.to(r), 180, f"the digest to {address}", daemon)
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
     for name, address in recipients.items():
         subjects = [str(mail.message["Subject"]) for mail in smtp.to(address)]
         assert subjects == [f"[topicwatch] {name}: 6 new"], subjects
@@ -794,7 +794,7 @@ def test_sentry_gets_errors_from_daemon_and_children_and_a_check_in_per_run(
             "the escalation",
             daemon,
         )
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
     finally:
         database.close()
     # A crawl process that crashes (here: its topic is not in the database) is a bug of

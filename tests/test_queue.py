@@ -383,10 +383,10 @@ def test_a_cluster_runs_each_slot_once_is_polite_per_site_and_survives_its_leade
             time.sleep(
                 max(0.0, CLUSTER_MINUTES * 60 - (datetime.now(UTC) - killed).total_seconds())
             )
-            assert standby.stop() == 0
+            assert standby.stop() == 0, standby.tail()
             wait_for(lambda: not queue_overview(sessions).jobs, 60, "the queue to drain", procs)
             for worker in workers:
-                assert worker.stop() == 0
+                assert worker.stop() == 0, worker.tail()
 
             done = runs(sessions)
             deferred = [
@@ -529,7 +529,7 @@ def test_a_stopped_worker_takes_no_new_job_and_records_the_crawl_it_cut(
                 procs,
             )
             began = time.monotonic()
-            assert worker.stop() == 0
+            assert worker.stop() == 0, worker.tail()
             assert time.monotonic() - began < 15
             [run] = runs(sessions)
             assert run["status"] == "failed"
