@@ -29,8 +29,9 @@ crawl settings (no delay, no AutoThrottle, ``--concurrency`` requests per domain
 product's defaults are untouched. Rates are pages (responses) per second of crawl time
 (Scrapy's ``elapsed_time_seconds``, spider opened to spider closed); CPU is that of the crawl
 process, start-up included; the figures are medians over the repetitions.
-``--profile DIR`` records the first crawls of the first repetition with py-spy (when
-installed in the virtualenv) and prints where their time goes. See bench/README.md.
+``--profile DIR`` records the first crawl and the re-check of every article of the first
+repetition with py-spy (when installed in the virtualenv) and prints where their time goes.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -730,7 +731,13 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
                             backdate(url, hours=2)
                         elif scenario == "steady-read":
                             forget(url, STEADY_READS)
-                        again = run_child([*full_args, "--run-id", str(new_run(url))], log)
+                        profiled = args.profile is not None and rep == 1 and kind == args.db[0]
+                        profile = None
+                        if profiled and scenario == "all":
+                            profile = args.profile / f"recheck-all-{kind}.txt"
+                        again = run_child(
+                            [*full_args, "--run-id", str(new_run(url))], log, profile=profile
+                        )
                         after = count_rows(url)
                         results.recheck.setdefault((kind, scenario), []).append(
                             (full, again, after.minus(rows))
@@ -986,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(results_json(results), indent=1), encoding="utf-8")
     if args.profile is not None:
-        for path in sorted(args.profile.glob("full-*.txt")):
+        for path in sorted([*args.profile.glob("full-*.txt"), *args.profile.glob("recheck-*.txt")]):
             summarise_profile(path)
     print(f"\nbenchmark time {time.perf_counter() - started:.0f} s")
     return 0
