@@ -53,7 +53,7 @@ from crawler.observability import (
     utc_stamp,
 )
 from scheduler.config import Config, ConfigError, format_duration, load_config
-from scheduler.delivery import deliver
+from scheduler.delivery import Deliveries, deliver
 from scheduler.executor import Executor, LocalExecutor, PlacedRunner, daemon_worker_name
 from scheduler.leader import CHECK_EVERY, LeadershipLost, check_leadership, wait_for_leadership
 from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
@@ -274,8 +274,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.stop_runs = asyncio.Event()
         self.dispatch_lock = asyncio.Lock()  # the final delivery at shutdown waits its turn
-        self.delivery: asyncio.Task[None] | None = None
-        self.deliver_again = False
+        self.deliveries = Deliveries(self.dispatch, self.stopping)
         self.reloading: asyncio.Task[None] | None = None
         self.reload_lock = asyncio.Lock()
         self.initial_jobs: list[TopicSchedule] = []
@@ -633,8 +632,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self.runner is not None:
             await self.runner.close()  # the crawl processes exit, idle now
-        if self.delivery is not None:
-            await self.delivery  # the delivery under way, bounded by dispatch_time_limit
+        await self.deliveries.finish()  # the delivery under way
         await self.dispatch()  # and the alerts of the runs that ended since
         if self.sessions is not None:
             try:
@@ -683,7 +681,7 @@ class Daemon:
             await self.save_next_runs()
             return
         self.report(spec, outcome)
-        self.request_delivery()
+        self.deliveries.request()
         await self.save_next_runs()
 
     def warn_if_late(self, spec: TopicSpec, due: datetime) -> None:
@@ -765,23 +763,7 @@ class Daemon:
         """The timer's delivery, for retries. Changes of a run still going are held back by
         the dispatcher itself until the run ends, so one run's digest is never split."""
         if not self.stopping.is_set():
-            self.request_delivery()
-
-    def request_delivery(self) -> None:
-        """Deliver the pending alerts in a task of its own, which no crawl waits for:
-        a slow or dead SMTP server delays mail, never a crawl. At most one delivery goes on
-        at a time; asked for while one does, another follows it."""
-        if self.delivery is not None and not self.delivery.done():
-            self.deliver_again = True
-            return
-        self.delivery = asyncio.get_running_loop().create_task(self._deliveries())
-
-    async def _deliveries(self) -> None:
-        again = True
-        while again:
-            self.deliver_again = False
-            await self.dispatch()
-            again = self.deliver_again and not self.stopping.is_set()
+            self.deliveries.request()
 
     async def prune_job(self) -> None:
         """Apply the topics' retention policies, in a thread and short transactions of its

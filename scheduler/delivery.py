@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -97,3 +98,33 @@ async def deliver(
         )
     else:
         logger.debug("Alert dispatch: %s", report)
+
+
+class Deliveries:
+    """Deliveries in a task of their own, which no crawl waits for: a slow or dead SMTP server
+    delays mail, never a crawl. At most one goes on at a time; asked for while one does,
+    another follows it (unless ``stopping`` is set by then)."""
+
+    def __init__(self, deliver: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
+        self.deliver = deliver
+        self.stopping = stopping
+        self.task: asyncio.Task[None] | None = None
+        self.again = False
+
+    def request(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.again = True
+            return
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def finish(self) -> None:
+        """Wait for the delivery under way, if any (bounded by ``dispatch_time_limit``)."""
+        if self.task is not None:
+            await self.task
+
+    async def _run(self) -> None:
+        again = True
+        while again:
+            self.again = False
+            await self.deliver()
+            again = self.again and not self.stopping.is_set()

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.smtp import SmtpSettings
 from crawler.observability import log_fields, utc_stamp
 from scheduler.config import Config
-from scheduler.delivery import deliver
+from scheduler.delivery import Deliveries, deliver
 from scheduler.executor import PlacedRunner
 from scheduler.pool import KILL_AFTER, WorkerCommand, worker_command
 from scheduler.runner import RUN_EVENT, RunOutcome, monitor_config
@@ -215,8 +215,7 @@ class CrawlWorker:
         self.stop_runs = asyncio.Event()
         self.stopping = asyncio.Event()
         self.dispatch_lock = asyncio.Lock()
-        self.delivery: asyncio.Task[None] | None = None
-        self.deliver_again = False
+        self.deliveries = Deliveries(self.dispatch, self.stopping)
 
     @property
     def heartbeat(self) -> float:
@@ -266,8 +265,7 @@ class CrawlWorker:
             finally:
                 await self.runner.close()
                 await self.app.close_async()
-            if self.delivery is not None:
-                await self.delivery
+            await self.deliveries.finish()
             await self.dispatch()
             if not asked:
                 # Procrastinate stops a worker whose heartbeat or listener failed (the
@@ -391,7 +389,7 @@ class CrawlWorker:
         fields = outcome.summary_fields()
         fields.update(host=self.host, worker=self.name, job=job_id)
         log_fields(run_logger, level, None, **fields)
-        self.request_delivery()
+        self.deliveries.request()
 
     # -- dead workers' jobs --------------------------------------------------------------------
 
@@ -450,21 +448,7 @@ class CrawlWorker:
     async def _dispatch_timer(self) -> None:
         while True:
             await asyncio.sleep(self.config.alerts.dispatch_every)
-            self.request_delivery()
-
-    def request_delivery(self) -> None:
-        """Deliver pending alerts in a task of its own, one delivery at a time."""
-        if self.delivery is not None and not self.delivery.done():
-            self.deliver_again = True
-            return
-        self.delivery = asyncio.get_running_loop().create_task(self._deliveries())
-
-    async def _deliveries(self) -> None:
-        again = True
-        while again:
-            self.deliver_again = False
-            await self.dispatch()
-            again = self.deliver_again and not self.stopping.is_set()
+            self.deliveries.request()
 
     async def dispatch(self) -> None:
         """Release the held alerts that are due and send the pending ones

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from storage.db import read_session
 from storage.health import GOOD_RUN_STATUSES
-from storage.history import VersionRecord
+from storage.history import VersionRecord, change_query
 from storage.models import (
     Alert,
     Article,
@@ -172,18 +172,8 @@ def _change_rows(session: Session, query: Any) -> list[ChangeRow]:
             folded=change.folded,
             live=live,
         )
-        for change, url, live, topic, title in session.execute(query)
+        for change, url, topic, title, live in session.execute(query)
     ]
-
-
-def _changes_query() -> Any:
-    shown = ArticleVersion.version == func.coalesce(Change.to_version, Change.from_version)
-    return (
-        select(Change, Article.url, Article.live, Topic.name, ArticleVersion.title)
-        .join(Article, Article.id == Change.article_id)
-        .join(Topic, Topic.id == Change.topic_id)
-        .outerjoin(ArticleVersion, and_(ArticleVersion.article_id == Change.article_id, shown))
-    )
 
 
 def recent_changes(
@@ -197,7 +187,7 @@ def recent_changes(
     """A page of changes, newest first: of one topic (by id) or all, of some kinds or all,
     detected before the change ``older_than``."""
     with read_session(session_factory) as session:
-        query = _changes_query()
+        query = change_query()
         if topic is not None:
             query = query.where(Change.topic_id == topic)
         if kinds:
@@ -314,7 +304,7 @@ def article_view(
         }
         changes = _change_rows(
             session,
-            _changes_query()
+            change_query()
             .where(Change.article_id == article_id)
             .order_by(Change.detected_at.desc(), Change.id.desc()),
         )

@@ -74,7 +74,9 @@ class ArticleHistory:
     live_until: datetime | None = None
 
 
-def _change_query() -> Any:
+def change_query() -> Any:
+    """Changes with their article's URL, topic's name, shown version's title and the
+    article's live state: (Change, url, topic, title, live) rows."""
     shown = ArticleVersion.version == func.coalesce(Change.to_version, Change.from_version)
     return (
         select(Change, Article.url, Topic.name, ArticleVersion.title, Article.live)
@@ -114,7 +116,7 @@ def list_changes(
     limit: int = 50,
 ) -> list[ChangeEntry]:
     """Recorded changes, newest first, optionally of one topic, kind, or since a time."""
-    query = _change_query()
+    query = change_query()
     if topic is not None:
         query = query.where(Topic.name == topic)
     if since is not None:
@@ -145,7 +147,7 @@ def article_history(session_factory: sessionmaker[Session], url: str) -> Article
             .order_by(ArticleVersion.version)
         ).all()
         changes = session.execute(
-            _change_query()
+            change_query()
             .where(Change.article_id == article.id)
             .order_by(Change.detected_at, Change.id)
         ).all()
