@@ -110,11 +110,22 @@ class Recorder:
     async def add(self, outcome: Outcome) -> None:
         """Record ``outcome`` with the next batch; waits only while too many batches are on
         their way to the database."""
+        if self.queue(outcome):
+            await self.room()
+
+    def queue(self, outcome: Outcome) -> bool:
+        """Record ``outcome`` with the next batch, without waiting; True when too many
+        batches are on their way to the database, and the caller should wait for
+        :meth:`room` before it hands over more."""
         self.pending.append(outcome)
         if len(self.pending) >= self.batch_size:
             self.flush()
         elif self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(self.batch_delay, self.flush)
+        return len(self.in_flight) > MAX_BATCHES_IN_FLIGHT
+
+    async def room(self) -> None:
+        """Wait while too many batches are on their way to the database."""
         while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
             await asyncio.wait([self.in_flight[0]])
 

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from crawler.database_thread import DatabaseThread
@@ -120,11 +120,21 @@ class RunInProgress:
     async def record(self, outcome: Outcome) -> None:
         """Record ``outcome`` with the next batch (counted as seen); waits only while too
         many batches are on their way to the database."""
+        waiting = self.record_soon(outcome)
+        if waiting is not None:
+            await waiting
+
+    def record_soon(self, outcome: Outcome) -> Coroutine[Any, Any, None] | None:
+        """:meth:`record` without waiting: None, or, while too many batches are on their way
+        to the database, what to await before handing over more. A spider callback that
+        needs no ``await`` costs Scrapy no asyncio task per response."""
         self.count("articles_seen")
         if isinstance(outcome, NotModified):
             # A removed article answering 304 again is back: that is a change too.
             self.count("articles_not_modified")
-        await self.recorder.add(outcome)
+        if self.recorder.queue(outcome):
+            return self.recorder.room()
+        return None
 
     async def drain(self) -> None:
         """Wait until every outcome handed to :meth:`record` is written."""
