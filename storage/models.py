@@ -11,6 +11,7 @@ handful of rows through an index, never the whole table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -54,6 +55,10 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+# How many bound timestamps a UTCDateTime processor remembers.
+_REMEMBERED = 64
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps stored as UTC on every backend and always read back timezone-aware (UTC).
 
@@ -77,6 +82,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The processing of :meth:`process_bind_param` and of the dialect's own type, with
+        the last few values remembered: a recording transaction binds the same moment to
+        every row it writes, and on SQLite each costs a conversion to UTC and a text
+        rendering. Equal aware datetimes are the same instant, so their stored form is the
+        same; a naive one is never remembered (it is refused)."""
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        known: dict[datetime, Any] = {}
+
+        def remembered(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            try:
+                return known[value]
+            except KeyError:
+                pass
+            result = process(value)
+            if len(known) >= _REMEMBERED:
+                known.clear()
+            known[value] = result
+            return result
+
+        return remembered
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

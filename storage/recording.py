@@ -55,6 +55,9 @@ from storage.topics import TopicCache
 logger = logging.getLogger(__name__)
 
 
+NO_TEMPLATES: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class ChangeRecord:
     """A change that was recorded: what happened to which article, for which topic."""
@@ -125,6 +128,7 @@ class _Statements:
     lock_articles: Any
     link_articles: Any
     current_versions: Any
+    current_titles: Any
     announcements: Any
     alerted_fingerprints: Any
     recent_alerts: Any
@@ -178,6 +182,15 @@ def _statements(dialect: str) -> _Statements:
             ),
         )
         # Both sides filtered, so neither is read beyond the batch's rows.
+        .where(versions.c.article_id.in_(ids), articles.c.id.in_(ids)),
+        current_titles=select(versions.c.article_id, versions.c.title)
+        .join(
+            articles,
+            and_(
+                articles.c.id == versions.c.article_id,
+                articles.c.current_version == versions.c.version,
+            ),
+        )
         .where(versions.c.article_id.in_(ids), articles.c.id.in_(ids)),
         announcements=select(changes.c.article_id, changes.c.topic_id, Topic.__table__.c.active)
         .distinct()
@@ -234,7 +247,8 @@ def _load_stored(
     by URL (those a 304 or a 404 names without being stored are left out)."""
     stored = _create_and_lock(connection, statements, outcomes, topic_id, now)
     by_id = {article.id: article for article in stored.values()}
-    _read_current_versions(connection, statements, by_id)
+    read = {stored[o.url].id for o in outcomes if isinstance(o, PageRead) and o.url in stored}
+    _read_current_versions(connection, statements, by_id, read)
     _read_announcements(connection, statements, by_id)
     # The fingerprints already alerted on matter only for content that differs from the
     # current version (A -> B -> A).
@@ -317,18 +331,26 @@ def _create_and_lock(
 
 
 def _read_current_versions(
-    connection: Connection, statements: _Statements, by_id: dict[int, _Stored]
+    connection: Connection, statements: _Statements, by_id: dict[int, _Stored], read: set[int]
 ) -> None:
-    """Read the fingerprint, field hashes and title of each article's current version."""
-    versioned = sorted(i for i, article in by_id.items() if article.current_version > 0)
-    for chunk_ids in chunks(versioned):
+    """Read the title of each article's current version, and for the articles whose page
+    was ``read`` (ids) also its fingerprint, field hashes and block hashes, which only a
+    page read is compared with. (A 304 leaves the stored version alone, and reading its
+    block hashes, stored after the body, costs SQLite the body's overflow pages.)"""
+    versioned = [i for i, article in by_id.items() if article.current_version > 0]
+    compared = sorted(i for i in versioned if i in read)
+    for chunk_ids in chunks(compared):
         current = connection.execute(statements.current_versions, {"ids": list(chunk_ids)})
-        for article_id, fingerprint, field_hashes, title, blocks in current:
+        for article_id, fingerprint, field_hashes, title, blocks in current.all():
             article = by_id[article_id]
             article.fingerprint = fingerprint
             article.field_hashes = dict(field_hashes)
             article.title = title
             article.blocks = None if blocks is None else tuple(blocks)
+    for chunk_ids in chunks(sorted(i for i in versioned if i not in read)):
+        titles = connection.execute(statements.current_titles, {"ids": list(chunk_ids)})
+        for article_id, title in titles.all():
+            by_id[article_id].title = title
 
 
 def _read_announcements(
@@ -622,7 +644,9 @@ def _record(
                 article=article,
                 outcome=outcome,
                 now=now,
-                templates=templates.get(site_of(outcome.url), frozenset()),
+                templates=templates.get(site_of(outcome.url), NO_TEMPLATES)
+                if templates
+                else NO_TEMPLATES,
             )
         )
     ids = _write_changes(connection, statements, writes, now)
