@@ -137,6 +137,8 @@ class _Statements:
     insert_alerts: Any
     report_changes: Any
     update_articles: Any
+    delete_pages: Any
+    insert_pages: Any
 
 
 @functools.cache
@@ -220,6 +222,8 @@ def _statements(dialect: str) -> _Statements:
         .where(Change.id == bindparam("change_id"))
         .values(summary_id=bindparam("summary")),
         update_articles=update(Article).where(Article.id == bindparam("article_id")),
+        delete_pages=delete(ArticlePage).where(ArticlePage.article_id.in_(ids)),
+        insert_pages=insert(ArticlePage),
     )
 
 
@@ -522,12 +526,12 @@ def _queue_pages(writes: _Writes, article_id: int, pages: Sequence[LaterPage]) -
     )
 
 
-def _write_pages(session: Session, writes: _Writes) -> None:
+def _write_pages(connection: Connection, statements: _Statements, writes: _Writes) -> None:
     """Replace the later pages of the articles read in full (one statement each way)."""
     for chunk_ids in chunks(sorted(writes.pages_of)):
-        session.execute(delete(ArticlePage).where(ArticlePage.article_id.in_(chunk_ids)))
+        connection.execute(statements.delete_pages, {"ids": list(chunk_ids)})
     if writes.pages:
-        session.execute(insert(ArticlePage), writes.pages)
+        connection.execute(statements.insert_pages, writes.pages)
 
 
 def _queue_change(
@@ -536,7 +540,7 @@ def _queue_change(
     """Queue a change (and, through :func:`_write_changes`, its alert rows unless its alert
     is held back); its index."""
     change = shaped.change
-    topic, spec = topics.get(change.topic_id)
+    topic = topics.get(change.topic_id)[0]
     writes.changes.append(
         {
             "kind": change.kind,
@@ -557,7 +561,7 @@ def _queue_change(
     if shaped.reported_by_next:
         writes.reported_by_next.append(len(writes.changes) - 1)
     wanted = change.alert and not shaped.held
-    recipients = list(dict.fromkeys(spec.alerts_for(change.kind))) if wanted else []
+    recipients = topics.recipients(change.topic_id, change.kind) if wanted else []
     writes.records.append((topic.name, article.title, recipients))
     logger.debug("Recording %s change of %s for topic %s", change.kind, article.url, topic.name)
     return len(writes.changes) - 1
@@ -650,7 +654,7 @@ def _record(
             )
         )
     ids = _write_changes(connection, statements, writes, now)
-    _write_pages(session, writes)
+    _write_pages(connection, statements, writes)
     if stored:
         connection.execute(
             statements.update_articles,

@@ -59,11 +59,13 @@ compared by hash, as before.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from difflib import SequenceMatcher
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import chunks, upsert_for
@@ -140,8 +142,12 @@ def count_blocks(
     counts: dict[str, list[int]] = {}
     for blocks in pages:
         seen += 1
-        for block in {unmarked(block) for block in blocks}:
-            counts.setdefault(block, [0, seen])[0] += 1
+        for block in {block.removeprefix(LEAD_MARK) for block in blocks}:
+            count = counts.get(block)
+            if count is None:
+                counts[block] = [1, seen]
+            else:
+                count[0] += 1
     return seen, {block: (n, first) for block, (n, first) in counts.items()}
 
 
@@ -150,6 +156,35 @@ def templates_of_new_site(pages: Iterable[Collection[str]]) -> frozenset[str]:
     seen, counts = count_blocks(0, pages)
     return frozenset(
         block for block, (n, first) in counts.items() if is_template(n, seen - first + 1)
+    )
+
+
+@functools.cache
+def _statements(dialect: str) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """:func:`learn`'s and :func:`templates_among`'s statements for a database of this kind,
+    built once per process, as Core statements (the ORM's handling of each costs more than
+    the database spends on it): the sites' upsert, their rows locked, a site's count set,
+    its forgotten blocks deleted, the sites by host and a site's blocks among some."""
+    sites: Any = Site.__table__
+    blocks: Any = SiteBlock.__table__
+    hosts: Any = bindparam("hosts", expanding=True)
+    return (
+        upsert_for(dialect, Site).on_conflict_do_nothing(index_elements=[sites.c.host]),
+        select(sites.c.id, sites.c.host, sites.c.pages)
+        .where(sites.c.host.in_(hosts))
+        .order_by(sites.c.host)
+        .with_for_update(),
+        update(sites).where(sites.c.id == bindparam("site_id")).values(pages=bindparam("seen")),
+        delete(blocks).where(
+            blocks.c.site_id == bindparam("site_id"),
+            blocks.c.first_seen <= bindparam("before"),
+            blocks.c.pages < MIN_PAGES,
+        ),
+        select(sites.c.id, sites.c.host, sites.c.pages).where(sites.c.host.in_(hosts)),
+        select(blocks.c.block, blocks.c.pages, blocks.c.first_seen).where(
+            blocks.c.site_id == bindparam("site_id"),
+            blocks.c.block.in_(bindparam("blocks", expanding=True)),
+        ),
     )
 
 
@@ -163,36 +198,24 @@ def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> Non
         by_site.setdefault(site, []).append(blocks)
     if not by_site:
         return
-    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    dialect = connection.dialect.name
+    upsert, lock, set_count, forget, _, _ = _statements(dialect)
     hosts = sorted(by_site)
-    session.execute(
-        upsert_for(dialect, Site).on_conflict_do_nothing(index_elements=[Site.host]),
-        [{"host": host, "pages": 0} for host in hosts],
-    )
+    connection.execute(upsert, [{"host": host, "pages": 0} for host in hosts])
     # Locked in host order, so concurrent crawls never wait for each other in a circle.
     rows = [
-        (row.id, row.host, row.pages)
+        tuple(row)
         for chunk in chunks(hosts)
-        for row in session.execute(
-            select(Site.id, Site.host, Site.pages)
-            .where(Site.host.in_(chunk))
-            .order_by(Site.host)
-            .with_for_update()
-        )
+        for row in connection.execute(lock, {"hosts": list(chunk)}).all()
     ]
     counted: list[tuple[int, str, int, int]] = []
     for site_id, host, before in rows:
         seen, counts = count_blocks(before, by_site[host])
         counted.extend((site_id, block, n, first) for block, (n, first) in sorted(counts.items()))
-        session.execute(update(Site).where(Site.id == site_id).values(pages=seen))
+        connection.execute(set_count, {"site_id": site_id, "seen": seen})
         if seen // FORGET_EVERY > before // FORGET_EVERY:
-            session.execute(
-                delete(SiteBlock).where(
-                    SiteBlock.site_id == site_id,
-                    SiteBlock.first_seen <= seen - FORGET_AFTER,
-                    SiteBlock.pages < MIN_PAGES,
-                )
-            )
+            connection.execute(forget, {"site_id": site_id, "before": seen - FORGET_AFTER})
     if counted:
         _add_counts(session, dialect, counted)
 
@@ -228,20 +251,18 @@ def templates_among(
 ) -> dict[str, frozenset[str]]:
     """Of the blocks ``wanted`` names per site, those that are the site's templates now (as
     :func:`unmarked` names them)."""
+    connection = session.connection()
+    _, _, _, _, sites_by_host, blocks_among = _statements(connection.dialect.name)
     found: dict[str, frozenset[str]] = {}
     hosts = sorted(site for site, blocks in wanted.items() if blocks)
     for host_chunk in chunks(hosts):
-        sites = session.execute(
-            select(Site.id, Site.host, Site.pages).where(Site.host.in_(host_chunk))
-        ).all()
+        sites = connection.execute(sites_by_host, {"hosts": list(host_chunk)}).all()
         for site_id, host, site_pages in sites:
             templates: set[str] = set()
             for block_chunk in chunks(sorted({unmarked(block) for block in wanted[host]})):
-                rows = session.execute(
-                    select(SiteBlock.block, SiteBlock.pages, SiteBlock.first_seen).where(
-                        SiteBlock.site_id == site_id, SiteBlock.block.in_(block_chunk)
-                    )
-                )
+                rows = connection.execute(
+                    blocks_among, {"site_id": site_id, "blocks": list(block_chunk)}
+                ).all()
                 templates.update(
                     block
                     for block, pages, first_seen in rows

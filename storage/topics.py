@@ -25,6 +25,7 @@ class TopicCache:
 
     session: Session
     cache: dict[int, tuple[Topic, TopicSpec]] = field(default_factory=dict)
+    alerted: dict[tuple[int, str], list[str]] = field(default_factory=dict)
 
     def get(self, topic_id: int) -> tuple[Topic, TopicSpec]:
         if topic_id not in self.cache:
@@ -33,6 +34,13 @@ class TopicCache:
                 raise UnknownTopic(f"No topic with the id {topic_id} is in the database.")
             self.cache[topic_id] = (topic, TopicSpec.from_json(topic.definition))
         return self.cache[topic_id]
+
+    def recipients(self, topic_id: int, kind: str) -> list[str]:
+        """Who hears of the topic's changes of this kind, each once (a fresh list)."""
+        key = (topic_id, kind)
+        if key not in self.alerted:
+            self.alerted[key] = list(dict.fromkeys(self.get(topic_id)[1].alerts_for(kind)))
+        return list(self.alerted[key])
 
 
 def sync_topics(
