@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import LaterPage
@@ -175,8 +175,9 @@ def note_listing(
     return write_transaction(session_factory, work)
 
 
-def _known(article: Article | Row[Any], pages: tuple[LaterPage, ...] = ()) -> KnownArticle:
-    """What the crawl needs of a stored article (a model or a row with the same columns)."""
+def _known(article: Any, pages: tuple[LaterPage, ...] = ()) -> KnownArticle:
+    """What the crawl needs of a stored article (an :class:`Article`, or a row with the same
+    columns)."""
     return KnownArticle(
         url=article.url,
         status=article.status,
@@ -188,21 +189,31 @@ def _known(article: Article | Row[Any], pages: tuple[LaterPage, ...] = ()) -> Kn
     )
 
 
+@functools.cache
+def _later_pages_statement() -> Any:
+    pages = ArticlePage.__table__
+    return (
+        select(
+            pages.c.article_id,
+            pages.c.url,
+            pages.c.etag,
+            pages.c.last_modified,
+            pages.c.raw_sha256,
+        )
+        .where(pages.c.article_id.in_(bindparam("ids", expanding=True)))
+        .order_by(pages.c.article_id, pages.c.position)
+    )
+
+
 def _later_pages(session: Session, article_ids: Sequence[int]) -> dict[int, tuple[LaterPage, ...]]:
     """The later pages of these articles (multi-page ones; most have none), in order."""
     found: dict[int, list[LaterPage]] = {}
+    if not article_ids:
+        return {}
+    connection = session.connection()
+    statement = _later_pages_statement()
     for chunk_ids in chunks(sorted(article_ids)):
-        rows = session.execute(
-            select(
-                ArticlePage.article_id,
-                ArticlePage.url,
-                ArticlePage.etag,
-                ArticlePage.last_modified,
-                ArticlePage.raw_sha256,
-            )
-            .where(ArticlePage.article_id.in_(chunk_ids))
-            .order_by(ArticlePage.article_id, ArticlePage.position)
-        )
+        rows = connection.execute(statement, {"ids": list(chunk_ids)}).all()
         for article_id, url, etag, last_modified, raw_sha256 in rows:
             found.setdefault(article_id, []).append(
                 LaterPage(url, etag=etag, last_modified=last_modified, raw_sha256=raw_sha256)
@@ -252,8 +263,18 @@ def recheck_candidates(
     listed = exists().where(
         TopicArticle.topic_id == topic_id, TopicArticle.article_id == Article.id
     )
+    # The columns a re-check needs, as plain rows: loading every due article as an ORM
+    # object costs a re-check of many articles more than the query does.
     query = (
-        select(Article)
+        select(
+            Article.id,
+            Article.url,
+            Article.status,
+            Article.etag,
+            Article.last_modified,
+            Article.raw_sha256,
+            Article.current_version,
+        )
         .where(
             Article.first_seen >= window_start,
             or_(
@@ -267,6 +288,7 @@ def recheck_candidates(
     )
     excluded = set(exclude)
     with read_session(session_factory) as session:
-        due = [article for article in session.scalars(query) if article.url not in excluded]
+        rows = session.connection().execute(query).all()
+        due = [article for article in rows if article.url not in excluded]
         pages = _later_pages(session, [a.id for a in due if a.current_version > 0])
         return [_known(article, pages.get(article.id, ())) for article in due]
