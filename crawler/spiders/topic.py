@@ -220,7 +220,12 @@ class TopicSpider(scrapy.Spider):
 
     # -- listings --------------------------------------------------------------------------
 
-    async def parse_listing(self, response: Response) -> AsyncIterator[scrapy.Request]:
+    async def parse_listing(self, response: Response) -> list[scrapy.Request]:
+        """A listing page's requests: its new articles' (within the cap) and its next page's
+        or child sitemaps'. A list, not an async generator: Scrapy hands each request of a
+        list through its spider middlewares' plain methods, cheaper than through their
+        asynchronous ones."""
+        requests: list[scrapy.Request] = []
         page: int = response.meta["topicwatch_page"]
         source: str = response.meta["topicwatch_source"]
         self.run.count("listing_pages")
@@ -233,7 +238,7 @@ class TopicSpider(scrapy.Spider):
                 f"listing is not a web page or feed (Content-Type {content_type or 'missing'})",
                 listing=True,
             )
-            return
+            return requests
         listing = discover(
             response.body, response.url, content_type or None, self.profile_of(source)
         )
@@ -257,7 +262,7 @@ class TopicSpider(scrapy.Spider):
                 f"no article links could be read from this {listing.kind} listing",
                 listing=True,
             )
-            return
+            return requests
         if not urls:
             logger.info("no article links topic=%s url=%s", self.spec.name, response.url)
         noted = await self.run.in_database(
@@ -276,33 +281,38 @@ class TopicSpider(scrapy.Spider):
             if is_new or stored is None:
                 request = self.within_cap(url, stored, origin="listing")
                 if request is not None:
-                    yield request
+                    requests.append(request)
             else:
                 self._listed_known.append(stored)
         if listing.kind == "sitemap" and listing.children:
             # A sitemap index: its child sitemaps, as many as the topic reads listing pages.
             for child in listing.children[: self.spec.max_pages]:
-                yield scrapy.Request(
-                    child,
-                    callback=self.parse_listing,
-                    errback=self.listing_error,
-                    meta={"topicwatch_page": self.spec.max_pages, "topicwatch_source": source},
-                    priority=10,
+                requests.append(
+                    scrapy.Request(
+                        child,
+                        callback=self.parse_listing,
+                        errback=self.listing_error,
+                        meta={"topicwatch_page": self.spec.max_pages, "topicwatch_source": source},
+                        priority=10,
+                    )
                 )
-            return
+            return requests
         if listing.next_page and page < self.spec.max_pages:
             if new_here == 0 and page > 0 and urls:
                 # Listings are newest first: a page with nothing new means the pages after
                 # it hold nothing new either; their articles are re-checked by age.
                 self.run.count("pagination_stopped_early")
-                return
-            yield scrapy.Request(
-                listing.next_page,
-                callback=self.parse_listing,
-                errback=self.listing_error,
-                meta={"topicwatch_page": page + 1, "topicwatch_source": source},
-                priority=10,
+                return requests
+            requests.append(
+                scrapy.Request(
+                    listing.next_page,
+                    callback=self.parse_listing,
+                    errback=self.listing_error,
+                    meta={"topicwatch_page": page + 1, "topicwatch_source": source},
+                    priority=10,
+                )
             )
+        return requests
 
     def listing_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
