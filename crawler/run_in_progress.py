@@ -19,16 +19,20 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crawler.database_thread import DatabaseThread
 from crawler.observability import log_fields
 from crawler.profiles import SiteProfile
-from crawler.reading import Reading, read_page, read_pages
 from crawler.recording import Recorder, RecordFailure, Result, record_batch
 from storage.changes import Gone, NotModified, Outcome, PageRead
 from storage.db import make_engine, session_factory
 from storage.topics import load_topic
+
+if TYPE_CHECKING:
+    # Imported when the run reads its first page (extraction's modules): a re-check answered
+    # by 304s reads none.
+    from crawler.reading import Reading
 
 T = TypeVar("T")
 fetch_logger = logging.getLogger("topicwatch.fetch")
@@ -99,6 +103,8 @@ class RunInProgress:
     ) -> Reading:
         """Extract and fingerprint an article page (:func:`crawler.reading.read_page`), with
         the topic's ignore patterns."""
+        from crawler.reading import read_page
+
         self.count("pages_read")
         return read_page(
             body,
@@ -115,6 +121,8 @@ class RunInProgress:
     def join(self, pages: Sequence[Reading]) -> Reading:
         """The article read from its pages (:func:`crawler.reading.read_pages`), with the
         topic's ignore patterns."""
+        from crawler.reading import read_pages
+
         return read_pages(pages, tuple(self.spec.ignore_patterns))
 
     async def record(self, outcome: Outcome) -> None:

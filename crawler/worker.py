@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
 
     reactor: Any = installed  # the asyncio reactor; its interfaces do not type its methods
 
-    import crawler.run  # noqa: F401  (everything a crawl needs, imported now)
+    # Everything a crawl needs, imported now (reading's modules too, which a one-off crawl
+    # imports only when it reads its first page).
+    import crawler.reading
+    import crawler.run  # noqa: F401
 
     reactor.getThreadPool().adjustPoolsize(maxthreads=THREAD_POOL_SIZE)
     worker = Worker(channel, database_url, args.log_format, args.log_level)

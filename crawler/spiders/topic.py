@@ -29,7 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import scrapy
@@ -57,7 +57,6 @@ from crawler.botwall import bot_wall_reason
 from crawler.discover import discover, matches_keywords
 from crawler.extraction.multipage import page_number
 from crawler.profiles import SiteProfile, profile_by_name, profile_for
-from crawler.reading import Reading
 from crawler.run_in_progress import RunInProgress
 from crawler.urls import canonical_url
 from storage.changes import (
@@ -69,6 +68,9 @@ from storage.changes import (
     response_outcome,
 )
 from storage.listings import KnownArticle, note_listing, recheck_candidates
+
+if TYPE_CHECKING:
+    from crawler.reading import Reading
 
 logger = logging.getLogger(__name__)
 
