@@ -235,7 +235,7 @@ def write_transaction(factory: sessionmaker[Session], work: Callable[[Session], 
 
 def upsert_for(dialect: str, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that understands ON CONFLICT, for a database of this kind. The dialect's
-    module is imported here: a process on SQLite never loads PostgreSQL's (about 35 ms of
+    module is imported here: a process on SQLite never loads PostgreSQL's (about 25 ms of
     a crawl process's start-up)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
