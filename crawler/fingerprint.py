@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -138,13 +138,27 @@ _UNITS = (
 )
 _ENDING_WORDS = {"ago", "lalu"}
 _STARTING_WORDS = {"baru": "saja", "just": "now"}
+# What counts the units of a relative time, besides digits ("se" as in "setahun").
+_COUNT_WORDS = ("a", "an", "one", "se")
+# The only character whose lowercase is longer than itself (U+0130, "İ" → "i̇"); no other
+# lowercases to an ASCII letter but the Kelvin sign (to "k", a letter of none of the words).
+_LONGER_IN_LOWERCASE = "\u0130"
+# Characters re.IGNORECASE takes for an ASCII letter that they do not lowercase to (but
+# "İ"): dotless i and long s ("juſt now" is a relative time whose word is not found).
+_CASE_ODDITIES = ("\u0131", "\u017f")
+_RELATIVE_WORDS_ASCII = tuple(
+    (word, word.encode("ascii"), before, after) for word, (before, after) in _RELATIVE_WORDS.items()
+)
+# How far before an ending word its unit and count are looked for, after a starting word its
+# pair: further away, the regex decides.
+_REACH = 80
 
 
 def _may_hold_relative_time(lowered: str, word: str, at: int, start: int, end: int) -> bool:
     """Whether the occurrence of ``word`` at ``at`` can be part of a relative time in the
     window ``start:end`` of the lowercased text: False only when it plainly cannot (an
     ending word not after a unit, a starting word not before its pair), which spares the
-    regex most windows of Indonesian text, where "lalu" and "baru" are common words."""
+    regex many windows of Indonesian text, where "lalu" and "baru" are common words."""
     window = lowered[start:end]
     if not window.isascii():  # case folding beyond ASCII: let the regex decide
         return True
@@ -162,31 +176,112 @@ def _may_hold_relative_time(lowered: str, word: str, at: int, start: int, end: i
     return True
 
 
+def _is_word_character(character: str) -> bool:
+    """What ``\\w`` matches."""
+    return character.isalnum() or character == "_"
+
+
+# A word that ends with a unit, and which unit (no unit ends another); a word that ends with
+# what counts a unit (``\\d``, or a word of _COUNT_WORDS that is no end of a longer word).
+_UNIT_LENGTHS = sorted({len(unit) for unit in _UNITS})
+_UNIT_SET = frozenset(_UNITS)
+_ENDS_WITH_COUNT = re.compile(r"(?:\d|(?<!\w)(?:" + "|".join(_COUNT_WORDS) + r"))\Z")
+
+
+def _may_match_at(text: str, lowered: str, word: str, at: int) -> bool:
+    """Whether a match of ``_RELATIVE_TIMES`` may hold the occurrence of ``word`` at ``at``
+    where the regex puts it: an ending word after a unit that follows a count ("5 menit
+    lalu", "setahun lalu", "a day ago"; not "sama tahun lalu"), a starting word that starts
+    a word and is followed by its pair ("baru saja"; not "terbaru saja"). False only when no
+    match can, looking no further than :data:`_REACH` characters from it, in a text that
+    holds none of :data:`_CASE_ODDITIES` and lowercases to ``lowered``, of the same length."""
+    after = at + len(word)
+    if word in _ENDING_WORDS:
+        if at == 0 or not text[at - 1].isspace():
+            return False
+        if after < len(text) and _is_word_character(text[after]):
+            return False
+        start = at - _REACH if at > _REACH else 0
+        # The last three words before it; one that starts the reach may be the end of a
+        # longer word: only the words after it are whole.
+        tokens = lowered[start:at].rsplit(None, 3)
+        whole = len(tokens) if start == 0 or text[start - 1].isspace() else len(tokens) - 1
+        whole = min(whole, 3)
+        if word == "lalu" and tokens and tokens[-1] == "yang":
+            tokens.pop()
+            whole -= 1
+        if whole < 1:
+            return bool(tokens) or start > 0
+        unit = tokens[-1]
+        if not unit.endswith(_UNITS):
+            return False
+        for length in _UNIT_LENGTHS:
+            if unit[-length:] in _UNIT_SET:
+                count = unit[:-length]
+                if count:
+                    return _ENDS_WITH_COUNT.search(count) is not None
+                return whole < 2 or _ENDS_WITH_COUNT.search(tokens[-2]) is not None
+        return True  # not reached: the word ends with a unit
+    pair = _STARTING_WORDS.get(word)
+    if pair is not None:
+        if at > 0 and _is_word_character(text[at - 1]):
+            return False
+        rest = lowered[after : after + _REACH]
+        if not rest[:1].isspace():
+            return False
+        following = rest.lstrip()
+        if len(following) <= len(pair) and after + _REACH < len(text):
+            return True
+        if not following.startswith(pair):
+            return False
+        end = after + len(rest) - len(following) + len(pair)
+        return end >= len(text) or not _is_word_character(text[end])
+    return True
+
+
 def _drop_relative_times(text: str) -> str:
-    """``_RELATIVE_TIMES`` replaced by a space, the regex run only near its words."""
-    lowered = text.lower()
-    if len(lowered) != len(text):  # lowercasing changed the length: positions would not match
+    """``_RELATIVE_TIMES`` replaced by a space, the regex run only near its words, and only
+    when one of them is where the regex would put it."""
+    if _LONGER_IN_LOWERCASE in text:  # lowercasing changes the length: positions would not match
         return _RELATIVE_TIMES.sub(" ", text)
-    windows: list[tuple[int, int]] = []
-    for word, (before, after) in _RELATIVE_WORDS.items():
-        at = lowered.find(word)
-        while at != -1:
+    # Which words the text holds, looked for in its UTF-8 bytes with ASCII letters lowercased:
+    # no other character lowercases to a letter of these words, so they are there exactly
+    # when they are in the lowercased text, and lowercasing bytes costs far less.
+    folded = text.encode("utf-8", "surrogatepass").lower()
+    words = [
+        (word, before, after)
+        for word, ascii_word, before, after in _RELATIVE_WORDS_ASCII
+        if ascii_word in folded
+    ]
+    if not words:
+        return text
+    lowered = text.lower()
+    plain = not any(oddity in text for oddity in _CASE_ODDITIES)
+    if plain and not _may_match_anywhere(text, lowered, words):
+        return text
+    # The windows around the words, merged as they always were; the regex searches those
+    # that hold a word a match may hold.
+    windows: list[tuple[int, int, bool]] = []
+    for word, before, after in words:
+        for at in _occurrences(lowered, word):
             start, end = max(0, at - before), min(len(text), at + len(word) + after)
             if _may_hold_relative_time(lowered, word, at, start, end):
-                windows.append((start, end))
-            at = lowered.find(word, at + 1)
+                windows.append((start, end, not plain or _may_match_at(text, lowered, word, at)))
     if not windows:
         return text
     windows.sort()
     merged = [windows[0]]
-    for start, end in windows[1:]:
-        if start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+    for start, end, holds in windows[1:]:
+        last_start, last_end, last_holds = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(last_end, end), last_holds or holds)
         else:
-            merged.append((start, end))
+            merged.append((start, end, holds))
     pieces: list[str] = []
     done = 0
-    for start, end in merged:
+    for start, end, holds in merged:
+        if not holds:
+            continue
         for match in _RELATIVE_TIMES.finditer(text, max(start, done), end):
             # A match that runs into the window's end may be cut short by it; the next
             # window (which then overlaps this one, merged) or the text's end decides.
@@ -199,6 +294,25 @@ def _drop_relative_times(text: str) -> str:
         return text
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _may_match_anywhere(text: str, lowered: str, words: list[tuple[str, int, int]]) -> bool:
+    """Whether a match may hold one of the occurrences of ``words`` (:func:`_may_match_at`)."""
+    for word, _before, _after in words:
+        at = lowered.find(word)
+        while at != -1:
+            if _may_match_at(text, lowered, word, at):
+                return True
+            at = lowered.find(word, at + 1)
+    return False
+
+
+def _occurrences(lowered: str, word: str) -> Iterator[int]:
+    """Where ``word`` starts in ``lowered``, overlapping occurrences too."""
+    at = lowered.find(word)
+    while at != -1:
+        yield at
+        at = lowered.find(word, at + 1)
 
 
 @lru_cache(maxsize=256)
@@ -267,19 +381,28 @@ def block_hashes(body: str, ignore_patterns: Sequence[str] = ()) -> tuple[str, .
     Sixteen digits (64 bits) keep a version's list and a site's table small; two different
     paragraphs of one site share a hash with odds far below one in a billion.
     """
-    return _block_hashes(_normalise_in_lines(body, ignore_patterns))
+    return _collapsed_blocks(_normalise_in_lines(body, ignore_patterns))[1]
 
 
 def _block_hashes(normalised: str) -> tuple[str, ...]:
-    """:func:`block_hashes` of a body normalised but for collapsing whitespace: the body is
-    normalised once for its hash and its paragraphs' (a relative time or an ignore pattern
-    that spans two paragraphs joins them, alike on every read)."""
+    """:func:`block_hashes` of a body normalised but for collapsing whitespace."""
+    return _collapsed_blocks(normalised)[1]
+
+
+def _collapsed_blocks(normalised: str) -> tuple[str, tuple[str, ...]]:
+    """A body normalised but for collapsing whitespace, collapsed (what ``\\s+`` → " " and
+    strip() give), and :func:`block_hashes` of it: the body is normalised once for its hash
+    and its paragraphs' (a relative time or an ignore pattern that spans two paragraphs joins
+    them, alike on every read). The paragraphs are separated by whitespace, so the collapsed
+    body is their collapsed texts joined by spaces."""
+    texts = []
     hashes = []
     for paragraph in normalised.split(BLOCK_SEPARATOR):
         text = " ".join(paragraph.split())
         if text:
+            texts.append(text)
             hashes.append(_sha256(text)[:16])
-    return tuple(hashes)
+    return " ".join(texts), tuple(hashes)
 
 
 def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) -> Fingerprint:
@@ -300,10 +423,8 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     from the same normalisation, cut at the paragraphs.
     """
     authors = sorted({normalise_text(a) for a in article.authors} - {""})
-    body = _normalise_in_lines(article.body, ignore_patterns)
-    lead_lines = _normalise_in_lines(article.lead, ignore_patterns)
-    lead = " ".join(lead_lines.split())
-    lead_blocks = _block_hashes(lead_lines)
+    body, body_blocks = _collapsed_blocks(_normalise_in_lines(article.body, ignore_patterns))
+    lead, lead_blocks = _collapsed_blocks(_normalise_in_lines(article.lead, ignore_patterns))
     description = normalise_text(article.description, ignore_patterns)
     if description and description != lead:
         lead = f"{lead}\n{description}"
@@ -311,7 +432,7 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
     values = {
         "title": normalise_text(article.title, ignore_patterns),
         "lead": lead,
-        "body": " ".join(body.split()),  # what \\s+ → " " and strip() give, several times faster
+        "body": body,
         "authors": "\n".join(authors),
         "dates": _normalise_date(article.published),
     }
@@ -319,5 +440,5 @@ def fingerprint(article: ExtractedArticle, ignore_patterns: Sequence[str] = ()) 
         name: with_rules(_sha256(f"{name}\x1f{values[name]}"), RULES[name]) for name in FIELDS
     }
     digest = _sha256("\x1e".join(f"{name}\x1f{fields[name]}" for name in FIELDS))
-    blocks = tuple(LEAD_MARK + block for block in lead_blocks) + _block_hashes(body)
+    blocks = tuple(LEAD_MARK + block for block in lead_blocks) + body_blocks
     return Fingerprint(digest=digest, fields=fields, blocks=blocks)

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 
 import pytest
 from fixture_site import generated_paragraphs
 
 from crawler.article import ExtractedArticle
-from crawler.fingerprint import FIELDS, RULES, block_hashes, fingerprint, normalise_text
+from crawler.fingerprint import (
+    _CASE_ODDITIES,
+    _LONGER_IN_LOWERCASE,
+    _RELATIVE_TIMES,
+    _RELATIVE_WORDS,
+    FIELDS,
+    RULES,
+    _drop_relative_times,
+    block_hashes,
+    fingerprint,
+    normalise_text,
+)
 from storage.changes import rules_of
 from storage.templates import LEAD_MARK, lead_and_body
 
@@ -103,6 +115,51 @@ def test_relative_times_anywhere_in_a_long_body_leave_no_trace(seed: int) -> Non
     assert normalised == normalise_text(" ".join(text))
     for sentence in NEAR_MISSES:
         assert normalise_text(sentence) in normalised
+
+
+# Words of relative times, words they are confused with, and what stands between them.
+RELATIVE_PIECES = (
+    *("5", "12", "a", "an", "one", "se", "sama", "sekitar", "about", "x5", "_a", "-a", "(5"),
+    *("tahun", "menit", "jam", "hari", "minggu", "hours", "hour", "mins", "secs", "days"),
+    *("ago", "lalu", "yang", "LALU", "Lalu", "AGO", "laluan", "setahun", "5menit", "anhour"),
+    *("baru", "saja", "terbaru", "Baru", "SAJA", "sajak", "just", "now", "Just", "NOW"),
+    *("vor", "Minuten", "hace", "horas", "il", "y", "minute", "heures", "jour", "días"),
+    *("\u201c", "\u00e9", "\u017f", "\u0131", "\u212a", "\u00a0", "\u0130"),
+)
+RELATIVE_GAPS = (" ", " ", "  ", "\n", "\n\n", "\t", "", ",", ".", "-", "\u00a0")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_relative_times_are_found_near_their_words_as_in_the_whole_text(seed: int) -> None:
+    """The regex runs only near the words of relative times, and only where one of them
+    stands where a relative time has it ("lalu" after a count and a unit): it finds what it
+    finds when it runs over the whole text."""
+    rng = random.Random(seed)
+    for _ in range(2000):
+        text = "".join(
+            rng.choice(RELATIVE_PIECES) + rng.choice(RELATIVE_GAPS)
+            for _ in range(rng.randint(1, 30))
+        )
+        assert _drop_relative_times(text) == _RELATIVE_TIMES.sub(" ", text), text
+
+
+def test_what_lowercasing_and_ignoring_case_do_to_the_words_of_relative_times() -> None:
+    """The words of relative times are looked for in the lowercased text (and in its UTF-8
+    bytes with ASCII letters lowercased), at the positions of the text: only one character
+    lowercases to more than one, and only the listed ones match an ASCII letter under
+    re.IGNORECASE while they do not lowercase to it."""
+    characters = [chr(code) for code in range(0x110000)]
+    assert [c for c in characters if len(c.lower()) != 1] == [_LONGER_IN_LOWERCASE]
+    ascii_letter = re.compile("[a-z]", re.IGNORECASE)
+    oddities = {
+        c
+        for c in characters
+        if not c.isascii() and ascii_letter.fullmatch(c) and not c.lower().isascii()
+    }
+    assert oddities - {_LONGER_IN_LOWERCASE} == set(_CASE_ODDITIES)
+    to_ascii = {c.lower() for c in characters if not c.isascii() and c.lower().isascii()}
+    assert to_ascii == {"k"}
+    assert not any("k" in word for word in _RELATIVE_WORDS)
 
 
 def test_invalid_ignore_pattern_is_named() -> None:
