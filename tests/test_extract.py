@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ from crawler.article import ExtractedArticle
 from crawler.extraction.extractor import extract
 from crawler.extraction.multipage import whole_article_url
 from crawler.extraction.parsing import ExtractionError
+from crawler.extraction.text import squash
 from crawler.fingerprint import fingerprint
 from crawler.profiles import GENERIC, TRIBUNNEWS, ProfileLookupError, profile_by_name, profile_for
 
@@ -538,3 +540,15 @@ def test_an_element_named_like_a_standfirst_that_holds_the_article_is_not_one() 
     )
     article = extract(html, "https://news.example/city/bridge-reopens")
     assert "Write to us" not in article.lead
+
+
+def test_squash_is_what_collapsing_whitespace_gives() -> None:
+    """A text already collapsed is known by being printable: every whitespace character but
+    the space is unprintable."""
+    whitespace = [chr(code) for code in range(0x110000) if chr(code).isspace()]
+    assert [c for c in whitespace if c.isprintable()] == [" "]
+    rng = random.Random(21)
+    pieces = ("a", "Kata", "\u00e9t\u00e9", "\u201c", "\u200b", "\u00ad", "", *whitespace)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert squash(text) == " ".join(text.split()), repr(text)

@@ -321,14 +321,19 @@ def _compile_patterns(
     return lines, line
 
 
-def _apply_patterns(paragraphs: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
+def _apply_patterns(
+    paragraphs: Iterable[str], patterns: tuple[str, ...], *, squashed: bool = False
+) -> list[str]:
+    """The paragraphs with ``patterns`` removed, collapsed (``squashed``: they already are,
+    and one that no pattern changed is kept as it is), empty ones left out."""
     for_lines, for_line = _compile_patterns(patterns)
     result = []
     for paragraph in paragraphs:
         text = paragraph
         for pattern in for_lines if "\n" in text else for_line:
             text = pattern.sub("", text)
-        text = squash(text)
+        if not squashed or text != paragraph:
+            text = squash(text)
         if text:
             result.append(text)
     return result
@@ -350,7 +355,7 @@ def _selected_body(tree: lxml.html.HtmlElement, selector: str, profile: SiteProf
         for element in select_any(piece, profile.noise_selectors):
             _drop(element)
         paragraphs.extend(_blocks(piece))
-    return _apply_patterns(paragraphs, profile.noise_patterns)
+    return _apply_patterns(paragraphs, profile.noise_patterns, squashed=True)
 
 
 def _trafilatura_paragraphs(
