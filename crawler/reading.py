@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from crawler.article import ExtractedArticle, Fingerprint
 from crawler.extraction.extractor import extract_tree
 from crawler.extraction.multipage import (
+    PageLinks,
     join_pages,
     next_page_url_of,
     view_all_url_of,
@@ -71,16 +72,17 @@ def read_page(
     try:
         tree = parse(body, url, encoding=encoding)
         next_url = None
+        links = PageLinks(tree)
         if find_whole:
-            whole = whole_article_url_of(tree, url, profile)
+            whole = whole_article_url_of(tree, url, profile, links=links)
             if whole is None:
-                next_url = next_page_url_of(tree, url, url, 1)
+                next_url = next_page_url_of(tree, url, url, 1, links=links)
                 if next_url is not None:
-                    whole = view_all_url_of(tree, url, url)
+                    whole = view_all_url_of(tree, url, url, links=links)
             if whole and whole != url:
                 return Reading(whole_url=whole)
         elif part is not None:
-            next_url = next_page_url_of(tree, url, first_url or requested, part)
+            next_url = next_page_url_of(tree, url, first_url or requested, part, links=links)
         article = extract_tree(tree, url, profile=profile)
         live = live_signal(tree, article.title)
     except ExtractionError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -45,20 +46,64 @@ def whole_article_url(
     return whole_article_url_of(tree, url, profile)
 
 
+class PageLinks:
+    """The targets of a page's links, read from its tree once for every search of its
+    pages (:func:`whole_article_url_of`, :func:`next_page_url_of`, :func:`view_all_url_of`),
+    when first asked for: the ``href`` of each ``a`` element that has one, and the ``href``
+    (stripped) of each ``a`` and ``link rel=next`` element that has one, in page order."""
+
+    def __init__(self, tree: lxml.html.HtmlElement) -> None:
+        self.tree = tree
+        self._anchors: list[str] | None = None
+        self._targets: list[str] = []
+
+    def _read(self) -> list[str]:
+        anchors: list[str] = []
+        targets = self._targets
+        for element in self.tree.iter("a", "link"):
+            href = element.get("href")
+            if element.tag == "a":
+                if href:
+                    anchors.append(href)
+            elif "next" not in (element.get("rel") or "").lower().split():
+                continue
+            if href and (href := href.strip()):
+                targets.append(href)
+        self._anchors = anchors
+        return anchors
+
+    @property
+    def anchors(self) -> list[str]:
+        """The ``href`` of each ``a`` element that has one (not empty)."""
+        return self._read() if self._anchors is None else self._anchors
+
+    @property
+    def targets(self) -> list[str]:
+        """The ``href``, stripped, of each ``a`` and ``link rel=next`` element that has one."""
+        if self._anchors is None:
+            self._read()
+        return self._targets
+
+
 def whole_article_url_of(
-    tree: lxml.html.HtmlElement, url: str, profile: SiteProfile | None = None
+    tree: lxml.html.HtmlElement,
+    url: str,
+    profile: SiteProfile | None = None,
+    *,
+    links: PageLinks | None = None,
 ) -> str | None:
     """:func:`whole_article_url` of a page already parsed
-    (:func:`~crawler.extraction.parsing.parse`)."""
+    (:func:`~crawler.extraction.parsing.parse`); ``links`` are its links, when already
+    read."""
     profile = profile or profile_for(url)
     query = _whole_article_query(url, profile)
-    if query is None or not _is_paginated(tree, url, profile):
+    if query is None or not _is_paginated(tree, url, profile, links or PageLinks(tree)):
         return None
     parts = urlsplit(url)
-    wanted = parse_qsl(query, keep_blank_values=True)
+    wanted = _query_pairs(query)
     current = parse_qsl(parts.query, keep_blank_values=True)
     keys = {key for key, _ in wanted}
-    merged = [(k, v) for k, v in current if k not in keys] + wanted
+    merged = [*((k, v) for k, v in current if k not in keys), *wanted]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(merged), ""))
 
 
@@ -67,12 +112,20 @@ def _whole_article_query(url: str, profile: SiteProfile) -> str | None:
     query = profile.whole_article_query
     if not query:
         return None
-    wanted = parse_qsl(query, keep_blank_values=True)
+    wanted = _query_pairs(query)
     current = parse_qsl(urlsplit(url).query, keep_blank_values=True)
     return None if all(pair in current for pair in wanted) else query
 
 
-def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> bool:
+@lru_cache(maxsize=64)
+def _query_pairs(query: str) -> tuple[tuple[str, str], ...]:
+    """A profile's query as pairs, blank values kept (read once for every page)."""
+    return tuple(parse_qsl(query, keep_blank_values=True))
+
+
+def _is_paginated(
+    tree: lxml.html.HtmlElement, url: str, profile: SiteProfile, links: PageLinks
+) -> bool:
     for selector in profile.pagination_selectors:
         if select(tree, selector):
             return True
@@ -88,9 +141,8 @@ def _is_paginated(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -
             return True
     path = urlsplit(url).path.rstrip("/")
     param = profile.pagination_param or "page"
-    for link in tree.iter("a"):
-        href = link.get("href")
-        if not href or not may_turn_page(href, param):
+    for href in links.anchors:
+        if not may_turn_page(href, param):
             continue
         target = urlsplit(urljoin(url, href))
         if target.path.rstrip("/") == path and any(
@@ -166,12 +218,18 @@ def _number(value: str) -> PageNumber | None:
 
 
 def next_page_url_of(
-    tree: lxml.html.HtmlElement, url: str, article_url: str, page: int
+    tree: lxml.html.HtmlElement,
+    url: str,
+    article_url: str,
+    page: int,
+    *,
+    links: PageLinks | None = None,
 ) -> str | None:
     """The URL of page ``page + 1`` of the article at ``article_url`` when this page (page
-    ``page`` of it, fetched from ``url``) links to it, else None."""
+    ``page`` of it, fetched from ``url``; ``links``: its links, when already read) links to
+    it, else None."""
     wanted = str(page + 1)
-    for href in _page_links(tree, article_url):
+    for href in _page_links(links or PageLinks(tree), article_url):
         if wanted in href:
             target = _absolute(url, href)
             if target is not None and page_number(target, article_url) == page + 1:
@@ -179,10 +237,17 @@ def next_page_url_of(
     return None
 
 
-def view_all_url_of(tree: lxml.html.HtmlElement, url: str, article_url: str) -> str | None:
-    """The URL of the view of the whole article at ``article_url`` when this page links to
-    one ("view all": ``?page=all``, ``?showall=1``, ``/all``), else None."""
-    for href in _page_links(tree, article_url):
+def view_all_url_of(
+    tree: lxml.html.HtmlElement,
+    url: str,
+    article_url: str,
+    *,
+    links: PageLinks | None = None,
+) -> str | None:
+    """The URL of the view of the whole article at ``article_url`` when this page
+    (``links``: its links, when already read) links to one ("view all": ``?page=all``,
+    ``?showall=1``, ``/all``), else None."""
+    for href in _page_links(links or PageLinks(tree), article_url):
         lowered = href.lower()
         if "all" in lowered or "full" in lowered or "single" in lowered:
             target = _absolute(url, href)
@@ -191,7 +256,7 @@ def view_all_url_of(tree: lxml.html.HtmlElement, url: str, article_url: str) -> 
     return None
 
 
-def _page_links(tree: lxml.html.HtmlElement, article_url: str) -> Iterator[str]:
+def _page_links(links: PageLinks, article_url: str) -> Iterator[str]:
     """The targets of the page's links (``a``, and ``link rel=next``) that may lead to a
     page of the article at ``article_url``: a query of its own page (``?page=2``), a short
     relative path (``2/``), or a URL that names the article's last path segment. Resolving
@@ -199,11 +264,8 @@ def _page_links(tree: lxml.html.HtmlElement, article_url: str) -> Iterator[str]:
     segment = urlsplit(article_url).path.rstrip("/").rsplit("/", 1)[-1]
     stem = _FILE.match(segment)
     needle = stem.group("stem") if stem else segment
-    for element in tree.iter("a", "link"):
-        if element.tag == "link" and "next" not in (element.get("rel") or "").lower().split():
-            continue
-        href = (element.get("href") or "").strip()
-        if href and (href[0] == "?" or len(href) <= 8 or (needle and needle in href)):
+    for href in links.targets:
+        if href[0] == "?" or len(href) <= 8 or (needle and needle in href):
             yield href
 
 
