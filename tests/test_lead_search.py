@@ -3,12 +3,15 @@ document order, taken one at a time as the search needs them."""
 
 from __future__ import annotations
 
+import random
+
 import lxml.etree
 import lxml.html
 import pytest
 
-from crawler.extraction.lead import _following
+from crawler.extraction.lead import _following, _plain, _start
 from crawler.extraction.parsing import parse
+from crawler.extraction.text import text_content
 
 PAGE = """<!doctype html><html><head><title>T</title></head><body>
 <header><nav><a href="/">Home</a><!-- menu --></nav></header>
@@ -39,3 +42,32 @@ def test_the_walk_is_lazy() -> None:
     walk = _following(headline)
     assert next(walk).get("class") == "dek"
     assert next(walk).tag == "div"
+
+
+@pytest.mark.parametrize("keep_comments", [False, True])
+def test_text_content_is_the_elements_text_content(keep_comments: bool) -> None:
+    tree = lxml.html.document_fromstring(PAGE) if keep_comments else parse(PAGE, "https://x.org/")
+    for element in tree.iter(lxml.etree.Element):
+        assert text_content(element) == element.text_content(), element.tag
+
+
+def test_a_paragraph_is_known_by_how_its_start_reads() -> None:
+    """How a paragraph starts is read from its first characters when they hold enough
+    words: what reading the whole paragraph gives."""
+    rng = random.Random(7)
+    pieces = (
+        "Kata",
+        "STRASSE",
+        "straße",
+        "e\u0301t\u00e9",
+        "\u0130",
+        "\u03a3",
+        "1.5",
+        "--",
+        " ",
+        "  ",
+    )
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        plain = _plain(text)
+        assert _start(text) == (plain[:40] if len(plain) >= 40 else ""), repr(text)

@@ -91,6 +91,7 @@ def extract_tree(
             descriptions[0] if descriptions else "",
             title=title,
             paragraphs=paragraphs,
+            squashed=True,
         ),
         description="\n".join(descriptions),
         authors=authors_of(tree, ld, meta, profile),

@@ -355,9 +355,17 @@ def _excluded(
 _START_LENGTH = 40
 
 
+# How much of a paragraph is read for its start, first: its words as :func:`_plain` gives them
+# are the start of the whole paragraph's (case folding and finding words go character by
+# character; the last word may be cut short, as the start is).
+_START_READ = 2 * _START_LENGTH
+
+
 def _start(text: str) -> str:
     """How a paragraph starts, as words (case folded): "" when it is too short to tell."""
-    plain = _plain(text)
+    plain = _plain(text[:_START_READ])
+    if len(plain) < _START_LENGTH and len(text) > _START_READ:
+        plain = _plain(text)
     return plain[:_START_LENGTH] if len(plain) >= _START_LENGTH else ""
 
 
@@ -374,6 +382,8 @@ def _visible_lead(
     profile: SiteProfile,
     title: str = "",
     paragraphs: Sequence[str] = (),
+    *,
+    squashed: bool = False,
 ) -> str:
     """The standfirst shown under the headline, before the body (``paragraphs``): an
     element named like a standfirst, else the blocks of prose among the first few of that
@@ -386,7 +396,8 @@ def _visible_lead(
     before the body, and what stands after the body's first paragraph (a box after the
     middle or the last one) is never the lead. An element named like a standfirst that
     holds the body's last paragraph holds the article, not its standfirst (a standfirst that
-    extraction took into the body too is its first paragraphs).
+    extraction took into the body too is its first paragraphs). ``squashed``: the
+    paragraphs' whitespace is collapsed already (:func:`~crawler.extraction.text.squash`).
     """
     body = tree.find("body")
     headline = _headline_of(body, title) if body is not None else None
@@ -394,7 +405,7 @@ def _visible_lead(
         return ""
     scope = _scope_of(headline)
     headlines = [h for h in (_plain(title), _plain(text_of(headline))) if h]
-    in_body = {squash(p) for p in paragraphs}
+    in_body = set(paragraphs) if squashed else {squash(p) for p in paragraphs}
     # The body's first paragraphs, as they may stand on the page with a dateline before them
     # or a sentence after them that extraction left out.
     first = [p for p in (squash(p) for p in paragraphs[:3]) if len(p) >= 25]
@@ -479,11 +490,12 @@ def lead_of(
     *,
     title: str = "",
     paragraphs: Sequence[str] = (),
+    squashed: bool = False,
 ) -> str:
     """The lead (standfirst) as readers see it, else as the metadata describes the article
     (``description``: the first of :func:`descriptions_of`, when already known). ``title`` and
-    ``paragraphs`` (the body) tell where the standfirst can be: under that headline, before
-    that body.
+    ``paragraphs`` (the body; ``squashed``: their whitespace collapsed already, as extraction
+    leaves them) tell where the standfirst can be: under that headline, before that body.
 
     The visible standfirst comes first: editors change it on the page, while descriptions
     are often truncated or written for search engines and are not always updated with it.
@@ -493,7 +505,7 @@ def lead_of(
             lambda: next(
                 (t for t in map(paragraphs_of, selected(tree, profile.lead_selectors)) if t), ""
             ),
-            lambda: _visible_lead(tree, profile, title, paragraphs),
+            lambda: _visible_lead(tree, profile, title, paragraphs, squashed=squashed),
             lambda: (
                 next(iter(descriptions_of(ld, meta)), "") if description is None else description
             ),

@@ -20,7 +20,7 @@ import lxml.html
 
 from crawler.article import ExtractedArticle
 from crawler.extraction.parsing import ExtractionError, parse
-from crawler.extraction.text import select
+from crawler.extraction.text import select, text_content
 from crawler.profiles import SiteProfile, profile_for
 from crawler.urls import may_turn_page
 
@@ -131,7 +131,7 @@ def _is_paginated(
             return True
     body = tree.find("body")
     if body is not None:
-        text = body.text_content()
+        text = text_content(body)
         # Only a page holding its words is searched with the regex, which costs more. The
         # words are looked for in the text's UTF-8 bytes with ASCII letters lowercased, many
         # times cheaper than lowercasing a text that is not all ASCII; no other character
