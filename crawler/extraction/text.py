@@ -13,6 +13,7 @@ import lxml.etree
 import lxml.html
 from lxml.cssselect import CSSSelector
 
+from crawler.extraction.selectors import Matcher, simple_matcher
 from crawler.profiles import compiled_selector
 
 T = TypeVar("T")
@@ -140,7 +141,10 @@ def block_text(element: lxml.html.HtmlElement) -> str:
 def select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
     """The elements ``selector`` matches; none when it is not valid CSS."""
     compiled = compiled_selector(selector)
-    return [] if compiled is None else list(compiled(tree))
+    if compiled is None:
+        return []
+    matcher = simple_matcher((selector,))
+    return matcher(tree) if matcher is not None else list(compiled(tree))
 
 
 def selected(
@@ -157,18 +161,25 @@ def first_text(elements: Iterable[lxml.html.HtmlElement]) -> str:
 
 
 @lru_cache(maxsize=256)
-def _css_union(selectors: tuple[str, ...]) -> CSSSelector | None:
-    """One selector matching what any of ``selectors`` matches: one pass over the tree."""
-    valid = [selector for selector in selectors if compiled_selector(selector) is not None]
-    return CSSSelector(", ".join(valid), translator="html") if valid else None
+def _css_union(selectors: tuple[str, ...]) -> Matcher | None:
+    """One matcher of what any of ``selectors`` matches (the invalid ones left out): one pass
+    over the tree."""
+    valid = tuple(selector for selector in selectors if compiled_selector(selector) is not None)
+    if not valid:
+        return None
+    matcher = simple_matcher(valid)
+    if matcher is not None:
+        return matcher
+    union = CSSSelector(", ".join(valid), translator="html")
+    return lambda tree: list(union(tree))
 
 
 def select_any(
     tree: lxml.html.HtmlElement, selectors: tuple[str, ...]
 ) -> list[lxml.html.HtmlElement]:
     """The elements any of ``selectors`` matches, in document order."""
-    compiled = _css_union(selectors)
-    return [] if compiled is None else list(compiled(tree))
+    matcher = _css_union(selectors)
+    return [] if matcher is None else matcher(tree)
 
 
 @lru_cache(maxsize=4096)
