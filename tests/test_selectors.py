@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 import urllib.request
@@ -11,8 +12,10 @@ import pytest
 from fixture_site import FixtureSite
 from lxml.cssselect import CSSSelector
 
+from crawler.extraction.body import _blocks
 from crawler.extraction.parsing import parse
 from crawler.extraction.selectors import simple_matcher
+from crawler.extraction.text import BLOCK_TAGS, select_any
 from crawler.profiles import PROFILES
 
 CLASSES = (
@@ -156,3 +159,55 @@ def test_the_profiles_selectors_on_the_fixture_sites_pages() -> None:
             assert matcher is not None
             assert matcher(tree) == xpath_matches(union, tree)
     assert checked > 10 * len(pages)
+
+
+def walked_blocks(element: lxml.html.HtmlElement) -> list[str]:
+    """The paragraphs of an element as extraction has always split them (a walk of a copy
+    with its noise dropped)."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = " ".join("".join(current).split())
+        if text:
+            paragraphs.append(text)
+        current.clear()
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        block = tag.lower() in BLOCK_TAGS
+        if block:
+            flush()
+        if isinstance(node.tag, str) and node.text:
+            current.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                current.append(child.tail)
+        if block:
+            flush()
+
+    walk(element)
+    flush()
+    return paragraphs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_container_read_past_its_noise_reads_as_a_copy_with_the_noise_dropped(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    simple = [s for s in SELECTORS if simple_matcher((s,)) is not None]
+    for _ in range(30):
+        page = random_page(rng).replace("t<", "t <b>x</b> y<br>z<", rng.randint(0, 5))
+        tree = parse(page, "https://example.org/")
+        noise = tuple(rng.sample(simple, rng.randint(1, 4)))
+        matcher = simple_matcher(noise)
+        assert matcher is not None
+        for container in [tree, *tree.iter("div", "section")]:
+            piece = copy.deepcopy(container)
+            for element in select_any(piece, noise):
+                if element.getparent() is not None:
+                    element.drop_tree()
+            skip = set(matcher(container)) - {container}
+            assert _blocks(container, skip) == walked_blocks(piece), noise

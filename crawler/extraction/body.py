@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from functools import lru_cache, partial
 
 import lxml.html
@@ -22,6 +22,7 @@ from crawler.extraction.text import (
     first_of,
     select,
     select_any,
+    simple_union,
     squash,
     text_of,
     words_of_names,
@@ -145,32 +146,40 @@ _READ_ALSO = re.compile(
 _READ_ALSO_MAX_WORDS = 30
 
 
-def _blocks(element: lxml.html.HtmlElement) -> list[str]:
-    """The element's text split into paragraphs at block-level elements, in document order."""
+def _blocks(
+    element: lxml.html.HtmlElement, skip: Container[lxml.html.HtmlElement] = frozenset()
+) -> list[str]:
+    """The element's text split into paragraphs at block-level elements, in document order;
+    the elements in ``skip`` left out but for their tails, as if dropped
+    (:meth:`~lxml.html.HtmlElement.drop_tree`)."""
     paragraphs: list[str] = []
     current: list[str] = []
+    append = current.append
 
     def flush() -> None:
-        text = squash("".join(current))
-        if text:
-            paragraphs.append(text)
-        current.clear()
+        if current:
+            text = squash("".join(current))
+            if text:
+                paragraphs.append(text)
+            current.clear()
 
-    def walk(node: lxml.html.HtmlElement) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
+    def walk(node: lxml.html.HtmlElement, tag: str) -> None:
         block = tag.lower() in BLOCK_TAGS
         if block:
             flush()
-        if isinstance(node.tag, str) and node.text:
-            current.append(node.text)
+        if node.text:
+            append(node.text)
         for child in node:
-            walk(child)
+            # A comment or a processing instruction gives its tail only.
+            if isinstance(child.tag, str) and child not in skip:
+                walk(child, child.tag)
             if child.tail:
-                current.append(child.tail)
+                append(child.tail)
         if block:
             flush()
 
-    walk(element)
+    if isinstance(element.tag, str):
+        walk(element, element.tag)
     flush()
     return paragraphs
 
@@ -348,8 +357,17 @@ def _selected_body(tree: lxml.html.HtmlElement, selector: str, profile: SiteProf
     """The paragraphs of the outermost elements ``selector`` matches, noise removed."""
     containers = select(tree, selector)
     paragraphs: list[str] = []
+    noise = simple_union(profile.noise_selectors)
     for container in containers:
         if any(c is not container and container in c.iterancestors() for c in containers):
+            continue
+        if noise is not None:
+            # Whether an element is noise depends on it alone: the container is read as
+            # it stands, its noise passed over (the container itself is kept, as a copy's
+            # root, which has no parent to drop it from, is).
+            skip = set(noise(container))
+            skip.discard(container)
+            paragraphs.extend(_blocks(container, skip))
             continue
         piece = copy.deepcopy(container)
         for element in select_any(piece, profile.noise_selectors):

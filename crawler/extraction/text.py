@@ -160,16 +160,27 @@ def first_text(elements: Iterable[lxml.html.HtmlElement]) -> str:
     return first_of(*(partial(text_of, element) for element in elements)) or ""
 
 
+def _nothing(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    return []
+
+
 @lru_cache(maxsize=256)
-def _css_union(selectors: tuple[str, ...]) -> Matcher | None:
+def simple_union(selectors: tuple[str, ...]) -> Matcher | None:
+    """A matcher of what any of ``selectors`` matches (the invalid ones left out) when each
+    of them is simple (:func:`~crawler.extraction.selectors.simple_matcher`: whether an
+    element matches depends on its tag and attributes alone), else None."""
+    valid = tuple(selector for selector in selectors if compiled_selector(selector) is not None)
+    return simple_matcher(valid) if valid else _nothing
+
+
+@lru_cache(maxsize=256)
+def _css_union(selectors: tuple[str, ...]) -> Matcher:
     """One matcher of what any of ``selectors`` matches (the invalid ones left out): one pass
     over the tree."""
-    valid = tuple(selector for selector in selectors if compiled_selector(selector) is not None)
-    if not valid:
-        return None
-    matcher = simple_matcher(valid)
+    matcher = simple_union(selectors)
     if matcher is not None:
         return matcher
+    valid = [selector for selector in selectors if compiled_selector(selector) is not None]
     union = CSSSelector(", ".join(valid), translator="html")
     return lambda tree: list(union(tree))
 
@@ -178,8 +189,7 @@ def select_any(
     tree: lxml.html.HtmlElement, selectors: tuple[str, ...]
 ) -> list[lxml.html.HtmlElement]:
     """The elements any of ``selectors`` matches, in document order."""
-    matcher = _css_union(selectors)
-    return [] if matcher is None else matcher(tree)
+    return _css_union(selectors)(tree)
 
 
 @lru_cache(maxsize=4096)
