@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from crawler.article import ExtractedArticle, Fingerprint
+from crawler.extraction.text import squash
 from storage.changes import with_rules
 from storage.templates import LEAD_MARK
 
@@ -398,7 +399,7 @@ def _collapsed_blocks(normalised: str) -> tuple[str, tuple[str, ...]]:
     texts = []
     hashes = []
     for paragraph in normalised.split(BLOCK_SEPARATOR):
-        text = " ".join(paragraph.split())
+        text = squash(paragraph)
         if text:
             texts.append(text)
             hashes.append(_sha256(text)[:16])

@@ -68,8 +68,13 @@ def live_signal(
     if _LIVE_TITLE.match(title) or _LIVE_TITLE_UPPER.match(title):
         return LiveSignal("marker")
     for element in tree.iter("div", "section", "ol", "ul", "article", "main"):
-        named = f"{element.get('class') or ''} {element.get('id') or ''}"
-        if "live" not in named.lower():
+        # "live" in the class and the id, lowercased, joined by a space (which no letter
+        # of "live" is): in one of them.
+        classes, identifier = element.get("class"), element.get("id")
+        if not (
+            (classes is not None and "live" in classes.lower())
+            or (identifier is not None and "live" in identifier.lower())
+        ):
             continue
         names = {
             token.lower()

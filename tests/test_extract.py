@@ -12,8 +12,14 @@ from fixture_site import SEED_ARTICLE_ID, SEED_DISCLAIMER, FixtureSite
 
 from crawler.article import ExtractedArticle
 from crawler.extraction.extractor import extract
+from crawler.extraction.json_ld import (
+    _ARTICLE_TYPE_ENDINGS,
+    _ARTICLE_TYPES,
+    article_object,
+    json_ld_objects,
+)
 from crawler.extraction.multipage import whole_article_url
-from crawler.extraction.parsing import ExtractionError
+from crawler.extraction.parsing import ExtractionError, parse
 from crawler.extraction.text import squash
 from crawler.fingerprint import fingerprint
 from crawler.profiles import GENERIC, TRIBUNNEWS, ProfileLookupError, profile_by_name, profile_for
@@ -552,3 +558,21 @@ def test_squash_is_what_collapsing_whitespace_gives() -> None:
     for _ in range(5000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
         assert squash(text) == " ".join(text.split()), repr(text)
+
+
+def test_json_ld_blocks_that_cannot_hold_an_article_are_not_read_for_it() -> None:
+    assert all(name.endswith(_ARTICLE_TYPE_ENDINGS) for name in _ARTICLE_TYPES)
+    tree = parse(
+        "<html><head>"
+        '<script type="application/ld+json">{"@type": "BreadcrumbList", "name": "x"}</script>'
+        '<script type="application/ld+json">{"@type": "News\\u0041rticle", "headline": "A"}'
+        "</script>"
+        '<script type="application/ld+json">[{"@type": "WebPage"}, {"@type": "REPORT"}]</script>'
+        "</head><body><p>x</p></body></html>",
+        "https://example.org/a",
+    )
+    every = json_ld_objects(tree)
+    assert len(every) == 4
+    articles = json_ld_objects(tree, articles_only=True)
+    assert [o["@type"] for o in articles] == ["NewsArticle", "WebPage", "REPORT"]
+    assert article_object(articles) == article_object(every) == every[1]

@@ -55,7 +55,7 @@ def extract_tree(
     the tree is not changed."""
     profile = profile or profile_for(url)
     meta = meta_tags(tree)
-    ld = article_object(json_ld_objects(tree))
+    ld = article_object(json_ld_objects(tree, articles_only=True))
 
     paragraphs = profile_body(tree, profile) if profile.body_selectors else None
     from_profile = paragraphs is not None

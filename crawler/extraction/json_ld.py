@@ -46,14 +46,29 @@ _LD_WRAPPER_OPENINGS = ("<![CDATA[", "<!--")
 _LD_WRAPPER_CLOSINGS = ("]]>", "-->")
 
 
-def json_ld_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
-    """Every object of the page's JSON-LD blocks, nested ones too; broken blocks skipped."""
+# What the name of every article type ends with: a block whose text, lowercased, holds none
+# of these and no escaped character (``\\u…``) holds no article object.
+_ARTICLE_TYPE_ENDINGS = ("article", "posting", "report")
+
+
+def json_ld_objects(
+    tree: lxml.html.HtmlElement, *, articles_only: bool = False
+) -> list[dict[str, Any]]:
+    """Every object of the page's JSON-LD blocks, nested ones too; broken blocks skipped
+    (``articles_only``: blocks that cannot hold an object of an article type too, for
+    :func:`article_object`)."""
     objects: list[dict[str, Any]] = []
     for script in tree.iter("script"):
         if "ld+json" not in (script.get("type") or "").lower():
             continue
         raw = (script.text or "").strip()
         if not raw:
+            continue
+        if (
+            articles_only
+            and "\\u" not in raw
+            and not any(ending in raw.lower() for ending in _ARTICLE_TYPE_ENDINGS)
+        ):
             continue
         if raw.startswith(_LD_WRAPPER_OPENINGS) or raw.endswith(_LD_WRAPPER_CLOSINGS):
             # Only then can the regex match (``raw`` is stripped), which spares it a scan of

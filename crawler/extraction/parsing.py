@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 import lxml.etree
 import lxml.html
@@ -131,10 +132,17 @@ def html_parser(**options: bool) -> lxml.html.HTMLParser:
     return parser
 
 
+# One parser for each thread, made once: a parser reads one document at a time, and keeps
+# nothing of one for the next.
+_parsers = threading.local()
+
+
 def _parse_text(text: str, url: str) -> lxml.html.HtmlElement:
     if not text.strip():
         raise ExtractionError(f"No article text found at URL: {url} (the page is empty)")
-    parser = html_parser(remove_comments=True, remove_pis=True)
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = html_parser(remove_comments=True, remove_pis=True)
     try:
         tree = lxml.html.document_fromstring(text, parser=parser)
     except (lxml.etree.ParserError, ValueError) as exc:
