@@ -7,6 +7,7 @@ import dataclasses
 import random
 import urllib.request
 
+import lxml.etree
 import lxml.html
 import pytest
 from fixture_site import FixtureSite
@@ -14,7 +15,7 @@ from lxml.cssselect import CSSSelector
 
 from crawler.extraction.body import _blocks
 from crawler.extraction.parsing import parse
-from crawler.extraction.selectors import simple_matcher
+from crawler.extraction.selectors import simple_matcher, simple_test
 from crawler.extraction.text import BLOCK_TAGS, select_any
 from crawler.profiles import PROFILES
 
@@ -211,3 +212,18 @@ def test_a_container_read_past_its_noise_reads_as_a_copy_with_the_noise_dropped(
                     element.drop_tree()
             skip = set(matcher(container)) - {container}
             assert _blocks(container, skip) == walked_blocks(piece), noise
+
+
+def test_an_element_is_told_from_itself_what_the_matcher_finds() -> None:
+    rng = random.Random(5)
+    simple = [s for s in SELECTORS if simple_matcher((s,)) is not None]
+    for _ in range(20):
+        tree = parse(random_page(rng), "https://example.org/")
+        union = tuple(rng.sample(simple, rng.randint(1, 5)))
+        test = simple_test(union)
+        matcher = simple_matcher(union)
+        assert test is not None
+        assert matcher is not None
+        found = set(matcher(tree))
+        for element in tree.iter(lxml.etree.Element):
+            assert test(element) == (element in found), union

@@ -27,6 +27,7 @@ from crawler.extraction.text import (
     first_of,
     select_any,
     selected,
+    simple_union_test,
     squash,
     text_of,
     words_of_names,
@@ -161,14 +162,19 @@ def _following(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement
 
 class _Selection:
     """The elements the selectors match in a tree, found when first asked about: most
-    pages decide their standfirst without asking."""
+    pages decide their standfirst without asking. Asked about an element of the tree, when
+    whether it matches depends on it alone (simple selectors), the element alone is tested."""
 
     def __init__(self, tree: lxml.html.HtmlElement, selectors: tuple[str, ...]) -> None:
         self.tree = tree
         self.selectors = selectors
+        self.test = simple_union_test(selectors)
         self.found: set[lxml.html.HtmlElement] | None = None
 
     def __contains__(self, element: object) -> bool:
+        """Whether ``element``, an element of the tree, is one the selectors match."""
+        if self.test is not None:
+            return isinstance(element, lxml.html.HtmlElement) and self.test(element)
         if self.found is None:
             self.found = set(select_any(self.tree, self.selectors))
         return element in self.found

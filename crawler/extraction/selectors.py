@@ -159,6 +159,22 @@ def simple_matcher(selectors: tuple[str, ...]) -> Matcher | None:
     """A function giving the elements of a tree (itself included) that any of ``selectors``
     (valid CSS) matches, in document order, as their XPath union gives them; None when one
     of them is not simple."""
+    functions = _generated(selectors)
+    return None if functions is None else functions[0]
+
+
+@lru_cache(maxsize=256)
+def simple_test(selectors: tuple[str, ...]) -> Callable[[lxml.html.HtmlElement], bool] | None:
+    """A function telling whether any of ``selectors`` (valid CSS) matches an element, as
+    its :func:`simple_matcher` would find it; None when one of them is not simple."""
+    functions = _generated(selectors)
+    return None if functions is None else functions[1]
+
+
+@lru_cache(maxsize=256)
+def _generated(
+    selectors: tuple[str, ...],
+) -> tuple[Matcher, Callable[[lxml.html.HtmlElement], bool]] | None:
     simple = [_parse(selector) for selector in selectors]
     if not simple or any(s is None for s in simple):
         return None
@@ -169,6 +185,7 @@ def simple_matcher(selectors: tuple[str, ...]) -> Matcher | None:
         if any(s.tag is None for s in known)
         else f"root.iter({', '.join(map(repr, tags))})"
     )
+    test = " or ".join(f"({_conditions(s)})" for s in known)
     source = "\n".join(
         (
             "def match(root):",
@@ -177,13 +194,20 @@ def simple_matcher(selectors: tuple[str, ...]) -> Matcher | None:
             "        tag = e.tag",
             "        cls = e.get('class')",
             "        ident = e.get('id')",
-            f"        if {' or '.join(f'({_conditions(s)})' for s in known)}:",
+            f"        if {test}:",
             "            found.append(e)",
             "    return found",
+            "",
+            "def test(e):",
+            "    tag = e.tag",
+            "    cls = e.get('class')",
+            "    ident = e.get('id')",
+            f"    return bool({test})",
         )
     )
     namespace: dict[str, object] = {"_ELEMENT": lxml.etree.Element, "_padded": _padded}
     exec(compile(source, f"<selectors {selectors!r}>", "exec"), namespace)  # noqa: S102
-    match = namespace["match"]
+    match, test_one = namespace["match"], namespace["test"]
     assert callable(match)
-    return match
+    assert callable(test_one)
+    return match, test_one

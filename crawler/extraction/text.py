@@ -13,7 +13,7 @@ import lxml.etree
 import lxml.html
 from lxml.cssselect import CSSSelector
 
-from crawler.extraction.selectors import Matcher, simple_matcher
+from crawler.extraction.selectors import Matcher, simple_matcher, simple_test
 from crawler.profiles import compiled_selector
 
 T = TypeVar("T")
@@ -171,6 +171,20 @@ def simple_union(selectors: tuple[str, ...]) -> Matcher | None:
     element matches depends on its tag and attributes alone), else None."""
     valid = tuple(selector for selector in selectors if compiled_selector(selector) is not None)
     return simple_matcher(valid) if valid else _nothing
+
+
+@lru_cache(maxsize=256)
+def simple_union_test(
+    selectors: tuple[str, ...],
+) -> Callable[[lxml.html.HtmlElement], bool] | None:
+    """Whether any of ``selectors`` (the invalid ones left out) matches an element, told from
+    the element alone when each of them is simple (:func:`simple_union`), else None."""
+    valid = tuple(selector for selector in selectors if compiled_selector(selector) is not None)
+    return simple_test(valid) if valid else _never
+
+
+def _never(element: lxml.html.HtmlElement) -> bool:
+    return False
 
 
 @lru_cache(maxsize=256)
