@@ -16,6 +16,7 @@ from crawler.extraction.multipage import (
 from crawler.extraction.parsing import parse
 from crawler.profiles import GENERIC
 from crawler.reading import Reading, read_page, read_pages
+from crawler.urls import may_turn_page
 
 ARTICLE = "https://news.example.org/ekonomi/2025/10/03/harga-cabai-naik"
 
@@ -129,3 +130,11 @@ def test_a_post_split_into_pages_is_read_page_by_page_and_joined() -> None:
     assert whole.fingerprint is not None
     assert whole.article.body.split("\n\n") == site.article(post.id).paragraphs
     assert whole.identity == url.rstrip("/")
+
+
+def test_links_passed_over_before_asking_could_not_turn_the_page() -> None:
+    hrefs = ("", " ", "#", " #top", "?page=2", "/a?p=2", "/a/2", "page", "/x#y", "a=b", "\t")
+    for href in hrefs:
+        for param in ("page", "p", "halaman"):
+            if may_turn_page(href, param):
+                assert "=" in href or "#" in href or not href.strip()

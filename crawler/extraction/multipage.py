@@ -142,7 +142,9 @@ def _is_paginated(
     path = urlsplit(url).path.rstrip("/")
     param = profile.pagination_param or "page"
     for href in links.anchors:
-        if not may_turn_page(href, param):
+        # A link that may turn the page names a parameter (``=``), or is a fragment or
+        # nothing: most links hold neither, and are passed over before asking.
+        if not ("=" in href or "#" in href or not href.strip()) or not may_turn_page(href, param):
             continue
         target = urlsplit(urljoin(url, href))
         if target.path.rstrip("/") == path and any(
