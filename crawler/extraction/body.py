@@ -171,8 +171,17 @@ def _blocks(
             append(node.text)
         for child in node:
             # A comment or a processing instruction gives its tail only.
-            if isinstance(child.tag, str) and child not in skip:
-                walk(child, child.tag)
+            child_tag = child.tag
+            if isinstance(child_tag, str) and child not in skip:
+                if len(child):
+                    walk(child, child_tag)
+                elif child_tag.lower() in BLOCK_TAGS:  # a block with no children: its text
+                    flush()
+                    if child.text:
+                        append(child.text)
+                    flush()
+                elif child.text:
+                    append(child.text)
             if child.tail:
                 append(child.tail)
         if block:
