@@ -71,3 +71,12 @@ def test_a_paragraph_is_known_by_how_its_start_reads() -> None:
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         plain = _plain(text)
         assert _start(text) == (plain[:40] if len(plain) >= 40 else ""), repr(text)
+
+
+def test_the_walk_within_an_ancestor_gives_what_follows_inside_it() -> None:
+    tree = parse(PAGE, "https://x.org/")
+    following = lxml.etree.XPath("following::*")
+    for element in tree.iter(lxml.etree.Element):
+        for within in (element, *element.iterancestors()):
+            inside = [e for e in following(element) if within in e.iterancestors()]
+            assert list(_following(element, within)) == inside, (element.tag, within.tag)

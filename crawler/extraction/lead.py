@@ -148,12 +148,15 @@ def _named_like_lead(classes: str, identifier: str) -> bool:
     return bool(words & _LEAD_WORDS) and not words & _LEAD_MEDIA_WORDS
 
 
-def _following(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
+def _following(
+    element: lxml.html.HtmlElement, within: lxml.html.HtmlElement | None = None
+) -> Iterator[lxml.html.HtmlElement]:
     """The elements after ``element`` in document order, as ``following::*`` gives them, one
     at a time: the search stops after the first few, and the XPath would first make an
-    object of every element to the end of the page."""
+    object of every element to the end of the page. With ``within`` (``element`` or one of
+    its ancestors), only those inside it: they come first, up to its end."""
     node: lxml.html.HtmlElement | None = element
-    while node is not None:
+    while node is not None and node is not within:
         for sibling in node.itersiblings(lxml.etree.Element):
             yield sibling
             yield from sibling.iterdescendants(lxml.etree.Element)
@@ -430,8 +433,8 @@ def _visible_lead(
     texts: list[str] = []
     blocks = 0
     counted: lxml.html.HtmlElement | None = None
-    for count, element in enumerate(_following(headline)):
-        if count >= _LEAD_SEARCH_LIMIT or scope not in element.iterancestors():
+    for count, element in enumerate(_following(headline, scope)):
+        if count >= _LEAD_SEARCH_LIMIT:
             break
         if not isinstance(element.tag, str):
             continue
