@@ -1,7 +1,7 @@
 """Reading one article page (``crawler.reading.read_page``): CPU a page, and every result.
 
     .venv/bin/python bench/reading.py [--passes 5] [--sets fixture,layouts,corpus]
-                                      [--dump FILE] [--compare FILE]
+                                      [--dump FILE] [--compare FILE] [--parts]
 
 The pages, rendered once before anything is timed:
 
@@ -21,6 +21,11 @@ The pages, rendered once before anything is timed:
 Each set is read ``--passes`` times, the sets in turns, and the CPU time of the process
 (``time.process_time``) a page is printed per set: the median of the passes, with the
 fastest and the slowest.
+
+``--parts`` also times the parts of reading on the first pages of the fixture site (the
+pages ``fixture`` reads without a view of the whole), each on its own: parsing, the search
+for the view of the whole or the next page, extraction and its body, standfirst and metadata,
+the live sign, the fingerprint.
 
 ``--dump FILE`` writes, for every page, everything reading it gave (the view of the whole
 article or the next page, the error, the identity, the live sign, every field of the
@@ -290,6 +295,94 @@ def time_pass(pages: list[Page]) -> float:
     return time.process_time() - started
 
 
+def time_parts(pages: list[Page], passes: int) -> None:
+    """CPU ms a page of each part of reading, on the pages read without a view of the whole."""
+    from crawler.extraction import body, json_ld, lead, metadata
+    from crawler.extraction.extractor import extract_tree
+    from crawler.extraction.multipage import next_page_url_of, whole_article_url_of
+    from crawler.extraction.parsing import parse
+    from crawler.live import live_signal
+
+    trees = [parse(page.body, page.url, encoding=page.encoding) for page in pages]
+    read = [
+        (page, tree)
+        for page, tree in zip(pages, trees, strict=True)
+        if whole_article_url_of(tree, page.url, page.profile) is None
+    ]
+    found = []
+    for page, tree in read:
+        meta = metadata.meta_tags(tree)
+        ld = json_ld.article_object(json_ld.json_ld_objects(tree, articles_only=True))
+        title = metadata.title_of(tree, ld, meta, page.profile)
+        paragraphs = body.tidy(
+            body.profile_body(tree, page.profile) or [], title, drop_repeats=False
+        )
+        article = extract_tree(tree, page.url, profile=page.profile)
+        found.append((page, tree, meta, ld, title, paragraphs, article))
+
+    def whole_or_next(page: Page, tree: Any) -> object:
+        return whole_article_url_of(tree, page.url, page.profile) or next_page_url_of(
+            tree, page.url, page.url, 1
+        )
+
+    def metadata_of(page: Page, tree: Any, meta: Any, ld: Any) -> None:
+        metadata.meta_tags(tree)
+        json_ld.article_object(json_ld.json_ld_objects(tree, articles_only=True))
+        metadata.title_of(tree, ld, meta, page.profile)
+        metadata.dates_of(tree, ld, meta, page.profile)
+        metadata.authors_of(tree, ld, meta, page.profile)
+        metadata.canonical_of(tree, ld, meta, page.url)
+
+    every, first = len(pages), len(read)
+    parts: list[tuple[str, int, Callable[[], object]]] = [
+        ("read_page, all of it", every, lambda: [page.read() for page in pages]),
+        (
+            "  parse (bytes to tree)",
+            every,
+            lambda: [parse(p.body, p.url, encoding=p.encoding) for p in pages],
+        ),
+        (
+            "  view of the whole / next page",
+            every,
+            lambda: [whole_or_next(p, t) for p, t in zip(pages, trees, strict=True)],
+        ),
+        (
+            "  extraction",
+            first,
+            lambda: [extract_tree(t, p.url, profile=p.profile) for p, t in read],
+        ),
+        (
+            "    body (profile's selectors)",
+            first,
+            lambda: [body.profile_body(t, p.profile) for p, t in read],
+        ),
+        (
+            "    standfirst (lead_of)",
+            first,
+            lambda: [
+                lead.lead_of(t, ld, m, p.profile, title=ti, paragraphs=ps, squashed=True)
+                for p, t, m, ld, ti, ps, _a in found
+            ],
+        ),
+        (
+            "    metadata",
+            first,
+            lambda: [metadata_of(p, t, m, ld) for p, t, m, ld, _ti, _ps, _a in found],
+        ),
+        ("  live sign", first, lambda: [live_signal(f[1], f[6].title) for f in found]),
+        ("  fingerprint", first, lambda: [fingerprint(f[6], ()) for f in found]),
+    ]
+    print(f"\nparts of reading, CPU ms a page (median of {passes} passes)")
+    for name, count, run in parts:
+        times = []
+        for _ in range(passes):
+            gc.collect()
+            started = time.process_time()
+            run()
+            times.append(1000 * (time.process_time() - started) / count)
+        print(f"{name:<36} {statistics.median(times):7.3f}")
+
+
 def differences(
     old: dict[str, Any], new: dict[str, Any], prefix: str = ""
 ) -> list[tuple[str, Any, Any]]:
@@ -309,6 +402,7 @@ def main() -> int:
     parser.add_argument("--articles", type=int, default=2000, help="articles of the fixture site")
     parser.add_argument("--dump", type=Path, help="write every reading to this JSON file")
     parser.add_argument("--compare", type=Path, help="compare every reading with this dump")
+    parser.add_argument("--parts", action="store_true", help="time the parts of reading too")
     args = parser.parse_args()
 
     builders: dict[str, Callable[[], list[Page]]] = {
@@ -369,6 +463,8 @@ def main() -> int:
                 f"{name:<10} {len(pages):>5} pages  {statistics.median(per_page):7.3f}"
                 f"   ({min(per_page):.3f}-{max(per_page):.3f})"
             )
+    if args.parts and "fixture" in sets:
+        time_parts(sets["fixture"], max(args.passes, 1))
     return 0
 
 
