@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import lxml.html
 
+from crawler.extraction.text import PageElements, elements_of
+
 LiveKind = Literal["markup", "marker"]
 
 _LIVE_TITLE = re.compile(
@@ -57,12 +59,16 @@ class LiveSignal:
 
 
 def live_signal(
-    tree: lxml.html.HtmlElement, title: str = "", *, now: datetime | None = None
+    tree: lxml.html.HtmlElement,
+    title: str = "",
+    *,
+    now: datetime | None = None,
+    elements: PageElements | None = None,
 ) -> LiveSignal | None:
     """The sign that the parsed page is live coverage, if it carries one (``title`` is the
-    article's headline as extracted)."""
+    article's headline as extracted; ``elements``: the page's, when already found)."""
     moment = now or datetime.now(UTC)
-    for obj in _live_blog_objects(tree):
+    for obj in _live_blog_objects(tree, elements):
         end = _moment(obj.get("coverageEndTime"))
         return LiveSignal("markup", ended=end is not None and end <= moment)
     if _LIVE_TITLE.match(title) or _LIVE_TITLE_UPPER.match(title):
@@ -87,11 +93,13 @@ def live_signal(
     return None
 
 
-def _live_blog_objects(tree: lxml.html.HtmlElement) -> list[dict[str, Any]]:
+def _live_blog_objects(
+    tree: lxml.html.HtmlElement, elements: PageElements | None
+) -> list[dict[str, Any]]:
     """The page's JSON-LD objects of type LiveBlogPosting (blocks without the word are not
     parsed at all: most pages have none)."""
     found: list[dict[str, Any]] = []
-    for script in tree.iter("script"):
+    for script in elements_of(tree, "script", elements):
         if "ld+json" not in (script.get("type") or "").lower():
             continue
         raw = script.text or ""

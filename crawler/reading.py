@@ -21,6 +21,7 @@ from crawler.extraction.multipage import (
     whole_article_url_of,
 )
 from crawler.extraction.parsing import ExtractionError, parse
+from crawler.extraction.text import PageElements
 from crawler.fingerprint import fingerprint
 from crawler.live import LiveSignal, live_signal
 from crawler.profiles import SiteProfile
@@ -72,7 +73,8 @@ def read_page(
     try:
         tree = parse(body, url, encoding=encoding)
         next_url = None
-        links = PageLinks(tree)
+        elements = PageElements(tree)
+        links = PageLinks(tree, elements)
         if find_whole:
             whole = whole_article_url_of(tree, url, profile, links=links)
             if whole is None:
@@ -83,8 +85,8 @@ def read_page(
                 return Reading(whole_url=whole)
         elif part is not None:
             next_url = next_page_url_of(tree, url, first_url or requested, part, links=links)
-        article = extract_tree(tree, url, profile=profile)
-        live = live_signal(tree, article.title)
+        article = extract_tree(tree, url, profile=profile, elements=elements)
+        live = live_signal(tree, article.title, elements=elements)
     except ExtractionError as exc:
         return Reading(error=str(exc))
     identity = (

@@ -20,7 +20,7 @@ from crawler.extraction.json_ld import article_object, json_ld_objects
 from crawler.extraction.lead import descriptions_of, lead_of
 from crawler.extraction.metadata import authors_of, canonical_of, dates_of, meta_tags, title_of
 from crawler.extraction.parsing import ExtractionError, parse
-from crawler.extraction.text import text_of
+from crawler.extraction.text import PageElements, text_of
 from crawler.profiles import SiteProfile, profile_for
 
 logger = logging.getLogger(__name__)
@@ -49,13 +49,17 @@ def extract(
 
 
 def extract_tree(
-    tree: lxml.html.HtmlElement, url: str, *, profile: SiteProfile | None = None
+    tree: lxml.html.HtmlElement,
+    url: str,
+    *,
+    profile: SiteProfile | None = None,
+    elements: PageElements | None = None,
 ) -> ExtractedArticle:
     """:func:`extract` of a page already parsed (:func:`~crawler.extraction.parsing.parse`);
-    the tree is not changed."""
+    the tree is not changed (``elements``: its elements, when already found)."""
     profile = profile or profile_for(url)
-    meta = meta_tags(tree)
-    ld = article_object(json_ld_objects(tree, articles_only=True))
+    meta = meta_tags(tree, elements)
+    ld = article_object(json_ld_objects(tree, articles_only=True, elements=elements))
 
     paragraphs = profile_body(tree, profile) if profile.body_selectors else None
     from_profile = paragraphs is not None
@@ -80,7 +84,7 @@ def extract_tree(
     published, modified = dates_of(tree, ld, meta, profile)
     descriptions = descriptions_of(ld, meta)
     return ExtractedArticle(
-        url=canonical_of(tree, ld, meta, url),
+        url=canonical_of(tree, ld, meta, url, elements),
         title=title,
         body="\n\n".join(paragraphs),
         lead=lead_of(

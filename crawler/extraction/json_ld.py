@@ -15,7 +15,7 @@ from typing import Any
 
 import lxml.html
 
-from crawler.extraction.text import clean, split_authors
+from crawler.extraction.text import PageElements, clean, elements_of, split_authors
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,16 @@ _ARTICLE_TYPE_ENDINGS = ("article", "posting", "report")
 
 
 def json_ld_objects(
-    tree: lxml.html.HtmlElement, *, articles_only: bool = False
+    tree: lxml.html.HtmlElement,
+    *,
+    articles_only: bool = False,
+    elements: PageElements | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of the page's JSON-LD blocks, nested ones too; broken blocks skipped
     (``articles_only``: blocks that cannot hold an object of an article type too, for
-    :func:`article_object`)."""
+    :func:`article_object`; ``elements``: the page's, when already found)."""
     objects: list[dict[str, Any]] = []
-    for script in tree.iter("script"):
+    for script in elements_of(tree, "script", elements):
         if "ld+json" not in (script.get("type") or "").lower():
             continue
         raw = (script.text or "").strip()

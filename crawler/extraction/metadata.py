@@ -14,7 +14,9 @@ import lxml.html
 
 from crawler.extraction.json_ld import ld_names, ld_text, ld_url
 from crawler.extraction.text import (
+    PageElements,
     clean,
+    elements_of,
     first_of,
     first_text,
     select,
@@ -75,10 +77,11 @@ _INDONESIAN_DATE = re.compile(
 )
 
 
-def meta_tags(tree: lxml.html.HtmlElement) -> dict[str, str]:
-    """The page's ``<meta>`` values by lowercased property, name or itemprop; first one wins."""
+def meta_tags(tree: lxml.html.HtmlElement, elements: PageElements | None = None) -> dict[str, str]:
+    """The page's ``<meta>`` values by lowercased property, name or itemprop; first one wins
+    (``elements``: the page's, when already found)."""
     found: dict[str, str] = {}
-    for meta in tree.iter("meta"):
+    for meta in elements_of(tree, "meta", elements):
         key = meta.get("property") or meta.get("name") or meta.get("itemprop")
         content = meta.get("content")
         if key and content and content.strip():
@@ -227,13 +230,17 @@ def _usable_canonical(candidate: str, url: str) -> str:
 
 
 def canonical_of(
-    tree: lxml.html.HtmlElement, ld: dict[str, Any] | None, meta: dict[str, str], url: str
+    tree: lxml.html.HtmlElement,
+    ld: dict[str, Any] | None,
+    meta: dict[str, str],
+    url: str,
+    elements: PageElements | None = None,
 ) -> str:
     """The URL the page names as its own (``rel=canonical``, ``og:url``, JSON-LD), else
-    ``url``; canonical either way."""
+    ``url``; canonical either way (``elements``: the page's, when already found)."""
     candidates: list[str] = [
         link.get("href", "")
-        for link in tree.iter("link")
+        for link in elements_of(tree, "link", elements)
         if link.get("href") is not None and "canonical" in (link.get("rel") or "").lower().split()
     ]
     candidates.append(meta.get("og:url", ""))

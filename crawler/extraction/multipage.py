@@ -20,7 +20,7 @@ import lxml.html
 
 from crawler.article import ExtractedArticle
 from crawler.extraction.parsing import ExtractionError, parse
-from crawler.extraction.text import select, text_content
+from crawler.extraction.text import PageElements, select, text_content
 from crawler.profiles import SiteProfile, profile_for
 from crawler.urls import may_turn_page
 
@@ -50,17 +50,24 @@ class PageLinks:
     """The targets of a page's links, read from its tree once for every search of its
     pages (:func:`whole_article_url_of`, :func:`next_page_url_of`, :func:`view_all_url_of`),
     when first asked for: the ``href`` of each ``a`` element that has one, and the ``href``
-    (stripped) of each ``a`` and ``link rel=next`` element that has one, in page order."""
+    (stripped) of each ``a`` and ``link rel=next`` element that has one, in page order
+    (``elements``: the page's, when already found)."""
 
-    def __init__(self, tree: lxml.html.HtmlElement) -> None:
+    def __init__(self, tree: lxml.html.HtmlElement, elements: PageElements | None = None) -> None:
         self.tree = tree
+        self.elements = elements
         self._anchors: list[str] | None = None
         self._targets: list[str] = []
 
     def _read(self) -> list[str]:
         anchors: list[str] = []
         targets = self._targets
-        for element in self.tree.iter("a", "link"):
+        found = (
+            self.tree.iter("a", "link")
+            if self.elements is None
+            else self.elements.links_and_anchors
+        )
+        for element in found:
             href = element.get("href")
             if element.tag == "a":
                 if href:

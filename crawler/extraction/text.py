@@ -138,6 +138,35 @@ def block_text(element: lxml.html.HtmlElement) -> str:
     return squash("".join(pieces))
 
 
+class PageElements:
+    """The page's ``a``, ``link``, ``meta`` and ``script`` elements, found in one walk of the
+    tree, in document order, for the parts of reading that look for them (metadata, JSON-LD,
+    the canonical link, the live sign, the multi-page search): each would walk the whole
+    tree for its own. The tree must not change while they are used."""
+
+    TAGS = ("a", "link", "meta", "script")
+
+    def __init__(self, tree: lxml.html.HtmlElement) -> None:
+        self.links_and_anchors: list[lxml.html.HtmlElement] = []
+        self.by_tag: dict[str, list[lxml.html.HtmlElement]] = {tag: [] for tag in self.TAGS}
+        for element in tree.iter(*self.TAGS):
+            tag = element.tag
+            self.by_tag[tag].append(element)
+            if tag in ("a", "link"):
+                self.links_and_anchors.append(element)
+
+    def of(self, tag: str) -> list[lxml.html.HtmlElement]:
+        """The elements of one of :data:`TAGS`, in document order."""
+        return self.by_tag[tag]
+
+
+def elements_of(
+    tree: lxml.html.HtmlElement, tag: str, elements: PageElements | None
+) -> Iterable[lxml.html.HtmlElement]:
+    """``tree.iter(tag)``, from ``elements`` when given (the same tree's)."""
+    return tree.iter(tag) if elements is None else elements.of(tag)
+
+
 def select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
     """The elements ``selector`` matches; none when it is not valid CSS."""
     compiled = compiled_selector(selector)
