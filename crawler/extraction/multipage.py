@@ -63,13 +63,13 @@ class PageLinks:
         anchors: list[str] = []
         targets = self._targets
         found = (
-            self.tree.iter("a", "link")
+            ((element.tag, element) for element in self.tree.iter("a", "link"))
             if self.elements is None
             else self.elements.links_and_anchors
         )
-        for element in found:
+        for tag, element in found:
             href = element.get("href")
-            if element.tag == "a":
+            if tag == "a":
                 if href:
                     anchors.append(href)
             elif "next" not in (element.get("rel") or "").lower().split():

@@ -140,7 +140,10 @@ def _conditions(simple: _Simple) -> str:
     if simple.ident is not None:
         tests.append(f"ident == {simple.ident!r}")
     for name in simple.classes:
-        tests.append(f"cls is not None and {' ' + name + ' '!r} in _padded(cls)")
+        # As the XPath, looked for as a substring first: most elements fail there.
+        tests.append(
+            f"cls is not None and {name!r} in cls and {' ' + name + ' '!r} in _padded(cls)"
+        )
     for name, operator, value in simple.attributes:
         read = {"class": "cls", "id": "ident"}.get(name, f"e.get({name!r})")
         if operator == "exists":

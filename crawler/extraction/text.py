@@ -147,13 +147,14 @@ class PageElements:
     TAGS = ("a", "link", "meta", "script")
 
     def __init__(self, tree: lxml.html.HtmlElement) -> None:
-        self.links_and_anchors: list[lxml.html.HtmlElement] = []
+        # The a and link elements with their tags, in document order.
+        self.links_and_anchors: list[tuple[str, lxml.html.HtmlElement]] = []
         self.by_tag: dict[str, list[lxml.html.HtmlElement]] = {tag: [] for tag in self.TAGS}
         for element in tree.iter(*self.TAGS):
             tag = element.tag
             self.by_tag[tag].append(element)
             if tag in ("a", "link"):
-                self.links_and_anchors.append(element)
+                self.links_and_anchors.append((tag, element))
 
     def of(self, tag: str) -> list[lxml.html.HtmlElement]:
         """The elements of one of :data:`TAGS`, in document order."""
