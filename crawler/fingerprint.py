@@ -350,7 +350,10 @@ def _normalise_in_lines(text: str, ignore_patterns: Sequence[str]) -> str:
     for old, new in _ASCII_REPLACEMENTS if ascii_only else _REPLACEMENTS:
         if old in text:
             text = text.replace(old, new)
-    text = "\n".join(" " if _COUNTER_ALONE.match(line) else line for line in text.split("\n"))
+    # An empty line is no counter (the blank lines between paragraphs are not tried).
+    text = "\n".join(
+        [" " if line and _COUNTER_ALONE.match(line) else line for line in text.split("\n")]
+    )
     text = _drop_relative_times(text)
     for pattern in compile_patterns(ignore_patterns):
         text = pattern.sub(" ", text)
