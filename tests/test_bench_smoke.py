@@ -1,9 +1,10 @@
 """The benchmarks run end to end at tiny sizes, and what they report holds together.
 
 No figure of speed is checked here: the benchmarks print those. These runs only prove that
-``bench/throughput.py``, ``bench/growth.py``, ``bench/web.py`` and ``bench/retention.py``
-work, and that a re-check of an unchanged site writes nothing new, while a bare spider sending
-the same conditional requests gets the same 304s.
+``bench/throughput.py``, ``bench/growth.py``, ``bench/web.py``, ``bench/retention.py`` and
+``bench/reading.py`` work, that a re-check of an unchanged site writes nothing new, while a
+bare spider sending the same conditional requests gets the same 304s, and that the reading
+benchmark's comparison finds a reading that differs.
 """
 
 from __future__ import annotations
@@ -131,3 +132,38 @@ def test_retention_benchmark_measures_sizes_before_and_after() -> None:
     assert articles == 30
     assert 0 < pruned < versions
     assert after < before
+
+
+def test_reading_benchmark_dumps_and_compares_every_reading(tmp_path: Path) -> None:
+    dump = tmp_path / "readings.json"
+    common = ("--sets", "fixture,layouts", "--articles", str(ARTICLES))
+    output = run_bench("reading.py", *common, "--passes", "1", "--dump", str(dump), "--parts")
+    assert re.search(r"^fixture\s+40 pages", output, re.MULTILINE)
+    assert "fingerprint" in output
+    readings: dict[str, Any] = json.loads(dump.read_text(encoding="utf-8"))
+    assert any(reading["whole_url"] for reading in readings.values())
+    assert any(reading["next_url"] for reading in readings.values())
+    assert any(reading["live"] for reading in readings.values())
+    output = run_bench("reading.py", *common, "--passes", "0", "--compare", str(dump))
+    assert f"compared {len(readings)} readings" in output
+    assert ": 0 differ" in output
+    key = next(k for k, reading in readings.items() if reading["fingerprint"])
+    readings[key]["fingerprint"]["digest"] = "changed"
+    dump.write_text(json.dumps(readings), encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "reading.py"),
+            *common,
+            "--passes",
+            "0",
+            "--compare",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"DIFFERS {key} fingerprint.digest" in done.stdout
