@@ -177,9 +177,9 @@ def _blocks(
                     walk(child, child_tag)
                 elif child_tag.lower() in BLOCK_TAGS:  # a block with no children: its text
                     flush()
-                    if child.text:
-                        append(child.text)
-                    flush()
+                    text = squash(child.text or "")
+                    if text:
+                        paragraphs.append(text)
                 elif child.text:
                     append(child.text)
             if child.tail:
