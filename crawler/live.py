@@ -14,8 +14,10 @@ see: :mod:`storage.live`):
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -47,6 +49,7 @@ _LIVE_NAMES = frozenset(
     }
 )
 _NAME_TOKENS = re.compile(r"[\s]+")
+_CONTAINER_TAGS = ("div", "section", "ol", "ul", "article", "main")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,14 @@ def live_signal(
         return LiveSignal("markup", ended=end is not None and end <= moment)
     if _LIVE_TITLE.match(title) or _LIVE_TITLE_UPPER.match(title):
         return LiveSignal("marker")
-    for element in tree.iter("div", "section", "ol", "ul", "article", "main"):
+    containers: Iterable[lxml.html.HtmlElement] = (
+        tree.iter(*_CONTAINER_TAGS)
+        if elements is None
+        # Tag by tag: in whichever order they are looked at, the first that qualifies
+        # gives the same sign.
+        else itertools.chain.from_iterable(elements.of(tag) for tag in _CONTAINER_TAGS)
+    )
+    for element in containers:
         # "live" in the class and the id, lowercased, joined by a space (which no letter
         # of "live" is): in one of them.
         classes, identifier = element.get("class"), element.get("id")

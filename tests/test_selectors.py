@@ -16,7 +16,7 @@ from lxml.cssselect import CSSSelector
 from crawler.extraction.body import _blocks
 from crawler.extraction.parsing import parse
 from crawler.extraction.selectors import simple_matcher, simple_test
-from crawler.extraction.text import BLOCK_TAGS, select_any
+from crawler.extraction.text import BLOCK_TAGS, PageElements, select, select_any
 from crawler.profiles import PROFILES
 
 CLASSES = (
@@ -227,3 +227,12 @@ def test_an_element_is_told_from_itself_what_the_matcher_finds() -> None:
         found = set(matcher(tree))
         for element in tree.iter(lxml.etree.Element):
             assert test(element) == (element in found), union
+
+
+def test_a_selector_of_the_pages_elements_found_once_matches_as_over_the_tree() -> None:
+    rng = random.Random(8)
+    for _ in range(15):
+        tree = parse(random_page(rng), "https://example.org/")
+        elements = PageElements(tree)
+        for selector in SELECTORS:
+            assert select(tree, selector, elements) == select(tree, selector), selector

@@ -19,6 +19,7 @@ import lxml.html
 
 from crawler.extraction.text import (
     BLOCK_TAGS,
+    PageElements,
     first_of,
     select,
     select_any,
@@ -357,14 +358,24 @@ def _apply_patterns(
     return result
 
 
-def profile_body(tree: lxml.html.HtmlElement, profile: SiteProfile) -> list[str] | None:
-    """The paragraphs of the first of the profile's body selectors that gives any, else None."""
-    return first_of(*(partial(_selected_body, tree, s, profile) for s in profile.body_selectors))
+def profile_body(
+    tree: lxml.html.HtmlElement, profile: SiteProfile, elements: PageElements | None = None
+) -> list[str] | None:
+    """The paragraphs of the first of the profile's body selectors that gives any, else None
+    (``elements``: the page's, when already found)."""
+    return first_of(
+        *(partial(_selected_body, tree, s, profile, elements) for s in profile.body_selectors)
+    )
 
 
-def _selected_body(tree: lxml.html.HtmlElement, selector: str, profile: SiteProfile) -> list[str]:
+def _selected_body(
+    tree: lxml.html.HtmlElement,
+    selector: str,
+    profile: SiteProfile,
+    elements: PageElements | None = None,
+) -> list[str]:
     """The paragraphs of the outermost elements ``selector`` matches, noise removed."""
-    containers = select(tree, selector)
+    containers = select(tree, selector, elements)
     paragraphs: list[str] = []
     noise = simple_union(profile.noise_selectors)
     for container in containers:

@@ -61,7 +61,7 @@ def extract_tree(
     meta = meta_tags(tree, elements)
     ld = article_object(json_ld_objects(tree, articles_only=True, elements=elements))
 
-    paragraphs = profile_body(tree, profile) if profile.body_selectors else None
+    paragraphs = profile_body(tree, profile, elements) if profile.body_selectors else None
     from_profile = paragraphs is not None
     if paragraphs is None:
         if profile.body_selectors:

@@ -134,7 +134,7 @@ def _is_paginated(
     tree: lxml.html.HtmlElement, url: str, profile: SiteProfile, links: PageLinks
 ) -> bool:
     for selector in profile.pagination_selectors:
-        if select(tree, selector):
+        if select(tree, selector, links.elements):
             return True
     body = tree.find("body")
     if body is not None:

@@ -167,6 +167,13 @@ def simple_matcher(selectors: tuple[str, ...]) -> Matcher | None:
 
 
 @lru_cache(maxsize=256)
+def simple_tag(selector: str) -> str | None:
+    """The tag a simple selector names (None for any element, or when it is not simple)."""
+    simple = _parse(selector)
+    return None if simple is None else simple.tag
+
+
+@lru_cache(maxsize=256)
 def simple_test(selectors: tuple[str, ...]) -> Callable[[lxml.html.HtmlElement], bool] | None:
     """A function telling whether any of ``selectors`` (valid CSS) matches an element, as
     its :func:`simple_matcher` would find it; None when one of them is not simple."""

@@ -13,7 +13,7 @@ import lxml.etree
 import lxml.html
 from lxml.cssselect import CSSSelector
 
-from crawler.extraction.selectors import Matcher, simple_matcher, simple_test
+from crawler.extraction.selectors import Matcher, simple_matcher, simple_tag, simple_test
 from crawler.profiles import compiled_selector
 
 T = TypeVar("T")
@@ -139,12 +139,13 @@ def block_text(element: lxml.html.HtmlElement) -> str:
 
 
 class PageElements:
-    """The page's ``a``, ``link``, ``meta`` and ``script`` elements, found in one walk of the
-    tree, in document order, for the parts of reading that look for them (metadata, JSON-LD,
-    the canonical link, the live sign, the multi-page search): each would walk the whole
-    tree for its own. The tree must not change while they are used."""
+    """The page's elements of :data:`TAGS`, found in one walk of the tree, in document
+    order, for the parts of reading that look for them (metadata, JSON-LD, the canonical
+    link, the live sign, the multi-page search, the profile's simple selectors of those
+    tags): each would walk the whole tree for its own. The tree must not change while they
+    are used."""
 
-    TAGS = ("a", "link", "meta", "script")
+    TAGS = ("a", "link", "meta", "script", "div", "section", "ol", "ul", "article", "main")
 
     def __init__(self, tree: lxml.html.HtmlElement) -> None:
         # The a and link elements with their tags, in document order.
@@ -168,13 +169,24 @@ def elements_of(
     return tree.iter(tag) if elements is None else elements.of(tag)
 
 
-def select(tree: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
-    """The elements ``selector`` matches; none when it is not valid CSS."""
+def select(
+    tree: lxml.html.HtmlElement, selector: str, elements: PageElements | None = None
+) -> list[lxml.html.HtmlElement]:
+    """The elements ``selector`` matches; none when it is not valid CSS. ``elements``: the
+    page's, when already found, ``tree`` being the page's root: a simple selector of one of
+    their tags is tested on them alone."""
     compiled = compiled_selector(selector)
     if compiled is None:
         return []
     matcher = simple_matcher((selector,))
-    return matcher(tree) if matcher is not None else list(compiled(tree))
+    if matcher is None:
+        return list(compiled(tree))
+    tag = simple_tag(selector)
+    if elements is not None and tag in PageElements.TAGS:
+        test = simple_test((selector,))
+        assert test is not None
+        return [element for element in elements.of(tag) if test(element)]
+    return matcher(tree)
 
 
 def selected(
