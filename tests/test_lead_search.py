@@ -9,9 +9,9 @@ import lxml.etree
 import lxml.html
 import pytest
 
-from crawler.extraction.lead import _following, _plain, _start
+from crawler.extraction.lead import _following, _headline_of, _plain, _start
 from crawler.extraction.parsing import parse
-from crawler.extraction.text import text_content
+from crawler.extraction.text import PageElements, text_content
 
 PAGE = """<!doctype html><html><head><title>T</title></head><body>
 <header><nav><a href="/">Home</a><!-- menu --></nav></header>
@@ -80,3 +80,12 @@ def test_the_walk_within_an_ancestor_gives_what_follows_inside_it() -> None:
         for within in (element, *element.iterancestors()):
             inside = [e for e in following(element) if within in e.iterancestors()]
             assert list(_following(element, within)) == inside, (element.tag, within.tag)
+
+
+def test_the_headline_found_among_the_pages_elements_is_the_one_found_in_its_body() -> None:
+    page = PAGE.replace("<main>", "<main><h2>Headline here too</h2><h1>Logo</h1>")
+    tree = parse(page, "https://x.org/")
+    body = tree.find("body")
+    for title in ("Headline here", "Logo", "Nothing like it", "", "Headline here too"):
+        found = _headline_of(body, title, PageElements(tree))
+        assert found is _headline_of(body, title), title

@@ -96,6 +96,7 @@ def extract_tree(
             title=title,
             paragraphs=paragraphs,
             squashed=True,
+            elements=elements,
         ),
         description="\n".join(descriptions),
         authors=authors_of(tree, ld, meta, profile),

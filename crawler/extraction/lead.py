@@ -22,6 +22,7 @@ from crawler.extraction.json_ld import ld_text
 from crawler.extraction.metadata import meta_value
 from crawler.extraction.text import (
     BLOCK_TAGS,
+    PageElements,
     block_text,
     clean,
     first_of,
@@ -270,15 +271,23 @@ def _likeness(text: str, wanted: set[str]) -> float:
     return len(words & wanted) / len(words | wanted) if words and wanted else 0.0
 
 
-def _headline_of(body: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement | None:
+def _headline_of(
+    body: lxml.html.HtmlElement, title: str, elements: PageElements | None = None
+) -> lxml.html.HtmlElement | None:
     """The heading that shows the article's headline: the h1 most like it, else the h2 most
     like it (a page may put its logo, or a carousel of other headlines, in h1s), else the
-    first h1; none of them in navigation, a footer, a form or a dialog."""
+    first h1; none of them in navigation, a footer, a form or a dialog (``elements``: the
+    page's, when already found)."""
     wanted = set(_WORDS.findall(title.casefold()))
     first: lxml.html.HtmlElement | None = None
     for tag in ("h1", "h2"):
         best, best_score = None, _HEADLINE_LIKENESS
-        for heading in body.iter(tag):
+        headings = (
+            body.iter(tag)
+            if elements is None
+            else (h for h in elements.of(tag) if h is body or body in h.iterancestors())
+        )
+        for heading in headings:
             if _excluded(heading, body, set(), _NO_HEADLINE_TAGS, _NO_HEADLINE_WORDS):
                 continue
             if first is None and tag == "h1":
@@ -393,6 +402,7 @@ def _visible_lead(
     paragraphs: Sequence[str] = (),
     *,
     squashed: bool = False,
+    elements: PageElements | None = None,
 ) -> str:
     """The standfirst shown under the headline, before the body (``paragraphs``): an
     element named like a standfirst, else the blocks of prose among the first few of that
@@ -409,7 +419,7 @@ def _visible_lead(
     paragraphs' whitespace is collapsed already (:func:`~crawler.extraction.text.squash`).
     """
     body = tree.find("body")
-    headline = _headline_of(body, title) if body is not None else None
+    headline = _headline_of(body, title, elements) if body is not None else None
     if body is None or headline is None:
         return ""
     scope = _scope_of(headline)
@@ -500,11 +510,13 @@ def lead_of(
     title: str = "",
     paragraphs: Sequence[str] = (),
     squashed: bool = False,
+    elements: PageElements | None = None,
 ) -> str:
     """The lead (standfirst) as readers see it, else as the metadata describes the article
     (``description``: the first of :func:`descriptions_of`, when already known). ``title`` and
     ``paragraphs`` (the body; ``squashed``: their whitespace collapsed already, as extraction
-    leaves them) tell where the standfirst can be: under that headline, before that body.
+    leaves them) tell where the standfirst can be: under that headline, before that body
+    (``elements``: the page's, when already found).
 
     The visible standfirst comes first: editors change it on the page, while descriptions
     are often truncated or written for search engines and are not always updated with it.
@@ -514,7 +526,9 @@ def lead_of(
             lambda: next(
                 (t for t in map(paragraphs_of, selected(tree, profile.lead_selectors)) if t), ""
             ),
-            lambda: _visible_lead(tree, profile, title, paragraphs, squashed=squashed),
+            lambda: _visible_lead(
+                tree, profile, title, paragraphs, squashed=squashed, elements=elements
+            ),
             lambda: (
                 next(iter(descriptions_of(ld, meta)), "") if description is None else description
             ),

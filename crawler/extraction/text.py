@@ -142,10 +142,13 @@ class PageElements:
     """The page's elements of :data:`TAGS`, found in one walk of the tree, in document
     order, for the parts of reading that look for them (metadata, JSON-LD, the canonical
     link, the live sign, the multi-page search, the profile's simple selectors of those
-    tags): each would walk the whole tree for its own. The tree must not change while they
-    are used."""
+    tags, the headline): each would walk the whole tree for its own. The tree must not
+    change while they are used."""
 
-    TAGS = ("a", "link", "meta", "script", "div", "section", "ol", "ul", "article", "main")
+    TAGS = (
+        *("a", "link", "meta", "script"),
+        *("div", "section", "ol", "ul", "article", "main", "h1", "h2"),
+    )
 
     def __init__(self, tree: lxml.html.HtmlElement) -> None:
         # The a and link elements with their tags, in document order.
