@@ -56,9 +56,11 @@ more): a block as publishers put them in the article's container (a newsletter l
 to us" line, a "more on this topic" teaser, a photo credit) on every one of its pages, the
 site templates learned from them as recording learns them (``storage.templates``), then the
 block rewritten on one page at a time and judged by ``storage.changes.classify`` with those
-templates → no change. Its pairs are broken down by whether the block was learned as template
-(from the lead's blocks and the body's), whether it stands in the lead, and whether the
-fingerprint alone (no templates) would alert.
+templates → no change. A site on fewer than 3 of whose pages the block can stand (a page whose
+HTML holds no paragraph of its article, its text rendered by a script, cannot show it) is no
+such case: its pairs are skipped. Its pairs are broken down by whether the block was learned
+as template (from the lead's blocks and the body's), whether it stands in the lead, and
+whether the fingerprint alone (no templates) would alert.
 
 A kind is a :class:`Kind` in ``KINDS``: a name, whether it must alert (and through which
 fields), and a function from the page (:class:`Case`) to a :class:`Mutation`, or None when the
@@ -105,7 +107,7 @@ from crawler.fingerprint import block_hashes, fingerprint
 from crawler.profiles import profile_for
 from crawler.reading import read_page, read_pages
 from storage.changes import PageRead, Previous, classify
-from storage.templates import LEAD_MARK, site_of, templates_of_new_site
+from storage.templates import LEAD_MARK, MIN_PAGES, site_of, templates_of_new_site
 
 _SKIP_TAGS = {"script", "style", "noscript", "template", "title", "head", "meta", "svg"}
 _WS = re.compile(r"\s+")
@@ -926,24 +928,34 @@ def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
     """One site's pages: each template block on all of them, the templates learned from
     them as recording learns them (:func:`storage.templates.templates_of_new_site`), then the
     block rewritten on one page at a time and judged by :func:`storage.changes.classify`
-    with those templates → unchanged (no new version, no alert)."""
+    with those templates → unchanged (no new version, no alert).
+
+    A page whose HTML has no paragraph of its article (a page whose text a script renders)
+    cannot show the block; a site on fewer than :data:`storage.templates.MIN_PAGES` of whose
+    pages the block can stand is no case of a block on every page of a site of three pages
+    or more, and its pairs are skipped."""
     results: list[PairResult] = []
     for text, rewrite, where in _TEMPLATE_BLOCKS:
-        before = [_read_with_block(p, text, where) for p in pages]
+        shown = [_with_block(p, text, where) for p in pages]
+        before = [
+            None if html is None else _reading(html, p.url, "utf-8")[0]
+            for p, html in zip(pages, shown, strict=True)
+        ]
         templates = templates_of_new_site(r.blocks for r in before if r is not None)
         (block,) = block_hashes(text)
+        few_pages = sum(html is not None for html in shown) < MIN_PAGES
         for page, old in zip(pages, before, strict=True):
-            new = _read_with_block(page, rewrite, where)
+            new = None if few_pages else _read_with_block(page, rewrite, where)
             if old is None or new is None:
+                why = (
+                    f"the block stands on fewer than {MIN_PAGES} of the site's pages "
+                    "(the others have no article paragraph in their HTML)"
+                    if few_pages
+                    else "no body on one side"
+                )
                 results.append(
                     PairResult(
-                        page.corpus,
-                        page.page_id,
-                        TEMPLATE_KIND,
-                        "skipped",
-                        False,
-                        "no body on one side",
-                        page.half,
+                        page.corpus, page.page_id, TEMPLATE_KIND, "skipped", False, why, page.half
                     )
                 )
                 continue
