@@ -32,6 +32,9 @@ that must alert:
   the lead).
 - editors-note: an editor's note or correction notice added after the article's last
   paragraph, in one of several languages → the body hash must change.
+- editors-note-box: the same notes set in a box of their own (a ``div`` or ``section``, named
+  or not) after the last paragraph, or an update note before the first → the body hash must
+  change.
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
 - later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
@@ -675,6 +678,36 @@ def _editors_note(case: Case) -> Mutation | None:
     return Mutation(_serialise(after), detail=note[:24])
 
 
+# Editor's notes as CMSs set them in a box of their own rather than a paragraph; where: after
+# the last paragraph, or before the first (an update note at the top).
+_NOTE_BOXES = (
+    ('<div class="editor-note">{}</div>', "end"),
+    ('<div class="article-note"><em>{}</em></div>', "end"),
+    ('<section class="correction">{}</section>', "end"),
+    ("<div><i>{}</i></div>", "end"),
+    ('<div class="update-note"><strong>Update:</strong> {}</div>', "start"),
+)
+
+
+def _editors_note_box(case: Case) -> Mutation | None:
+    """An editor's note in a ``div`` or ``section`` of the article's container, after its
+    last paragraph or before its first (a generator of its own, so that the kinds before
+    it draw what they drew before it existed)."""
+    after = copy.deepcopy(case.tree)
+    anchor = _content_anchor(after, case.page)
+    if anchor is None:
+        return None
+    rng = random.Random(f"{case.page.page_id}:editors-note-box")
+    note = rng.choice(_NOTES)
+    markup, where = rng.choice(_NOTE_BOXES)
+    box = lxml.html.fragment_fromstring(markup.format(html_lib.escape(note)))
+    if where == "start":
+        anchor[1][0].addprevious(box)
+    else:
+        anchor[1][-1].addnext(box)
+    return Mutation(_serialise(after), detail=f"{where} {note[:24]}")
+
+
 def _link_box_markup(rng: random.Random, label: str, headlines: tuple[str, ...]) -> str:
     links = [f'<a href="/news/2024/02/{_slug(h)}">{html_lib.escape(h)}</a>' for h in headlines]
     shapes = (
@@ -1012,6 +1045,7 @@ KINDS: list[Kind] = [
     Kind("standfirst", _standfirst_edit, ("lead", "body"), "no visible standfirst known"),
     Kind("description", _description_edit, ("lead",), "page has no description"),
     Kind("editors-note", _editors_note, ("body",), "no expected-body paragraph found"),
+    Kind("editors-note-box", _editors_note_box, ("body",), "no expected-body paragraph found"),
     Kind(
         "headline",
         lambda c: _from_pair(_headline_pair(c.tree, c.page, c.title)),

@@ -37,7 +37,9 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # Lead 3: the standfirst ends where the body's first paragraphs begin, by how they start too,
 # an element named like a standfirst that holds the body's last paragraph is not one, and the
 # lead's blocks have hashes of their own (site templates apply to them).
-RULES = {"title": 1, "lead": 3, "body": 3, "authors": 1, "dates": 1}
+# Body 4: a block of prose set in a div or section of the article's container, beside the
+# paragraphs read (an editor's note, a correction), is body text.
+RULES = {"title": 1, "lead": 3, "body": 4, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 

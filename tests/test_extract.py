@@ -426,6 +426,53 @@ def test_an_editors_note_at_the_end_is_body_text() -> None:
     assert after.body.endswith(note)
 
 
+@pytest.mark.parametrize(
+    ("markup", "spot"),
+    [
+        ("<div class='editor-note'>{}</div>", "after"),
+        ("<section class='correction'><strong>Correction:</strong> {}</section>", "after"),
+        ("<div><i>{}</i></div>", "after"),
+        ("<div class='update-note'>{}</div>", "before"),
+    ],
+    ids=["div-after", "section-after", "plain-div-after", "div-before"],
+)
+def test_a_note_set_in_a_div_beside_the_paragraphs_is_body_text(markup: str, spot: str) -> None:
+    note = "This article was updated with the department's inspection dates."
+    first, last = "<p>The harbour bridge reopened", "limit disruption.</p>"
+    block = markup.format(note)
+    if spot == "after":
+        edited = _generic_edit(last, last + block)
+    else:
+        edited = _generic_edit(first, block + first)
+    before = _generic(page("generic_article.html"))
+    paragraphs = edited.body.split("\n\n")
+    assert note in edited.body
+    assert [p for p in paragraphs if note not in p] == before.body.split("\n\n")
+    if spot == "after":
+        assert note in paragraphs[-1]
+    else:
+        assert note in paragraphs[0]
+    assert fingerprint(edited).changed_fields(fingerprint(before).fields) == ["body"]
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<div class='stamp'>Updated <time datetime='2024-05-01'>5 minutes ago</time> by the "
+        "news desk of the harbour</div>",
+        "<div class='photo'><img src='/p.jpg'>Workers on the bridge deck on Tuesday. Photo: "
+        "Agency staff</div>",
+        "<div>Follow <a href='/a'>our live coverage of the harbour works</a> today</div>",
+        "<div>Harbour news</div>",
+    ],
+    ids=["with-a-time", "beside-a-picture", "mostly-a-link", "too-short"],
+)
+def test_a_div_beside_the_paragraphs_that_is_not_prose_is_left_out(markup: str) -> None:
+    last = "limit disruption.</p>"
+    before = _generic(page("generic_article.html"))
+    assert _generic_edit(last, last + markup).body == before.body
+
+
 # --------------------------------------------------------------------------- any site: link boxes
 
 LINK_BOXES = [

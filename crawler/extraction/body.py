@@ -3,8 +3,10 @@
 With a profile that has body selectors and they match, the selected containers with the
 profile's noise rules; otherwise trafilatura, in precision and in recall mode, on the page
 with generic noise (navigation, share bars, related lists, newsletter boxes, captions,
-comment widgets) pruned first, the two readings merged. Then counters, "read also" pointers
-and the repeated headline are dropped.
+comment widgets) pruned first, the two readings merged, and the blocks of prose that stand
+in the article's containers beside its paragraphs but outside a paragraph element (an
+editor's note or a correction in a ``div``) added. Then counters, "read also" pointers and
+the repeated headline are dropped.
 """
 
 from __future__ import annotations
@@ -485,6 +487,72 @@ def _add_missing_chunks(root: lxml.html.HtmlElement, paragraphs: list[str]) -> l
     return result
 
 
+# A block of prose: at least this many words and characters, at most this share link text.
+_PROSE_MIN_WORDS = 6
+_PROSE_MIN_CHARS = 40
+_PROSE_MAX_LINK_SHARE = 0.3
+# Tags of the elements that hold prose in an article's container beside its paragraphs.
+_PROSE_TAGS = frozenset({"div", "section"})
+# What a block of prose does not hold: a date or time (an "updated 5 minutes ago" line), media
+# (a caption beside its picture).
+_NOT_PROSE_TAGS = frozenset({"time", "img", "picture", "video", "audio", "iframe", "svg"})
+
+
+def _prose_leaf(element: lxml.html.HtmlElement) -> str:
+    """The element's text when it is a block of prose with no block inside it, else ""."""
+    if not isinstance(element.tag, str) or element.tag.lower() not in _PROSE_TAGS:
+        return ""
+    for inner in element.iterdescendants():
+        tag = inner.tag.lower() if isinstance(inner.tag, str) else ""
+        if (tag in BLOCK_TAGS and tag != "br") or tag in _NOT_PROSE_TAGS:
+            return ""
+    text = text_of(element)
+    if len(text) < _PROSE_MIN_CHARS or word_count((text,)) < _PROSE_MIN_WORDS:
+        return ""
+    linked = sum(len(text_of(a)) for a in element.iter("a"))
+    return text if linked <= _PROSE_MAX_LINK_SHARE * len(text) else ""
+
+
+def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
+    """Add the blocks of prose that stand in the article's containers beside the paragraphs
+    read, set in a ``div`` or ``section`` rather than a paragraph (an editor's note, a
+    correction, an update line), which the extractor skips: each after the paragraph read
+    before it in its container, or before the first one read."""
+    body = root.find("body")
+    index = {p: i for i, p in reversed(list(enumerate(paragraphs)))}
+    joined = "\n".join(paragraphs)
+    before: dict[int, list[str]] = {}
+    after: dict[int, list[str]] = {}
+    for block in _content_blocks(body if body is not None else root):
+        children = [c for c in block if isinstance(c.tag, str)]
+        read = [index.get(text_of(c)) if c.tag == "p" else None for c in children]
+        if all(r is None for r in read):
+            continue
+        last: int | None = None
+        waiting: list[str] = []
+        for child, at in zip(children, read, strict=True):
+            if at is not None:
+                before.setdefault(at, []).extend(waiting)
+                waiting = []
+                last = at
+                continue
+            text = _prose_leaf(child)
+            if not text or text in joined:
+                continue
+            if last is None:
+                waiting.append(text)
+            else:
+                after.setdefault(last, []).append(text)
+    if not before and not after:
+        return paragraphs
+    result: list[str] = []
+    for i, paragraph in enumerate(paragraphs):
+        result.extend(before.get(i, ()))
+        result.append(paragraph)
+        result.extend(after.get(i, ()))
+    return result
+
+
 def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> list[str]:
     """The paragraphs trafilatura finds on the page with its noise pruned (see the module)."""
     ordered = copy.deepcopy(tree)
@@ -503,6 +571,7 @@ def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) ->
             if word_count(other) > 2 * word_count(best):
                 best = other
     best = _add_missing_chunks(pruned, best)
+    best = _add_container_prose(pruned, best)
     return _apply_patterns(best, profile.noise_patterns)
 
 
