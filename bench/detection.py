@@ -50,6 +50,8 @@ none), scripts (script nonces and inline script text, data-* attributes and clas
 changed), trending (a "Trending now" block of rotating headlines inside the article between two
 paragraphs), link-box (a paragraph inside the body that is a short label and one or two linked
 headlines, "Read also: …", in one of many languages and markups, rotated or inserted),
+caption-box (a picture and its caption between two paragraphs of the article's container, in
+one of nine markups, reported by markup, the caption rewritten),
 template-rewrite (see below), identical (the same bytes fetched twice; a page that extraction
 refuses counts as a failure here, since it would never be tracked).
 
@@ -575,7 +577,8 @@ class Mutation:
     ``later_before`` and ``later_after`` are the later pages ((URL, HTML) each, in order) of
     an article split over several pages, whose first page, at the corpus page's URL, is
     ``before`` or ``after``: each side is then read as a crawl reads such an article
-    (:func:`_read_article`). The naive hash watches the first page, the article's URL."""
+    (:func:`_read_article`). The naive hash watches the first page, the article's URL.
+    ``facets``: the pair's tags for its kind's breakdown (:attr:`Kind.facets`)."""
 
     after: bytes
     before: bytes | None = None
@@ -583,6 +586,7 @@ class Mutation:
     encoding: str | None = "utf-8"
     later_before: Pages = ()
     later_after: Pages = ()
+    facets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -706,6 +710,49 @@ def _editors_note_box(case: Case) -> Mutation | None:
     else:
         anchor[1][-1].addnext(box)
     return Mutation(_serialise(after), detail=f"{where} {note[:24]}")
+
+
+# Pictures with a caption as CMSs set them inside the article's container (tag, markup; "@"
+# stands for the picture).
+_PICTURE = "<img src='/media/1.jpg' alt=''>"
+_PICTURE_BOXES = (
+    ("figcaption", "<figure>@<figcaption>{}</figcaption></figure>"),
+    ("figure-p", "<figure>@<p>{}</p></figure>"),
+    ("div-p", "<div class='article-image'>@<p class='image-desc'>{}</p></div>"),
+    ("div-span", "<div class='photo'>@<span class='credit'>{}</span></div>"),
+    ("div-div", "<div class='media'>@<div class='bildunterschrift'>{}</div></div>"),
+    ("p-small", "<p>@<br><small>{}</small></p>"),
+    ("wp-caption", "<div class='wp-caption'>@<p class='wp-caption-text'>{}</p></div>"),
+    (
+        "table",
+        "<table class='tr-caption-container'><tr><td>@</td></tr>"
+        "<tr><td class='tr-caption'>{}</td></tr></table>",
+    ),
+    ("p-after-picture", "<div class='img-wrap'>@</div><p class='img-text'>{}</p>"),
+)
+_PICTURE_CAPTIONS = (
+    "Firefighters at the scene on Tuesday morning. Photo: Agency staff",
+    "Residents return to their homes on Wednesday. Photo: Agency staff",
+)
+
+
+def _caption_box(case: Case) -> Mutation | None:
+    """A picture with its caption between two paragraphs of the article's container, in one
+    of several markups, its caption rewritten (a generator of its own)."""
+    tag, markup = random.Random(f"{case.page.page_id}:caption-box").choice(_PICTURE_BOXES)
+    sides = []
+    for caption in _PICTURE_CAPTIONS:
+        tree = copy.deepcopy(case.tree)
+        anchor = _content_anchor(tree, case.page)
+        if anchor is None:
+            return None
+        paragraphs = anchor[1]
+        at = paragraphs[len(paragraphs) // 2]
+        html = markup.replace("@", _PICTURE).format(caption)
+        for element in reversed(lxml.html.fragments_fromstring(html)):
+            at.addnext(element)
+        sides.append(_serialise(tree))
+    return Mutation(sides[1], sides[0], tag, facets=(tag,))
 
 
 def _link_box_markup(rng: random.Random, label: str, headlines: tuple[str, ...]) -> str:
@@ -1065,6 +1112,12 @@ KINDS: list[Kind] = [
     Kind("trending", _noise("trending"), skip="no expected-body paragraph found"),
     Kind("link-box", _link_box, skip="no expected-body paragraph found"),
     Kind(
+        "caption-box",
+        _caption_box,
+        skip="no expected-body paragraph found",
+        facets=tuple((tag, f"markup {tag}") for tag, _markup in _PICTURE_BOXES),
+    ),
+    Kind(
         TEMPLATE_KIND,
         None,
         skip="no body on one side",
@@ -1103,10 +1156,13 @@ def evaluate_page(page: CorpusPage, kinds: tuple[str, ...] = ()) -> list[PairRes
     case = Case(page, tree, rng, title, raw, base)
     results: list[PairResult] = []
 
+    facets: tuple[str, ...] = ()
+
     def result(kind: str, ok: bool, naive_ok: bool, detail: str = "") -> None:
+        outcome = "ok" if ok else "fail"
         results.append(
             PairResult(
-                page.corpus, page.page_id, kind, "ok" if ok else "fail", naive_ok, detail, page.half
+                page.corpus, page.page_id, kind, outcome, naive_ok, detail, page.half, facets
             )
         )
 
@@ -1121,6 +1177,7 @@ def evaluate_page(page: CorpusPage, kinds: tuple[str, ...] = ()) -> list[PairRes
                 )
             )
             continue
+        facets = mutation.facets
         if (mutation.before is None or mutation.before == base) and not mutation.later_before:
             (before_fp, refused), naive_before = base_reading, naive_base
         else:

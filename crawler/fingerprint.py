@@ -38,7 +38,8 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # an element named like a standfirst that holds the body's last paragraph is not one, and the
 # lead's blocks have hashes of their own (site templates apply to them).
 # Body 4: a block of prose set in a div or section of the article's container, beside the
-# paragraphs read (an editor's note, a correction), is body text.
+# paragraphs read (an editor's note, a correction), is body text; a picture with a caption
+# in the container, however named (a picture first, then a caption's words), is not.
 RULES = {"title": 1, "lead": 3, "body": 4, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"

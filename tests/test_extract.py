@@ -473,6 +473,36 @@ def test_a_div_beside_the_paragraphs_that_is_not_prose_is_left_out(markup: str) 
     assert _generic_edit(last, last + markup).body == before.body
 
 
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<div class='article-image'><img src='/p.jpg'><p class='image-desc'>{}</p></div>",
+        "<div class='photo'><a href='/p.jpg'><img src='/p.jpg'></a><span>{}</span></div>",
+        "<p><img src='/p.jpg'><br><small>{}</small></p>",
+    ],
+    ids=["div-p", "div-linked-picture-span", "p-small"],
+)
+def test_a_picture_with_its_caption_in_the_article_is_not_body_text(markup: str) -> None:
+    spot = "during the closure.</p>"
+    first = "Workers on the bridge deck on Tuesday. Photo: Agency staff"
+    second = "The bridge at dusk after the reopening. Photo: Agency staff"
+    before = _generic_edit(spot, spot + markup.format(first))
+    after = _generic_edit(spot, spot + markup.format(second))
+    assert "Workers on the bridge" not in before.body
+    assert (
+        fingerprint(after)
+        == fingerprint(before)
+        == fingerprint(_generic(page("generic_article.html")))
+    )
+
+
+def test_a_paragraph_that_starts_beside_a_floated_picture_is_body_text() -> None:
+    text = "The new lighting was paid for by the port authority and local businesses."
+    spot = "during the closure.</p>"
+    after = _generic_edit(spot, f"{spot}<p><a href='/p.jpg'><img src='/p.jpg'></a>{text}</p>")
+    assert text in after.body
+
+
 # --------------------------------------------------------------------------- any site: link boxes
 
 LINK_BOXES = [

@@ -2,11 +2,11 @@
 
 With a profile that has body selectors and they match, the selected containers with the
 profile's noise rules; otherwise trafilatura, in precision and in recall mode, on the page
-with generic noise (navigation, share bars, related lists, newsletter boxes, captions,
-comment widgets) pruned first, the two readings merged, and the blocks of prose that stand
-in the article's containers beside its paragraphs but outside a paragraph element (an
-editor's note or a correction in a ``div``) added. Then counters, "read also" pointers and
-the repeated headline are dropped.
+with generic noise (navigation, share bars, related lists, newsletter boxes, captions and
+pictures with their caption, comment widgets) pruned first, the two readings merged, and the
+blocks of prose that stand in the article's containers beside its paragraphs but outside a
+paragraph element (an editor's note or a correction in a ``div``) added. Then counters,
+"read also" pointers and the repeated headline are dropped.
 """
 
 from __future__ import annotations
@@ -304,10 +304,11 @@ def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
         _drop(element)
     total = max(len(text_of(scope)), 1)
     protected: set[lxml.html.HtmlElement] = set()
-    for block in _content_blocks(scope):
+    blocks = _content_blocks(scope)
+    for block in blocks:
         protected.add(block)
         protected.update(block.iterancestors())
-    doomed: list[lxml.html.HtmlElement] = []
+    doomed = [child for block in blocks for child in block if _is_picture_box(child)]
     for element in scope.iter():
         if not isinstance(element.tag, str) or element in protected:
             continue
@@ -320,6 +321,35 @@ def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
             doomed.append(element)
     for element in doomed:
         _drop(element)
+
+
+# A picture and at most this many words of text: a figure and its caption, however named.
+_CAPTION_MAX_WORDS = 40
+_MEDIA_TAGS = frozenset({"img", "picture", "video"})
+_BOX_TAGS = frozenset({"div", "p", "span", "section", "center"})
+
+
+def _is_picture_box(element: lxml.html.HtmlElement) -> bool:
+    """Whether an element of the article's container is a picture with its caption, set in
+    no ``figure`` and named in no way the noise rules know (``<div class="article-image">``
+    with an image and a short line, ``<p><img><br><small>…</small></p>``): a picture first,
+    no text before it or running on from it (a paragraph that starts beside a floated
+    picture is text), the rest in elements of their own, at most a caption's words."""
+    if not isinstance(element.tag, str) or element.tag.lower() not in _BOX_TAGS:
+        return False
+    if (element.text or "").strip():
+        return False
+    children = [c for c in element if isinstance(c.tag, str)]
+    if not children:
+        return False
+    holder = children[0]
+    if holder.tag.lower() not in _MEDIA_TAGS:
+        media = next(holder.iter(*_MEDIA_TAGS), None)
+        if media is None or text_of(holder):
+            return False
+    if any((child.tail or "").strip() for child in children):
+        return False
+    return word_count((text_of(element),)) <= _CAPTION_MAX_WORDS
 
 
 def _drop(element: lxml.html.HtmlElement) -> None:
