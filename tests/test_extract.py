@@ -420,6 +420,31 @@ def test_a_standfirst_of_several_blocks_keeps_them_apart() -> None:
     )
 
 
+def test_a_script_holding_the_article_does_not_end_the_standfirst_search() -> None:
+    # JSON-LD after the headline holds the whole article: its text is not where the body
+    # begins, and the visible standfirst after it is the lead, a change to it a change.
+    body = "The national grid operator said on Monday that reserves were thin. " * 6
+    standfirst = "Reserves could run short in a cold snap, the operator said on Monday."
+
+    def html(lead: str) -> bytes:
+        return (
+            "<html><head><meta name='description' content='Grid reserves are thin.'></head>"
+            "<body><article><h1>Grid operator warns of winter shortfall</h1>"
+            "<script type='application/ld+json'>"
+            f'{{"@type": "NewsArticle", "articleBody": "{body}"}}</script>'
+            f"<div class='c-summary'><div class='c-summary__intro'>{lead}</div></div>"
+            f"<p>{body}</p></article></body></html>"
+        ).encode()
+
+    before = extract(html(standfirst), "https://news.example/energy/grid-warning")
+    after = extract(
+        html(standfirst + " Suppliers were asked to help."),
+        "https://news.example/energy/grid-warning",
+    )
+    assert before.lead == standfirst
+    assert after.lead == standfirst + " Suppliers were asked to help."
+
+
 def test_an_editors_note_at_the_end_is_body_text() -> None:
     note = "Editor's note: This article was updated with the department's inspection dates."
     after = _generic_edit("limit disruption.</p>", f"limit disruption.</p><p><em>{note}</em></p>")

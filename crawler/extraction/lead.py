@@ -446,8 +446,8 @@ def _visible_lead(
     for count, element in enumerate(_following(headline, scope)):
         if count >= _LEAD_SEARCH_LIMIT:
             break
-        if not isinstance(element.tag, str):
-            continue
+        if not isinstance(element.tag, str) or element.tag in _UNSEEN_TAGS:
+            continue  # a script's text (JSON-LD holding the article) is not the body begun
         classes, identifier = element.get("class") or "", element.get("id") or ""
         if (
             (classes or identifier)
