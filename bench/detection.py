@@ -51,7 +51,8 @@ changed), trending (a "Trending now" block of rotating headlines inside the arti
 paragraphs), link-box (a paragraph inside the body that is a short label and one or two linked
 headlines, "Read also: …", in one of many languages and markups, rotated or inserted),
 caption-box (a picture and its caption between two paragraphs of the article's container, in
-one of nine markups, reported by markup, the caption rewritten),
+one of nine markups, reported by markup, the caption rewritten), comments-box (a comment count
+in one of seven markups before the first paragraph or after the last, its number changed),
 template-rewrite (see below), identical (the same bytes fetched twice; a page that extraction
 refuses counts as a failure here, since it would never be tracked).
 
@@ -755,6 +756,38 @@ def _caption_box(case: Case) -> Mutation | None:
     return Mutation(sides[1], sides[0], tag, facets=(tag,))
 
 
+# Comment counts as sites show them in or around the article (tag, markup, where: before the
+# first paragraph or after the last).
+_COUNTERS = (
+    ("link-after", '<p><a href="#comments">{} Comments</a></p>', "end"),
+    ("label-first", '<a href="#comments">Kommentare ({})</a>', "start"),
+    ("div-number", '<div class="comment-count">{}</div>', "start"),
+    ("show-link", '<p><a href="#comments">Show comments ({})</a></p>', "end"),
+    ("button", '<button class="comments">{} comentarios</button>', "start"),
+    ("icon-number", '<span class="comments-count"><svg></svg> {}</span>', "start"),
+    ("sentence-link", '<p><a href="#comments">Join the conversation: {} comments</a></p>', "end"),
+)
+
+
+def _comment_counter(case: Case) -> Mutation | None:
+    """A comment count in one of several markups, before the article's first paragraph or
+    after its last, its number changed (a generator of its own)."""
+    tag, markup, where = random.Random(f"{case.page.page_id}:comments-box").choice(_COUNTERS)
+    sides = []
+    for count in (12, 19):
+        tree = copy.deepcopy(case.tree)
+        anchor = _content_anchor(tree, case.page)
+        if anchor is None:
+            return None
+        counter = lxml.html.fragment_fromstring(markup.format(count))
+        if where == "start":
+            anchor[1][0].addprevious(counter)
+        else:
+            anchor[1][-1].addnext(counter)
+        sides.append(_serialise(tree))
+    return Mutation(sides[1], sides[0], tag, facets=(tag,))
+
+
 def _link_box_markup(rng: random.Random, label: str, headlines: tuple[str, ...]) -> str:
     links = [f'<a href="/news/2024/02/{_slug(h)}">{html_lib.escape(h)}</a>' for h in headlines]
     shapes = (
@@ -1111,6 +1144,12 @@ KINDS: list[Kind] = [
     ),
     Kind("trending", _noise("trending"), skip="no expected-body paragraph found"),
     Kind("link-box", _link_box, skip="no expected-body paragraph found"),
+    Kind(
+        "comments-box",
+        _comment_counter,
+        skip="no expected-body paragraph found",
+        facets=tuple((tag, f"markup {tag}") for tag, _markup, _where in _COUNTERS),
+    ),
     Kind(
         "caption-box",
         _caption_box,
