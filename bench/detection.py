@@ -53,6 +53,8 @@ headlines, "Read also: …", in one of many languages and markups, rotated or in
 caption-box (a picture and its caption between two paragraphs of the article's container, in
 one of nine markups, reported by markup, the caption rewritten), comments-box (a comment count
 in one of seven markups before the first paragraph or after the last, its number changed),
+comments-line (a byline with a comment count before the first paragraph, in one of three
+markups, the count changed),
 template-rewrite (see below), identical (the same bytes fetched twice; a page that extraction
 refuses counts as a failure here, since it would never be tracked).
 
@@ -769,6 +771,29 @@ _COUNTERS = (
 )
 
 
+# A comment count in a line with the byline before the article's first paragraph (tag, markup).
+_COUNTER_LINES = (
+    ("div-dot", '<div class="meta">By Jane Doe · <a href="#comments">{} Comments</a></div>'),
+    ("p-bar", '<p>By Jane Doe | <a href="#comments">{} comments</a></p>'),
+    ("spans", "<div><span>Jane Doe</span> <span>{} comments</span></div>"),
+)
+
+
+def _comment_line(case: Case) -> Mutation | None:
+    """A byline with a comment count before the article's first paragraph, in one of several
+    markups, the count changed (a generator of its own)."""
+    tag, markup = random.Random(f"{case.page.page_id}:comments-line").choice(_COUNTER_LINES)
+    sides = []
+    for count in (12, 19):
+        tree = copy.deepcopy(case.tree)
+        anchor = _content_anchor(tree, case.page)
+        if anchor is None:
+            return None
+        anchor[1][0].addprevious(lxml.html.fragment_fromstring(markup.format(count)))
+        sides.append(_serialise(tree))
+    return Mutation(sides[1], sides[0], tag, facets=(tag,))
+
+
 def _comment_counter(case: Case) -> Mutation | None:
     """A comment count in one of several markups, before the article's first paragraph or
     after its last, its number changed (a generator of its own)."""
@@ -1149,6 +1174,12 @@ KINDS: list[Kind] = [
         _comment_counter,
         skip="no expected-body paragraph found",
         facets=tuple((tag, f"markup {tag}") for tag, _markup, _where in _COUNTERS),
+    ),
+    Kind(
+        "comments-line",
+        _comment_line,
+        skip="no expected-body paragraph found",
+        facets=tuple((tag, f"markup {tag}") for tag, _markup in _COUNTER_LINES),
     ),
     Kind(
         "caption-box",

@@ -39,7 +39,8 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # lead's blocks have hashes of their own (site templates apply to them).
 # Body 4: a block of prose set in a div or section of the article's container, beside the
 # paragraphs read (an editor's note, a correction), is body text; a picture with a caption
-# in the container, however named (a picture first, then a caption's words), is not.
+# in the container, however named (a picture first, then a caption's words), is not; a
+# counter set off by separators in a short line ("By Jane Doe | 12 comments") is left out.
 # Lead 4: the standfirst search does not stop at a script's text (JSON-LD that holds the
 # article's body after the headline), which no reader sees.
 RULES = {"title": 1, "lead": 4, "body": 4, "authors": 1, "dates": 1}

@@ -521,6 +521,29 @@ def test_a_picture_with_its_caption_in_the_article_is_not_body_text(markup: str)
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("By Ana Lopez | <a href='#c'>{} comments</a>", "By Ana Lopez"),
+        ("By Ana Lopez · {} Kommentare · 3 min", "By Ana Lopez · 3 min"),
+    ],
+)
+def test_a_counter_set_off_in_a_short_line_is_left_out(line: str, kept: str) -> None:
+    first = "<p>The harbour bridge reopened"
+    before = _generic_edit(first, f"<p>{line.format(12)}</p>{first}")
+    after = _generic_edit(first, f"<p>{line.format(19)}</p>{first}")
+    assert before.body.startswith(kept + "\n\n")
+    assert fingerprint(after) == fingerprint(before)
+
+
+def test_a_number_of_comments_in_a_sentence_is_text() -> None:
+    text = "The notice drew 12 comments from residents in its first week, the council said."
+    spot = "during the closure.</p>"
+    before = _generic_edit(spot, f"{spot}<p>{text}</p>")
+    after = _generic_edit(spot, f"{spot}<p>{text.replace('12', '19')}</p>")
+    assert fingerprint(after).changed_fields(fingerprint(before).fields) == ["body"]
+
+
 def test_a_paragraph_that_starts_beside_a_floated_picture_is_body_text() -> None:
     text = "The new lighting was paid for by the port authority and local businesses."
     spot = "during the closure.</p>"

@@ -605,8 +605,29 @@ def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) ->
     return _apply_patterns(best, profile.noise_patterns)
 
 
+# A short line of parts set off by separators ("By Jane Doe | 12 comments | 3 min read").
+_PARTS = re.compile(r"(\s+[|·•]\s+)")
+_PARTS_MAX_WORDS = 15
+
+
+def _without_counters(paragraph: str) -> str:
+    """A short line of parts set off by separators without its parts that are counters
+    ("By Jane Doe | 12 comments" → "By Jane Doe"): the site changes them without editing the
+    article."""
+    if len(paragraph.split()) > _PARTS_MAX_WORDS or not _PARTS.search(paragraph):
+        return paragraph
+    pieces = _PARTS.split(paragraph)  # part, separator, part, …
+    parts = pieces[0::2]
+    kept = [i for i, part in enumerate(parts) if not COUNTER_LINE.fullmatch(part)]
+    if len(kept) == len(parts):
+        return paragraph
+    # Each part kept after the first keeps the separator that stood before it.
+    return "".join((pieces[2 * i - 1] if n else "") + parts[i] for n, i in enumerate(kept))
+
+
 def tidy(paragraphs: list[str], title: str, *, drop_repeats: bool) -> list[str]:
-    """Paragraphs without bare counters ("12 Comments"), "read also" pointers, the headline
+    """Paragraphs without bare counters ("12 Comments", also as a part of a short line set
+    off by separators), "read also" pointers, the headline
     repeated at the top, and (``drop_repeats``) immediate repeats.
 
     A general extractor can return one block twice from nested containers; a profile's
@@ -614,8 +635,8 @@ def tidy(paragraphs: list[str], title: str, *, drop_repeats: bool) -> list[str]:
     """
     result: list[str] = []
     squashed_title = squash(title).casefold()
-    for paragraph in paragraphs:
-        if COUNTER_LINE.fullmatch(paragraph):
+    for paragraph in map(_without_counters, paragraphs):
+        if not paragraph or COUNTER_LINE.fullmatch(paragraph):
             continue
         if _READ_ALSO.match(paragraph) and len(paragraph.split()) <= _READ_ALSO_MAX_WORDS:
             continue
