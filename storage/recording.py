@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.changes import (
@@ -141,6 +141,19 @@ class _Statements:
     insert_pages: Any
 
 
+def _of_current_versions(query: Select[Any], ids: Any) -> Select[Any]:
+    """``query`` of ``article_versions`` limited to the current version of each article whose
+    id is in ``ids``; both tables filtered, so neither is read beyond the batch's rows."""
+    versions, articles = ArticleVersion.__table__, Article.__table__
+    return query.join(
+        articles,
+        and_(
+            articles.c.id == versions.c.article_id,
+            articles.c.current_version == versions.c.version,
+        ),
+    ).where(versions.c.article_id.in_(ids), articles.c.id.in_(ids))
+
+
 @functools.cache
 def _statements(dialect: str) -> _Statements:
     articles, versions, changes = Article.__table__, ArticleVersion.__table__, Change.__table__
@@ -169,31 +182,17 @@ def _statements(dialect: str) -> _Statements:
         link_articles=upsert_for(dialect, TopicArticle).on_conflict_do_nothing(
             index_elements=[TopicArticle.__table__.c.topic_id, TopicArticle.__table__.c.article_id]
         ),
-        current_versions=select(
-            versions.c.article_id,
-            versions.c.fingerprint,
-            versions.c.field_hashes,
-            versions.c.title,
-            versions.c.blocks,
-        )
-        .join(
-            articles,
-            and_(
-                articles.c.id == versions.c.article_id,
-                articles.c.current_version == versions.c.version,
+        current_versions=_of_current_versions(
+            select(
+                versions.c.article_id,
+                versions.c.fingerprint,
+                versions.c.field_hashes,
+                versions.c.title,
+                versions.c.blocks,
             ),
-        )
-        # Both sides filtered, so neither is read beyond the batch's rows.
-        .where(versions.c.article_id.in_(ids), articles.c.id.in_(ids)),
-        current_titles=select(versions.c.article_id, versions.c.title)
-        .join(
-            articles,
-            and_(
-                articles.c.id == versions.c.article_id,
-                articles.c.current_version == versions.c.version,
-            ),
-        )
-        .where(versions.c.article_id.in_(ids), articles.c.id.in_(ids)),
+            ids,
+        ),
+        current_titles=_of_current_versions(select(versions.c.article_id, versions.c.title), ids),
         announcements=select(changes.c.article_id, changes.c.topic_id, Topic.__table__.c.active)
         .distinct()
         .join(Topic.__table__, Topic.__table__.c.id == changes.c.topic_id)
