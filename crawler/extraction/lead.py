@@ -22,7 +22,9 @@ from crawler.extraction.json_ld import ld_text
 from crawler.extraction.metadata import meta_value
 from crawler.extraction.text import (
     BLOCK_TAGS,
+    UNSEEN_TAGS,
     PageElements,
+    block_paragraphs,
     block_text,
     clean,
     first_of,
@@ -67,10 +69,7 @@ _LEAD_WORDS = frozenset(
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
 _LEAD_SKIP_ALL = _LEAD_SKIP | {"script", "style"}
-_UNSEEN_TAGS = frozenset({"script", "style", "noscript", "template"})
-_UNSEEN_OR_MEDIA = frozenset(
-    {"script", "style", "noscript", "template", "figure", "figcaption", "img", "picture", "video"}
-)
+_UNSEEN_OR_MEDIA = UNSEEN_TAGS | {"figure", "figcaption", "img", "picture", "video"}
 # Name parts of media blocks, whose "description" is a caption rather than a standfirst.
 _LEAD_MEDIA_WORDS = frozenset(
     {"caption", "credit", "image", "img", "photo", "picture", "media", "figure", "video", "gallery"}
@@ -82,27 +81,7 @@ def paragraphs_of(element: lxml.html.HtmlElement) -> str:
     blocks (paragraphs, list items, headings, line breaks) separated by blank lines, as the
     body's paragraphs are: the fingerprint knows each block of the lead apart, and a site's
     template block in it (:mod:`storage.templates`) is one of them."""
-    pieces: list[str] = []
-    mark = "\x00"
-
-    def walk(node: lxml.html.HtmlElement) -> None:
-        tag = node.tag.lower() if isinstance(node.tag, str) else ""
-        if tag in _UNSEEN_TAGS:
-            return
-        block = tag in BLOCK_TAGS
-        if block:
-            pieces.append(mark)
-        if tag and node.text:
-            pieces.append(node.text)
-        for child in node:
-            walk(child)
-            if child.tail:
-                pieces.append(child.tail)
-        if block:
-            pieces.append(mark)
-
-    walk(element)
-    return "\n\n".join(text for text in map(squash, "".join(pieces).split(mark)) if text)
+    return block_paragraphs(element)
 
 
 def _prose_of(element: lxml.html.HtmlElement) -> str:
@@ -446,7 +425,7 @@ def _visible_lead(
     for count, element in enumerate(_following(headline, scope)):
         if count >= _LEAD_SEARCH_LIMIT:
             break
-        if not isinstance(element.tag, str) or element.tag in _UNSEEN_TAGS:
+        if not isinstance(element.tag, str) or element.tag in UNSEEN_TAGS:
             continue  # a script's text (JSON-LD holding the article) is not the body begun
         classes, identifier = element.get("class") or "", element.get("id") or ""
         if (

@@ -110,32 +110,47 @@ BLOCK_TAGS = frozenset(
 
 
 # Elements whose text is never shown as text.
-_UNSEEN_TAGS = frozenset({"script", "style", "noscript", "template"})
+UNSEEN_TAGS = frozenset({"script", "style", "noscript", "template"})
 
 
-def block_text(element: lxml.html.HtmlElement) -> str:
-    """The element's text with its blocks (paragraphs, list items, headings, line breaks)
-    separated by a space, not run together as ``text_content()`` runs them; scripts and
-    styles left out."""
+def _marked_blocks(element: lxml.html.HtmlElement, mark: str) -> str:
+    """The element's text, scripts and styles left out, ``mark`` before and after each of its
+    blocks (paragraphs, list items, headings, line breaks)."""
     pieces: list[str] = []
 
     def walk(node: lxml.html.HtmlElement) -> None:
-        if isinstance(node.tag, str) and node.tag.lower() in _UNSEEN_TAGS:
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if tag in UNSEEN_TAGS:
             return
-        block = isinstance(node.tag, str) and node.tag.lower() in BLOCK_TAGS
+        block = tag in BLOCK_TAGS
         if block:
-            pieces.append(" ")
-        if isinstance(node.tag, str) and node.text:
+            pieces.append(mark)
+        if tag and node.text:
             pieces.append(node.text)
         for child in node:
             walk(child)
             if child.tail:
                 pieces.append(child.tail)
         if block:
-            pieces.append(" ")
+            pieces.append(mark)
 
     walk(element)
-    return squash("".join(pieces))
+    return "".join(pieces)
+
+
+def block_text(element: lxml.html.HtmlElement) -> str:
+    """The element's text with its blocks (paragraphs, list items, headings, line breaks)
+    separated by a space, not run together as ``text_content()`` runs them; scripts and
+    styles left out."""
+    return squash(_marked_blocks(element, " "))
+
+
+def block_paragraphs(element: lxml.html.HtmlElement) -> str:
+    """:func:`block_text`, but its blocks separated by blank lines, as a body's paragraphs
+    are (empty blocks left out)."""
+    mark = "\x00"
+    blocks = _marked_blocks(element, mark).split(mark)
+    return "\n\n".join(text for text in map(squash, blocks) if text)
 
 
 class PageElements:
