@@ -348,10 +348,11 @@ class TopicSpider(scrapy.Spider):
             result = self.checked_page(fetch, response)
         else:
             result = self.later_page(fetch, response)
-        if result is None:
-            return []
         if isinstance(result, scrapy.Request):
             return [result]
+        fetch.finish()
+        if result is None:
+            return []
         waiting = self.run.record_soon(result)
         if waiting is None:
             return []
@@ -406,7 +407,7 @@ class TopicSpider(scrapy.Spider):
             if isinstance(said, NotModified):
                 if response.status != 304:
                     self.run.count("identical_bodies")
-                    fetch.first = response
+                    fetch.first, fetch.first_raw_sha256 = response, raw_sha
                 if known is not None and known.status == "live" and known.pages:
                     # The first page is as stored; an edit may be on a later one.
                     fetch.first_not_modified = said
@@ -418,7 +419,7 @@ class TopicSpider(scrapy.Spider):
                 fetch.url, f"not a web page (Content-Type {content_type.lower() or 'missing'})"
             )
             return None
-        fetch.first = response
+        fetch.first, fetch.first_raw_sha256 = response, raw_sha
         return self.read_first(fetch)
 
     def read_first(self, fetch: ArticleFetch) -> Result:
@@ -581,7 +582,7 @@ class TopicSpider(scrapy.Spider):
             blocks=fingerprinted.blocks,
             etag=header(first, "ETag"),
             last_modified=header(first, "Last-Modified"),
-            raw_sha256=hashlib.sha256(first.body).hexdigest(),
+            raw_sha256=fetch.first_raw_sha256 or hashlib.sha256(first.body).hexdigest(),
             raw_html=first.body if self.spec.crawl.store_raw_html else None,
             pages=tuple(fetch.pages),
             live=reading.live.kind if reading.live is not None else None,
@@ -591,6 +592,9 @@ class TopicSpider(scrapy.Spider):
     def article_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         url = request.meta.get("topicwatch_url", request.url)
+        fetch: ArticleFetch | None = request.meta.get("topicwatch_fetch")
+        if fetch is not None:
+            fetch.finish()
         reason = self.describe(failure, request.url)
         if request.url != url and request.meta.get("topicwatch_step", "first") != "first":
             reason = f"a later page of the article ({request.url}): {reason}"
@@ -622,7 +626,8 @@ class ArticleFetch:
     re-check of a multi-page article whose first page is not modified asks for each stored
     later page with its validators (``checked``: those found as stored); the first that
     changed (kept in ``fetched``) makes the article read in full (``must_read``), from its
-    first page on. A full read keeps the first page's response (``first``), the pages read
+    first page on. A full read keeps the first page's response (``first``, and the SHA-256
+    of its body, ``first_raw_sha256``), the pages read
     (``readings``; or ``whole``: the view of the whole article is read instead) and the
     later pages' validators (``pages``).
     """
@@ -631,6 +636,7 @@ class ArticleFetch:
     known: KnownArticle | None
     priority: int = 0
     first: Response | None = None
+    first_raw_sha256: str | None = None
     first_not_modified: NotModified | None = None
     must_read: bool = False
     checked: list[LaterPage] = field(default_factory=list)
@@ -639,6 +645,16 @@ class ArticleFetch:
     readings: list[Reading] = field(default_factory=list)
     pages: list[LaterPage] = field(default_factory=list)
     visited: set[str] = field(default_factory=set)
+
+    def finish(self) -> None:
+        """Let go of the article's responses and readings once its outcome is known: each
+        response refers to its request, whose meta refers to this fetch, a cycle that only
+        the garbage collector would otherwise free, pages and all."""
+        self.first = None
+        self.first_not_modified = None
+        self.fetched.clear()
+        self.readings.clear()
+        self.pages.clear()
 
 
 Result = Outcome | scrapy.Request | None
