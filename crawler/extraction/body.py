@@ -157,43 +157,54 @@ def _blocks(
     (:meth:`~lxml.html.HtmlElement.drop_tree`)."""
     paragraphs: list[str] = []
     current: list[str] = []
-    append = current.append
-
-    def flush() -> None:
-        if current:
-            text = squash("".join(current))
-            if text:
-                paragraphs.append(text)
-            current.clear()
-
-    def walk(node: lxml.html.HtmlElement, tag: str) -> None:
-        block = tag.lower() in BLOCK_TAGS
-        if block:
-            flush()
-        if node.text:
-            append(node.text)
-        for child in node:
-            # A comment or a processing instruction gives its tail only.
-            child_tag = child.tag
-            if isinstance(child_tag, str) and child not in skip:
-                if len(child):
-                    walk(child, child_tag)
-                elif child_tag.lower() in BLOCK_TAGS:  # a block with no children: its text
-                    flush()
-                    text = squash(child.text or "")
-                    if text:
-                        paragraphs.append(text)
-                elif child.text:
-                    append(child.text)
-            if child.tail:
-                append(child.tail)
-        if block:
-            flush()
-
     if isinstance(element.tag, str):
-        walk(element, element.tag)
-    flush()
+        _walk_blocks(element, element.tag, skip, current, paragraphs)
+    _flush(current, paragraphs)
     return paragraphs
+
+
+def _flush(current: list[str], paragraphs: list[str]) -> None:
+    """End the paragraph being gathered in ``current``, if it holds any text."""
+    if current:
+        text = squash("".join(current))
+        if text:
+            paragraphs.append(text)
+        current.clear()
+
+
+def _walk_blocks(
+    node: lxml.html.HtmlElement,
+    tag: str,
+    skip: Container[lxml.html.HtmlElement],
+    current: list[str],
+    paragraphs: list[str],
+) -> None:
+    """:func:`_blocks`' walk of one element (a function of the module's, not a closure: a
+    recursive closure is a reference cycle that would keep the page's tree until the next
+    garbage collection)."""
+    block = tag.lower() in BLOCK_TAGS
+    if block:
+        _flush(current, paragraphs)
+    append = current.append
+    if node.text:
+        append(node.text)
+    for child in node:
+        # A comment or a processing instruction gives its tail only.
+        child_tag = child.tag
+        if isinstance(child_tag, str) and child not in skip:
+            if len(child):
+                _walk_blocks(child, child_tag, skip, current, paragraphs)
+            elif child_tag.lower() in BLOCK_TAGS:  # a block with no children: its text
+                _flush(current, paragraphs)
+                text = squash(child.text or "")
+                if text:
+                    paragraphs.append(text)
+            elif child.text:
+                append(child.text)
+        if child.tail:
+            append(child.tail)
+    if block:
+        _flush(current, paragraphs)
 
 
 def _name_parts(element: lxml.html.HtmlElement) -> tuple[tuple[str, ...], ...]:
