@@ -55,8 +55,9 @@ one of nine markups, reported by markup, the caption rewritten), comments-box (a
 in one of seven markups before the first paragraph or after the last, its number changed),
 comments-line (a byline with a comment count before the first paragraph, in one of three
 markups, the count changed),
-template-rewrite (see below), identical (the same bytes fetched twice; a page that extraction
-refuses counts as a failure here, since it would never be tracked).
+template-rewrite and template-rewrite-moved (see below), identical (the same bytes fetched
+twice; a page that extraction refuses counts as a failure here, since it would never be
+tracked).
 
 template-rewrite is judged on one site's pages together (a :class:`Grouping`: fundus pages,
 every version, grouped by site as topicwatch learns templates per site, sites with 3 pages or
@@ -67,8 +68,19 @@ block rewritten on one page at a time and judged by ``storage.changes.classify``
 templates → no change. A site on fewer than 3 of whose pages the block can stand (a page whose
 HTML holds no paragraph of its article, its text rendered by a script, cannot show it) is no
 such case: its pairs are skipped. Its pairs are broken down by whether the block was learned
-as template (from the lead's blocks and the body's), whether it stands in the lead, and
-whether the fingerprint alone (no templates) would alert.
+as template (from the blocks of each page's lead, body and page, as recording learns them),
+whether it was learned though it reached the extracted lead or body of fewer than 3 pages,
+whether it stands in the lead, whether learning from the extracted leads and bodies alone
+would alert, and whether the fingerprint alone (no templates) would alert.
+
+template-rewrite-moved is the same block placed as a site's template places a box inside a
+long article and beside a short one: in the article's container (as template-rewrite puts
+it) on two of the site's pages, outside it on the others, in one of three markups (an
+``aside`` right after the container, a box in a column beside the article's, a strip before
+the page's footer); the templates learned from those pages, then the block rewritten on each
+page whose extracted lead or body holds it → no change. Pages where extraction left the
+block out are not judged (its rewrite is not in their fingerprint). Its pairs are broken
+down as template-rewrite's, and by the markup outside.
 
 A kind is a :class:`Kind` in ``KINDS``: a name, whether it must alert (and through which
 fields), and a function from the page (:class:`Case`) to a :class:`Mutation`, or None when the
@@ -1037,7 +1049,9 @@ _TEMPLATE_FACETS = (
     ("learned", "block learned as template"),
     ("few", "not learned: in the lead or body of fewer than 3 of its pages"),
     ("dropped", "not learned: not in the extracted lead or body at all"),
+    ("pages", "learned, in the lead or body of fewer than 3 pages (the pages' blocks)"),
     ("lead", "the block stands in the lead"),
+    ("kept-only", "learning from the extracted lead and body only alerts"),
     ("alone", "the fingerprint alone (no templates) alerts"),
 )
 
@@ -1057,9 +1071,94 @@ def _with_block(page: CorpusPage, text: str, where: str) -> bytes | None:
     return _serialise(tree)
 
 
-def _read_with_block(page: CorpusPage, text: str, where: str) -> Fingerprint | None:
-    html = _with_block(page, text, where)
-    return None if html is None else _reading(html, page.url, "utf-8")[0]
+def _read_for_templates(html: bytes | None, url: str) -> tuple[Fingerprint | None, tuple[str, ...]]:
+    """The page read as a crawl reads an article for the first time
+    (:func:`crawler.reading.read_page`): its fingerprint (None when it has no body) and its
+    page's blocks, which templates are learned from beside the lead's and the body's."""
+    if html is None:
+        return None, ()
+    reading = read_page(
+        html,
+        url,
+        encoding="utf-8",
+        profile=profile_for(url),
+        ignore_patterns=(),
+        with_page_blocks=True,
+    )
+    return reading.fingerprint, reading.page_blocks
+
+
+def _learn(
+    reads: list[tuple[Fingerprint | None, tuple[str, ...]]],
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The templates learned from a site's pages as recording learns them (the blocks of each
+    page's lead, body and page), and those the extracted leads and bodies alone would give."""
+    read = [(f, blocks) for f, blocks in reads if f is not None]
+    return (
+        templates_of_new_site((*f.blocks, *blocks) for f, blocks in read),
+        templates_of_new_site(f.blocks for f, _blocks in read),
+    )
+
+
+def _template_pair(
+    page: CorpusPage,
+    kind: str,
+    old: Fingerprint,
+    new: Fingerprint,
+    learned: tuple[frozenset[str], frozenset[str]],
+    block: str,
+    kept_on: int,
+    where: str,
+    extra: tuple[str, ...] = (),
+) -> PairResult:
+    """A template block rewritten on one page, judged by :func:`storage.changes.classify`
+    with the site's templates: unchanged is right. ``kept_on``: of how many of the site's
+    pages the extracted lead or body held the block."""
+    templates, kept_only = learned
+
+    def changed(known: frozenset[str]) -> list[str]:
+        decision = classify(
+            Previous("live", old.digest, old.fields, current_blocks=old.blocks),
+            PageRead(page.url, new.digest, new.fields, blocks=new.blocks),
+            known,
+        )
+        return [] if decision.kind == "unchanged" else list(decision.fields)
+
+    fields = changed(templates)
+    in_body = block in old.blocks
+    in_lead = LEAD_MARK + block in old.blocks
+    facet = "learned" if block in templates else "few" if in_body or in_lead else "dropped"
+    alone = old.digest != new.digest
+    place = {
+        (True, True): "in the lead and the body",
+        (True, False): "in the lead",
+        (False, True): "in the body",
+        (False, False): "not in the lead or body",
+    }[in_lead, in_body]
+    detail = (
+        f"{where} block {place}, in the lead or body of {kept_on} pages, "
+        f"{'template' if facet == 'learned' else 'not learned'}; "
+        f"fingerprint alone {'alerts' if alone else 'quiet'}"
+    )
+    if fields:
+        detail += f"; changed: {','.join(fields)}"
+    return PairResult(
+        page.corpus,
+        page.page_id,
+        kind,
+        "fail" if fields else "ok",
+        False,  # the page's visible text changed: a naive hash alerts
+        detail,
+        page.half,
+        (
+            facet,
+            *(("pages",) if facet == "learned" and kept_on < MIN_PAGES else ()),
+            *(("lead",) if in_lead else ()),
+            *(("kept-only",) if changed(kept_only) else ()),
+            *(("alone",) if alone else ()),
+            *extra,
+        ),
+    )
 
 
 def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
@@ -1075,15 +1174,18 @@ def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
     results: list[PairResult] = []
     for text, rewrite, where in _TEMPLATE_BLOCKS:
         shown = [_with_block(p, text, where) for p in pages]
-        before = [
-            None if html is None else _reading(html, p.url, "utf-8")[0]
-            for p, html in zip(pages, shown, strict=True)
-        ]
-        templates = templates_of_new_site(r.blocks for r in before if r is not None)
+        before = [_read_for_templates(html, p.url) for p, html in zip(pages, shown, strict=True)]
+        learned = _learn(before)
         (block,) = block_hashes(text)
+        kept_on = sum(
+            f is not None and (block in f.blocks or LEAD_MARK + block in f.blocks)
+            for f, _blocks in before
+        )
         few_pages = sum(html is not None for html in shown) < MIN_PAGES
-        for page, old in zip(pages, before, strict=True):
-            new = None if few_pages else _read_with_block(page, rewrite, where)
+        for page, (old, _blocks) in zip(pages, before, strict=True):
+            new = None
+            if not few_pages:
+                new = _read_for_templates(_with_block(page, rewrite, where), page.url)[0]
             if old is None or new is None:
                 why = (
                     f"the block stands on fewer than {MIN_PAGES} of the site's pages "
@@ -1097,40 +1199,136 @@ def _template_rewrites(pages: list[CorpusPage]) -> list[PairResult]:
                     )
                 )
                 continue
-            decision = classify(
-                Previous("live", old.digest, old.fields, current_blocks=old.blocks),
-                PageRead(page.url, new.digest, new.fields, blocks=new.blocks),
-                templates,
-            )
-            in_body = block in old.blocks
-            in_lead = LEAD_MARK + block in old.blocks
-            facet = "learned" if block in templates else "few" if in_body or in_lead else "dropped"
-            alone = old.digest != new.digest
-            place = {
-                (True, True): "in the lead and the body",
-                (True, False): "in the lead",
-                (False, True): "in the body",
-                (False, False): "not in the lead or body",
-            }[in_lead, in_body]
-            detail = (
-                f"{where} block {place}, "
-                f"{'template' if facet == 'learned' else 'not learned'}; "
-                f"fingerprint alone {'alerts' if alone else 'quiet'}"
-            )
-            if decision.kind != "unchanged":
-                detail += f"; changed: {','.join(decision.fields)}"
             results.append(
-                PairResult(
-                    page.corpus,
-                    page.page_id,
-                    TEMPLATE_KIND,
-                    "ok" if decision.kind == "unchanged" else "fail",
-                    False,  # the page's visible text changed: a naive hash alerts
-                    detail,
-                    page.half,
-                    (facet, *(("lead",) if in_lead else ()), *(("alone",) if alone else ())),
-                )
+                _template_pair(page, TEMPLATE_KIND, old, new, learned, block, kept_on, where)
             )
+    return results
+
+
+MOVED_KIND = "template-rewrite-moved"
+# Where a site's template puts a block outside the article's container on the pages where it
+# does not put it inside (each with its tag for the kind's facets): right after the container,
+# in a box of a column beside the article's, before the page's footer.
+_OUTSIDE = (
+    ("after", '<aside class="newsletter-signup"><p>{}</p></aside>'),
+    ("sidebar", '<div class="sidebar"><div class="box">{}</div></div>'),
+    ("footer", '<div class="promo-strip"><p class="promo-text">{}</p></div>'),
+)
+# On how many of a site's pages the block stands inside the container: two, one fewer than a
+# block kept by extraction needs to be learned from the extracted lead and body alone.
+_MOVED_INSIDE = 2
+
+
+def _with_block_outside(page: CorpusPage, text: str, where: str) -> bytes | None:
+    """The page with ``text`` in the markup ``where`` names (:data:`_OUTSIDE`), outside the
+    article's container."""
+    tree = lxml.html.document_fromstring(page.read_html().decode("utf-8", errors="replace"))
+    anchor = _content_anchor(tree, page)
+    if anchor is None:
+        return None
+    container = anchor[0]
+    box = lxml.html.fragment_fromstring(dict(_OUTSIDE)[where].format(html_lib.escape(text)))
+    body = tree.find("body")
+    if where == "footer":
+        footer = next(tree.iter("footer"), None)
+        if footer is not None and footer.getparent() is not None:
+            footer.addprevious(box)
+        elif body is not None:
+            body.append(box)
+        else:
+            container.addnext(box)
+        return _serialise(tree)
+    beside = container
+    if where == "sidebar":
+        parent = container.getparent()
+        if parent is not None and parent.tag not in ("body", "html"):
+            beside = parent
+    if beside.tag in ("body", "html") or beside.getparent() is None:
+        (body if body is not None else beside).append(box)
+    else:
+        beside.addnext(box)
+    return _serialise(tree)
+
+
+def _template_moves(pages: list[CorpusPage]) -> list[PairResult]:
+    """One site's pages: each template block in the article's container on two of them (as
+    :func:`_template_rewrites` puts it there; which two turns with the block) and outside it
+    on the others, in each markup of :data:`_OUTSIDE`, as a site's template places a box
+    inside a long article and after a short one; the templates learned from them as
+    recording learns them, then the block rewritten on each page whose extracted lead or body
+    holds it, judged with those templates → unchanged. Pages where extraction left the
+    block out are not judged (its rewrite is not in their fingerprint); a site on fewer than
+    :data:`storage.templates.MIN_PAGES` pages that can show the block is skipped."""
+    results: list[PairResult] = []
+    for number, (text, rewrite, inside) in enumerate(_TEMPLATE_BLOCKS):
+        inside_pages = {(number + i) % len(pages) for i in range(_MOVED_INSIDE)}
+        for outside, _markup in _OUTSIDE:
+            placed = [
+                (inside, _with_block(p, text, inside))
+                if i in inside_pages
+                else (outside, _with_block_outside(p, text, outside))
+                for i, p in enumerate(pages)
+            ]
+            before = [
+                _read_for_templates(html, p.url)
+                for p, (_where, html) in zip(pages, placed, strict=True)
+            ]
+            learned = _learn(before)
+            (block,) = block_hashes(text)
+            kept = [
+                f is not None and (block in f.blocks or LEAD_MARK + block in f.blocks)
+                for f, _blocks in before
+            ]
+            few_pages = sum(html is not None for _where, html in placed) < MIN_PAGES
+            for page, (where, _html), (old, _blocks), holds in zip(
+                pages, placed, before, kept, strict=True
+            ):
+                if few_pages or old is None or not holds:
+                    why = (
+                        f"the block stands on fewer than {MIN_PAGES} of the site's pages"
+                        if few_pages
+                        else "no body"
+                        if old is None
+                        else "extraction left the block out of this page"
+                    )
+                    results.append(
+                        PairResult(
+                            page.corpus, page.page_id, MOVED_KIND, "skipped", False, why, page.half
+                        )
+                    )
+                    continue
+                changed = (
+                    _with_block(page, rewrite, where)
+                    if where == inside
+                    else _with_block_outside(page, rewrite, where)
+                )
+                new = _read_for_templates(changed, page.url)[0]
+                if new is None:
+                    results.append(
+                        PairResult(
+                            page.corpus,
+                            page.page_id,
+                            MOVED_KIND,
+                            "skipped",
+                            False,
+                            "no body after the rewrite",
+                            page.half,
+                        )
+                    )
+                    continue
+                results.append(
+                    _template_pair(
+                        page,
+                        MOVED_KIND,
+                        old,
+                        new,
+                        learned,
+                        block,
+                        sum(kept),
+                        where,
+                        (outside,),
+                    )
+                )
     return results
 
 
@@ -1193,6 +1391,16 @@ KINDS: list[Kind] = [
         skip="no body on one side",
         grouped=Grouping(lambda: fundus_pages(newest_only=False), _template_rewrites),
         facets=_TEMPLATE_FACETS,
+    ),
+    Kind(
+        MOVED_KIND,
+        None,
+        skip="the block left out by extraction on that page, or no body",
+        grouped=Grouping(lambda: fundus_pages(newest_only=False), _template_moves),
+        facets=(
+            *_TEMPLATE_FACETS,
+            *((tag, f"outside the container: {tag}") for tag, _markup in _OUTSIDE),
+        ),
     ),
     Kind("identical", _identical),
 ]

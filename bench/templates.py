@@ -1,12 +1,17 @@
-"""What learning site templates adds to a crawl: hashing paragraphs, and recording first reads.
+"""What learning site templates adds to a crawl: hashing paragraphs and pages, and recording
+first reads.
 
     .venv/bin/python bench/templates.py [--articles 2000] [--repeat 3] [--db sqlite,postgresql]
 
 Side by side in one run, medians over ``--repeat``: the fingerprint of the fixture site's
-article bodies and the part of it that hashes their paragraphs, and ``record_outcomes`` of
-``--articles`` first reads of one site (batches of 100, as a crawl writes them) on a fresh
-database, with the paragraph hashes (the site's paragraphs counted) and without (nothing
-learned). CPU is this process's (the database server's is not in it); seconds are wall time.
+article bodies and the part of it that hashes their paragraphs; ``read_page`` of the fixture
+site's first pages (as ``bench/reading.py``'s ``fixture`` set reads them) without and with
+the page's blocks (``crawler.reading.page_blocks``, what a first read adds); and
+``record_outcomes`` of ``--articles`` first reads of one site (batches of 100, as a crawl
+writes them) on a fresh database: the article bodies with their paragraph hashes (the site's
+paragraphs counted) and without (nothing learned), and the fixture site's pages as read, with
+their paragraph and page blocks and with their paragraph blocks only. CPU is this process's
+(the database server's is not in it); seconds are wall time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -30,6 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from crawler.article import ExtractedArticle
 from crawler.fingerprint import _block_hashes, _normalise_in_lines, fingerprint
+from crawler.reading import read_page
 from storage.changes import PageRead
 from storage.db import make_engine, session_factory, upgrade
 from storage.recording import record_outcomes
@@ -57,6 +64,39 @@ def articles(n: int) -> list[ExtractedArticle]:
         )
         for i in range(n)
     ]
+
+
+def fixture_reads(n: int) -> tuple[list[Any], list[PageRead]]:
+    """The fixture site's first pages (``bench/reading.py``'s ``fixture`` set) and the first
+    reads a crawl hands to recording of them (with their page blocks)."""
+    from bench.reading import fixture_pages
+
+    pages = fixture_pages(n)
+    reads = []
+    for page in pages:
+        reading = read_page(
+            page.body,
+            page.url,
+            encoding="utf-8",
+            profile=page.profile,
+            ignore_patterns=(),
+            find_whole=True,
+            with_page_blocks=True,
+        )
+        if reading.article is None or reading.fingerprint is None:
+            continue
+        reads.append(
+            PageRead(
+                url=page.url.replace("http://127.0.0.1:8765", "https://news.example.org"),
+                fingerprint=reading.fingerprint.digest,
+                field_hashes=reading.fingerprint.fields,
+                blocks=reading.fingerprint.blocks,
+                page_blocks=reading.page_blocks,
+                title=reading.article.title,
+                body=reading.article.body,
+            )
+        )
+    return pages, reads
 
 
 def record(url: str, reads: list[PageRead]) -> tuple[float, float]:
@@ -130,11 +170,39 @@ def main(argv: list[str] | None = None) -> int:
         )
         for p, f in zip(pages, prints, strict=True)
     ]
+    site_reads = fixture_reads(args.articles)
+    for label, with_blocks in (("read_page, first pages", False), ("  with the page blocks", True)):
+        cpu = [
+            measure(
+                lambda with_blocks=with_blocks: [
+                    read_page(
+                        page.body,
+                        page.url,
+                        encoding="utf-8",
+                        profile=page.profile,
+                        ignore_patterns=(),
+                        find_whole=True,
+                        with_page_blocks=with_blocks,
+                    )
+                    for page in site_reads[0]
+                ]
+            )[0]
+            for _ in range(args.repeat)
+        ]
+        rows.append((label, statistics.median(cpu) * n / len(site_reads[0]), 0.0))
+    page_reads = site_reads[1]
+    extra = statistics.mean(len(set(r.page_blocks) - set(r.blocks)) for r in page_reads)
+    print(
+        f"fixture site's pages: {statistics.mean(len(r.blocks) for r in page_reads):.0f} "
+        f"paragraph blocks, {extra:.0f} more blocks of the page each"
+    )
     with tempfile.TemporaryDirectory() as workdir:
         for kind in args.db.split(","):
             for label, batch in (
                 ("with paragraph hashes", reads),
                 ("without (nothing learned)", [replace(r, blocks=()) for r in reads]),
+                ("pages, paragraph and page blocks", page_reads),
+                ("pages, paragraph blocks only", [replace(r, page_blocks=()) for r in page_reads]),
             ):
                 results = []
                 for _ in range(args.repeat):
@@ -146,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(
                     (
                         f"record first reads, {kind}, {label}",
-                        statistics.median(r[0] for r in results),
-                        statistics.median(r[1] for r in results),
+                        statistics.median(r[0] for r in results) * n / len(batch),
+                        statistics.median(r[1] for r in results) * n / len(batch),
                     )
                 )
-    print(f"{'':<58} {'CPU ms/page':>12} {'wall ms/page':>14}")
+    # Each row's figures are of n pages (a row of fewer pages is scaled to n).
+    print(f"{'':<62} {'CPU ms/page':>12} {'wall ms/page':>14}")
     for label, cpu, wall in rows:
         print(
-            f"{label:<58} {1000 * cpu / n:12.3f} {1000 * wall / n if wall else float('nan'):14.3f}"
+            f"{label:<62} {1000 * cpu / n:12.3f} {1000 * wall / n if wall else float('nan'):14.3f}"
         )
     return 0
 

@@ -100,6 +100,7 @@ class RunInProgress:
         requested: str,
         part: int | None = None,
         first_url: str | None = None,
+        with_page_blocks: bool = False,
     ) -> Reading:
         """Extract and fingerprint an article page (:func:`crawler.reading.read_page`), with
         the topic's ignore patterns."""
@@ -116,6 +117,7 @@ class RunInProgress:
             requested=requested,
             part=part,
             first_url=first_url,
+            with_page_blocks=with_page_blocks,
         )
 
     def join(self, pages: Sequence[Reading]) -> Reading:

@@ -54,13 +54,17 @@ class PageRead:
     article's own URL's; ``pages`` are the later pages the content was read from, in order
     (none for a one-page article). ``live`` says how the page showed that it is live
     coverage ("markup" or "marker", None: it did not), ``live_ended`` that its markup says
-    the coverage ended (:mod:`storage.live`).
+    the coverage ended (:mod:`storage.live`). ``page_blocks``: for an article read for the
+    first time, the hashes of its pages' blocks of text, whether extraction kept them or not
+    (:func:`crawler.reading.page_blocks`), which the site's templates are learned from beside
+    ``blocks``; they are neither stored nor compared.
     """
 
     url: str
     fingerprint: str
     field_hashes: dict[str, str] = field(default_factory=dict)
     blocks: tuple[str, ...] = ()
+    page_blocks: tuple[str, ...] = ()
     title: str = ""
     body: str = ""
     lead: str = ""

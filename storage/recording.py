@@ -270,9 +270,9 @@ def _load_stored(
 def _site_templates(
     session: Session, outcomes: Sequence[Outcome], stored: dict[str, _Stored]
 ) -> dict[str, frozenset[str]]:
-    """Learn from the pages of articles read for the first time, then find the site
-    templates among the blocks of the leads and bodies that differ from their current
-    version's."""
+    """Learn from the pages of articles read for the first time (the blocks of their leads,
+    bodies and pages), then find the site templates among the blocks of the leads and bodies
+    that differ from their current version's."""
     first_reads: list[tuple[str, tuple[str, ...]]] = []
     compared: dict[str, set[str]] = {}
     for outcome in outcomes:
@@ -280,7 +280,7 @@ def _site_templates(
         if not isinstance(outcome, PageRead) or article is None or not outcome.blocks:
             continue
         if article.current_version == 0:
-            first_reads.append((site_of(outcome.url), outcome.blocks))
+            first_reads.append((site_of(outcome.url), outcome.blocks + outcome.page_blocks))
         elif article.blocks is not None and any(
             outcome.field_hashes.get(name) != article.field_hashes.get(name)
             for name in ("lead", "body")

@@ -13,10 +13,19 @@ hash of its normalised text (:func:`crawler.fingerprint.block_hashes`). The lead
 version's list of block hashes holds them first, each marked (:data:`LEAD_MARK`), then the
 body's. A block is counted by its text, wherever it stands: a box that one page's
 standfirst search takes into the lead and another page's body holds is one block of the
-site. A site counts the articles it has read (each once, when its first version is
-stored) and, per block, how many of them held it and when it was first seen. A block is
-template when at least :data:`MIN_PAGES` (3) articles held it and at least
-:data:`MIN_SHARE` (20 %) of the site's articles read since it first appeared did. Three,
+site. A template is a block that recurs on the site's *pages*, not only in what extraction
+kept of them: the page of an article read for the first time gives, beside its lead's and
+body's blocks, the hashes of its own blocks of text (its paragraphs, and the ``div``,
+``section``, ``aside`` and ``blockquote`` elements with no block inside them; normalised as
+a body's paragraphs, :func:`crawler.reading.page_blocks`), whether extraction kept them or
+not. A site's template sets a box inside a long article's container and after a short
+one's, or extraction keeps a box on some pages and leaves it out on others: either way the
+box is counted on every page that shows it, so a box kept in the body of two articles and
+shown beside the third is known from the third on. A site counts the articles it has read
+(each once, when its first version is stored) and, per block, on how many of their pages it
+stood and when it was first seen. A block is template when at least :data:`MIN_PAGES` (3)
+articles' pages showed it and at least :data:`MIN_SHARE` (20 %) of the site's articles read
+since it first appeared did. Three,
 because two articles sharing a paragraph is ordinary news work (a follow-up quoting the
 first report, a story filed twice), while a template stands on every article; a fifth,
 because a site may show a box on one section's articles only, or rotate a few teasers,
@@ -45,12 +54,17 @@ A paragraph added to or removed from the article, or rewritten, alerts as before
 stands next to a template. The cost of the rule: a paragraph of the article's own that the
 site repeats word for word on a fifth of its articles (a running story's background
 paragraph) is taken for template, and an edit inside it is not alerted; adding or removing
-article text around it still is.
+article text around it still is. Counting the pages' blocks widens that a little: an
+article's paragraph the site shows whole on a fifth of its other pages (a teaser that quotes
+the standfirst in full, on every page for as long as the site reads a fifth of its articles
+in that time) is template too. Teasers of other articles are mostly cut short or a headline
+of their own, whose text is another block.
 
 **Storage.** ``sites`` holds a site's count of articles read; ``site_blocks`` one row per
 site and block hash with its count and first sighting. Recording reads only the rows of the
 blocks it compares, by primary key, and adds the blocks of the articles it reads for the
-first time in one statement per batch. A block seen on fewer than :data:`MIN_PAGES` articles
+first time in one statement per batch (a page's lead, body and page blocks each counted
+once). A block seen on fewer than :data:`MIN_PAGES` articles
 that many articles ago (:data:`FORGET_AFTER`) can no longer be template soon and is
 forgotten, so the table holds the recurring blocks and those of the recent articles only.
 Versions stored before site templates existed have no block hashes; their bodies are
@@ -136,8 +150,9 @@ def count_blocks(
     before: int, pages: Iterable[Collection[str]]
 ) -> tuple[int, dict[str, tuple[int, int]]]:
     """A site that had read ``before`` articles reads ``pages`` (the block hashes of each
-    article read for the first time): its article count after them, and per block on how
-    many of them it stood and the article count at which it was first seen among them."""
+    article read for the first time: its lead's, its body's and its page's, a hash given
+    twice counted once): its article count after them, and per block on how many of them it
+    stood and the article count at which it was first seen among them."""
     seen = before
     counts: dict[str, list[int]] = {}
     for blocks in pages:
@@ -152,7 +167,8 @@ def count_blocks(
 
 
 def templates_of_new_site(pages: Iterable[Collection[str]]) -> frozenset[str]:
-    """The templates of a site that has read only ``pages`` (block hashes of each article)."""
+    """The templates of a site that has read only ``pages`` (block hashes of each article's
+    lead, body and page)."""
     seen, counts = count_blocks(0, pages)
     return frozenset(
         block for block, (n, first) in counts.items() if is_template(n, seen - first + 1)
@@ -189,7 +205,8 @@ def _statements(dialect: str) -> tuple[Any, Any, Any, Any, Any, Any]:
 
 
 def learn(session: Session, pages: Iterable[tuple[str, Collection[str]]]) -> None:
-    """Count the blocks of articles read for the first time: ``(site, block hashes)`` each.
+    """Count the blocks of articles read for the first time: ``(site, block hashes)`` each,
+    the hashes those of the article's lead, body and page (:func:`count_blocks`).
 
     Each site's row is locked while its counts change, so concurrent crawls of one site
     count every article once."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fixture_site import (
+    COPYRIGHT,
     GENERIC_TOPIC,
     LSI_TOPIC,
     MULTIPAGE_ARTICLE_ID,
@@ -29,9 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.diff import word_diff
+from crawler.fingerprint import block_hashes
 from crawler.urls import canonical_url
 from storage.db import make_engine, session_factory
-from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun
+from storage.models import Alert, Article, ArticleVersion, Change, CrawlRun, SiteBlock
 
 TOPICWATCH = str(Path(sys.executable).with_name("topicwatch"))
 TOPIC = "konflik"
@@ -405,6 +407,14 @@ def test_site_templates_are_learned_from_the_articles_and_never_alert_by_themsel
         try:
             run, changes, _ = crawl.run()
             assert [c.kind for c in changes] == ["new"] * 8, run.error_details
+            # The pages' blocks that extraction leaves out are counted too: the copyright
+            # line of every page's footer stood on all eight.
+            with crawl.sessions() as session:
+                (copyright_line,) = block_hashes(COPYRIGHT)
+                assert (
+                    session.scalar(select(SiteBlock.pages).where(SiteBlock.block == copyright_line))
+                    == 8
+                )
 
             # The follow-us line, on every article, is rewritten on one; another is edited.
             rewritten = follow.replace("saluran WhatsApp", "WhatsApp serta Telegram")

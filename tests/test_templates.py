@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import storage.templates
 from crawler.article import ExtractedArticle
 from crawler.fingerprint import fingerprint
+from crawler.profiles import profile_for
+from crawler.reading import read_page
 from storage.changes import PageRead
 from storage.models import ArticleVersion, Site, SiteBlock
 from storage.recording import ChangeRecord, record_outcomes
@@ -296,3 +298,73 @@ def test_blocks_seen_rarely_long_ago_are_forgotten_and_templates_kept(
     assert sorted({first for _, first in kept}) == [1, *range(31, 41)]
     assert len(kept) == 1 + 2 * 10
     assert record.templates(NEWSLETTER) == {NEWSLETTER}
+
+
+# -- a block extraction leaves out on one page ---------------------------------------------------
+
+
+def page_html(n: int, box: str, *, inside: bool) -> bytes:
+    """Article ``n`` of the site as its page: a headline, paragraphs of its own, and the
+    site's ``box`` as a paragraph of the article (``inside``) or in an aside after it."""
+    from fixture_site import generated_paragraphs
+
+    paragraphs = "".join(f"<p>{text}</p>" for text in generated_paragraphs(n, 300))
+    box_html = f"<p>{box}</p>"
+    return (
+        "<!DOCTYPE html><html><head><title>Article {n}</title></head><body>"
+        "<header><nav><a href='/'>Home</a></nav></header><main>"
+        f"<article><h1>Article {n}</h1>{paragraphs}{box_html if inside else ''}</article>"
+        f"{'' if inside else f'<aside class=newsletter-signup>{box_html}</aside>'}"
+        "</main><footer><p>Copyright News Example</p></footer></body></html>"
+    ).encode()
+
+
+def page_read(n: int, box: str, *, inside: bool, with_page_blocks: bool = True) -> PageRead:
+    """The page as a crawl reads it (:func:`crawler.reading.read_page`) and hands it to
+    recording."""
+    url = f"{SITE}/news/{n}"
+    reading = read_page(
+        page_html(n, box, inside=inside),
+        url,
+        encoding="utf-8",
+        profile=profile_for(url),
+        ignore_patterns=(),
+        with_page_blocks=with_page_blocks,
+    )
+    assert reading.article is not None
+    assert reading.fingerprint is not None
+    return PageRead(
+        url=url,
+        fingerprint=reading.fingerprint.digest,
+        field_hashes=reading.fingerprint.fields,
+        blocks=reading.fingerprint.blocks,
+        page_blocks=reading.page_blocks,
+        title=reading.article.title,
+        body=reading.article.body,
+    )
+
+
+@pytest.mark.parametrize("with_page_blocks", [True, False], ids=["page-blocks", "extracted-only"])
+def test_a_block_extraction_leaves_out_on_one_page_still_counts_there(
+    session_factory: sessionmaker[Session], with_page_blocks: bool
+) -> None:
+    record = Recorder(session_factory)
+    first = [
+        page_read(n, NEWSLETTER, inside=n != 3, with_page_blocks=with_page_blocks)
+        for n in (1, 2, 3)
+    ]
+    # Extraction keeps the box in the article on two pages and leaves the aside out.
+    box = fingerprint_of(NEWSLETTER)
+    assert [box in read.blocks for read in first] == [True, True, False]
+    assert box in first[2].page_blocks or not with_page_blocks
+    assert record.changes(*first) == [("new", ())] * 3
+    learned = {NEWSLETTER} if with_page_blocks else set()
+    assert record.templates(NEWSLETTER) == learned
+    # The site rewrites its box: on the pages whose article holds it that is no edit, once
+    # the site's pages, not only what extraction kept of them, made it template.
+    rewritten = NEWSLETTER.replace("morning", "evening")
+    changes = record.changes(page_read(1, rewritten, inside=True))
+    assert changes == ([] if with_page_blocks else [("updated", ("body",))])
+    # A re-read learns nothing more: the site has still read three articles.
+    with session_factory() as session:
+        assert session.scalar(select(Site.pages)) == 3

@@ -434,6 +434,7 @@ class TopicSpider(scrapy.Spider):
             profile=self.profile_of(fetch.url),
             find_whole=True,
             requested=fetch.url,
+            with_page_blocks=fetch.first_read,
         )
         if reading.whole_url is not None:
             self.run.count("multipage")
@@ -498,6 +499,7 @@ class TopicSpider(scrapy.Spider):
             requested=fetch.url,
             part=None if fetch.whole else part,
             first_url=first.url,
+            with_page_blocks=fetch.first_read,
         )
         if fetch.whole:
             return self.outcome(fetch, reading)
@@ -580,6 +582,7 @@ class TopicSpider(scrapy.Spider):
             fingerprint=fingerprinted.digest,
             field_hashes=fingerprinted.fields,
             blocks=fingerprinted.blocks,
+            page_blocks=reading.page_blocks,
             etag=header(first, "ETag"),
             last_modified=header(first, "Last-Modified"),
             raw_sha256=fetch.first_raw_sha256 or hashlib.sha256(first.body).hexdigest(),
@@ -629,7 +632,8 @@ class ArticleFetch:
     first page on. A full read keeps the first page's response (``first``, and the SHA-256
     of its body, ``first_raw_sha256``), the pages read
     (``readings``; or ``whole``: the view of the whole article is read instead) and the
-    later pages' validators (``pages``).
+    later pages' validators (``pages``). ``first_read``: no version of it is stored, so its
+    pages' blocks are read for the site's templates (:func:`crawler.reading.page_blocks`).
     """
 
     url: str
@@ -655,6 +659,10 @@ class ArticleFetch:
         self.fetched.clear()
         self.readings.clear()
         self.pages.clear()
+
+    @property
+    def first_read(self) -> bool:
+        return self.known is None or self.known.current_version == 0
 
 
 Result = Outcome | scrapy.Request | None
