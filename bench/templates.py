@@ -99,7 +99,9 @@ def fixture_reads(n: int) -> tuple[list[Any], list[PageRead]]:
     return pages, reads
 
 
-def record(url: str, reads: list[PageRead]) -> tuple[float, float]:
+def record(url: str, reads: list[PageRead]) -> tuple[float, float, int]:
+    """CPU and wall seconds recording ``reads`` in batches on the database at ``url``, and
+    the rows ``site_blocks`` holds after them."""
     upgrade(url)
     engine = make_engine(url)
     sessions = session_factory(engine)
@@ -119,7 +121,10 @@ def record(url: str, reads: list[PageRead]) -> tuple[float, float]:
             )
 
     try:
-        return measure(work)
+        cpu, wall = measure(work)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT count(*) FROM site_blocks")).scalar_one()
+        return cpu, wall, rows
     finally:
         engine.dispose()
 
@@ -196,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"fixture site's pages: {statistics.mean(len(r.blocks) for r in page_reads):.0f} "
         f"paragraph blocks, {extra:.0f} more blocks of the page each"
     )
+    kept: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for kind in args.db.split(","):
             for label, batch in (
@@ -218,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                         statistics.median(r[1] for r in results) * n / len(batch),
                     )
                 )
+                kept[f"{kind}, {label}"] = results[-1][2]
     # Each row's figures are of n pages (a row of fewer pages is scaled to n).
     print(f"{'':<62} {'CPU ms/page':>12} {'wall ms/page':>14}")
     for label, cpu, wall in rows:
         print(
             f"{label:<62} {1000 * cpu / n:12.3f} {1000 * wall / n if wall else float('nan'):14.3f}"
         )
+    print("rows of site_blocks after recording (forgetting keeps them bounded):")
+    for label, count in kept.items():
+        print(f"  {label}: {count}")
     return 0
 
 
