@@ -32,9 +32,9 @@ that must alert:
   the lead).
 - editors-note: an editor's note or correction notice added after the article's last
   paragraph, in one of several languages → the body hash must change.
-- editors-note-box: the same notes set in a box of their own (a ``div`` or ``section``, named
-  or not) after the last paragraph, or an update note before the first → the body hash must
-  change.
+- editors-note-box: the same notes set in a box of their own (a ``div``, ``section`` or
+  ``aside``, named or not; those in an ``aside`` reported apart) after the last paragraph,
+  or an update note before the first → the body hash must change.
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
 - later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
@@ -51,10 +51,10 @@ changed), trending (a "Trending now" block of rotating headlines inside the arti
 paragraphs), link-box (a paragraph inside the body that is a short label and one or two linked
 headlines, "Read also: …", in one of many languages and markups, rotated or inserted),
 caption-box (a picture and its caption between two paragraphs of the article's container, in
-one of nine markups, reported by markup, the caption rewritten), comments-box (a comment count
+one of eleven markups, reported by markup, the caption rewritten), comments-box (a comment count
 in one of seven markups before the first paragraph or after the last, its number changed),
-comments-line (a byline with a comment count before the first paragraph, in one of three
-markups, the count changed),
+comments-line (a byline with a comment, view or read count before the first paragraph, in
+one of eight markups in several languages, the count changed),
 template-rewrite and template-rewrite-moved (see below), identical (the same bytes fetched
 twice; a page that extraction refuses counts as a failure here, since it would never be
 tracked).
@@ -705,6 +705,9 @@ _NOTE_BOXES = (
     ('<section class="correction">{}</section>', "end"),
     ("<div><i>{}</i></div>", "end"),
     ('<div class="update-note"><strong>Update:</strong> {}</div>', "start"),
+    ('<aside class="editor-note"><p>{}</p></aside>', "end"),
+    ("<aside><em>{}</em></aside>", "end"),
+    ('<aside class="article-update"><strong>Update:</strong> {}</aside>', "start"),
 )
 
 
@@ -724,7 +727,8 @@ def _editors_note_box(case: Case) -> Mutation | None:
         anchor[1][0].addprevious(box)
     else:
         anchor[1][-1].addnext(box)
-    return Mutation(_serialise(after), detail=f"{where} {note[:24]}")
+    facets = ("aside",) if markup.startswith("<aside") else ()
+    return Mutation(_serialise(after), detail=f"{where} {note[:24]}", facets=facets)
 
 
 # Pictures with a caption as CMSs set them inside the article's container (tag, markup; "@"
@@ -744,6 +748,8 @@ _PICTURE_BOXES = (
         "<tr><td class='tr-caption'>{}</td></tr></table>",
     ),
     ("p-after-picture", "<div class='img-wrap'>@</div><p class='img-text'>{}</p>"),
+    ("em-after-picture", "<p>@</p><p><em>{}</em></p>"),
+    ("figure-then-p", "<figure>@</figure><div class='photo-text'>{}</div>"),
 )
 _PICTURE_CAPTIONS = (
     "Firefighters at the scene on Tuesday morning. Photo: Agency staff",
@@ -788,6 +794,15 @@ _COUNTER_LINES = (
     ("div-dot", '<div class="meta">By Jane Doe · <a href="#comments">{} Comments</a></div>'),
     ("p-bar", '<p>By Jane Doe | <a href="#comments">{} comments</a></p>'),
     ("spans", "<div><span>Jane Doe</span> <span>{} comments</span></div>"),
+    (
+        "read-times",
+        "<div class='meta'><span>Jane Doe</span> · <span>Read {} times</span> · "
+        "<span>3 min read</span></div>",
+    ),
+    ("dibaca", "<p>Penulis: Jane Doe | Dibaca {} kali</p>"),
+    ("aufrufe", "<div><span>Von Jane Doe</span><span>{} Aufrufe</span></div>"),
+    ("k-reads", "<div class='byline'>Jane Doe — <span>{}.4K reads</span></div>"),
+    ("vues", "<p class='infos'>Par Jane Doe <span class='sep'>•</span> <em>{} vues</em></p>"),
 )
 
 
@@ -1348,7 +1363,13 @@ KINDS: list[Kind] = [
     Kind("standfirst", _standfirst_edit, ("lead", "body"), "no visible standfirst known"),
     Kind("description", _description_edit, ("lead",), "page has no description"),
     Kind("editors-note", _editors_note, ("body",), "no expected-body paragraph found"),
-    Kind("editors-note-box", _editors_note_box, ("body",), "no expected-body paragraph found"),
+    Kind(
+        "editors-note-box",
+        _editors_note_box,
+        ("body",),
+        "no expected-body paragraph found",
+        facets=(("aside", "set in an aside"),),
+    ),
     Kind(
         "headline",
         lambda c: _from_pair(_headline_pair(c.tree, c.page, c.title)),

@@ -43,7 +43,12 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # counter set off by separators in a short line ("By Jane Doe | 12 comments") is left out.
 # Lead 4: the standfirst search does not stop at a script's text (JSON-LD that holds the
 # article's body after the headline), which no reader sees.
-RULES = {"title": 1, "lead": 4, "body": 4, "authors": 1, "dates": 1}
+# Body 5: a caption set in an element of its own right after a picture with no text (apart
+# from the article's paragraphs by its class or an emphasis that holds it all) is not body
+# text; a note set in an aside of the article's container is; an inline element of a short
+# line that holds only a counter is left out, and view, read and reading-time counters ("Read
+# 12 times", "1.2K reads", "3 min read") are counters.
+RULES = {"title": 1, "lead": 4, "body": 5, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 
@@ -90,15 +95,29 @@ _RELATIVE_TIMES = re.compile(
     """,
     re.IGNORECASE | re.VERBOSE,
 )
-# A line that is nothing but a counter ("12 Comments", "3.4K shares", "Komentar (5)"): the
-# site changes it without editing the article.
+# A line that is nothing but a counter ("12 Comments", "3.4K shares", "Komentar (5)", "Read
+# 12 times", "1.2K reads", "Dibaca 5 kali", "3 min read", "Lesezeit: 4 Min."): the site changes
+# it without editing the article (a reading time moves with the article's length, whose edit
+# the body shows already).
 COUNTER_LINE = re.compile(
     r"""^[^\S\n]*(?:
       \(?\d[\d.,]*[kKmM]?\)?[^\S\n]*
       (?:comments?|replies|responses|shares?|views?|likes?|reactions?|reads?
-        |komentar|kommentare?|commentaires?|comentarios?|reacties|kali[^\S\n]+dibaca)
-    | (?:comments?|komentar|kommentare?|shares?|views?|dibaca)[^\S\n]*:?[^\S\n]*
-      \(?\d[\d.,]*[kKmM]?\)?(?:[^\S\n]+kali)?
+        |komentar|kommentare?|commentaires?|comentarios?|reacties|kali[^\S\n]+dibaca
+        |x[^\S\n]+dibaca|times[^\S\n]+read|aufrufe|mal[^\S\n]+gelesen|vues|lectures?
+        |lecturas?|leituras?|letture|visualizaciones|visualiza[cç][oõ]es|visualizzazioni
+        |visites|visitas|weergaven|keer[^\S\n]+gelezen|kez[^\S\n]+okundu|okunma
+        |min(?:ute)?s?\.?[^\S\n]+(?:read|de[^\S\n]+lecture|de[^\S\n]+lectura
+          |de[^\S\n]+leitura|di[^\S\n]+lettura|lesezeit|leestijd|baca)
+        |minuten[^\S\n]+lesezeit|menit[^\S\n]+baca)
+    | (?:comments?|komentar|kommentare?|shares?|views?|dibaca|aufrufe|vues|visualizaciones)
+      [^\S\n]*:?[^\S\n]*\(?\d[\d.,]*[kKmM]?\)?(?:[^\S\n]+kali)?
+    | (?:read|viewed|gelesen|lu|le[ií]do|visto)[^\S\n]+\d[\d.,]*[kKmM]?[^\S\n]+
+      (?:times|mal|fois|veces|vezes|volte|kali)
+    | (?:reading[^\S\n]+time|lesezeit|temps[^\S\n]+de[^\S\n]+lecture
+        |tiempo[^\S\n]+de[^\S\n]+lectura|tempo[^\S\n]+de[^\S\n]+leitura|leestijd
+        |waktu[^\S\n]+baca)[^\S\n]*:?[^\S\n]*\d+[^\S\n]*
+      (?:min(?:ute)?s?|minuten|minutos?|menit)\.?
     )[^\S\n]*$""",
     re.IGNORECASE | re.MULTILINE | re.VERBOSE,
 )

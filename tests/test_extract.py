@@ -536,6 +536,112 @@ def test_a_counter_set_off_in_a_short_line_is_left_out(line: str, kept: str) -> 
     assert fingerprint(after) == fingerprint(before)
 
 
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<div class='img-wrap'><img src='/p.jpg'></div><p class='img-text'>{}</p>",
+        "<p><img src='/p.jpg'></p><p><em>{}</em></p>",
+        "<figure><img src='/p.jpg'></figure><div class='photo-text'>{}</div>",
+        "<picture><img src='/p.jpg'></picture><p><small>{}</small></p>",
+    ],
+    ids=["named-p", "em-p", "figure-then-div", "picture-then-small"],
+)
+def test_a_caption_in_its_own_paragraph_after_a_picture_is_not_body_text(markup: str) -> None:
+    spot = "during the closure.</p>"
+    first = "Workers on the bridge deck on Tuesday. Photo: Agency staff"
+    second = "The bridge at dusk after the reopening. Photo: Agency staff"
+    before = _generic_edit(spot, spot + markup.format(first))
+    after = _generic_edit(spot, spot + markup.format(second))
+    assert "Workers on the bridge" not in before.body
+    assert (
+        fingerprint(after)
+        == fingerprint(before)
+        == fingerprint(_generic(page("generic_article.html")))
+    )
+
+
+@pytest.mark.parametrize(
+    ("markup", "spot"),
+    [
+        ("<p><img src='/p.jpg'></p><p>{}</p>", "during the closure.</p>"),
+        ("<div class='photo'><img src='/p.jpg'></div><p>{}</p>", "during the closure.</p>"),
+        # At the top of the container a picture is often followed by the article's first
+        # paragraph, styled apart: its name does not say it is about the picture.
+        (
+            "<div class='hero'><img src='/p.jpg'></div><p class='intro'>{}</p>",
+            "<p>The harbour bridge reopened",
+        ),
+    ],
+    ids=["unnamed-after-picture-in-a-p", "unnamed-after-picture-in-a-div", "intro-at-the-top"],
+)
+def test_a_paragraph_of_the_article_after_a_picture_is_body_text(markup: str, spot: str) -> None:
+    text = "Really, has the harbour ever looked so good?"
+    block = markup.format(text)
+    edited = _generic_edit(spot, spot + block if spot.endswith("</p>") else block + spot)
+    assert text in edited.body
+    changed = _generic_edit(
+        spot,
+        (spot + block if spot.endswith("</p>") else block + spot).replace("good?", "bright?"),
+    )
+    assert fingerprint(changed).changed_fields(fingerprint(edited).fields) == ["body"]
+
+
+@pytest.mark.parametrize(
+    ("line", "counter"),
+    [
+        ("<div><span>Ana Lopez</span> <span>{} comments</span></div>", "{} comments"),
+        (
+            "<div class='meta'><span>Ana Lopez</span> · <span>Read {} times</span> · "
+            "<span>3 min read</span></div>",
+            "Read {} times",
+        ),
+        ("<div><span>Von Ana Lopez</span><span>{} Aufrufe</span></div>", "{} Aufrufe"),
+        ("<p>Par Ana Lopez <span>•</span> <em>{}.4K vues</em></p>", "{}.4K vues"),
+    ],
+    ids=["spans", "read-times", "aufrufe", "k-views"],
+)
+def test_a_counter_set_apart_by_markup_in_a_short_line_is_left_out(line: str, counter: str) -> None:
+    first = "<p>The harbour bridge reopened"
+    before = _generic_edit(first, line.format(12) + first)
+    after = _generic_edit(first, line.format(19) + first)
+    assert counter.format(12) not in before.body
+    assert fingerprint(after) == fingerprint(before)
+
+
+@pytest.mark.parametrize(
+    ("markup", "spot"),
+    [
+        ("<aside class='editor-note'><p>{}</p></aside>", "after"),
+        ("<aside><em>{}</em></aside>", "after"),
+        ("<aside class='article-update'><strong>Update:</strong> {}</aside>", "before"),
+    ],
+    ids=["aside-p-after", "aside-em-after", "aside-before"],
+)
+def test_a_note_set_in_an_aside_of_the_article_is_body_text(markup: str, spot: str) -> None:
+    note = "This article was updated with the department's inspection dates."
+    first, last = "<p>The harbour bridge reopened", "limit disruption.</p>"
+    block = markup.format(note)
+    edited = (
+        _generic_edit(last, last + block)
+        if spot == "after"
+        else _generic_edit(first, block + first)
+    )
+    before = _generic(page("generic_article.html"))
+    paragraphs = edited.body.split("\n\n")
+    assert [p for p in paragraphs if note not in p] == before.body.split("\n\n")
+    assert note in (paragraphs[-1] if spot == "after" else paragraphs[0])
+    assert fingerprint(edited).changed_fields(fingerprint(before).fields) == ["body"]
+
+
+def test_an_aside_of_links_in_the_article_is_left_out() -> None:
+    last = "limit disruption.</p>"
+    box = (
+        "<aside><p><a href='/a'>Ferry timetable changes for the summer season</a> and "
+        "<a href='/b'>Harbour lights to be replaced next year</a></p></aside>"
+    )
+    assert _generic_edit(last, last + box).body == _generic(page("generic_article.html")).body
+
+
 def test_a_number_of_comments_in_a_sentence_is_text() -> None:
     text = "The notice drew 12 comments from residents in its first week, the council said."
     spot = "during the closure.</p>"

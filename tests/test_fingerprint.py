@@ -47,6 +47,20 @@ NORMALISE_CASES = [
         "Body - text.",
     ),
     ("counter-line-alone", " 12 comments ", (), ""),
+    (
+        "view-and-read-counters",
+        "Read 12 times\n1.2K reads\nBody.\n3 min read\nDibaca 5 kali\n1.204 Aufrufe\n"
+        "Lesezeit: 4 Min.\n3 min de lecture\n12 keer gelezen",
+        (),
+        "Body.",
+    ),
+    ("counter-words-without-a-number-kept", "Read more\nminute read", (), "Read more minute read"),
+    (
+        "read-a-number-of-times-in-a-sentence-kept",
+        "He read 12 times a day.",
+        (),
+        "He read 12 times a day.",
+    ),
     ("backtick", "it`s `plain`", (), "it's 'plain'"),
     (
         "counter-inside-sentence-kept",

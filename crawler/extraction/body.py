@@ -3,10 +3,12 @@
 With a profile that has body selectors and they match, the selected containers with the
 profile's noise rules; otherwise trafilatura, in precision and in recall mode, on the page
 with generic noise (navigation, share bars, related lists, newsletter boxes, captions and
-pictures with their caption, comment widgets) pruned first, the two readings merged, and the
-blocks of prose that stand in the article's containers beside its paragraphs but outside a
-paragraph element (an editor's note or a correction in a ``div``) added. Then counters,
-"read also" pointers and the repeated headline are dropped.
+pictures with their caption, a caption in a paragraph of its own right after its picture,
+comment widgets, the counters of short byline or meta lines) pruned first, the two readings
+merged, and the blocks of prose that stand in the article's containers beside its paragraphs
+but outside a paragraph element (an editor's note or a correction in a ``div``, a
+``section`` or an ``aside``) added. Then counters, "read also" pointers and the repeated
+headline are dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from collections import Counter
 from collections.abc import Container, Iterable
 from functools import lru_cache, partial
 
@@ -305,8 +308,64 @@ def drop_link_boxes(root: lxml.html.HtmlElement) -> None:
         _drop(element)
 
 
+# Inline elements that may hold one part of a short line ("<span>12 comments</span>").
+_PART_TAGS = ("span", "a", "small", "em", "i", "b", "strong", "time", "button")
+_PART_MAX_CHARS = 40
+_SEPARATORS = "|·•"
+
+
+def _block_of(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """The nearest block-level ancestor of an element (:data:`BLOCK_TAGS`)."""
+    for ancestor in element.iterancestors():
+        if isinstance(ancestor.tag, str) and ancestor.tag.lower() in BLOCK_TAGS:
+            return ancestor
+    return None
+
+
+def _drop_part(element: lxml.html.HtmlElement) -> None:
+    """Remove an inline part of a line with the separator that set it off, if any (the one
+    after it, else the one before it)."""
+    tail = (element.tail or "").lstrip()
+    if tail[:1] and tail[0] in _SEPARATORS:
+        element.tail = " " + tail[1:]
+    else:
+        previous = element.getprevious()
+        holder, attr = (previous, "tail") if previous is not None else (element.getparent(), "text")
+        before = (getattr(holder, attr) or "").rstrip()
+        if before[-1:] and before[-1] in _SEPARATORS:
+            setattr(holder, attr, before[:-1] + " ")
+    element.drop_tree()
+
+
+def drop_counter_parts(root: lxml.html.HtmlElement) -> None:
+    """Remove, in place, the inline elements that hold nothing but a counter
+    (:data:`~crawler.fingerprint.COUNTER_LINE`: "12 comments", "Read 40 times", "3 min read")
+    in a short line (at most :data:`_PARTS_MAX_WORDS` words), with the separator that set
+    each off: the parts of a byline or meta line that the site changes without editing the
+    article, set apart by markup rather than by a separator in the text."""
+    body = root.find("body")
+    doomed: list[lxml.html.HtmlElement] = []
+    for element in (body if body is not None else root).iter(*_PART_TAGS):
+        text = text_of(element)
+        if not text or len(text) > _PART_MAX_CHARS or not any(c.isdigit() for c in text):
+            continue
+        if not COUNTER_LINE.fullmatch(text):
+            continue
+        block = _block_of(element)
+        if block is None or word_count((text_of(block),)) > _PARTS_MAX_WORDS:
+            continue
+        if doomed and doomed[-1] in element.iterancestors():
+            continue
+        doomed.append(element)
+    for element in doomed:
+        _drop_part(element)
+
+
 def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
-    """Remove boilerplate blocks in place; wrappers around the article text are kept."""
+    """Remove boilerplate blocks in place; wrappers around the article text are kept, and
+    so are the note boxes set in an ``aside`` of the article's container (a block of prose,
+    :func:`_prose_leaf`); the pictures with their captions in the container go
+    (:func:`_picture_boxes`)."""
     for element in select_any(root, profile.noise_selectors):
         _drop(element)
     body = root.find("body")
@@ -319,12 +378,15 @@ def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
     for block in blocks:
         protected.add(block)
         protected.update(block.iterancestors())
-    doomed = [child for block in blocks for child in block if _is_picture_box(child)]
+    doomed = [child for block in blocks for child in _picture_boxes(block)]
+    notes = {
+        child for block in blocks for child in block.iterchildren("aside") if _prose_leaf(child)
+    }
     for element in scope.iter():
         if not isinstance(element.tag, str) or element in protected:
             continue
         noisy = (
-            element.tag.lower() in _DROP_TAGS
+            (element.tag.lower() in _DROP_TAGS and element not in notes)
             or (element.get("role") or "").lower() in NOISE_ROLES
             or is_noise_name(_name_parts(element))
         )
@@ -361,6 +423,101 @@ def _is_picture_box(element: lxml.html.HtmlElement) -> bool:
     if any((child.tail or "").strip() for child in children):
         return False
     return word_count((text_of(element),)) <= _CAPTION_MAX_WORDS
+
+
+# Tags of a caption set in an element of its own after its picture, and of the inline
+# elements that set a whole paragraph off as a caption (``<p><em>…</em></p>``).
+_CAPTION_TAGS = frozenset({"p", "div", "span", "small"})
+_CAPTION_EMPHASIS = frozenset({"em", "i", "small", "cite"})
+# Words of a name that says an element is about a picture: a help, at the top of a container
+# only, where a picture is as often followed by the article's styled first paragraph.
+_PICTURE_WORDS = ("img", "image", "photo", "foto", "pic", "bild", "media", "credit")
+
+
+def _class_of(element: lxml.html.HtmlElement) -> str:
+    return " ".join(sorted((element.get("class") or "").split()))
+
+
+def _is_prose_paragraph(element: lxml.html.HtmlElement) -> bool:
+    """A paragraph element of the article's text, as :func:`_content_blocks` weighs them."""
+    return element.tag == "p" and len(text_of(element)) >= 25
+
+
+def _article_class(block: lxml.html.HtmlElement) -> str | None:
+    """The class the container's paragraphs of prose most often carry ("": none)."""
+    counts = Counter(
+        _class_of(p) for p in block if isinstance(p.tag, str) and _is_prose_paragraph(p)
+    )
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _shows_picture_only(element: lxml.html.HtmlElement) -> bool:
+    """A picture with no text: the media element itself, or an element holding one."""
+    if element.tag.lower() in _MEDIA_TAGS:
+        return True
+    return next(element.iter(*_MEDIA_TAGS), None) is not None and not text_of(element)
+
+
+def _set_off(element: lxml.html.HtmlElement) -> bool:
+    """Whether all of the element's text is one inline emphasis (``<p><em>…</em></p>``)."""
+    children = [c for c in element if isinstance(c.tag, str)]
+    return (
+        len(children) == 1
+        and children[0].tag.lower() in _CAPTION_EMPHASIS
+        and not (element.text or "").strip()
+        and not (children[0].tail or "").strip()
+    )
+
+
+def _is_caption_after(
+    element: lxml.html.HtmlElement, article_class: str | None, after_text: bool
+) -> bool:
+    """Whether an element that directly follows a picture with no text of its own is the
+    picture's caption: a short block with no block inside, set apart from the article's
+    paragraphs by its class or by an emphasis that holds all of it. After the article's
+    text has begun (``after_text``): by position and style alone; at the top of the
+    container, where the article's first paragraph is often styled apart, its name must
+    also say it is about a picture."""
+    if element.tag.lower() not in _CAPTION_TAGS:
+        return False
+    text = text_of(element)
+    if not text or word_count((text,)) > _CAPTION_MAX_WORDS:
+        return False
+    for inner in element.iterdescendants():
+        tag = inner.tag.lower() if isinstance(inner.tag, str) else ""
+        if tag in BLOCK_TAGS and tag != "br":
+            return False
+    own_class = _class_of(element)
+    if not (own_class != article_class or _set_off(element)):
+        return False
+    return after_text or any(word in own_class.lower() for word in _PICTURE_WORDS)
+
+
+def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The children of an article's container that are a picture with its caption
+    (:func:`_is_picture_box`), and the caption in an element of its own right after a
+    picture with no text (:func:`_is_caption_after`)."""
+    found: list[lxml.html.HtmlElement] = []
+    children = [c for c in block if isinstance(c.tag, str)]
+    article_class: str | None = None
+    after_text = False
+    previous: lxml.html.HtmlElement | None = None
+    for child in children:
+        if _is_picture_box(child):
+            found.append(child)
+        elif (
+            previous is not None
+            and not (previous.tail or "").strip()
+            and _shows_picture_only(previous)
+        ):
+            if article_class is None:
+                article_class = _article_class(block) or ""
+            if _is_caption_after(child, article_class, after_text):
+                found.append(child)
+        if not after_text and child not in found and _is_prose_paragraph(child):
+            after_text = True
+        previous = child
+    return found
 
 
 def _drop(element: lxml.html.HtmlElement) -> None:
@@ -532,20 +689,26 @@ def _add_missing_chunks(root: lxml.html.HtmlElement, paragraphs: list[str]) -> l
 _PROSE_MIN_WORDS = 6
 _PROSE_MIN_CHARS = 40
 _PROSE_MAX_LINK_SHARE = 0.3
-# Tags of the elements that hold prose in an article's container beside its paragraphs.
-_PROSE_TAGS = frozenset({"div", "section"})
+# Tags of the elements that hold prose in an article's container beside its paragraphs; an
+# ``aside`` (a note box) may set its prose in paragraphs.
+_PROSE_TAGS = frozenset({"div", "section", "aside"})
+_NOTE_TAG = "aside"
 # What a block of prose does not hold: a date or time (an "updated 5 minutes ago" line), media
 # (a caption beside its picture).
 _NOT_PROSE_TAGS = frozenset({"time", "img", "picture", "video", "audio", "iframe", "svg"})
 
 
 def _prose_leaf(element: lxml.html.HtmlElement) -> str:
-    """The element's text when it is a block of prose with no block inside it, else ""."""
+    """The element's text when it is a block of prose with no block inside it (an
+    ``aside``, a note box: none but paragraphs), else ""."""
     if not isinstance(element.tag, str) or element.tag.lower() not in _PROSE_TAGS:
         return ""
+    paragraphs_allowed = element.tag.lower() == _NOTE_TAG
     for inner in element.iterdescendants():
         tag = inner.tag.lower() if isinstance(inner.tag, str) else ""
-        if (tag in BLOCK_TAGS and tag != "br") or tag in _NOT_PROSE_TAGS:
+        if tag in _NOT_PROSE_TAGS:
+            return ""
+        if tag in BLOCK_TAGS and tag != "br" and not (paragraphs_allowed and tag == "p"):
             return ""
     text = text_of(element)
     if len(text) < _PROSE_MIN_CHARS or word_count((text,)) < _PROSE_MIN_WORDS:
@@ -556,9 +719,9 @@ def _prose_leaf(element: lxml.html.HtmlElement) -> str:
 
 def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
     """Add the blocks of prose that stand in the article's containers beside the paragraphs
-    read, set in a ``div`` or ``section`` rather than a paragraph (an editor's note, a
-    correction, an update line), which the extractor skips: each after the paragraph read
-    before it in its container, or before the first one read."""
+    read, set in a ``div``, ``section`` or ``aside`` rather than a paragraph (an editor's
+    note, a correction, an update line), which the extractor skips: each after the paragraph
+    read before it in its container, or before the first one read."""
     body = root.find("body")
     index = {p: i for i, p in reversed(list(enumerate(paragraphs)))}
     joined = "\n".join(paragraphs)
@@ -599,6 +762,7 @@ def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) ->
     ordered = copy.deepcopy(tree)
     _sort_classes(ordered)
     drop_link_boxes(ordered)
+    drop_counter_parts(ordered)
     pruned = copy.deepcopy(ordered)
     _prune_noise(pruned, profile)
     precise = _trafilatura_paragraphs(pruned, url, favor_precision=True)
