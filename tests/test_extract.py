@@ -540,11 +540,10 @@ def test_a_counter_set_off_in_a_short_line_is_left_out(line: str, kept: str) -> 
     "markup",
     [
         "<div class='img-wrap'><img src='/p.jpg'></div><p class='img-text'>{}</p>",
-        "<p><img src='/p.jpg'></p><p><em>{}</em></p>",
         "<figure><img src='/p.jpg'></figure><div class='photo-text'>{}</div>",
         "<picture><img src='/p.jpg'></picture><p><small>{}</small></p>",
     ],
-    ids=["named-p", "em-p", "figure-then-div", "picture-then-small"],
+    ids=["named-p", "figure-then-div", "picture-then-small"],
 )
 def test_a_caption_in_its_own_paragraph_after_a_picture_is_not_body_text(markup: str) -> None:
     spot = "during the closure.</p>"
@@ -565,6 +564,13 @@ def test_a_caption_in_its_own_paragraph_after_a_picture_is_not_body_text(markup:
     [
         ("<p><img src='/p.jpg'></p><p>{}</p>", "during the closure.</p>"),
         ("<div class='photo'><img src='/p.jpg'></div><p>{}</p>", "during the closure.</p>"),
+        # A paragraph set in italics is as often the article's (a quote, a note), and a
+        # named div after a picture as often a subheading.
+        ("<p><img src='/p.jpg'></p><p><em>{}</em></p>", "during the closure.</p>"),
+        (
+            "<div class='photo'><img src='/p.jpg'></div><div class='subheadline'>{}</div>",
+            "during the closure.</p>",
+        ),
         # At the top of the container a picture is often followed by the article's first
         # paragraph, styled apart: its name does not say it is about the picture.
         (
@@ -572,7 +578,13 @@ def test_a_caption_in_its_own_paragraph_after_a_picture_is_not_body_text(markup:
             "<p>The harbour bridge reopened",
         ),
     ],
-    ids=["unnamed-after-picture-in-a-p", "unnamed-after-picture-in-a-div", "intro-at-the-top"],
+    ids=[
+        "unnamed-after-picture-in-a-p",
+        "unnamed-after-picture-in-a-div",
+        "italics-after-picture",
+        "named-div-after-picture",
+        "intro-at-the-top",
+    ],
 )
 def test_a_paragraph_of_the_article_after_a_picture_is_body_text(markup: str, spot: str) -> None:
     text = "Really, has the harbour ever looked so good?"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections import Counter
 from collections.abc import Container, Iterable
 from functools import lru_cache, partial
 
@@ -425,30 +424,27 @@ def _is_picture_box(element: lxml.html.HtmlElement) -> bool:
     return word_count((text_of(element),)) <= _CAPTION_MAX_WORDS
 
 
-# Tags of a caption set in an element of its own after its picture, and of the inline
-# elements that set a whole paragraph off as a caption (``<p><em>…</em></p>``).
-_CAPTION_TAGS = frozenset({"p", "div", "span", "small"})
-_CAPTION_EMPHASIS = frozenset({"em", "i", "small", "cite"})
-# Words of a name that says an element is about a picture: a help, at the top of a container
-# only, where a picture is as often followed by the article's styled first paragraph.
+# Tags of a caption set in an element of its own after its picture; a ``div`` is one only
+# when its name says it is about a picture (a named ``div`` after a picture is as often a
+# subheading, a pull quote or a correction).
+_CAPTION_TAGS = frozenset({"p", "span", "small", "div"})
+_CAPTION_NAMED_ONLY = "div"
+# The inline element that sets a whole paragraph off as fine print (``<p><small>…</small></p>``);
+# not ``em`` or ``i``: a paragraph set in italics is as often the article's (a quote, a note).
+_CAPTION_EMPHASIS = "small"
+# Words of a name that says an element is about a picture: a help where position and style
+# are not enough (a ``div``, and the top of a container, where a picture is as often followed
+# by the article's first paragraph styled apart).
 _PICTURE_WORDS = ("img", "image", "photo", "foto", "pic", "bild", "media", "credit")
 
 
-def _class_of(element: lxml.html.HtmlElement) -> str:
-    return " ".join(sorted((element.get("class") or "").split()))
+def _class_words(element: lxml.html.HtmlElement) -> set[str]:
+    return set((element.get("class") or "").split())
 
 
 def _is_prose_paragraph(element: lxml.html.HtmlElement) -> bool:
     """A paragraph element of the article's text, as :func:`_content_blocks` weighs them."""
     return element.tag == "p" and len(text_of(element)) >= 25
-
-
-def _article_class(block: lxml.html.HtmlElement) -> str | None:
-    """The class the container's paragraphs of prose most often carry ("": none)."""
-    counts = Counter(
-        _class_of(p) for p in block if isinstance(p.tag, str) and _is_prose_paragraph(p)
-    )
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def _shows_picture_only(element: lxml.html.HtmlElement) -> bool:
@@ -459,38 +455,59 @@ def _shows_picture_only(element: lxml.html.HtmlElement) -> bool:
 
 
 def _set_off(element: lxml.html.HtmlElement) -> bool:
-    """Whether all of the element's text is one inline emphasis (``<p><em>…</em></p>``)."""
+    """Whether all of the element's text is in one ``small`` (``<p><small>…</small></p>``)."""
     children = [c for c in element if isinstance(c.tag, str)]
     return (
         len(children) == 1
-        and children[0].tag.lower() in _CAPTION_EMPHASIS
+        and children[0].tag.lower() == _CAPTION_EMPHASIS
         and not (element.text or "").strip()
         and not (children[0].tail or "").strip()
     )
 
 
 def _is_caption_after(
-    element: lxml.html.HtmlElement, article_class: str | None, after_text: bool
+    element: lxml.html.HtmlElement, article_classes: set[str], after_text: bool
 ) -> bool:
     """Whether an element that directly follows a picture with no text of its own is the
     picture's caption: a short block with no block inside, set apart from the article's
-    paragraphs by its class or by an emphasis that holds all of it. After the article's
-    text has begun (``after_text``): by position and style alone; at the top of the
-    container, where the article's first paragraph is often styled apart, its name must
-    also say it is about a picture."""
-    if element.tag.lower() not in _CAPTION_TAGS:
+    paragraphs by a class none of them has (``article_classes``: theirs) or by fine print
+    that holds all of it. After the article's text has begun (``after_text``) a ``p`` or a
+    ``span`` is one by position and style alone; a ``div``, or any at the top of the
+    container, where the article's first paragraph is often styled apart, only if its name
+    also says it is about a picture."""
+    tag = element.tag.lower()
+    if tag not in _CAPTION_TAGS:
         return False
     text = text_of(element)
     if not text or word_count((text,)) > _CAPTION_MAX_WORDS:
         return False
     for inner in element.iterdescendants():
-        tag = inner.tag.lower() if isinstance(inner.tag, str) else ""
-        if tag in BLOCK_TAGS and tag != "br":
+        inner_tag = inner.tag.lower() if isinstance(inner.tag, str) else ""
+        if inner_tag in BLOCK_TAGS and inner_tag != "br":
             return False
-    own_class = _class_of(element)
-    if not (own_class != article_class or _set_off(element)):
+    own = _class_words(element)
+    if not ((own and not own & article_classes) or _set_off(element)):
         return False
-    return after_text or any(word in own_class.lower() for word in _PICTURE_WORDS)
+    if after_text and tag != _CAPTION_NAMED_ONLY:
+        return True
+    names = " ".join(own).lower()
+    return any(word in names for word in _PICTURE_WORDS)
+
+
+def _article_classes(children: list[lxml.html.HtmlElement]) -> set[str]:
+    """The class words of a container's paragraphs of prose but those right after a
+    picture with no text (which may be captions)."""
+    words: set[str] = set()
+    previous: lxml.html.HtmlElement | None = None
+    for child in children:
+        if _is_prose_paragraph(child) and not (
+            previous is not None
+            and not (previous.tail or "").strip()
+            and _shows_picture_only(previous)
+        ):
+            words |= _class_words(child)
+        previous = child
+    return words
 
 
 def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
@@ -499,7 +516,7 @@ def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     picture with no text (:func:`_is_caption_after`)."""
     found: list[lxml.html.HtmlElement] = []
     children = [c for c in block if isinstance(c.tag, str)]
-    article_class: str | None = None
+    article_classes: set[str] | None = None
     after_text = False
     previous: lxml.html.HtmlElement | None = None
     for child in children:
@@ -510,9 +527,9 @@ def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
             and not (previous.tail or "").strip()
             and _shows_picture_only(previous)
         ):
-            if article_class is None:
-                article_class = _article_class(block) or ""
-            if _is_caption_after(child, article_class, after_text):
+            if article_classes is None:
+                article_classes = _article_classes(children)
+            if _is_caption_after(child, article_classes, after_text):
                 found.append(child)
         if not after_text and child not in found and _is_prose_paragraph(child):
             after_text = True
