@@ -934,6 +934,148 @@ def _noise(kind: str) -> Callable[[Case], Mutation | None]:
     return make
 
 
+# -- standfirst box ---------------------------------------------------------------------------
+
+STANDFIRST_BOX_KIND = "standfirst-box"
+# Standfirsts as publishers set them between the headline and the body (tag, markup, where:
+# right after the headline, in the header, or right before the article's first paragraph).
+# "header" wraps the headline in a <header> and puts the standfirst after it there. Names in
+# several languages, several of them in no list the extractor knows, and unnamed markups.
+_STANDFIRST_BOXES = (
+    ("p.standfirst", '<p class="standfirst">{}</p>', "headline"),
+    ("div.dek>p", '<div class="dek"><p>{}</p></div>', "headline"),
+    ("h2.subtitle", '<h2 class="subtitle">{}</h2>', "headline"),
+    ("p.article__intro", '<p class="article__intro">{}</p>', "headline"),
+    ("p.lede", '<p class="lede">{}</p>', "first"),
+    ("p.summary", '<p class="article-summary">{}</p>', "headline"),
+    ("p.teaser", '<p class="teaser-text">{}</p>', "headline"),
+    ("p.excerpt", '<p class="entry-excerpt">{}</p>', "headline"),
+    ("p.kicker", '<p class="article-kicker">{}</p>', "headline"),
+    ("div.intro", '<div class="intro">{}</div>', "headline"),
+    ("p>strong", "<p><strong>{}</strong></p>", "first"),
+    ("p.lead", '<p class="lead">{}</p>', "first"),
+    ("header>p", "<p>{}</p>", "header"),
+    ("span.subheadline", '<span class="subheadline">{}</span>', "headline"),
+    ("div.vorspann>p", '<div class="vorspann"><p>{}</p></div>', "headline"),
+    ("p.chapo", '<p class="chapo">{}</p>', "headline"),
+    ("p.entradilla", '<p class="entradilla">{}</p>', "headline"),
+    ("h2.sottotitolo", '<h2 class="sottotitolo">{}</h2>', "headline"),
+    ("p.bajada", '<p class="bajada">{}</p>', "headline"),
+    ("h2", "<h2>{}</h2>", "headline"),
+    ("div>p.unnamed", "<div><p>{}</p></div>", "headline"),
+    ("div.article-lead>p", '<div class="article-lead"><p>{}</p></div>', "first"),
+)
+_STANDFIRST_TEXT = (
+    "Officials said on Tuesday that the plan would be reviewed before the end of the year, "
+    "after weeks of debate over its cost and the delays that have marked it."
+)
+
+
+def _headline_element(tree: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement | None:
+    """The heading that shows the headline: the h1 most like it, else the h2 most like it,
+    else the first h1; none in navigation, a footer or an aside (a breadcrumb's h1)."""
+    wanted = set(re.findall(r"\w+", title.casefold()))
+    first = None
+    for tag in ("h1", "h2"):
+        best, best_score = None, 0.5
+        for heading in tree.iter(tag):
+            if _in_skipped(heading) or any(
+                a.tag in ("nav", "footer", "aside") for a in heading.iterancestors()
+            ):
+                continue
+            if first is None and tag == "h1":
+                first = heading
+            words = set(re.findall(r"\w+", heading.text_content().casefold()))
+            score = len(words & wanted) / len(words | wanted) if words and wanted else 0.0
+            if score > best_score:
+                best, best_score = heading, score
+        if best is not None:
+            return best
+    return first
+
+
+def _drop_standfirst(tree: lxml.html.HtmlElement, texts: list[str]) -> None:
+    """The page's own visible standfirst (``texts``: what it says) taken off the page: the
+    innermost elements whose whole text is part of it, else the text nodes alone."""
+    known = "\n".join(texts)
+    found = []
+    for element, attr, owner in _text_nodes(tree):
+        text = _squash(getattr(element, attr) or "")
+        if _in_skipped(owner) or not text or text not in known:
+            continue
+        if len(text.split()) >= 5 or len(_CJK.findall(text)) >= 12:
+            found.append((element, attr, owner))
+    for element, attr, owner in found:
+        whole = _squash(owner.text_content())
+        if whole and whole in known and owner.tag != "body" and owner.getparent() is not None:
+            owner.drop_tree()
+        else:
+            setattr(element, attr, "")
+
+
+def _starts_body(text: str, page: CorpusPage) -> bool:
+    """Whether ``text`` is part of the expected body, or starts as one of its paragraphs."""
+    words = " ".join(re.findall(r"\w+", text.casefold()))[:40]
+    return len(words) < 40 or any(
+        " ".join(re.findall(r"\w+", p.casefold())).startswith(words) or text.rstrip(".… ") in p
+        for p in page.expected_paragraphs
+    )
+
+
+def _standfirst_box(case: Case) -> Mutation | None:
+    """The visible standfirst (re)set between the headline and the body in one of several
+    markups (the page's own standfirst, or the description's text where the page shows it,
+    taken off; that text, else a sentence of the benchmark's), then a sentence added to it;
+    the descriptions in ``<meta>`` and JSON-LD left as they were (a generator of its own)."""
+    page = case.page
+    tag, markup, where = random.Random(f"{page.page_id}:{STANDFIRST_BOX_KIND}").choice(
+        _STANDFIRST_BOXES
+    )
+    meta = {
+        (m.get("name") or m.get("property") or "").lower(): _squash(m.get("content") or "")
+        for m in case.tree.iter("meta")
+    }
+    description = meta.get("og:description") or meta.get("description") or ""
+    known = [_squash(p) for p in page.summary] or [description]
+    text = " ".join(t for t in known if t)
+    words = set(re.findall(r"\w+", text.casefold()))
+    headline = set(re.findall(r"\w+", (page.title or case.title).casefold()))
+    if not page.summary and (
+        _starts_body(text, page) or len(headline & words) >= 0.6 * len(headline)
+    ):
+        # A description cut from the first paragraph, or one that repeats the headline, is
+        # no standfirst.
+        text = _STANDFIRST_TEXT
+    match = re.search(r"[.!?。](\s+)", text)
+    edited = (
+        text[: match.start(1)] + _STANDFIRST_SENTENCE + text[match.start(1) :]
+        if match
+        else text + _STANDFIRST_SENTENCE
+    )
+    sides = []
+    for shown in (text, edited):
+        tree = copy.deepcopy(case.tree)
+        _drop_standfirst(tree, [t for t in known if t])
+        anchor = _content_anchor(tree, page)
+        headline = _headline_element(tree, page.title or case.title)
+        box = lxml.html.fragment_fromstring(markup.format(html_lib.escape(shown)))
+        if where == "first" or headline is None or headline.getparent() is None:
+            if anchor is None:
+                return None
+            anchor[1][0].addprevious(box)
+        elif where == "header" and headline.getparent().tag != "header":
+            header = lxml.html.Element("header")
+            headline.addprevious(header)
+            header.tail, headline.tail = headline.tail, None
+            header.append(headline)
+            header.append(box)
+        else:
+            box.tail, headline.tail = headline.tail, None
+            headline.addnext(box)
+        sides.append(_serialise(tree))
+    return Mutation(sides[1], sides[0], tag, facets=(tag,))
+
+
 # -- later-page edit ----------------------------------------------------------------------------
 
 LATER_PAGE_KIND = "later-page-edit"
@@ -1361,6 +1503,13 @@ KINDS: list[Kind] = [
         "no expected-body text node found in the HTML",
     ),
     Kind("standfirst", _standfirst_edit, ("lead", "body"), "no visible standfirst known"),
+    Kind(
+        STANDFIRST_BOX_KIND,
+        _standfirst_box,
+        ("lead", "body"),
+        "no headline or expected-body paragraph found",
+        facets=tuple((tag, f"markup {tag}") for tag, _markup, _where in _STANDFIRST_BOXES),
+    ),
     Kind("description", _description_edit, ("lead",), "page has no description"),
     Kind("editors-note", _editors_note, ("body",), "no expected-body paragraph found"),
     Kind(
