@@ -48,7 +48,13 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # text; a note set in an aside of the article's container is; an inline element of a short
 # line that holds only a counter is left out, and view, read and reading-time counters ("Read
 # 12 times", "1.2K reads", "3 min read") are counters.
-RULES = {"title": 1, "lead": 4, "body": 5, "authors": 1, "dates": 1}
+# Lead 5: what holds the headline does not rule a standfirst out by its name ("sidebar",
+# "img_container"), a block named like a standfirst that begins the body after a block of
+# prose ends the search, a block with a picture or named "sponsor" is no standfirst and one
+# named "kicker" may be, more languages' names (vorspann, entradilla, bajada, …), and an h1
+# in a breadcrumb is the headline when there is no other; a lead's view, read and
+# reading-time counters are counters too (body 5).
+RULES = {"title": 1, "lead": 5, "body": 5, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 

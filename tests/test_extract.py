@@ -445,6 +445,71 @@ def test_a_script_holding_the_article_does_not_end_the_standfirst_search() -> No
     assert after.lead == standfirst + " Suppliers were asked to help."
 
 
+_GRID_BODY = "The national grid operator said on Monday that reserves were thin. " * 8
+_GRID_LEAD = "Reserves could run short in a cold snap, the operator said, urging suppliers on."
+_GRID_URL = "https://news.example/energy/grid-warning"
+_GRID_NEXT = "Suppliers have until Friday to answer the operator's request. " * 6
+
+
+def _grid_page(header: str) -> bytes:
+    return (
+        "<html><head><meta name='description' content='Grid reserves are thin.'></head>"
+        f"<body><article><header>{header}</header><p>{_GRID_BODY}</p></article></body></html>"
+    ).encode()
+
+
+def test_what_holds_the_headline_does_not_rule_out_the_standfirst_by_its_name() -> None:
+    # The headline and its standfirst in a container named like a sidebar, an image's or a
+    # widget's: it holds the article's header, whatever it is called. (Extraction may take
+    # the standfirst into the body too; then it is the body's first paragraph.)
+    for name in ("sidebar", "img_container", "wp-caption", "elementor-widget-container"):
+        for standfirst in (f"<h2>{_GRID_LEAD}</h2>", f"<p class='article-kicker'>{_GRID_LEAD}</p>"):
+            html = _grid_page(
+                f"<div class='{name}'><h1>Grid operator warns of winter shortfall</h1>"
+                f"{standfirst}</div>"
+            )
+            before = extract(html, _GRID_URL)
+            after = extract(html.replace(b"suppliers on.", b"all suppliers on."), _GRID_URL)
+            assert _GRID_LEAD in (before.lead, before.body.split("\n\n")[0]), (name, standfirst)
+            changed = fingerprint(after).changed_fields(fingerprint(before).fields)
+            assert changed in (["lead"], ["body"]), (name, standfirst)
+
+
+def test_a_picture_with_its_caption_or_a_sponsor_line_under_the_headline_is_no_standfirst() -> None:
+    caption = "Firefighters at the scene on Tuesday morning. Photo: Agency staff"
+    for block in (
+        f"<p><img src='/1.jpg' alt=''><br><small>{caption}</small></p>",
+        "<div class='c-sponsor'>In partnership with The Regional Energy Agency</div>",
+    ):
+        html = _grid_page(
+            f"<h1>Grid operator warns of winter shortfall</h1>{block}"
+            f"<p class='article-summary'>{_GRID_LEAD}</p>"
+        )
+        assert extract(html, _GRID_URL).lead == _GRID_LEAD, block
+
+
+def test_a_named_block_that_begins_the_body_after_the_standfirst_ends_the_search() -> None:
+    html = (
+        "<html><body><article><header><h1>Grid operator warns of winter shortfall</h1>"
+        f"<h2>{_GRID_LEAD}</h2></header><div class='text-description'><p>{_GRID_BODY}</p></div>"
+        f"<div class='text-description'><p>{_GRID_NEXT}</p></div>"
+        "</article></body></html>"
+    ).encode()
+    assert extract(html, _GRID_URL).lead == _GRID_LEAD
+
+
+def test_a_breadcrumbs_h1_is_the_headline_when_there_is_no_other() -> None:
+    html = _grid_page(
+        "<nav class='breadcrumbs'><a href='/'>Home</a> <a href='/energy'>Energy</a>"
+        "<h1>Grid operator warns of winter shortfall</h1></nav>"
+        f"<p class='vorspann'>{_GRID_LEAD}</p>"
+    )
+    before = extract(html, _GRID_URL)
+    after = extract(html.replace(b"urging suppliers on.", b"urging all suppliers on."), _GRID_URL)
+    assert before.lead == _GRID_LEAD
+    assert fingerprint(after).changed_fields(fingerprint(before).fields) == ["lead"]
+
+
 def test_an_editors_note_at_the_end_is_body_text() -> None:
     note = "Editor's note: This article was updated with the department's inspection dates."
     after = _generic_edit("limit disruption.</p>", f"limit disruption.</p><p><em>{note}</em></p>")

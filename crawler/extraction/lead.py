@@ -2,8 +2,11 @@
 article.
 
 The standfirst is found generically: by its place (between the headline and the body) and by
-the names sites give it (standfirst, dek, intro, teaser, summary, …), never per site. The
-descriptions (JSON-LD, ``<meta>``) are read too: the fingerprint hashes them with the lead.
+the names sites give it (standfirst, dek, intro, teaser, summary, vorspann, chapo, entradilla,
+…), never per site. Names are a help: an unnamed block of prose after the headline is read by
+its place, and what holds the headline (a container named "sidebar" or "img_container" by the
+site's template) says nothing against a standfirst beside it. The descriptions (JSON-LD,
+``<meta>``) are read too: the fingerprint hashes them with the lead.
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ _LEAD_WORDS = frozenset(
         "introtext",
         "teasertext",
         "leadin",
+        "vorspann",
+        "chapeau",
+        "entradilla",
+        "bajada",
+        "subtitulo",
+        "sottotitolo",
+        "catenaccio",
     }
 )
 _LEAD_SKIP = frozenset({"nav", "footer", "aside", "figure", "figcaption", "li", "a"})
@@ -218,6 +228,7 @@ _POSITION_SKIP_WORDS = _LEAD_MEDIA_WORDS | frozenset(
         "ads",
         "advert",
         "promo",
+        "sponsor",
         "sponsored",
         "cookie",
         "consent",
@@ -226,7 +237,6 @@ _POSITION_SKIP_WORDS = _LEAD_MEDIA_WORDS | frozenset(
         "audio",
         "player",
         "toolbar",
-        "kicker",
         "label",
     }
 )
@@ -256,9 +266,11 @@ def _headline_of(
     """The heading that shows the article's headline: the h1 most like it, else the h2 most
     like it (a page may put its logo, or a carousel of other headlines, in h1s), else the
     first h1; none of them in navigation, a footer, a form or a dialog (``elements``: the
-    page's, when already found)."""
+    page's, when already found). Else an h1 like the headline in navigation alone: a page
+    whose only h1 is the last step of its breadcrumb shows the article right after it."""
     wanted = set(_WORDS.findall(title.casefold()))
     first: lxml.html.HtmlElement | None = None
+    in_navigation: lxml.html.HtmlElement | None = None
     for tag in ("h1", "h2"):
         best, best_score = None, _HEADLINE_LIKENESS
         headings = (
@@ -268,6 +280,15 @@ def _headline_of(
         )
         for heading in headings:
             if _excluded(heading, body, set(), _NO_HEADLINE_TAGS, _NO_HEADLINE_WORDS):
+                if (
+                    in_navigation is None
+                    and tag == "h1"
+                    and _likeness(text_of(heading), wanted) > _HEADLINE_LIKENESS
+                    and not _excluded(
+                        heading, body, set(), _NO_HEADLINE_TAGS - {"nav"}, _NO_HEADLINE_WORDS
+                    )
+                ):
+                    in_navigation = heading
                 continue
             if first is None and tag == "h1":
                 first = heading
@@ -276,7 +297,7 @@ def _headline_of(
                 best, best_score = heading, score
         if best is not None:
             return best
-    return first
+    return first if first is not None else in_navigation
 
 
 def _scope_of(headline: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
@@ -309,13 +330,14 @@ def _with_siblings(element: lxml.html.HtmlElement, text: str) -> str:
 
 def _positional(element: lxml.html.HtmlElement, text: str, headlines: list[str]) -> bool:
     """Whether an unnamed block after the headline reads as a standfirst: a sentence or a
-    few, not the headline again, not a line of links, dates or credits."""
+    few, not the headline again, not a line of links, dates or credits, not a picture with
+    its caption."""
     if not _PROSE_LENGTH <= len(text) <= 1000 or word_count((text,)) < 6:
         return False
     if any(h in _plain(text) for h in headlines):
         return False
-    if next(element.iter("time"), None) is not None:
-        return False
+    if next(element.iter("time", "img", "picture", "video"), None) is not None:
+        return False  # a date line, or a picture with its caption
     linked = sum(len(text_of(a)) for a in element.iter("a"))
     return linked < 0.3 * len(text)
 
@@ -328,12 +350,15 @@ def _excluded(
     words: frozenset[str],
     *,
     boilerplate: bool = False,
+    shared: Container[lxml.html.HtmlElement] = (),
 ) -> bool:
     """Whether ``element``, or one of its ancestors inside ``scope``, is noise, has one of
     ``tags`` or a name with one of ``words`` (``boilerplate``: or a name or a role that
-    marks boilerplate, as the body's rules know them)."""
+    marks boilerplate, as the body's rules know them). The ancestors in ``shared`` (those
+    of the headline) are not asked: what holds the headline holds the article's header,
+    whatever it is called ("sidebar", "img_container", "wp-caption", a widget)."""
     node: lxml.html.HtmlElement | None = element
-    while node is not None and node is not scope:
+    while node is not None and node is not scope and node not in shared:
         if node in noise or (isinstance(node.tag, str) and node.tag in tags):
             return True
         classes, identifier = node.get("class") or "", node.get("id") or ""
@@ -386,11 +411,14 @@ def _visible_lead(
     """The standfirst shown under the headline, before the body (``paragraphs``): an
     element named like a standfirst, else the blocks of prose among the first few of that
     length after the headline (a second headline, then a paragraph: both are what the reader
-    sees there), bylines, dates, captions, links and boilerplate left out.
+    sees there), bylines, dates, pictures with their captions, links and boilerplate left
+    out. Whether a block is left out for its name, its tag or a role is asked of it and of
+    its containers below those that hold the headline.
 
     The search runs in document order from the headline (:func:`_headline_of`), inside its
     article or main element, and stops where the body begins (the first block whose text
-    is a paragraph of the body, or is, starts or starts as one of its first): a standfirst stands
+    is a paragraph of the body, or is, starts or starts as one of its first; an element named
+    like a standfirst that begins so, after blocks of prose, too): a standfirst stands
     before the body, and what stands after the body's first paragraph (a box after the
     middle or the last one) is never the lead. An element named like a standfirst that
     holds the body's last paragraph holds the article, not its standfirst (a standfirst that
@@ -418,6 +446,7 @@ def _visible_lead(
         )
 
     noise = _Selection(body, profile.noise_selectors)
+    shared = set(headline.iterancestors())
     positional: list[lxml.html.HtmlElement] = []
     texts: list[str] = []
     blocks = 0
@@ -431,9 +460,13 @@ def _visible_lead(
         if (
             (classes or identifier)
             and _named_like_lead(classes, identifier)
-            and not _excluded(element, scope, noise, _LEAD_SKIP_ALL, _LEAD_MEDIA_WORDS)
+            and not _excluded(
+                element, scope, noise, _LEAD_SKIP_ALL, _LEAD_MEDIA_WORDS, shared=shared
+            )
         ):
             text = _prose_of(element)
+            if texts and begins_body(text.split("\n\n", 1)[0]):
+                break  # the body begins, in a block named like a standfirst after one
             if (
                 40 <= len(text) <= 1000
                 and not any(h in _plain(text) for h in headlines)
@@ -459,7 +492,13 @@ def _visible_lead(
             and not any(p in element.iterancestors() for p in positional)
             and _positional(element, text, headlines)
             and not _excluded(
-                element, scope, noise, _POSITION_SKIP_TAGS, _POSITION_SKIP_WORDS, boilerplate=True
+                element,
+                scope,
+                noise,
+                _POSITION_SKIP_TAGS,
+                _POSITION_SKIP_WORDS,
+                boilerplate=True,
+                shared=shared,
             )
         ):
             positional.append(element)
