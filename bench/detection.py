@@ -26,6 +26,12 @@ that must alert:
 - standfirst: a sentence inserted into the visible standfirst (fundus pages, whose expected
   summary is the standfirst shown between the headline and the body), with the meta and
   JSON-LD descriptions left as they were → the lead or the body hash must change.
+- standfirst-box: the visible standfirst (re)set between the headline and the body in one
+  of 22 markups publishers use (``p.standfirst``, ``div.dek > p``, ``h2.subtitle``, a bold
+  first paragraph, ``header > p``, names in several languages, unnamed ``h2`` and ``div >
+  p``; one a page, by its id), the page's own standfirst taken off, its text (else the
+  description's, else a sentence of the benchmark's) in it; then a sentence added to it with
+  the descriptions left alone → the lead or the body hash must change; reported by markup.
 - description: a sentence added to the description in ``<meta>`` tags and JSON-LD, the
   visible page left as it was → the lead hash must change (the lead is the visible
   standfirst with the description as its fallback, and a change to either is a change of
