@@ -393,10 +393,10 @@ class SiteBlock(Base):
     site's article count when it was first seen. See :mod:`storage.templates`."""
 
     __tablename__ = "site_blocks"
-    __table_args__ = (
-        # Forgetting the blocks of a site seen rarely, long ago.
-        Index("ix_site_blocks_site_first_seen", "site_id", "first_seen"),
-    )
+    # Tens of rows are added or counted per article read for the first time: the primary
+    # key is the table's only B-tree (on SQLite the rows are stored in it, WITHOUT ROWID).
+    # Forgetting a site's rarely seen blocks finds them by the key's site_id.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     site_id: Mapped[int] = mapped_column(
         ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True, autoincrement=False

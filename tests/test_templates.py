@@ -368,3 +368,79 @@ def test_a_block_extraction_leaves_out_on_one_page_still_counts_there(
     # A re-read learns nothing more: the site has still read three articles.
     with session_factory() as session:
         assert session.scalar(select(Site.pages)) == 3
+
+
+def test_the_migration_keeps_the_block_counts_and_goes_back(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from storage.db import _connect, alembic_config, make_engine, upgrade
+
+    upgrade(db_url, "0010")
+    counts = [(1, f"{n:016x}", n % 5 + 1, n) for n in range(1, 200)]
+    engine = make_engine(db_url, foreign_keys=False)
+
+    def stored() -> list[tuple[int, str, int, int]]:
+        with engine.connect() as connection:
+            return [
+                tuple(row)
+                for row in connection.execute(
+                    text(
+                        "SELECT site_id, block, pages, first_seen FROM site_blocks "
+                        "ORDER BY site_id, block"
+                    )
+                )
+            ]
+
+    def table_sql() -> str:
+        with engine.connect() as connection:
+            return str(
+                connection.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'site_blocks'")
+                ).scalar_one()
+            )
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO sites (id, host, pages) VALUES (1, 'news.example.org', 200)")
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO site_blocks (site_id, block, pages, first_seen) "
+                    "VALUES (:site_id, :block, :pages, :first_seen)"
+                ),
+                [
+                    {"site_id": site_id, "block": block, "pages": pages, "first_seen": first}
+                    for site_id, block, pages, first in counts
+                ],
+            )
+        upgrade(db_url)
+        assert stored() == counts
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            assert table_sql().rstrip().endswith("WITHOUT ROWID")
+        # The upgraded table counts as recording counts, and a site's rows still go with it.
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO site_blocks (site_id, block, pages, first_seen) "
+                    "VALUES (1, :block, 1, 201) ON CONFLICT (site_id, block) "
+                    "DO UPDATE SET pages = site_blocks.pages + excluded.pages"
+                ),
+                [{"block": counts[0][1]}, {"block": "f" * 16}],
+            )
+        assert stored()[0] == (1, counts[0][1], counts[0][2] + 1, counts[0][3])
+        assert stored()[-1] == (1, "f" * 16, 1, 201)
+        with _connect(engine) as connection:
+            config = alembic_config(db_url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0010")
+        assert len(stored()) == len(counts) + 1
+        if sqlite:
+            assert "WITHOUT ROWID" not in table_sql()
+        with engine.connect() as connection:
+            indexes = {index["name"] for index in inspect(connection).get_indexes("site_blocks")}
+        assert "ix_site_blocks_site_first_seen" in indexes
+    finally:
+        engine.dispose()
