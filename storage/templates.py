@@ -67,6 +67,9 @@ first time in one statement per batch (a page's lead, body and page blocks each 
 once). A block seen on fewer than :data:`MIN_PAGES` articles
 that many articles ago (:data:`FORGET_AFTER`) can no longer be template soon and is
 forgotten, so the table holds the recurring blocks and those of the recent articles only.
+The table has no index but its primary key (site, block), in which SQLite stores its rows
+(``WITHOUT ROWID``): an upsert finds and changes its row in one B-tree, and forgetting finds
+a site's rows by the key's first column.
 Versions stored before site templates existed have no block hashes; their bodies are
 compared by hash, as before.
 """
