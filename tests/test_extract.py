@@ -573,6 +573,7 @@ def test_a_div_beside_the_paragraphs_that_is_not_prose_is_left_out(markup: str) 
         "<div class='img-wrap'><img src='/p.jpg'></div><p class='img-text'>{}</p>",
         "<figure><img src='/p.jpg'></figure><div class='photo-text'>{}</div>",
         "<picture><img src='/p.jpg'></picture><p><small>{}</small></p>",
+        "<p><img src='/p.jpg'></p><p><em>{}</em></p>",
     ],
     ids=[
         "div-p",
@@ -581,6 +582,7 @@ def test_a_div_beside_the_paragraphs_that_is_not_prose_is_left_out(markup: str) 
         "named-p",
         "figure-then-div",
         "picture-then-small",
+        "italics-after-picture",
     ],
 )
 def test_a_picture_with_its_caption_in_the_article_is_not_body_text(markup: str) -> None:
@@ -617,9 +619,16 @@ def test_a_counter_set_off_in_a_short_line_is_left_out(line: str, kept: str) -> 
     [
         ("<p><img src='/p.jpg'></p><p>{}</p>", "during the closure.</p>"),
         ("<div class='photo'><img src='/p.jpg'></div><p>{}</p>", "during the closure.</p>"),
-        # A paragraph set in italics is as often the article's (a quote, a note), and a
-        # named div after a picture as often a subheading.
-        ("<p><img src='/p.jpg'></p><p><em>{}</em></p>", "during the closure.</p>"),
+        # A paragraph set in italics after a picture is the article's when it is a
+        # quotation, or when the paragraph before the picture is set in italics too (a run
+        # of quotes, an interview's questions); a named div after a picture is as often a
+        # subheading.
+        ("<p><img src='/p.jpg'></p><p><em>“{}”</em></p>", "during the closure.</p>"),
+        ("<p><img src='/p.jpg'></p><p><i>– {}</i></p>", "during the closure.</p>"),
+        (
+            "<p><em>Was the closure worth it?</em></p><p><img src='/p.jpg'></p><p><em>{}</em></p>",
+            "during the closure.</p>",
+        ),
         (
             "<div class='photo'><img src='/p.jpg'></div><div class='subheadline'>{}</div>",
             "during the closure.</p>",
@@ -634,7 +643,9 @@ def test_a_counter_set_off_in_a_short_line_is_left_out(line: str, kept: str) -> 
     ids=[
         "unnamed-after-picture-in-a-p",
         "unnamed-after-picture-in-a-div",
-        "italics-after-picture",
+        "quoted-italics-after-picture",
+        "dialogue-italics-after-picture",
+        "italics-before-and-after-picture",
         "named-div-after-picture",
         "intro-at-the-top",
     ],
@@ -695,6 +706,38 @@ def test_a_note_set_in_an_aside_of_the_article_is_body_text(markup: str, spot: s
     paragraphs = edited.body.split("\n\n")
     assert [p for p in paragraphs if note not in p] == before.body.split("\n\n")
     assert note in (paragraphs[-1] if spot == "after" else paragraphs[0])
+    assert fingerprint(edited).changed_fields(fingerprint(before).fields) == ["body"]
+
+
+def _wrapped(html: bytes) -> bytes:
+    """The generic article with each of its paragraphs in a wrapper of its own, as a CMS
+    sets its content elements (``<div class="content-element"><p>…</p></div>``)."""
+    text = html.decode()
+    for paragraph in re.findall(r"<p>The .*?</p>|<p>Engineers .*?</p>|<p>Commuters .*?</p>", text):
+        text = text.replace(paragraph, f"<div class='content-element'>{paragraph}</div>")
+    return text.encode()
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<div class='editor-note'>{}</div>",
+        "<div><i>{}</i></div>",
+        "<section class='correction'>{}</section>",
+        "<aside class='editor-note'><p>{}</p></aside>",
+    ],
+    ids=["div", "div-i", "section", "aside"],
+)
+def test_a_note_beside_paragraphs_in_wrappers_of_their_own_is_body_text(markup: str) -> None:
+    note = "This article was updated with the department's inspection dates."
+    last = "limit disruption.</p></div>"
+    wrapped = _wrapped(page("generic_article.html"))
+    assert wrapped.count(b"content-element") == 4
+    before = _generic(wrapped)
+    edited = _generic(_edit(wrapped, last, last + markup.format(note)))
+    paragraphs = edited.body.split("\n\n")
+    assert paragraphs[:-1] == before.body.split("\n\n")
+    assert note in paragraphs[-1]
     assert fingerprint(edited).changed_fields(fingerprint(before).fields) == ["body"]
 
 

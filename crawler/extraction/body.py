@@ -257,6 +257,41 @@ def _content_blocks(scope: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]
     return [e for e, w in weights.items() if (w >= heaviest / 5 and w >= 150) or w == heaviest]
 
 
+# A container of wrappers: at least this share of the paragraphs under it stand each in a
+# wrapper of its own among its children (a child that holds several is a section of the
+# article or another page part: a story box beside its summary).
+_WRAPPED_SHARE = 1.0
+
+
+def _wrapper_containers(
+    scope: lxml.html.HtmlElement,
+) -> dict[lxml.html.HtmlElement, list[lxml.html.HtmlElement]]:
+    """The article's containers whose paragraphs each stand in a wrapper of their own
+    (``<section><div class="content-element"><p>…</p></div>…</section>``, a CMS's content
+    elements), so that no element holds two of them directly, with those wrappers in order:
+    the parent of two or more wrappers, a wrapper being the outermost element around one
+    paragraph of prose (25 characters or more) that holds no other one. A container that
+    holds its paragraphs directly is no such one (:func:`_content_blocks`)."""
+    paragraphs = [p for p in scope.iter("p") if len(text_of(p)) >= 25]
+    held: dict[lxml.html.HtmlElement, int] = {}
+    for paragraph in paragraphs:
+        for ancestor in paragraph.iterancestors():
+            held[ancestor] = held.get(ancestor, 0) + 1
+    found: dict[lxml.html.HtmlElement, list[lxml.html.HtmlElement]] = {}
+    for paragraph in paragraphs:
+        wrapper = paragraph
+        parent = wrapper.getparent()
+        while parent is not None and parent is not scope and held.get(parent) == 1:
+            wrapper, parent = parent, parent.getparent()
+        if wrapper is not paragraph and parent is not None:
+            found.setdefault(parent, []).append(wrapper)
+    return {
+        parent: wrappers
+        for parent, wrappers in found.items()
+        if len(wrappers) >= 2 and len(wrappers) >= _WRAPPED_SHARE * held[parent]
+    }
+
+
 # A link box: a block of at most this many words, at most this many linked headlines, and a
 # label of at most this many words outside its links, which must hold at least as many words
 # as the label ("Read also: <headline>", "Lesen Sie auch <headline>", in any language).
@@ -379,7 +414,10 @@ def _prune_noise(root: lxml.html.HtmlElement, profile: SiteProfile) -> None:
         protected.update(block.iterancestors())
     doomed = [child for block in blocks for child in _picture_boxes(block)]
     notes = {
-        child for block in blocks for child in block.iterchildren("aside") if _prose_leaf(child)
+        child
+        for block in [*blocks, *_wrapper_containers(scope)]
+        for child in block.iterchildren("aside")
+        if _prose_leaf(child)
     }
     for element in scope.iter():
         if not isinstance(element.tag, str) or element in protected:
@@ -429,9 +467,15 @@ def _is_picture_box(element: lxml.html.HtmlElement) -> bool:
 # subheading, a pull quote or a correction).
 _CAPTION_TAGS = frozenset({"p", "span", "small", "div"})
 _CAPTION_NAMED_ONLY = "div"
-# The inline element that sets a whole paragraph off as fine print (``<p><small>…</small></p>``);
-# not ``em`` or ``i``: a paragraph set in italics is as often the article's (a quote, a note).
-_CAPTION_EMPHASIS = "small"
+# The inline element that sets a whole paragraph off as fine print (``<p><small>…</small></p>``).
+_CAPTION_EMPHASIS = frozenset({"small"})
+# Italics set a whole paragraph off as a caption only in a ``p`` right after the picture, once
+# the article's text has begun, when the paragraph before the picture is not set in italics
+# too (a run of italic paragraphs is the article's: quotes, an interview's questions) and the
+# paragraph is no quotation (it opens with a quotation mark or a dialogue dash): a short
+# paragraph set in italics elsewhere is as often the article's (a quote, a note).
+_CAPTION_ITALICS = frozenset({"em", "i"})
+_QUOTE_OPENERS = "\"'“”„‘’‚«»‹›「『–—-"
 # Words of a name that says an element is about a picture: a help where position and style
 # are not enough (a ``div``, and the top of a container, where a picture is as often followed
 # by the article's first paragraph styled apart).
@@ -454,27 +498,51 @@ def _shows_picture_only(element: lxml.html.HtmlElement) -> bool:
     return next(element.iter(*_MEDIA_TAGS), None) is not None and not text_of(element)
 
 
-def _set_off(element: lxml.html.HtmlElement) -> bool:
-    """Whether all of the element's text is in one ``small`` (``<p><small>…</small></p>``)."""
+def _set_off(
+    element: lxml.html.HtmlElement | None, tags: frozenset[str] = _CAPTION_EMPHASIS
+) -> bool:
+    """Whether all of the element's text is in one inline element of ``tags``
+    (``<p><small>…</small></p>``, ``<p><em>…</em></p>`` for :data:`_CAPTION_ITALICS`)."""
+    if element is None:
+        return False
     children = [c for c in element if isinstance(c.tag, str)]
     return (
         len(children) == 1
-        and children[0].tag.lower() == _CAPTION_EMPHASIS
+        and children[0].tag.lower() in tags
         and not (element.text or "").strip()
         and not (children[0].tail or "").strip()
     )
 
 
+def _italic_caption(
+    element: lxml.html.HtmlElement, text: str, before_picture: lxml.html.HtmlElement | None
+) -> bool:
+    """Whether a ``p`` after a picture is set off as its caption by italics
+    (:data:`_CAPTION_ITALICS`): all of it in one ``em`` or ``i``, no quotation, and the
+    element before the picture not in italics as well."""
+    return (
+        element.tag.lower() == "p"
+        and _set_off(element, _CAPTION_ITALICS)
+        and not text.startswith(tuple(_QUOTE_OPENERS))
+        and not _set_off(before_picture, _CAPTION_ITALICS)
+    )
+
+
 def _is_caption_after(
-    element: lxml.html.HtmlElement, article_classes: set[str], after_text: bool
+    element: lxml.html.HtmlElement,
+    article_classes: set[str],
+    after_text: bool,
+    before_picture: lxml.html.HtmlElement | None = None,
 ) -> bool:
     """Whether an element that directly follows a picture with no text of its own is the
     picture's caption: a short block with no block inside, set apart from the article's
     paragraphs by a class none of them has (``article_classes``: theirs) or by fine print
     that holds all of it. After the article's text has begun (``after_text``) a ``p`` or a
-    ``span`` is one by position and style alone; a ``div``, or any at the top of the
-    container, where the article's first paragraph is often styled apart, only if its name
-    also says it is about a picture."""
+    ``span`` is one by position and style alone, and so is a ``p`` set wholly in italics
+    that is no quotation and follows no italic paragraph across the picture
+    (``before_picture``: the element before the picture, :func:`_italic_caption`); a
+    ``div``, or any at the top of the container, where the article's first paragraph is
+    often styled apart, only if its name also says it is about a picture."""
     tag = element.tag.lower()
     if tag not in _CAPTION_TAGS:
         return False
@@ -486,6 +554,8 @@ def _is_caption_after(
         if inner_tag in BLOCK_TAGS and inner_tag != "br":
             return False
     own = _class_words(element)
+    if after_text and _italic_caption(element, text, before_picture):
+        return True
     if not ((own and not own & article_classes) or _set_off(element)):
         return False
     if after_text and tag != _CAPTION_NAMED_ONLY:
@@ -519,6 +589,7 @@ def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     article_classes: set[str] | None = None
     after_text = False
     previous: lxml.html.HtmlElement | None = None
+    before: lxml.html.HtmlElement | None = None
     for child in children:
         if _is_picture_box(child):
             found.append(child)
@@ -529,11 +600,11 @@ def _picture_boxes(block: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
         ):
             if article_classes is None:
                 article_classes = _article_classes(children)
-            if _is_caption_after(child, article_classes, after_text):
+            if _is_caption_after(child, article_classes, after_text, before):
                 found.append(child)
         if not after_text and child not in found and _is_prose_paragraph(child):
             after_text = True
-        previous = child
+        before, previous = previous, child
     return found
 
 
@@ -734,19 +805,37 @@ def _prose_leaf(element: lxml.html.HtmlElement) -> str:
     return text if linked <= _PROSE_MAX_LINK_SHARE * len(text) else ""
 
 
+def _read_in(wrapper: lxml.html.HtmlElement, index: dict[str, int]) -> int | None:
+    """The place in the body of the paragraph a wrapper holds, if it was read."""
+    for paragraph in wrapper.iter("p"):
+        at = index.get(text_of(paragraph))
+        if at is not None:
+            return at
+    return None
+
+
 def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
     """Add the blocks of prose that stand in the article's containers beside the paragraphs
     read, set in a ``div``, ``section`` or ``aside`` rather than a paragraph (an editor's
     note, a correction, an update line), which the extractor skips: each after the paragraph
-    read before it in its container, or before the first one read."""
+    read before it in its container, or before the first one read. A container is one that
+    holds paragraphs (:func:`_content_blocks`) or their wrappers, one around each
+    (:func:`_wrapper_containers`)."""
     body = root.find("body")
+    scope = body if body is not None else root
     index = {p: i for i, p in reversed(list(enumerate(paragraphs)))}
     joined = "\n".join(paragraphs)
     before: dict[int, list[str]] = {}
     after: dict[int, list[str]] = {}
-    for block in _content_blocks(body if body is not None else root):
+    wrapped = _wrapper_containers(scope)
+    seen: set[str] = set()
+    for block in [*_content_blocks(scope), *wrapped]:
         children = [c for c in block if isinstance(c.tag, str)]
-        read = [index.get(text_of(c)) if c.tag == "p" else None for c in children]
+        wrappers = set(wrapped.get(block, ()))
+        read = [
+            index.get(text_of(c)) if c.tag == "p" else _read_in(c, index) if c in wrappers else None
+            for c in children
+        ]
         if all(r is None for r in read):
             continue
         last: int | None = None
@@ -758,8 +847,9 @@ def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> 
                 last = at
                 continue
             text = _prose_leaf(child)
-            if not text or text in joined:
+            if not text or text in joined or text in seen:
                 continue
+            seen.add(text)
             if last is None:
                 waiting.append(text)
             else:
