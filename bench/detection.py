@@ -40,7 +40,9 @@ that must alert:
   paragraph, in one of several languages → the body hash must change.
 - editors-note-box: the same notes set in a box of their own (a ``div``, ``section`` or
   ``aside``, named or not; those in an ``aside`` reported apart) after the last paragraph,
-  or an update note before the first → the body hash must change.
+  or an update note before the first → the body hash must change. On a page that sets each
+  paragraph in a wrapper of its own, both kinds put the note beside the wrappers, after the
+  last paragraph's (or before the first's), not beside the first paragraph found.
 - headline: the headline changed everywhere it appears (<title>, og:/twitter:title, JSON-LD
   headline/name, h1, any text node equal to it) → the title hash must change.
 - later-page-edit: the article split over two pages (``?page=2``, linked from page 1 as a CMS
@@ -373,9 +375,15 @@ def _name_has(element: lxml.html.HtmlElement, words: tuple[str, ...]) -> bool:
 
 
 def _content_anchor(
-    tree: lxml.html.HtmlElement, page: CorpusPage
+    tree: lxml.html.HtmlElement, page: CorpusPage, *, wrapped: bool = False
 ) -> tuple[lxml.html.HtmlElement, list[lxml.html.HtmlElement]] | None:
-    """The element that holds most expected-body paragraphs, and those paragraphs in order."""
+    """The element that holds most expected-body paragraphs, and those paragraphs in order.
+
+    ``wrapped`` (the editor's-note kinds, which put a note after the article's last paragraph
+    or before its first): where the page sets each paragraph in a wrapper of its own, so that
+    no element holds two of them, the wrappers of all of them in document order, and the last
+    one's parent; else the first element holding one paragraph stands for the container, and
+    it may be the header's standfirst, where no publisher puts an editor's note."""
     blob = _expected_blob(page)
     holders: dict[lxml.html.HtmlElement, list[lxml.html.HtmlElement]] = defaultdict(list)
     for paragraph in tree.iter("p"):
@@ -385,6 +393,22 @@ def _content_anchor(
     if not holders:
         return None
     parent = max(holders, key=lambda e: len(holders[e]))
+    if wrapped and len(holders[parent]) == 1 and len(holders) > 1:
+        # Each paragraph in a wrapper of its own (``<div class="content-element"><p>``), so
+        # no element holds two: the wrappers, in document order (the first paragraph's and
+        # the last's), the last one's parent as the container.
+        found = [p for p in tree.iter("p") if any(p in held for held in holders.values())]
+        wrappers = []
+        for paragraph in found:
+            wrapper = paragraph
+            while (up := wrapper.getparent()) is not None and up.tag != "body":
+                if any(p is not paragraph and up in p.iterancestors() for p in found):
+                    break
+                wrapper = up
+            wrappers.append(wrapper)
+        container = wrappers[-1].getparent()
+        if container is not None:
+            return container, wrappers
     return parent, holders[parent]
 
 
@@ -694,7 +718,7 @@ def _standfirst_edit(case: Case) -> Mutation | None:
 def _editors_note(case: Case) -> Mutation | None:
     """An editor's note after the article's last paragraph."""
     after = copy.deepcopy(case.tree)
-    anchor = _content_anchor(after, case.page)
+    anchor = _content_anchor(after, case.page, wrapped=True)
     if anchor is None:
         return None
     note = case.rng.choice(_NOTES)
@@ -722,7 +746,7 @@ def _editors_note_box(case: Case) -> Mutation | None:
     last paragraph or before its first (a generator of its own, so that the kinds before
     it draw what they drew before it existed)."""
     after = copy.deepcopy(case.tree)
-    anchor = _content_anchor(after, case.page)
+    anchor = _content_anchor(after, case.page, wrapped=True)
     if anchor is None:
         return None
     rng = random.Random(f"{case.page.page_id}:editors-note-box")
