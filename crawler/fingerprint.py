@@ -58,7 +58,9 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # article's text has begun, is the picture's caption unless it is a quotation or the block
 # before the picture is set in italics too; a block of prose beside paragraphs that each stand
 # in a wrapper of their own (a CMS's content elements) is body text, as one beside paragraphs.
-RULES = {"title": 1, "lead": 5, "body": 6, "authors": 1, "dates": 1}
+# Body 7: the text run a container opens with, up to its first line break, is read as a
+# paragraph (an article whose paragraphs are runs set apart by ``<br>`` opens with one).
+RULES = {"title": 1, "lead": 5, "body": 7, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 

@@ -915,3 +915,53 @@ def test_json_ld_blocks_that_cannot_hold_an_article_are_not_read_for_it() -> Non
     articles = json_ld_objects(tree, articles_only=True)
     assert [o["@type"] for o in articles] == ["NewsArticle", "WebPage", "REPORT"]
     assert article_object(articles) == article_object(every) == every[1]
+
+
+_RUNS_URL = "https://news.example/2024/laptop-keyboard"
+_RUNS = (
+    "Following the larger model, the maker plans to release a new small laptop with a new "
+    "keyboard in the first half of next year, according to industry sources cited by "
+    "<em><a href='https://trade.example/'>a trade paper</a></em>. A preview of the report was "
+    "shared with paying subscribers.",
+    "The report claims the display size will stay the same, although given the source we "
+    "would not completely rule out hopes of a larger display at some point next year.",
+    "The new larger model features a redesigned keyboard, largely based on the standalone "
+    "keyboard for the desktop. Given the tried-and-tested design, it should prove far more "
+    "reliable than the keyboards of recent years.",
+    "The entry-level small laptop was last updated in July, while higher-end models were "
+    "refreshed in May.",
+)
+_RUNS_GUIDE = (
+    "Night mode is an automatic setting which takes advantage of the new wide-angle camera on "
+    "the latest phones, and it turns itself on in dim light without any setting to change.",
+    "Our guide to the camera explains every setting of the phones released this autumn, from "
+    "portrait lighting to the new ultra wide lens and its field of view.",
+)
+
+
+def _runs_page(runs: tuple[str, ...]) -> bytes:
+    """An article whose paragraphs are text runs set apart by line breaks, with a picture and
+    its caption after the first, in a container nested in the page's content frame."""
+    caption = (
+        "<img src='/k.jpg' alt=''><center><em>The new keyboard, via "
+        "<a href='https://repair.example/'>a repair site</a></em></center> <br>"
+    )
+    text = runs[0] + "\n<br> <br>" + caption + "\n<br> <br>".join(runs[1:])
+    guide = "".join(f"<p>{p}</p>" for p in _RUNS_GUIDE)
+    return (
+        "<html><head><title>Small laptop with a new keyboard expected next year</title></head>"
+        "<body><h1>Small laptop with a new keyboard expected next year</h1>"
+        f"<div id='content'><div class='article'><div class='content'>{text}</div></div>"
+        f"<div class='guide'>{guide}</div></div></body></html>"
+    ).encode()
+
+
+def test_the_text_run_before_the_first_line_break_is_body_text() -> None:
+    before = extract(_runs_page(_RUNS), _RUNS_URL)
+    paragraphs = before.body.split("\n\n")
+    assert paragraphs[0].startswith("Following the larger model")
+    assert paragraphs[0].endswith("shared with paying subscribers.")
+    assert "The new keyboard, via" not in before.body
+    edited = (_RUNS[0].replace("paying subscribers", "paying readers"), *_RUNS[1:])
+    after = extract(_runs_page(edited), _RUNS_URL)
+    assert fingerprint(after).changed_fields(fingerprint(before).fields) == ["body"]

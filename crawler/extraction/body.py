@@ -4,7 +4,8 @@ With a profile that has body selectors and they match, the selected containers w
 profile's noise rules; otherwise trafilatura, in precision and in recall mode, on the page
 with generic noise (navigation, share bars, related lists, newsletter boxes, captions and
 pictures with their caption, a caption in a paragraph of its own right after its picture,
-comment widgets, the counters of short byline or meta lines) pruned first, the two readings
+comment widgets, the counters of short byline or meta lines) pruned first and the text run a
+container opens with before a line break set in a paragraph of its own, the two readings
 merged, and the blocks of prose that stand in the article's containers beside its paragraphs
 but outside a paragraph element (an editor's note or a correction in a ``div``, a
 ``section`` or an ``aside``) added. Then counters, "read also" pointers and the repeated
@@ -695,8 +696,10 @@ def _trafilatura_paragraphs(
     # is a good part of a crawl process's start-up.
     import trafilatura
 
+    read = copy.deepcopy(tree)
+    wrap_leading_runs(read)
     text = trafilatura.extract(
-        copy.deepcopy(tree),
+        read,
         url=url,
         output_format="txt",
         include_comments=False,
@@ -862,6 +865,44 @@ def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> 
         result.append(paragraph)
         result.extend(after.get(i, ()))
     return result
+
+
+# Tags of the containers whose text may run in paragraphs set apart by line breaks, with no
+# paragraph elements (``<div>First paragraph…<br><br>Second…</div>``).
+_RUN_TAGS = ("div", "td")
+
+
+def wrap_leading_runs(root: lxml.html.HtmlElement) -> None:
+    """Set, in place, the text a container opens with into a paragraph element of its own when
+    a line break ends it and it is a block of prose (:data:`_PROSE_MIN_WORDS`,
+    :data:`_PROSE_MIN_CHARS`): an article whose paragraphs are text runs set apart by ``<br>``
+    opens with one, and the extractor, which reads the runs after line breaks, passes over
+    the text before the first break of a container nested in the one it reads."""
+    body = root.find("body")
+    for element in list((body if body is not None else root).iter(*_RUN_TAGS)):
+        if not (element.text or "").strip():
+            continue
+        run: list[lxml.html.HtmlElement] = []
+        ended = False
+        for child in element:
+            tag = child.tag.lower() if isinstance(child.tag, str) else ""
+            if tag in BLOCK_TAGS:
+                ended = tag == "br"
+                break
+            run.append(child)
+        if not ended:
+            continue
+        paragraph = lxml.html.Element("p")
+        paragraph.text, element.text = element.text, None
+        for child in run:
+            paragraph.append(child)  # with its tail: text of the run
+        text = text_of(paragraph)
+        if len(text) < _PROSE_MIN_CHARS or word_count((text,)) < _PROSE_MIN_WORDS:
+            element.text = paragraph.text
+            for child in reversed(run):
+                element.insert(0, child)
+            continue
+        element.insert(0, paragraph)
 
 
 def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) -> list[str]:
