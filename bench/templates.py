@@ -36,7 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from crawler.article import ExtractedArticle
 from crawler.fingerprint import _block_hashes, _normalise_in_lines, fingerprint
-from crawler.reading import read_page
+from crawler.reading import Reading, read_page
 from storage.changes import PageRead
 from storage.db import make_engine, session_factory, upgrade
 from storage.recording import record_outcomes
@@ -66,6 +66,19 @@ def articles(n: int) -> list[ExtractedArticle]:
     ]
 
 
+def read_fixture_page(page: Any, *, with_page_blocks: bool) -> Reading:
+    """One of the fixture site's first pages read as a crawl reads it."""
+    return read_page(
+        page.body,
+        page.url,
+        encoding="utf-8",
+        profile=page.profile,
+        ignore_patterns=(),
+        find_whole=True,
+        with_page_blocks=with_page_blocks,
+    )
+
+
 def fixture_reads(n: int) -> tuple[list[Any], list[PageRead]]:
     """The fixture site's first pages (``bench/reading.py``'s ``fixture`` set) and the first
     reads a crawl hands to recording of them (with their page blocks)."""
@@ -74,15 +87,7 @@ def fixture_reads(n: int) -> tuple[list[Any], list[PageRead]]:
     pages = fixture_pages(n)
     reads = []
     for page in pages:
-        reading = read_page(
-            page.body,
-            page.url,
-            encoding="utf-8",
-            profile=page.profile,
-            ignore_patterns=(),
-            find_whole=True,
-            with_page_blocks=True,
-        )
+        reading = read_fixture_page(page, with_page_blocks=True)
         if reading.article is None or reading.fingerprint is None:
             continue
         reads.append(
@@ -180,16 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = [
             measure(
                 lambda with_blocks=with_blocks: [
-                    read_page(
-                        page.body,
-                        page.url,
-                        encoding="utf-8",
-                        profile=page.profile,
-                        ignore_patterns=(),
-                        find_whole=True,
-                        with_page_blocks=with_blocks,
-                    )
-                    for page in site_reads[0]
+                    read_fixture_page(page, with_page_blocks=with_blocks) for page in site_reads[0]
                 ]
             )[0]
             for _ in range(args.repeat)
