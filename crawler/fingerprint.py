@@ -60,7 +60,9 @@ FIELDS = ("title", "lead", "body", "authors", "dates")
 # in a wrapper of their own (a CMS's content elements) is body text, as one beside paragraphs.
 # Body 7: the text run a container opens with, up to its first line break, is read as a
 # paragraph (an article whose paragraphs are runs set apart by ``<br>`` opens with one).
-RULES = {"title": 1, "lead": 5, "body": 7, "authors": 1, "dates": 1}
+# Body 8: an inline counter is left out of a short line only where the line holds more than
+# the counter (a counter alone in its line is the body's counter rule's).
+RULES = {"title": 1, "lead": 5, "body": 8, "authors": 1, "dates": 1}
 # How extraction separates the paragraphs of a body.
 BLOCK_SEPARATOR = "\n\n"
 

@@ -375,9 +375,11 @@ def _drop_part(element: lxml.html.HtmlElement) -> None:
 def drop_counter_parts(root: lxml.html.HtmlElement) -> None:
     """Remove, in place, the inline elements that hold nothing but a counter
     (:data:`~crawler.fingerprint.COUNTER_LINE`: "12 comments", "Read 40 times", "3 min read")
-    in a short line (at most :data:`_PARTS_MAX_WORDS` words), with the separator that set
-    each off: the parts of a byline or meta line that the site changes without editing the
-    article, set apart by markup rather than by a separator in the text."""
+    in a short line (at most :data:`_PARTS_MAX_WORDS` words) that holds more than the
+    counter, with the separator that set each off: the parts of a byline or meta line that
+    the site changes without editing the article, set apart by markup rather than by a
+    separator in the text. A line that is a counter alone is left to the body's counter
+    rule."""
     body = root.find("body")
     doomed: list[lxml.html.HtmlElement] = []
     for element in (body if body is not None else root).iter(*_PART_TAGS):
@@ -387,7 +389,12 @@ def drop_counter_parts(root: lxml.html.HtmlElement) -> None:
         if not COUNTER_LINE.fullmatch(text):
             continue
         block = _block_of(element)
-        if block is None or word_count((text_of(block),)) > _PARTS_MAX_WORDS:
+        if block is None:
+            continue
+        line = text_of(block)
+        # A counter that is the whole line stays: the body's counter lines go as lines
+        # (:func:`_without_counters`), and the page around it stays as the extractor read it.
+        if squash(line) == squash(text) or word_count((line,)) > _PARTS_MAX_WORDS:
             continue
         if doomed and doomed[-1] in element.iterancestors():
             continue
