@@ -747,16 +747,14 @@ def _merge_span(precise: list[str], recalled: list[str]) -> list[str]:
     return span
 
 
-def _add_missing_chunks(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
+def _add_missing_chunks(blocks: list[lxml.html.HtmlElement], paragraphs: list[str]) -> list[str]:
     """Add article chunks the extractor skipped.
 
     Some layouts split the article into several containers of the same kind (same tag and
     class) with widgets between them; the extractor may read only the first. A chunk of the
     same kind as one that was read, with none of its paragraphs in the result, is added in
-    page order.
+    page order. ``blocks``: the page's article containers (:func:`_content_blocks`).
     """
-    body = root.find("body")
-    blocks = _content_blocks(body if body is not None else root)
     if len(blocks) < 2:
         return paragraphs
     present = {squash(p): i for i, p in enumerate(paragraphs)}
@@ -824,22 +822,22 @@ def _read_in(wrapper: lxml.html.HtmlElement, index: dict[str, int]) -> int | Non
     return None
 
 
-def _add_container_prose(root: lxml.html.HtmlElement, paragraphs: list[str]) -> list[str]:
+def _add_container_prose(
+    scope: lxml.html.HtmlElement, blocks: list[lxml.html.HtmlElement], paragraphs: list[str]
+) -> list[str]:
     """Add the blocks of prose that stand in the article's containers beside the paragraphs
     read, set in a ``div``, ``section`` or ``aside`` rather than a paragraph (an editor's
     note, a correction, an update line), which the extractor skips: each after the paragraph
     read before it in its container, or before the first one read. A container is one that
-    holds paragraphs (:func:`_content_blocks`) or their wrappers, one around each
-    (:func:`_wrapper_containers`)."""
-    body = root.find("body")
-    scope = body if body is not None else root
+    holds paragraphs (``blocks``, :func:`_content_blocks` of ``scope``) or their wrappers,
+    one around each (:func:`_wrapper_containers`)."""
     index = {p: i for i, p in reversed(list(enumerate(paragraphs)))}
     joined = "\n".join(paragraphs)
     before: dict[int, list[str]] = {}
     after: dict[int, list[str]] = {}
     wrapped = _wrapper_containers(scope)
     seen: set[str] = set()
-    for block in [*_content_blocks(scope), *wrapped]:
+    for block in [*blocks, *wrapped]:
         children = [c for c in block if isinstance(c.tag, str)]
         wrappers = set(wrapped.get(block, ()))
         read = [
@@ -930,8 +928,11 @@ def general_body(tree: lxml.html.HtmlElement, url: str, profile: SiteProfile) ->
         for other in (recalled, _trafilatura_paragraphs(ordered, url)):
             if word_count(other) > 2 * word_count(best):
                 best = other
-    best = _add_missing_chunks(pruned, best)
-    best = _add_container_prose(pruned, best)
+    body = pruned.find("body")
+    scope = body if body is not None else pruned
+    containers = _content_blocks(scope)
+    best = _add_missing_chunks(containers, best)
+    best = _add_container_prose(scope, containers, best)
     return _apply_patterns(best, profile.noise_patterns)
 
 
